@@ -1,0 +1,5 @@
+"""Allow `python -m procore_setup`."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""An httpx.Auth that scripts plug into their own httpx clients.
+
+    import httpx
+    from procore_setup import ProcoreAuth
+
+    with httpx.Client(base_url="https://api.procore.com", auth=ProcoreAuth()) as api:
+        me = api.get("/rest/v1.0/me").json()
+
+It adds the bearer token (and the saved `Procore-Company-Id`, unless the request
+sets one), refreshes before expiry under the same lock as the CLI, and on a 401
+refreshes once and retries once.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import AsyncGenerator, Generator
+
+import httpx
+
+from .credentials import FileStore
+from .refresh import ensure_fresh
+
+
+class ProcoreAuth(httpx.Auth):
+    """Bearer auth from a procore-setup profile, for `httpx.Client` and `httpx.AsyncClient`."""
+
+    def __init__(self, profile: str | None = None, config: str | os.PathLike[str] | None = None, *,
+                 min_valid: float = 120, company_header: bool = True) -> None:
+        self.store = FileStore(config)
+        self.profile = profile
+        self.min_valid = min_valid
+        self.company_header = company_header
+
+    def __repr__(self) -> str:
+        return f"ProcoreAuth(profile={self.profile!r}, config={self.store.path!r})"
+
+    def _fresh(self, reject: str | None = None) -> tuple[str, int | None]:
+        result = ensure_fresh(self.store, self.profile, min_valid=self.min_valid, reject=reject)
+        return result.profile.access_token, result.profile.company_id
+
+    def _prepare(self, request: httpx.Request, token: str, company_id: int | None) -> None:
+        request.headers["Authorization"] = f"Bearer {token}"
+        if self.company_header and company_id and "Procore-Company-Id" not in request.headers:
+            request.headers["Procore-Company-Id"] = str(company_id)
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token, company = self._fresh()
+        self._prepare(request, token, company)
+        response = yield request
+        if response.status_code == 401:
+            token, company = self._fresh(reject=token)
+            self._prepare(request, token, company)
+            yield request
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        import anyio.to_thread
+
+        # The refresh blocks on a file lock and a sync HTTP call: keep it off the event loop.
+        token, company = await anyio.to_thread.run_sync(self._fresh)
+        self._prepare(request, token, company)
+        response = yield request
+        if response.status_code == 401:
+            token, company = await anyio.to_thread.run_sync(self._fresh, token)
+            self._prepare(request, token, company)
+            yield request

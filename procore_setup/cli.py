@@ -1,0 +1,305 @@
+"""The `procore-setup` command line: argparse, one function per command.
+
+Heavy modules (httpx, textual, cryptography) are imported only inside the
+command that needs them, so `token`, `status` and a no-op `refresh` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Callable
+
+from . import __version__
+from .errors import EXIT_CODES_HELP, EXIT_OK, ProcoreSetupError, UsageError
+
+DESCRIPTION = """\
+Set up Procore OAuth for an installed application once, then keep the token chain alive.
+
+Run with no command to open the setup wizard (or `login --plain` on a plain terminal).
+Scripts use `procore-setup token`; cron runs `procore-setup refresh --all --quiet`."""
+
+EPILOG = EXIT_CODES_HELP + """
+
+environment:
+  PROCORE_SETUP_CONFIG       credentials file (default: the user config dir)
+  PROCORE_SETUP_PROFILE      profile to use (default: the file's default profile)
+  PROCORE_CLIENT_SECRET      client secret for `login --plain` (never a flag)
+  PROCORE_SETUP_PASSPHRASE   passphrase of an encrypted credentials file
+  PROCORE_SETUP_LOCK_TIMEOUT seconds to wait for another process's refresh (default 60)"""
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400 or value != value:
+        raise argparse.ArgumentTypeError("must be between 0 and 86400 seconds")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="credentials file (default: $PROCORE_SETUP_CONFIG or the user config dir)")
+    common.add_argument("--profile", metavar="NAME", default=argparse.SUPPRESS,
+                        help="profile to use (default: $PROCORE_SETUP_PROFILE or the file's default)")
+
+    parser = argparse.ArgumentParser(
+        prog="procore-setup", description=DESCRIPTION, epilog=EPILOG, parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"procore-setup {__version__}")
+    parser.add_argument("--demo", action="store_true",
+                        help="run the wizard against a built-in fake Procore server with a throwaway file")
+    parser.set_defaults(func=cmd_wizard)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str, description: str | None = None) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=description or help, epilog=EXIT_CODES_HELP,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("token", cmd_token, "print a valid access token (refreshing first if needed)",
+            'For scripts: curl -H "Authorization: Bearer $(procore-setup token)" ...')
+    p.add_argument("--min-valid", type=_seconds, default=300, metavar="SECONDS",
+                   help="refresh first if the token expires within this many seconds (default 300)")
+
+    p = add("refresh", cmd_refresh, "refresh tokens that expire soon (for cron)",
+            "Refresh the access token when it expires within the window; does nothing otherwise.\n"
+            "Cron example: */20 * * * * procore-setup refresh --all --quiet")
+    p.add_argument("--all", action="store_true", help="every profile in the file")
+    p.add_argument("--min-valid", type=_seconds, default=1200, metavar="SECONDS",
+                   help="refresh when the token expires within this many seconds (default 1200)")
+    p.add_argument("--force", action="store_true", help="refresh even if the token is still valid")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+    p = add("status", cmd_status, "show profiles, expiry and problems (never secrets)")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.add_argument("--online", action="store_true", help="also ask Procore's token-info endpoint")
+
+    p = add("login", cmd_login, "set up or re-authorize a profile",
+            "Set up or re-authorize a profile. Opens the wizard, or with --plain asks line by line.\n"
+            "The client secret comes from $PROCORE_CLIENT_SECRET or a hidden prompt (or a line of stdin\n"
+            "when stdin is not a terminal), never from the command line. When stdin is not a terminal the\n"
+            "answers are read from it, one a line, in this order, skipping those given as flags: environment,\n"
+            "login URL and API URL (custom only), client id, client secret, code, company number.")
+    p.add_argument("--plain", action="store_true", help="line prompts instead of the full-screen wizard")
+    p.add_argument("--environment", metavar="ID",
+                   help="production, sandbox, monthly-sandbox, federal or custom")
+    p.add_argument("--login-url", metavar="URL", help="login base URL (custom environment)")
+    p.add_argument("--api-url", metavar="URL", help="API base URL (custom environment)")
+    p.add_argument("--client-id", metavar="ID", help="the app's client id")
+    p.add_argument("--redirect-uri", metavar="URI", help="default urn:ietf:wg:oauth:2.0:oob")
+    p.add_argument("--code", metavar="CODE", help="the authorization code (or the URL that holds it)")
+    p.add_argument("--company-id", metavar="ID", type=int, help="default company id to save")
+    p.add_argument("--no-verify", action="store_true", help=argparse.SUPPRESS)
+
+    p = add("revoke", cmd_revoke, "revoke the tokens at Procore and forget them (keeps client settings)")
+    p.add_argument("--local-only", action="store_true", help="forget the tokens without telling Procore")
+
+    p = add("encrypt", cmd_encrypt, "encrypt the secrets in the credentials file")
+    p.add_argument("--passphrase-command", metavar="CMD",
+                   help="command whose output is the passphrase (stored in the file for unattended runs)")
+    p = add("decrypt", cmd_decrypt, "store the secrets unencrypted again")
+    p.add_argument("--passphrase-command", metavar="CMD", help="command whose output is the passphrase")
+    return parser
+
+
+def _opt(args: argparse.Namespace, name: str) -> Any:
+    return getattr(args, name, None)
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from .credentials import FileStore
+
+    return FileStore(_opt(args, "config"))
+
+
+def _interactive() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):
+        return False
+
+
+def _warn(text: str) -> None:
+    print(f"procore-setup: {text}", file=sys.stderr)
+
+
+# -- commands ----------------------------------------------------------------------------
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from .refresh import ensure_fresh
+
+    result = ensure_fresh(_store(args), _opt(args, "profile"), min_valid=args.min_valid, interactive=_interactive())
+    if result.recovered_from_interrupt:
+        _warn("note: an earlier refresh had been interrupted; this refresh worked and the chain is intact.")
+    sys.stdout.write(result.profile.access_token + "\n")
+    return EXIT_OK
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from .refresh import ensure_fresh
+
+    store = _store(args)
+    if args.all:
+        if _opt(args, "profile"):
+            raise UsageError("Give either --profile or --all, not both.")
+        names: list[str | None] = sorted(store.load().profiles)
+        if not names:
+            from .errors import NotConfigured
+
+            raise NotConfigured(f"{store.path} holds no profiles.", hint="Set one up with: procore-setup")
+    else:
+        names = [_opt(args, "profile")]
+    outcomes: list[dict[str, Any]] = []
+    worst = EXIT_OK
+    for name in names:
+        try:
+            res = ensure_fresh(store, name, min_valid=args.min_valid, force=args.force, interactive=_interactive())
+        except ProcoreSetupError as exc:
+            worst = max(worst, exc.exit_code)
+            outcomes.append({"profile": name, "ok": False, "exit_code": exc.exit_code, "error": exc.message,
+                             "hint": exc.hint})
+            if not args.json:
+                _warn(f"profile {name}: {exc}" if name else str(exc))
+            continue
+        prof = res.profile
+        left = prof.seconds_left()
+        outcomes.append({"profile": prof.name, "ok": True, "refreshed": res.refreshed,
+                         "expires_at": prof.expires_at.isoformat() if prof.expires_at else None,
+                         "seconds_left": int(left) if left is not None else None})
+        if res.recovered_from_interrupt:
+            _warn(f"profile {prof.name}: note: an earlier refresh had been interrupted; "
+                  "this refresh worked and the chain is intact.")
+        if not args.quiet and not args.json:
+            what = "refreshed" if res.refreshed else "still valid, nothing to do"
+            print(f"{prof.name}: {what}; access token valid until {_when(prof.expires_at)} ({_human(left)} left)")
+    if args.json:
+        import json
+
+        print(json.dumps(outcomes if args.all else outcomes[0], indent=2))
+    return worst
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import run_status
+
+    return run_status(_store(args), _opt(args, "profile"), as_json=args.json, online=args.online,
+                      interactive=_interactive())
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    if args.plain or _opt(args, "demo_plain"):
+        from .plain import run_plain
+
+        return run_plain(args)
+    for flag in ("environment", "login_url", "api_url", "client_id", "code", "company_id", "redirect_uri"):
+        if getattr(args, flag, None) is not None:
+            raise UsageError(f"--{flag.replace('_', '-')} goes with `login --plain`.",
+                             hint="Add --plain, or leave the flag out to use the wizard.")
+    return _wizard(args, reauthorize=True)
+
+
+def cmd_wizard(args: argparse.Namespace) -> int:
+    return _wizard(args, reauthorize=False)
+
+
+def _wizard(args: argparse.Namespace, *, reauthorize: bool) -> int:
+    if not _interactive() or not sys.stdout.isatty():
+        raise UsageError(
+            "The setup wizard needs a terminal, and this one is not (stdin or stdout is redirected).",
+            hint="Use the line-prompt version instead: procore-setup login --plain",
+        )
+    from .tui.app import run_wizard
+
+    return run_wizard(config=_opt(args, "config"), profile=_opt(args, "profile"),
+                      demo=bool(_opt(args, "demo")), login=reauthorize)
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    from .credentials import reauth_command
+
+    store = _store(args)
+    with store.transaction(interactive=_interactive()) as doc:
+        prof = doc.get(_opt(args, "profile"))
+        if not prof.access_token and not prof.refresh_token:
+            print(f"{prof.name}: no tokens stored; nothing to revoke.")
+            return EXIT_OK
+        if not args.local_only:
+            from .refresh import make_client
+
+            with make_client(prof) as client:
+                for token in (prof.access_token, prof.refresh_token):
+                    if token:
+                        client.revoke(token)
+        prof.set(access_token=None, refresh_token=None, expires_at=None, created_at=None,
+                 refresh_started_at=None, last_error=None, reauth_required=None)
+    where = "locally" if args.local_only else "at Procore and locally"
+    print(f"{prof.name}: tokens revoked {where}; client settings kept.")
+    print(f"Log in again with: {reauth_command(store.path, prof.name)}")
+    return EXIT_OK
+
+
+def cmd_encrypt(args: argparse.Namespace) -> int:
+    from .crypto import run_encrypt
+
+    return run_encrypt(_store(args), passphrase_command=args.passphrase_command, interactive=_interactive())
+
+
+def cmd_decrypt(args: argparse.Namespace) -> int:
+    from .crypto import run_decrypt
+
+    return run_decrypt(_store(args), passphrase_command=args.passphrase_command, interactive=_interactive())
+
+
+# -- formatting helpers shared by the commands ----------------------------------------------
+
+def _when(dt: Any) -> str:
+    return dt.isoformat() if dt is not None else "unknown"
+
+
+def _human(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 0:
+        return "expired " + _human(-seconds) + " ago"
+    if seconds < 120:
+        return f"{int(seconds)} s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ProcoreSetupError as exc:
+        _warn(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _warn("interrupted.")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # a bug: say where, but never echo values that could be secrets
+        if os.environ.get("PROCORE_SETUP_DEBUG"):
+            raise
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f" at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}" if tb else ""
+        _warn(f"internal error: {type(exc).__name__}{where}. Nothing was lost. "
+              "Set PROCORE_SETUP_DEBUG=1 for a traceback, and please report it.")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

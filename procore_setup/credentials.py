@@ -1,0 +1,555 @@
+"""The credentials file: load, save, permissions, lock and atomic replace.
+
+This module sits on the headless fast path (`token`, `status`, a no-op `refresh`),
+so it imports only the standard library at module level: tomli_w is needed only
+to write, platformdirs only when no path was given, cryptography only for an
+encrypted file.
+
+Storage is behind a small interface (`load`, `save`, `lock`, `transaction`) so
+that a shared store for teams can be added later without touching the callers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import sys
+import time
+import tomllib
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from .errors import CredentialsFileError, LockTimeout, NotConfigured, UsageError
+
+SCHEMA_VERSION = 1
+FILE_NAME = "credentials.toml"
+MAX_FILE_BYTES = 1 << 20  # a credentials file is a few KB; anything this big is not ours
+SECRET_FIELDS = ("client_secret", "access_token", "refresh_token")
+DEFAULT_LOCK_TIMEOUT = 60.0
+
+# (name, type) of every field a profile may hold. Unknown keys are kept as they are.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "environment": (str,),
+    "login_url": (str,),
+    "api_url": (str,),
+    "client_id": (str,),
+    "client_secret": (str,),
+    "redirect_uri": (str,),
+    "access_token": (str,),
+    "refresh_token": (str,),
+    "token_type": (str,),
+    "expires_at": (datetime,),
+    "created_at": (int,),
+    "last_refresh_at": (datetime,),
+    "refresh_started_at": (datetime,),
+    "last_error": (str,),
+    "reauth_required": (bool,),
+    "user_id": (int,),
+    "user_login": (str,),
+    "user_name": (str,),
+    "company_id": (int,),
+    "company_name": (str,),
+}
+REQUIRED_FIELDS = ("environment", "login_url", "api_url", "client_id")
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, to the second (what the file stores)."""
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def default_path() -> str:
+    """Where the credentials file lives: $PROCORE_SETUP_CONFIG, else the user config dir."""
+    env = os.environ.get("PROCORE_SETUP_CONFIG")
+    if env is not None:
+        if not env.strip():
+            raise UsageError(
+                "PROCORE_SETUP_CONFIG is set but empty.",
+                hint="Unset it, or set it to the path of a credentials file.",
+            )
+        return os.path.abspath(os.path.expanduser(env))
+    from platformdirs import user_config_path  # only when no path was given
+
+    return str(user_config_path("procore-setup", appauthor=False) / FILE_NAME)
+
+
+class Profile:
+    """One named profile: an environment, a client registration and its token chain.
+
+    Secrets are plain strings here (decrypted, if the file is encrypted) and are
+    left out of `repr`.
+    """
+
+    __slots__ = ("name", "data")
+
+    def __init__(self, name: str, data: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.data: dict[str, Any] = data if data is not None else {}
+
+    def __getattr__(self, field: str) -> Any:
+        if field in _FIELD_TYPES:
+            return self.data.get(field)
+        raise AttributeError(field)
+
+    def set(self, **fields: Any) -> None:
+        """Set known fields; None removes a field."""
+        for key, value in fields.items():
+            if key not in _FIELD_TYPES:
+                raise KeyError(key)
+            if value is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = value
+
+    def seconds_left(self, now: datetime | None = None) -> float | None:
+        """Seconds until the access token expires (negative when expired), None if unknown."""
+        exp = self.expires_at
+        if exp is None or not self.access_token:
+            return None
+        return (exp - (now or utcnow())).total_seconds()
+
+    def valid_for(self, seconds: float, now: datetime | None = None) -> bool:
+        left = self.seconds_left(now)
+        return left is not None and left > seconds
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.data.items() if k not in SECRET_FIELDS}
+        return f"Profile({self.name!r}, {shown!r})"
+
+
+def mask(secret: str | None) -> str:
+    """At most the last 4 characters of a secret, for status output."""
+    if not secret:
+        return "(none)"
+    if len(secret) < 12:
+        return "****"
+    return "****" + secret[-4:]
+
+
+class Credentials:
+    """The whole document: profiles, the default profile, and anything we do not know."""
+
+    def __init__(self, raw: dict[str, Any] | None = None, *, path: str = "", raw_bytes: bytes = b"") -> None:
+        self.raw: dict[str, Any] = raw if raw is not None else {"schema_version": SCHEMA_VERSION}
+        self.path = path
+        self.raw_bytes = raw_bytes  # exactly what was read, so a failed refresh can put it back
+        self.cipher: Any = None  # set by Store.open_secrets for an encrypted file
+        self.profiles: dict[str, Profile] = {}
+        for name, data in (self.raw.get("profiles") or {}).items():
+            self.profiles[name] = Profile(name, dict(data))
+
+    # -- document-level settings -------------------------------------------------
+    @property
+    def default_profile(self) -> str | None:
+        name = self.raw.get("default_profile")
+        if name:
+            return name
+        if len(self.profiles) == 1:
+            return next(iter(self.profiles))
+        return "default" if "default" in self.profiles else None
+
+    @default_profile.setter
+    def default_profile(self, name: str | None) -> None:
+        if name is None:
+            self.raw.pop("default_profile", None)
+        else:
+            self.raw["default_profile"] = name
+
+    @property
+    def encryption(self) -> dict[str, Any] | None:
+        enc = self.raw.get("encryption")
+        return enc if isinstance(enc, dict) else None
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption is not None
+
+    # -- profiles ------------------------------------------------------------------
+    def resolve_name(self, name: str | None) -> str:
+        """The profile to use: the one named, $PROCORE_SETUP_PROFILE, or the default."""
+        name = name or os.environ.get("PROCORE_SETUP_PROFILE") or self.default_profile
+        if not name:
+            listed = ", ".join(sorted(self.profiles)) or "none"
+            raise NotConfigured(
+                f"{self.path}: several profiles ({listed}) and no default one.",
+                hint="Name one with --profile NAME, or set a default in the wizard (procore-setup).",
+            )
+        return name
+
+    def get(self, name: str | None = None) -> Profile:
+        name = self.resolve_name(name)
+        try:
+            return self.profiles[name]
+        except KeyError:
+            listed = ", ".join(sorted(self.profiles)) or "none"
+            raise NotConfigured(
+                f"No profile {name!r} in {self.path} (profiles: {listed}).",
+                hint=f"Set it up with: procore-setup{_config_flag(self.path)} login --profile {name}",
+            ) from None
+
+    def add(self, profile: Profile) -> Profile:
+        self.profiles[profile.name] = profile
+        return profile
+
+    def remove(self, name: str) -> None:
+        self.profiles.pop(name, None)
+        if self.raw.get("default_profile") == name:
+            self.default_profile = None
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        out = dict(self.raw)
+        out["schema_version"] = SCHEMA_VERSION
+        profiles: dict[str, Any] = {}
+        for name, prof in self.profiles.items():
+            data = dict(prof.data)
+            if self.encrypted:
+                data = _encrypt_fields(self, name, data)
+            profiles[name] = data
+        out["profiles"] = profiles
+        # schema_version first, profiles last: easy to read by eye
+        ordered = {"schema_version": out.pop("schema_version")}
+        prof_table = out.pop("profiles")
+        ordered.update(out)
+        ordered["profiles"] = prof_table
+        return ordered
+
+
+def _encrypt_fields(doc: Credentials, name: str, data: dict[str, Any]) -> dict[str, Any]:
+    from . import crypto
+
+    for field in SECRET_FIELDS:
+        value = data.get(field)
+        if value is None or crypto.is_encrypted_value(value):
+            continue
+        if doc.cipher is None:
+            raise CredentialsFileError(
+                f"{doc.path}: internal error: cannot write a plain secret into an encrypted file "
+                "without its passphrase."
+            )
+        data[field] = doc.cipher.encrypt(value, f"{name}/{field}")
+    return data
+
+
+def _config_flag(path: str) -> str:
+    """` --config PATH` when PATH is not where the tool looks by default, else ''."""
+    try:
+        if os.environ.get("PROCORE_SETUP_CONFIG") or path != default_path():
+            return f" --config {_shell_quote(path)}"
+    except Exception:
+        return f" --config {_shell_quote(path)}"
+    return ""
+
+
+def _shell_quote(s: str) -> str:
+    import shlex
+
+    return shlex.quote(s)
+
+
+def reauth_command(path: str, profile: str) -> str:
+    """The exact command that re-authorizes `profile` of the file at `path`."""
+    return f"procore-setup{_config_flag(path)} login --profile {_shell_quote(profile)}"
+
+
+def _check_types(path: str, raw: dict[str, Any]) -> None:
+    version = raw.get("schema_version")
+    if version is None:
+        raise CredentialsFileError(f"{path}: missing field schema_version.", hint=_FIX_BY_LOGIN)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CredentialsFileError(f"{path}: schema_version must be an integer, not {type(version).__name__}.")
+    if version > SCHEMA_VERSION:
+        raise CredentialsFileError(
+            f"{path}: written by a newer procore-setup (schema version {version}; this one reads {SCHEMA_VERSION}).",
+            hint="Upgrade procore-setup (pip install -U procore-setup).",
+        )
+    if version < 1:
+        raise CredentialsFileError(f"{path}: unknown schema_version {version}.")
+    dp = raw.get("default_profile")
+    if dp is not None and not isinstance(dp, str):
+        raise CredentialsFileError(f"{path}: default_profile must be a string.")
+    enc = raw.get("encryption")
+    if enc is not None and not isinstance(enc, dict):
+        raise CredentialsFileError(f"{path}: [encryption] must be a table.")
+    profiles = raw.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise CredentialsFileError(f"{path}: profiles must be a table of [profiles.NAME] tables.")
+    for name, data in profiles.items():
+        if not isinstance(data, dict):
+            raise CredentialsFileError(f"{path}: profiles.{name} must be a table.")
+        for field in REQUIRED_FIELDS:
+            if not data.get(field):
+                raise CredentialsFileError(
+                    f"{path}: profile {name!r} is missing the field {field}.",
+                    hint=f"Set the profile up again: procore-setup{_config_flag(path)} login --profile {name}",
+                )
+        for field, value in data.items():
+            types = _FIELD_TYPES.get(field)
+            if types is None:
+                continue  # unknown keys survive untouched
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                want = " or ".join(t.__name__ for t in types)
+                raise CredentialsFileError(
+                    f"{path}: profile {name!r}: field {field} must be {_article(want)}, "
+                    f"not {type(value).__name__}."
+                )
+            if isinstance(value, datetime) and value.tzinfo is None:
+                raise CredentialsFileError(
+                    f"{path}: profile {name!r}: field {field} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)."
+                )
+
+
+_FIX_BY_LOGIN = "Set it up again with: procore-setup login (the broken file is left as it is)."
+
+
+def _article(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+class FileStore:
+    """The credentials file on the local disk, with a lock file beside it."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        given = os.fspath(path) if path is not None else default_path()
+        if not given.strip():
+            raise UsageError("The credentials path is empty.", hint="Give --config PATH a file path.")
+        self.given_path = os.path.abspath(os.path.expanduser(given))
+        # Work on the real file when the path is a symlink (dotfile managers): replacing
+        # the link by a regular file would break the user's set-up.
+        self.path = os.path.realpath(self.given_path)
+        self.dir = os.path.dirname(self.path)
+        self.lock_path = self.path + ".lock"
+
+    def __repr__(self) -> str:
+        return f"FileStore({self.path!r})"
+
+    def exists(self) -> bool:
+        return os.path.lexists(self.given_path)
+
+    # -- reading -------------------------------------------------------------------
+    def read_bytes(self) -> bytes:
+        """The file's bytes after the ownership and permission checks ssh would make."""
+        path = self.path
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            if os.path.islink(self.given_path):
+                raise CredentialsFileError(
+                    f"{self.given_path} is a symlink to {path}, which does not exist.",
+                    hint="Fix or remove the link.",
+                ) from None
+            raise NotConfigured(
+                f"No credentials file at {path}.",
+                hint=f"Set one up with: procore-setup{_config_flag(path)} (or `login --plain` on a plain terminal).",
+            ) from None
+        except IsADirectoryError:
+            raise CredentialsFileError(
+                f"{path} is a directory, not a credentials file.", hint="Point --config at a file."
+            ) from None
+        except PermissionError:
+            raise CredentialsFileError(
+                f"{path}: permission denied.", hint="Run as the user who owns it, or fix its owner."
+            ) from None
+        except OSError as exc:
+            raise CredentialsFileError(f"{path}: cannot open: {exc.strerror}.") from None
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise CredentialsFileError(
+                    f"{path} is a directory, not a credentials file.", hint="Point --config at a file."
+                )
+            if not stat.S_ISREG(st.st_mode):
+                raise CredentialsFileError(f"{path} is not a regular file.")
+            self._check_owner_and_mode(st)
+            if st.st_size > MAX_FILE_BYTES:
+                raise CredentialsFileError(
+                    f"{path} is {st.st_size} bytes: far too big for a credentials file.",
+                    hint="Check that --config points at the right file.",
+                )
+            chunks = []
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
+    def _check_owner_and_mode(self, st: os.stat_result) -> None:
+        path = self.path
+        if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+            raise CredentialsFileError(
+                f"{path} is owned by another user (uid {st.st_uid}); refusing to use it.",
+                hint="A credentials file must belong to the user who runs procore-setup.",
+            )
+        if st.st_mode & 0o077:
+            raise CredentialsFileError(
+                f"Permissions {stat.S_IMODE(st.st_mode):04o} for {path} are too open: "
+                "group and others must have no access to a file of secrets.",
+                hint=f"Fix it with: chmod 600 {_shell_quote(path)}",
+            )
+
+    def load(self) -> Credentials:
+        """Read and check the file. Never writes; the file is left as it is on any error."""
+        data = self.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CredentialsFileError(
+                f"{self.path} is not UTF-8 text, so it is not a credentials file.", hint=_FIX_BY_LOGIN
+            ) from None
+        if not text.strip():
+            raise CredentialsFileError(f"{self.path} is empty.", hint=_FIX_BY_LOGIN)
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            # tomllib's message names the line and column, never the value
+            raise CredentialsFileError(f"{self.path} does not parse as TOML: {exc}.", hint=_FIX_BY_LOGIN) from None
+        _check_types(self.path, raw)
+        return Credentials(raw, path=self.path, raw_bytes=data)
+
+    def load_or_new(self) -> Credentials:
+        """The document, or an empty one when there is no file yet (other errors propagate)."""
+        if not os.path.lexists(self.given_path):
+            return Credentials(path=self.path)
+        return self.load()
+
+    def open_secrets(self, doc: Credentials, *, interactive: bool = False, passphrase_command: str | None = None) -> None:
+        """Decrypt the secrets of an encrypted document in place (no-op for a plain one)."""
+        if not doc.encrypted or doc.cipher is not None:
+            return
+        from . import crypto
+
+        doc.cipher = crypto.cipher_for(doc, interactive=interactive, passphrase_command=passphrase_command)
+        for name, prof in doc.profiles.items():
+            for field in SECRET_FIELDS:
+                value = prof.data.get(field)
+                if value is not None and crypto.is_encrypted_value(value):
+                    prof.data[field] = doc.cipher.decrypt(value, f"{name}/{field}", path=doc.path)
+
+    # -- writing -------------------------------------------------------------------
+    def ensure_dir(self) -> None:
+        """Create the directory owner-only (0700) if it does not exist."""
+        if os.path.isdir(self.dir):
+            st = os.stat(self.dir)
+            if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+                raise CredentialsFileError(
+                    f"The directory {self.dir} is writable by group or others, so someone else "
+                    "could replace the credentials file.",
+                    hint=f"Fix it with: chmod go-w {_shell_quote(self.dir)}",
+                )
+            return
+        try:
+            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise CredentialsFileError(f"Cannot create the directory {self.dir}: {exc.strerror}.") from None
+
+    def save(self, doc: Credentials) -> None:
+        """Atomically replace the file with `doc`: temp file 0600, fsync, rename, fsync dir."""
+        import tomli_w
+
+        payload = tomli_w.dumps(doc.to_toml_dict()).encode("utf-8")
+        self.write_bytes(payload)
+        doc.raw_bytes = payload
+
+    def write_bytes(self, payload: bytes) -> None:
+        """Atomically replace the file's content with `payload`, owner-only from the first byte."""
+        self.ensure_dir()
+        tmp = os.path.join(self.dir, f".{os.path.basename(self.path)}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            try:
+                view = memoryview(payload)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self.dir)
+
+    # -- locking -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the exclusive lock beside the file, waiting at most `timeout` seconds."""
+        import fcntl
+
+        if timeout is None:
+            timeout = lock_timeout()
+        self.ensure_dir()
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            deadline = time.monotonic() + timeout
+            delay = 0.005
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(
+                            f"Another procore-setup process has held the lock on {self.path} for "
+                            f"more than {timeout:g} s.",
+                            hint="It may be hung on the network; try again later. Nothing was changed. "
+                            f"(Lock file: {self.lock_path})",
+                        ) from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.1)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def transaction(self, *, timeout: float | None = None, create: bool = False, secrets: bool = True,
+                    interactive: bool = False) -> Iterator[Credentials]:
+        """Lock, read again, let the caller change the document, then save it atomically.
+
+        Nothing is written if the block raises.
+        """
+        with self.lock(timeout):
+            doc = self.load_or_new() if create else self.load()
+            if secrets:
+                self.open_secrets(doc, interactive=interactive)
+            yield doc
+            self.save(doc)
+
+
+def lock_timeout() -> float:
+    """Seconds to wait for the lock: $PROCORE_SETUP_LOCK_TIMEOUT or 60."""
+    raw = os.environ.get("PROCORE_SETUP_LOCK_TIMEOUT")
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"PROCORE_SETUP_LOCK_TIMEOUT must be a number of seconds, not {raw!r}.") from None
+    if not 0 <= value <= 3600:
+        raise UsageError("PROCORE_SETUP_LOCK_TIMEOUT must be between 0 and 3600 seconds.")
+    return value
+
+
+def _fsync_dir(path: str) -> None:
+    if sys.platform == "win32":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_mode(path: str) -> str:
+    """The file's permission bits as 0600-style text, or '?' when unreadable."""
+    try:
+        return f"{stat.S_IMODE(os.stat(path).st_mode):04o}"
+    except OSError:
+        return "?"

@@ -1,0 +1,105 @@
+"""The one exception hierarchy of procore-setup; each class carries its CLI exit code.
+
+Messages never contain a secret: callers format only paths, profile names, hosts,
+status codes and Procore's own error descriptions into them.
+"""
+
+from __future__ import annotations
+
+# Exit codes, documented in the README and in `procore-setup --help`.
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_NOT_CONFIGURED = 3
+EXIT_REAUTH = 4
+EXIT_TEMPORARY = 5
+EXIT_FILE = 6
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0  ok
+  1  internal error (a bug: please report it)
+  2  usage error (bad command line or bad answer)
+  3  not configured (no credentials file, or no such profile)
+  4  re-authorization required (refresh token or client credentials rejected)
+  5  temporary failure (network, server, rate limit, lock timeout): retry later, nothing was lost
+  6  credentials file unusable (insecure permissions, does not parse, missing fields,
+     wrong or missing passphrase)"""
+
+
+class ProcoreSetupError(Exception):
+    """Base class. `str(err)` is a complete, user-facing message without secrets."""
+
+    exit_code = EXIT_INTERNAL
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n{self.hint}"
+        return self.message
+
+
+class UsageError(ProcoreSetupError):
+    """Bad command line, bad flag value or a bad answer to a prompt."""
+
+    exit_code = EXIT_USAGE
+
+
+class NotConfigured(ProcoreSetupError):
+    """No credentials file, or no such profile in it."""
+
+    exit_code = EXIT_NOT_CONFIGURED
+
+
+class CredentialsFileError(ProcoreSetupError):
+    """The credentials file exists but cannot be used: permissions, syntax, fields, passphrase."""
+
+    exit_code = EXIT_FILE
+
+
+class ReauthRequired(ProcoreSetupError):
+    """Procore rejected the grant (`invalid_grant`): a new interactive login is needed."""
+
+    exit_code = EXIT_REAUTH
+
+
+class InvalidClient(ReauthRequired):
+    """Procore rejected the client id or secret (`invalid_client`)."""
+
+
+class TemporaryFailure(ProcoreSetupError):
+    """Network trouble, a 5xx, a rate limit or a lock timeout. Retry later; nothing was lost."""
+
+    exit_code = EXIT_TEMPORARY
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class NotSent(TemporaryFailure):
+    """The request certainly did not change anything at Procore (no connection, or an error answer)."""
+
+
+class AnswerLost(TemporaryFailure):
+    """The request went out but no usable answer came back: Procore may have acted on it."""
+
+
+class LockTimeout(TemporaryFailure):
+    """Another process held the credentials lock for too long."""
+
+
+class UnexpectedResponse(TemporaryFailure):
+    """Procore answered something we cannot understand (HTML, bad JSON, missing fields)."""
+
+
+class ProcoreAPIError(ProcoreSetupError):
+    """An API call failed with a status we do not treat specially (e.g. 403, 404)."""
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status

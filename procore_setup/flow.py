@@ -1,0 +1,431 @@
+"""The setup conversation as plain state and steps, shared by `login --plain` and the wizard.
+
+No UI here: front-ends ask the questions, call these methods, and show the
+messages of the exceptions they raise. Each `FlowError` names the step a
+front-end should go back to.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+from . import environments
+from .credentials import FileStore, Profile
+from .environments import OOB_REDIRECT_URI
+from .errors import (
+    InvalidClient,
+    ProcoreSetupError,
+    ReauthRequired,
+    TemporaryFailure,
+    UsageError,
+)
+
+# Steps, in order. Front-ends map them to prompts or screens.
+ENVIRONMENT = "environment"
+CLIENT = "client"
+AUTHORIZE = "authorize"
+CODE = "code"
+VERIFY = "verify"
+SAVED = "saved"
+
+CODE_LIFETIME = 600  # Procore's authorization codes die 10 minutes after they are issued
+MAX_CODE_CHARS = 512
+_CODE_RE = re.compile(r"^[A-Za-z0-9._~-]+$")
+_PROFILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DEVELOPER_PORTAL_HELP = (
+    "Find them in Procore's Developer Portal (developers.procore.com): My Apps -> your app -> "
+    "OAuth Credentials. Production and sandbox have different credentials."
+)
+
+
+class FlowError(UsageError):
+    """A step failed; `step` is where the person should go to fix it."""
+
+    def __init__(self, message: str, *, step: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.step = step
+
+
+# -- validation (pure functions, used by both front-ends) ----------------------------------
+
+def validate_profile_name(name: str) -> str:
+    name = name.strip()
+    if not _PROFILE_RE.match(name):
+        raise UsageError(
+            f"Profile name {name[:70]!r} is not usable.",
+            hint="Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+        )
+    return name
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_base_url(url: str, what: str) -> str:
+    """A login or API base URL: https, or http to a loopback host only. Returns it without a trailing '/'."""
+    url = (url or "").strip()
+    if not url:
+        raise FlowError(f"The {what} is empty.", step=ENVIRONMENT, hint="Give a URL like https://login.procore.com")
+    if any(c.isspace() for c in url):
+        raise FlowError(f"The {what} contains spaces.", step=ENVIRONMENT)
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http"):
+        raise FlowError(
+            f"The {what} must start with https:// (got {parts.scheme or 'no scheme'}).",
+            step=ENVIRONMENT, hint="Give a URL like https://login.procore.com",
+        )
+    host = parts.hostname or ""
+    if not host:
+        raise FlowError(f"The {what} has no host name.", step=ENVIRONMENT)
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise FlowError(
+            f"The {what} uses plain http to {host}: the client secret and tokens would cross the network unencrypted.",
+            step=ENVIRONMENT, hint="Use https://, or http only to 127.0.0.1 / localhost (test servers).",
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise FlowError(f"The {what} must be a base URL, without ?query, #fragment or user:password@.", step=ENVIRONMENT)
+    try:
+        _ = parts.port
+    except ValueError:
+        raise FlowError(f"The {what} has a bad port number.", step=ENVIRONMENT) from None
+    return url.rstrip("/")
+
+
+def _clean_credential(value: str, what: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise FlowError(f"The {what} is empty.", step=CLIENT, hint=DEVELOPER_PORTAL_HELP)
+    if any(c.isspace() for c in value):
+        raise FlowError(
+            f"The {what} contains spaces or line breaks: it was probably pasted with something else.",
+            step=CLIENT, hint="Copy it again from the Developer Portal.",
+        )
+    if not value.isprintable() or len(value) > 512:
+        raise FlowError(f"The {what} does not look like a Procore credential.", step=CLIENT, hint=DEVELOPER_PORTAL_HELP)
+    return value
+
+
+def validate_client(client_id: str, client_secret: str, known_secret: str | None = None) -> tuple[str, str]:
+    """Clean and check a client id and secret; catches a secret pasted into the id field."""
+    client_id = _clean_credential(client_id, "client id")
+    client_secret = _clean_credential(client_secret, "client secret")
+    if client_id == client_secret or (known_secret and client_id == known_secret):
+        raise FlowError(
+            "The client id is the same as the client secret: the secret was probably pasted into the id field.",
+            step=CLIENT, hint="Paste the Client ID into the id field and the Client Secret into the secret field.",
+        )
+    return client_id, client_secret
+
+
+def validate_redirect_uri(uri: str) -> str:
+    uri = (uri or "").strip() or OOB_REDIRECT_URI
+    if uri == OOB_REDIRECT_URI:
+        return uri
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FlowError(
+            f"The redirect URI {uri[:100]!r} is neither {OOB_REDIRECT_URI} nor an http(s) URL.",
+            step=CLIENT, hint=f"Leave it empty to use {OOB_REDIRECT_URI}, which shows the code on a page.",
+        )
+    return uri
+
+
+def parse_code(text: str, client_secret: str | None = None) -> str:
+    """The authorization code from what a person pasted: a bare code or a URL that holds it."""
+    raw = (text or "").strip()
+    if not raw:
+        raise FlowError("No code was pasted.", step=CODE, hint="Paste the code shown by Procore after you log in.")
+    if len(raw) > 4096:
+        raise FlowError(
+            f"That is {len(raw)} characters: far too long to be an authorization code.",
+            step=CODE, hint="Paste only the code, or the address of the page that shows it.",
+        )
+    compact = "".join(raw.split())  # codes wrap in terminals: drop spaces and line breaks
+    code = compact
+    if "://" in compact or compact.startswith(("urn:", "/")) or "?" in compact:
+        parts = urlsplit(compact)
+        query = parse_qs(parts.query)
+        if "error" in query:
+            raise FlowError(
+                f"Procore answered with an error instead of a code: {query['error'][0][:80]}.",
+                step=AUTHORIZE, hint="Open the authorize URL again and allow access.",
+            )
+        if query.get("code"):
+            code = query["code"][0]
+        else:
+            m = re.search(r"/oauth/authorize/([^/?#]+)/?$", parts.path)
+            if not m or m.group(1) == "native":
+                raise FlowError(
+                    "That address holds no authorization code.",
+                    step=CODE, hint="Paste the code itself, or the address ending in /oauth/authorize/<CODE>.",
+                )
+            code = m.group(1)
+    if client_secret and code == client_secret:
+        raise FlowError(
+            "That is the client secret, not the authorization code.",
+            step=CODE, hint="Paste the code Procore shows after you log in.",
+        )
+    if len(code) > MAX_CODE_CHARS or not _CODE_RE.match(code):
+        raise FlowError(
+            "That does not look like an authorization code (letters, digits, '-', '_', '.', '~' only).",
+            step=CODE, hint="Paste the code exactly as Procore shows it.",
+        )
+    return code
+
+
+def step_for_error(exc: BaseException) -> str | None:
+    """Where a front-end should go after a failed exchange or verification (None: retry in place)."""
+    if isinstance(exc, FlowError):
+        return exc.step
+    if isinstance(exc, InvalidClient):
+        return CLIENT
+    if isinstance(exc, ReauthRequired):
+        return AUTHORIZE
+    if isinstance(exc, TemporaryFailure):
+        return None
+    return None
+
+
+class SetupFlow:
+    """State of one setup (or re-authorization) of one profile, and its steps."""
+
+    def __init__(self, store: FileStore, profile: str = "default", *, clock: Callable[[], float] = time.time,
+                 client_factory: Callable[..., Any] | None = None, interactive: bool = False) -> None:
+        self.store = store
+        self.profile_name = validate_profile_name(profile)
+        self.clock = clock
+        self.client_factory = client_factory
+        self.interactive = interactive
+        self.environment = "production"
+        self.login_url = environments.get("production").login_url
+        self.api_url = environments.get("production").api_url
+        self.client_id = ""
+        self._client_secret = ""
+        self.redirect_uri = OOB_REDIRECT_URI
+        self.authorize_started: float | None = None
+        self.tokens: Any = None
+        self.token_info: dict[str, Any] = {}
+        self.user: dict[str, Any] = {}
+        self.companies: list[dict[str, Any]] = []
+        self.company_id: int | None = None
+        self.make_default = False
+        self.saved_profile: Profile | None = None
+        self.existing: Profile | None = None
+
+    def __repr__(self) -> str:
+        return f"SetupFlow(profile={self.profile_name!r}, environment={self.environment!r}, client_id={self.client_id!r})"
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self._client_secret)
+
+    # -- step 0: what is there already --------------------------------------------------
+    def load_existing(self) -> Profile | None:
+        """Prefill from the stored profile of that name (reconfigure / re-authorize)."""
+        doc = self.store.load_or_new()
+        if doc.encrypted:
+            self.store.open_secrets(doc, interactive=self.interactive)
+        prof = doc.profiles.get(self.profile_name)
+        self.existing = prof
+        if prof is not None:
+            self.environment = prof.environment
+            self.login_url, self.api_url = prof.login_url, prof.api_url
+            self.client_id = prof.client_id or ""
+            self._client_secret = prof.client_secret or ""
+            self.redirect_uri = prof.redirect_uri or OOB_REDIRECT_URI
+            self.company_id = prof.company_id
+        return prof
+
+    # -- step 1: environment --------------------------------------------------------------
+    def set_environment(self, env_id: str, login_url: str | None = None, api_url: str | None = None) -> None:
+        env_id = (env_id or "").strip()
+        if env_id not in environments.ENVIRONMENTS:
+            raise FlowError(
+                f"Unknown environment {env_id[:40]!r}.",
+                step=ENVIRONMENT, hint="Choose one of: " + ", ".join(environments.ENVIRONMENTS),
+            )
+        if env_id == "custom":
+            self.login_url = validate_base_url(login_url or "", "login URL")
+            self.api_url = validate_base_url(api_url or "", "API URL")
+        else:
+            env = environments.get(env_id)
+            if login_url or api_url:
+                raise FlowError(
+                    f"--login-url and --api-url go with the custom environment, not {env_id}.",
+                    step=ENVIRONMENT, hint="Use --environment custom with both URLs.",
+                )
+            self.login_url, self.api_url = env.login_url, env.api_url
+        self.environment = env_id
+
+    # -- step 2: client credentials ------------------------------------------------------------
+    def set_client(self, client_id: str, client_secret: str | None, redirect_uri: str | None = None) -> None:
+        """Set the client. A None or empty secret keeps the stored one (reconfigure without retyping)."""
+        secret = client_secret if client_secret else self._client_secret
+        known = self.existing.client_secret if self.existing is not None else None
+        self.client_id, self._client_secret = validate_client(client_id, secret, known)
+        self.redirect_uri = validate_redirect_uri(redirect_uri or self.redirect_uri)
+
+    # -- step 3: authorize -------------------------------------------------------------------
+    def authorize_url(self) -> str:
+        from .oauth import authorize_url
+
+        return authorize_url(self.login_url, self.client_id, self.redirect_uri)
+
+    def start_authorization(self) -> str:
+        """The URL to open; starts the 10-minute code clock."""
+        self.authorize_started = self.clock()
+        return self.authorize_url()
+
+    def seconds_left(self) -> float | None:
+        """Seconds until a code got now would have expired (None before authorization started)."""
+        if self.authorize_started is None:
+            return None
+        return CODE_LIFETIME - (self.clock() - self.authorize_started)
+
+    # -- step 4: the code ----------------------------------------------------------------------
+    def _client(self) -> Any:
+        if self.client_factory is not None:
+            return self.client_factory(self)
+        from .oauth import OAuthClient
+
+        return OAuthClient(self.login_url, self.api_url, self.client_id, self._client_secret, self.redirect_uri)
+
+    def exchange(self, pasted: str) -> None:
+        """Parse the pasted code and trade it for tokens (blocking: run it in a worker in a UI)."""
+        code = parse_code(pasted, self._client_secret)
+        left = self.seconds_left()
+        with self._client() as client:
+            try:
+                self.tokens = client.exchange_code(code)
+            except ReauthRequired as exc:
+                if isinstance(exc, InvalidClient):
+                    raise FlowError(
+                        "Procore refused the client id or secret (invalid_client).",
+                        step=CLIENT, hint="Check both in the Developer Portal, for this environment: " + self.environment,
+                    ) from None
+                expired = " It is more than 10 minutes old, so it has expired." if left is not None and left <= 0 else ""
+                raise FlowError(
+                    "Procore refused the code: it was already used, has expired, or belongs to another "
+                    f"client or redirect URI.{expired}",
+                    step=AUTHORIZE, hint="Open the authorize URL again to get a new code.",
+                ) from None
+
+    # -- step 5: verify -------------------------------------------------------------------------
+    def verify(self) -> None:
+        """Ask Procore who is logged in and which companies they reach."""
+        if self.tokens is None:
+            raise FlowError("No token yet: exchange a code first.", step=CODE)
+        access = self.tokens.access_token
+        with self._client() as client:
+            self.token_info = client.token_info(access)
+            self.user = client.me(access)
+            try:
+                self.companies = client.companies(access)
+            except ProcoreSetupError:
+                self.companies = []  # not fatal: the person can still save without a default company
+        if self.company_id is None and len(self.companies) == 1:
+            self.company_id = int(self.companies[0]["id"])
+
+    def choose_company(self, company_id: int | None) -> None:
+        if company_id is not None and self.companies and company_id not in {int(c["id"]) for c in self.companies}:
+            raise FlowError(f"Company {company_id} is not one of this user's companies.", step=VERIFY)
+        self.company_id = company_id
+
+    def company_name(self) -> str | None:
+        for c in self.companies:
+            if int(c["id"]) == self.company_id:
+                return str(c.get("name") or "")
+        return None
+
+    # -- step 6: save ----------------------------------------------------------------------------
+    def save(self) -> Profile:
+        """Write the profile atomically under the lock, keeping everything else in the file."""
+        from .refresh import apply_tokens
+
+        if self.tokens is None:
+            raise FlowError("No token yet: exchange a code first.", step=CODE)
+        with self.store.transaction(create=True, interactive=self.interactive) as doc:
+            prof = doc.profiles.get(self.profile_name) or doc.add(Profile(self.profile_name))
+            prof.set(
+                environment=self.environment, login_url=self.login_url, api_url=self.api_url,
+                client_id=self.client_id, client_secret=self._client_secret, redirect_uri=self.redirect_uri,
+            )
+            apply_tokens(prof, self.tokens, refreshed=False)
+            if self.user:
+                prof.set(user_id=_int_or_none(self.user.get("id")), user_login=_str_or_none(self.user.get("login")),
+                         user_name=_str_or_none(self.user.get("name")))
+            prof.set(company_id=self.company_id, company_name=self.company_name() if self.company_id else None)
+            if self.make_default or not doc.raw.get("default_profile"):
+                if self.make_default or len(doc.profiles) == 1 or self.profile_name == "default":
+                    doc.default_profile = self.profile_name
+            self.saved_profile = Profile(prof.name, dict(prof.data))
+        return self.saved_profile
+
+
+def _int_or_none(v: Any) -> int | None:
+    try:
+        return int(v) if v is not None and not isinstance(v, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _str_or_none(v: Any) -> str | None:
+    return str(v) if v is not None else None
+
+
+def executable() -> str:
+    """The absolute path of the installed `procore-setup` command (for cron lines)."""
+    import os
+    import shutil
+    import sys
+
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if os.path.basename(argv0) == "procore-setup" and os.path.exists(argv0):
+        return os.path.abspath(argv0)
+    found = shutil.which("procore-setup")
+    if found:
+        return os.path.abspath(found)
+    return f"{sys.executable} -m procore_setup"
+
+
+def cron_line(config_path: str, profile: str, *, every_minutes: int = 20) -> str:
+    """A crontab line that keeps this profile's tokens fresh."""
+    import shlex
+
+    return (f"*/{every_minutes} * * * * {executable()} --config {shlex.quote(config_path)} refresh "
+            f"--profile {shlex.quote(profile)} --quiet")
+
+
+def usage_examples(config_path: str, profile: str, company_id: int | None, api_url: str) -> tuple[str, str]:
+    """Two short examples of using the token: curl and Python."""
+    import shlex
+
+    company = str(company_id) if company_id else "<company id>"
+    tok = f"$(procore-setup --config {shlex.quote(config_path)} token --profile {shlex.quote(profile)})"
+    curl = (f'curl -H "Authorization: Bearer {tok}" \\\n     -H "Procore-Company-Id: {company}" '
+            f"{api_url}/rest/v1.0/projects?company_id={company}")
+    python = (
+        "import httpx\n"
+        "from procore_setup import ProcoreAuth\n"
+        f"auth = ProcoreAuth(profile={profile!r}, config={config_path!r})\n"
+        f"with httpx.Client(base_url={api_url!r}, auth=auth) as api:\n"
+        '    print(api.get("/rest/v1.0/me").json())'
+    )
+    return curl, python
+
+
+__all__ = [
+    "SetupFlow", "FlowError", "parse_code", "validate_base_url", "validate_client", "validate_redirect_uri",
+    "validate_profile_name", "step_for_error", "cron_line", "usage_examples", "executable",
+    "ENVIRONMENT", "CLIENT", "AUTHORIZE", "CODE", "VERIFY", "SAVED",
+]

@@ -1,0 +1,347 @@
+"""Every HTTP call to Procore, and the mapping of its answers to our exceptions.
+
+Form-encoded bodies, explicit timeouts, a User-Agent naming the tool, bounded
+retries with backoff that honour `Retry-After` and `X-Rate-Limit-Reset`.
+No secret is ever formatted into an exception or a log line.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import random
+import time
+from typing import Any, Callable, TypeVar
+from urllib.parse import urlencode
+
+import httpx
+
+from . import __version__
+from .environments import OOB_REDIRECT_URI
+from .errors import (
+    AnswerLost,
+    InvalidClient,
+    NotSent,
+    ProcoreAPIError,
+    ProcoreSetupError,
+    ReauthRequired,
+    TemporaryFailure,
+    UnexpectedResponse,
+)
+
+log = logging.getLogger("procore_setup.oauth")
+
+USER_AGENT = f"procore-setup/{__version__} (+https://pypi.org/project/procore-setup/) httpx/{httpx.__version__}"
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=5.0)
+MAX_ATTEMPTS = 3
+RETRY_BUDGET = 30.0  # seconds of waiting between attempts, at most, for one call
+MAX_WAIT = 20.0  # a Retry-After longer than this is not waited for: exit 5 and let cron retry
+
+T = TypeVar("T")
+
+
+class InvalidToken(ProcoreAPIError):
+    """The access token was refused (401 `invalid_token`)."""
+
+
+class TokenSet:
+    """A token response. Secrets stay out of `repr`."""
+
+    __slots__ = ("access_token", "refresh_token", "token_type", "expires_in", "created_at", "scope")
+
+    def __init__(self, access_token: str, refresh_token: str, token_type: str, expires_in: int,
+                 created_at: int | None, scope: str | None) -> None:
+        self.access_token = access_token
+        self.refresh_token = refresh_token
+        self.token_type = token_type
+        self.expires_in = expires_in
+        self.created_at = created_at
+        self.scope = scope
+
+    def __repr__(self) -> str:
+        return f"TokenSet(token_type={self.token_type!r}, expires_in={self.expires_in}, created_at={self.created_at})"
+
+
+def authorize_url(login_url: str, client_id: str, redirect_uri: str = OOB_REDIRECT_URI, state: str | None = None) -> str:
+    """The URL a person opens in a browser to log in and get a code."""
+    params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri}
+    if state:
+        params["state"] = state
+    return f"{login_url.rstrip('/')}/oauth/authorize?{urlencode(params)}"
+
+
+def _timeout_from_env() -> httpx.Timeout:
+    raw = os.environ.get("PROCORE_SETUP_HTTP_TIMEOUT")
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        t = float(raw)
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return httpx.Timeout(t, connect=min(t, 5.0))
+
+
+class OAuthClient:
+    """Talks to one Procore environment (a login host and an API host) for one client."""
+
+    def __init__(self, login_url: str, api_url: str, client_id: str, client_secret: str | None,
+                 redirect_uri: str = OOB_REDIRECT_URI, *, http: httpx.Client | None = None,
+                 max_attempts: int = MAX_ATTEMPTS, retry_budget: float = RETRY_BUDGET,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.login_url = login_url.rstrip("/")
+        self.api_url = api_url.rstrip("/")
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.redirect_uri = redirect_uri
+        self._owns_http = http is None
+        self.http = http or httpx.Client(
+            timeout=_timeout_from_env(), headers={"User-Agent": USER_AGENT}, follow_redirects=False
+        )
+        self.max_attempts = max(1, max_attempts)
+        self.retry_budget = retry_budget
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"OAuthClient(login_url={self.login_url!r}, api_url={self.api_url!r}, client_id={self.client_id!r})"
+
+    def close(self) -> None:
+        if self._owns_http:
+            self.http.close()
+
+    def __enter__(self) -> OAuthClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- OAuth endpoints -------------------------------------------------------------
+    def authorize_url(self, state: str | None = None) -> str:
+        return authorize_url(self.login_url, self.client_id, self.redirect_uri, state)
+
+    def exchange_code(self, code: str) -> TokenSet:
+        """Trade an authorization code for the first token pair."""
+        return self._token_request({"grant_type": "authorization_code", "code": code}, what="exchanging the code")
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        """Trade a refresh token (single-use!) for a new pair."""
+        return self._token_request(
+            {"grant_type": "refresh_token", "refresh_token": refresh_token}, what="refreshing the token"
+        )
+
+    def token_info(self, access_token: str) -> dict[str, Any]:
+        data = self._call("GET", f"{self.login_url}/oauth/token/info", what="asking for token info",
+                          bearer=access_token)
+        if not isinstance(data, dict):
+            raise UnexpectedResponse("Procore's token info answer is not a JSON object.")
+        return data
+
+    def revoke(self, token: str) -> None:
+        """Revoke an access token (and with it its refresh token). Procore answers 200 even if unknown."""
+        form = {"token": token, "client_id": self.client_id}
+        if self._client_secret:
+            form["client_secret"] = self._client_secret
+        self._call("POST", f"{self.login_url}/oauth/revoke", what="revoking the token", form=form, want_json=False)
+
+    # -- API endpoints -------------------------------------------------------------------
+    def me(self, access_token: str) -> dict[str, Any]:
+        data = self._call("GET", f"{self.api_url}/rest/v1.0/me", what="asking who is logged in", bearer=access_token)
+        if not isinstance(data, dict) or "id" not in data:
+            raise UnexpectedResponse("Procore's /rest/v1.0/me answer has no user id.")
+        return data
+
+    def companies(self, access_token: str, *, per_page: int = 100, max_pages: int = 50) -> list[dict[str, Any]]:
+        """Every company the user can reach, following pagination."""
+        out: list[dict[str, Any]] = []
+        for page in range(1, max_pages + 1):
+            resp_data, headers = self._call(
+                "GET", f"{self.api_url}/rest/v1.0/companies", what="listing companies", bearer=access_token,
+                params={"page": page, "per_page": per_page}, with_headers=True,
+            )
+            if not isinstance(resp_data, list):
+                raise UnexpectedResponse("Procore's /rest/v1.0/companies answer is not a list.")
+            out.extend(c for c in resp_data if isinstance(c, dict) and "id" in c)
+            total = headers.get("Total")
+            if total and total.isdigit() and len(out) >= int(total):
+                break
+            if 'rel="next"' not in headers.get("Link", "") and (not total or len(resp_data) < per_page):
+                break
+            if not resp_data:
+                break
+        return out
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _token_request(self, form: dict[str, str], *, what: str) -> TokenSet:
+        form = dict(form, client_id=self.client_id, redirect_uri=self.redirect_uri)
+        if self._client_secret:
+            form["client_secret"] = self._client_secret
+        data = self._call("POST", f"{self.login_url}/oauth/token", what=what, form=form)
+        return _parse_token(data)
+
+    def _call(self, method: str, url: str, *, what: str, form: dict[str, str] | None = None,
+              bearer: str | None = None, params: dict[str, Any] | None = None, want_json: bool = True,
+              with_headers: bool = False) -> Any:
+        headers = {"Accept": "application/json"}
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+
+        def once() -> Any:
+            resp = self._send(method, url, what=what, headers=headers, form=form, params=params)
+            data = _interpret(resp, what=what, want_json=want_json)
+            return (data, resp.headers) if with_headers else data
+
+        return self._with_retries(once)
+
+    def _send(self, method: str, url: str, *, what: str, headers: dict[str, str],
+              form: dict[str, str] | None, params: dict[str, Any] | None) -> httpx.Response:
+        host = httpx.URL(url).host
+        try:
+            resp = self.http.request(method, url, headers=headers, data=form, params=params)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise NotSent(f"Cannot reach {host} while {what}: {_describe(exc)}.",
+                          hint="Check the network or the login URL, then try again. Nothing was changed.") from None
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise AnswerLost(f"No answer from {host} while {what}: {_describe(exc)}.",
+                             hint="Try again later.") from None
+        except httpx.HTTPError as exc:
+            raise NotSent(f"HTTP error talking to {host} while {what}: {type(exc).__name__}.") from None
+        log.debug("%s %s -> %s", method, httpx.URL(url).path, resp.status_code)
+        return resp
+
+    def _with_retries(self, once: Callable[[], T]) -> T:
+        waited = 0.0
+        lost: AnswerLost | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return once()
+            except TemporaryFailure as exc:
+                if isinstance(exc, AnswerLost):
+                    lost = exc
+                if attempt == self.max_attempts:
+                    raise _worst(exc, lost) from None
+                wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2 ** (attempt - 1) * (0.5 + random.random())
+                if wait > MAX_WAIT or waited + wait > self.retry_budget:
+                    raise _worst(exc, lost) from None
+                self._sleep(wait)
+                waited += wait
+            except ReauthRequired as exc:
+                if lost is not None:
+                    # An earlier attempt went out and its answer was lost: that one used the grant.
+                    exc.message += " (An earlier attempt's answer was lost on the way back; Procore had probably already used the grant.)"
+                raise
+        raise AssertionError("unreachable")
+
+
+def _worst(exc: TemporaryFailure, lost: AnswerLost | None) -> TemporaryFailure:
+    """After the last attempt: if any attempt may have acted at Procore, say so."""
+    if lost is not None and not isinstance(exc, AnswerLost):
+        return AnswerLost(exc.message, hint=exc.hint, retry_after=exc.retry_after)
+    return exc
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    low = text.lower()
+    if "certificate" in low or "ssl" in low or "tls" in low:
+        return "TLS error (" + text.splitlines()[0][:200] + ")"
+    return text.splitlines()[0][:200]
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if value:
+        value = value.strip()
+        if value.isdigit():
+            return float(value)
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, when.timestamp() - time.time())
+        except (TypeError, ValueError):
+            pass
+    reset = resp.headers.get("X-Rate-Limit-Reset")
+    if reset and reset.strip().isdigit():
+        return max(0.0, int(reset) - time.time())
+    return None
+
+
+def _interpret(resp: httpx.Response, *, what: str, want_json: bool) -> Any:
+    """Map one HTTP answer to data or to one of our exceptions."""
+    host = resp.request.url.host
+    status = resp.status_code
+    if status in (429, 500, 502, 503, 504) or status >= 500:
+        kind = "rate limit reached" if status == 429 else f"server error {status}"
+        ra = _retry_after(resp)
+        later = f" Procore asks to wait {ra:.0f} s." if ra is not None else ""
+        raise NotSent(f"{host} answered {status} ({kind}) while {what}.{later}",
+                      hint="Try again later. Nothing was changed.", retry_after=ra)
+    if 300 <= status < 400:
+        raise UnexpectedResponse(
+            f"{host} redirected (HTTP {status}) while {what}, to {_safe_location(resp)}.",
+            hint="Check the login and API URLs of this profile: they must point at Procore itself.",
+        )
+    data: Any = None
+    text = resp.text
+    if text.strip():
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+            if want_json or status >= 400:
+                ctype = resp.headers.get("Content-Type", "unknown type").split(";")[0]
+                raise UnexpectedResponse(
+                    f"{host} answered HTTP {status} with {ctype}, not JSON, while {what}.",
+                    hint="Check that the profile's URLs point at Procore (not a proxy or login page).",
+                ) from None
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, str) and (status >= 400 or error in ("invalid_grant", "invalid_client", "invalid_token")):
+        desc = data.get("error_description") if isinstance(data.get("error_description"), str) else ""
+        desc = desc[:300]
+        if error == "invalid_grant":
+            raise ReauthRequired(f"Procore refused the grant (invalid_grant) while {what}: {desc}")
+        if error == "invalid_client":
+            raise InvalidClient(f"Procore refused the client id or secret (invalid_client) while {what}: {desc}")
+        if error == "invalid_token":
+            raise InvalidToken(f"Procore refused the access token (invalid_token) while {what}.", status=status)
+        raise ProcoreAPIError(f"Procore answered {status} {error} while {what}: {desc}", status=status)
+    if status == 401:
+        raise InvalidToken(f"Procore answered 401 Unauthorized while {what}.", status=status)
+    if status >= 400:
+        raise ProcoreAPIError(f"Procore answered HTTP {status} while {what}.", status=status)
+    if want_json and data is None:
+        raise UnexpectedResponse(f"{host} answered HTTP {status} with an empty body while {what}.")
+    return data
+
+
+def _safe_location(resp: httpx.Response) -> str:
+    loc = resp.headers.get("Location", "")
+    # the path only: a query string could carry a code or a token
+    return loc.split("?", 1)[0][:200] or "nowhere"
+
+
+def _parse_token(data: Any) -> TokenSet:
+    if not isinstance(data, dict):
+        raise UnexpectedResponse("Procore's token answer is not a JSON object.")
+    missing = [k for k in ("access_token", "refresh_token", "expires_in") if k not in data]
+    if missing:
+        raise UnexpectedResponse(f"Procore's token answer lacks {', '.join(missing)}.")
+    access, refresh, expires_in = data["access_token"], data["refresh_token"], data["expires_in"]
+    if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
+        raise UnexpectedResponse("Procore's token answer has an empty or non-text token.")
+    if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+        if isinstance(expires_in, str) and expires_in.strip().isdigit():
+            expires_in = int(expires_in)
+        else:
+            raise UnexpectedResponse("Procore's token answer has a non-numeric expires_in.")
+    expires_in = int(expires_in)
+    # Guard the arithmetic: a lifetime of 0 or less means "already expired"; over ten years is nonsense.
+    expires_in = max(0, min(expires_in, 10 * 365 * 86400))
+    created = data.get("created_at")
+    created_at = int(created) if isinstance(created, (int, float)) and not isinstance(created, bool) else None
+    token_type = data.get("token_type") if isinstance(data.get("token_type"), str) else "bearer"
+    scope = data.get("scope") if isinstance(data.get("scope"), str) else None
+    return TokenSet(access, refresh, token_type, expires_in, created_at, scope)
+
+
+def describe_error(exc: ProcoreSetupError) -> str:
+    """One line for a UI: the message without the hint."""
+    return exc.message

@@ -1,0 +1,206 @@
+"""`procore-setup login --plain`: the setup conversation as line prompts.
+
+For terminals where a full-screen UI cannot run, and for scripts: when stdin is
+not a terminal, each answer is one line of stdin. Prompts go to stderr, so the
+answers and results on stdout stay clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable
+
+from . import environments
+from .credentials import FileStore, file_mode
+from .errors import EXIT_OK, EXIT_REAUTH, ProcoreSetupError, TemporaryFailure, UsageError
+from .flow import AUTHORIZE, CLIENT, CODE, FlowError, SetupFlow, cron_line, step_for_error, usage_examples
+
+MAX_TRIES = 3
+
+
+class Prompter:
+    """Asks a question on a terminal, or reads the next line of stdin when there is none."""
+
+    def __init__(self, interactive: bool, out: Callable[[str], None]) -> None:
+        self.interactive = interactive
+        self.out = out
+
+    def ask(self, question: str, default: str | None = None, *, what: str) -> str:
+        shown = f" [{default}]" if default else ""
+        if self.interactive:
+            try:
+                answer = input(f"{question}{shown}: ")
+            except EOFError:
+                raise UsageError(f"No answer for the {what}: input ended.") from None
+        else:
+            line = sys.stdin.readline()
+            if not line:
+                raise UsageError(
+                    f"stdin ended before the {what} was given.",
+                    hint="Give one answer a line, or pass it as a flag (see procore-setup login --help).",
+                )
+            answer = line.rstrip("\r\n")
+        answer = answer.strip()
+        return answer or (default or "")
+
+    def ask_secret(self, question: str, *, what: str) -> str:
+        if self.interactive:
+            import getpass
+
+            try:
+                return getpass.getpass(f"{question} (hidden): ", stream=sys.stderr)
+            except EOFError:
+                raise UsageError(f"No answer for the {what}: input ended.") from None
+        line = sys.stdin.readline()
+        if not line:
+            raise UsageError(f"stdin ended before the {what} was given.",
+                             hint="Or set PROCORE_CLIENT_SECRET in the environment.")
+        return line.strip()
+
+
+def _say(text: str = "") -> None:
+    print(text, file=sys.stderr)
+
+
+def run_plain(args: argparse.Namespace) -> int:
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    demo = None
+    config = getattr(args, "config", None)
+    if getattr(args, "demo", False):
+        from .testing.demo import DemoSession
+
+        demo = DemoSession()
+        demo.start()
+        config = demo.config_path
+        args.environment, args.login_url, args.api_url = "custom", demo.url, demo.url
+        args.client_id = args.client_id or demo.client_id
+        os.environ.setdefault("PROCORE_CLIENT_SECRET", demo.client_secret)
+        _say(f"Demo mode: a fake Procore server runs at {demo.url}; nothing real is touched.")
+        _say(f"Throwaway credentials file: {config}")
+    try:
+        return _run(args, FileStore(config), interactive)
+    finally:
+        if demo is not None:
+            demo.stop()
+
+
+def _run(args: argparse.Namespace, store: FileStore, interactive: bool) -> int:
+    ask = Prompter(interactive, _say)
+    profile = getattr(args, "profile", None) or os.environ.get("PROCORE_SETUP_PROFILE") or "default"
+    flow = SetupFlow(store, profile, interactive=interactive)
+    existing = flow.load_existing()
+    if existing is not None:
+        _say(f"Profile {flow.profile_name!r} exists in {store.path}: its settings are the defaults below.")
+
+    # 1. environment
+    for attempt in range(MAX_TRIES):
+        env_id = args.environment
+        if not env_id:
+            _say("Environments: " + ", ".join(environments.ENVIRONMENTS))
+            env_id = ask.ask("Environment", flow.environment, what="environment")
+        login_url, api_url = args.login_url, args.api_url
+        if env_id == "custom":
+            if not login_url:
+                login_url = ask.ask("Login base URL", flow.login_url if flow.environment == "custom" else None,
+                                    what="login URL")
+            if not api_url:
+                api_url = ask.ask("API base URL", flow.api_url if flow.environment == "custom" else None,
+                                  what="API URL")
+        try:
+            flow.set_environment(env_id, login_url, api_url)
+            break
+        except FlowError as exc:
+            if not interactive or args.environment or attempt == MAX_TRIES - 1:
+                raise
+            _say(f"  {exc}")
+    _say(f"Using {flow.environment}: login {flow.login_url}, API {flow.api_url}")
+    _say("Client credentials and tokens belong to this one environment.")
+
+    # 2. client credentials
+    for attempt in range(MAX_TRIES):
+        client_id = args.client_id or ask.ask("Client ID", flow.client_id or None, what="client id")
+        secret = os.environ.get("PROCORE_CLIENT_SECRET")
+        if not secret:
+            keep = " (Enter keeps the stored one)" if flow.has_secret else ""
+            secret = ask.ask_secret(f"Client secret{keep}", what="client secret")
+        try:
+            flow.set_client(client_id, secret or None, args.redirect_uri)
+            break
+        except FlowError as exc:
+            if not interactive or attempt == MAX_TRIES - 1:
+                raise
+            _say(f"  {exc}")
+
+    # 3-4. authorize, paste the code, exchange
+    code_arg = args.code
+    for attempt in range(MAX_TRIES):
+        url = flow.start_authorization()
+        if not code_arg:
+            _say("")
+            _say("Open this URL in a browser, log in to Procore and allow access:")
+            _say("")
+            print(url, flush=True)  # on stdout, unwrapped, so it can be copied or piped
+            _say("")
+            _say("Procore then shows a code (valid 10 minutes). Paste the code, or the page's whole address.")
+        pasted = code_arg or ask.ask("Code", what="authorization code")
+        try:
+            flow.exchange(pasted)
+            break
+        except (FlowError, ProcoreSetupError) as exc:
+            step = step_for_error(exc)
+            retry = interactive and not code_arg and attempt < MAX_TRIES - 1 and step in (CODE, AUTHORIZE, None)
+            if isinstance(exc, FlowError) and step in (AUTHORIZE, CLIENT) and not isinstance(exc, TemporaryFailure):
+                exc.exit_code = EXIT_REAUTH  # Procore refused: a new authorization is needed
+            if not retry:
+                raise
+            _say(f"  {exc}")
+
+    # 5. verify
+    if not args.no_verify:
+        flow.verify()
+        user = flow.user
+        _say(f"Logged in as {user.get('name')} <{user.get('login')}> (user id {user.get('id')}).")
+        _choose_company(flow, args, ask)
+
+    # 6. save
+    prof = flow.save()
+    print(f"Saved profile {prof.name!r} to {store.path} (mode {file_mode(store.path)}).")
+    left = prof.seconds_left()
+    if left is not None:
+        print(f"The access token is valid for {int(left // 60)} min; `procore-setup token` renews it as needed.")
+    print("Keep it fresh from cron with:")
+    print(f"  {cron_line(store.path, prof.name)}")
+    curl, _python = usage_examples(store.path, prof.name, prof.company_id, prof.api_url)
+    print("Use it:")
+    print("  " + curl.replace("\n", "\n  "))
+    return EXIT_OK
+
+
+def _choose_company(flow: SetupFlow, args: argparse.Namespace, ask: Prompter) -> None:
+    companies = flow.companies
+    if args.company_id is not None:
+        flow.choose_company(args.company_id)
+        return
+    if not companies:
+        _say("No companies are visible to this user; no default company is saved.")
+        return
+    if len(companies) == 1:
+        flow.choose_company(int(companies[0]["id"]))
+        _say(f"Default company: {companies[0].get('name')} ({companies[0]['id']}).")
+        return
+    _say("Companies this user can reach:")
+    for i, c in enumerate(companies, 1):
+        _say(f"  {i}. {c.get('name')} (id {c['id']})")
+    for attempt in range(MAX_TRIES):
+        answer = ask.ask("Default company number (Enter for none)", what="company number")
+        if not answer:
+            flow.choose_company(None)
+            return
+        if answer.isdigit() and 1 <= int(answer) <= len(companies):
+            flow.choose_company(int(companies[int(answer) - 1]["id"]))
+            return
+        if not ask.interactive or attempt == MAX_TRIES - 1:
+            raise UsageError(f"{answer[:20]!r} is not a company number from 1 to {len(companies)}.")
+        _say(f"  Give a number from 1 to {len(companies)}, or press Enter for none.")

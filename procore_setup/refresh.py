@@ -1,0 +1,196 @@
+""""Give me a valid token": refresh-if-needed under the lock, never losing the refresh token.
+
+The headless module. It imports httpx (through `oauth`) only when a refresh is
+really needed, so `token` with a valid token costs a file read and no more.
+
+The sequence, all under an exclusive lock beside the credentials file:
+read again -> still needed? -> mark "refresh in flight" -> ask Procore ->
+save the new pair atomically -> only then hand the access token out.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from .credentials import Credentials, FileStore, Profile, reauth_command, utcnow
+from .errors import (
+    AnswerLost,
+    CredentialsFileError,
+    InvalidClient,
+    NotSent,
+    ProcoreAPIError,
+    ReauthRequired,
+)
+
+if TYPE_CHECKING:
+    from .oauth import OAuthClient, TokenSet
+
+DEFAULT_TOKEN_MIN_VALID = 300  # `token`: refresh when fewer than 5 minutes are left
+DEFAULT_REFRESH_MIN_VALID = 1200  # `refresh` (cron): refresh when fewer than 20 minutes are left
+
+
+class RefreshResult:
+    """What `ensure_fresh` did. `profile` holds the (decrypted) current data."""
+
+    __slots__ = ("profile", "refreshed", "recovered_from_interrupt", "path")
+
+    def __init__(self, profile: Profile, refreshed: bool, path: str, recovered_from_interrupt: bool = False) -> None:
+        self.profile = profile
+        self.refreshed = refreshed
+        self.path = path
+        self.recovered_from_interrupt = recovered_from_interrupt
+
+    def __repr__(self) -> str:
+        return f"RefreshResult(profile={self.profile.name!r}, refreshed={self.refreshed})"
+
+
+def make_client(profile: Profile, **kwargs: Any) -> OAuthClient:
+    """An OAuthClient for the profile's environment and client."""
+    from .environments import OOB_REDIRECT_URI
+    from .oauth import OAuthClient
+
+    return OAuthClient(profile.login_url, profile.api_url, profile.client_id, profile.client_secret,
+                       profile.redirect_uri or OOB_REDIRECT_URI, **kwargs)
+
+
+def apply_tokens(profile: Profile, tokens: TokenSet, *, refreshed: bool) -> None:
+    """Store a token response in the profile (expiry computed now, from expires_in)."""
+    now = utcnow()
+    profile.set(
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        token_type=tokens.token_type or "bearer",
+        expires_at=now + timedelta(seconds=tokens.expires_in),
+        created_at=tokens.created_at,
+        refresh_started_at=None,
+        last_error=None,
+        reauth_required=None,
+    )
+    if refreshed:
+        profile.set(last_refresh_at=now)
+
+
+def _needs_refresh(profile: Profile, min_valid: float, force: bool, reject: str | None = None) -> bool:
+    if force or profile.reauth_required:
+        return True
+    if reject is not None and profile.access_token == reject:
+        return True  # the API refused this very token: it is no good, whatever its expiry says
+    return not profile.valid_for(min_valid)
+
+
+def _check_usable(doc: Credentials, profile: Profile) -> None:
+    """Refuse early, without a request, when a refresh cannot possibly work."""
+    if profile.reauth_required:
+        raise ReauthRequired(
+            f"Profile {profile.name!r} needs a new login: {profile.last_error or 'Procore refused its refresh token.'}",
+            hint=f"Re-authorize with: {reauth_command(doc.path, profile.name)}",
+        )
+    if not profile.refresh_token:
+        raise ReauthRequired(
+            f"Profile {profile.name!r} has no refresh token (never logged in, or revoked).",
+            hint=f"Log in with: {reauth_command(doc.path, profile.name)}",
+        )
+    if not profile.client_secret:
+        raise CredentialsFileError(
+            f"{doc.path}: profile {profile.name!r} has no client_secret, which a refresh needs.",
+            hint=f"Set it up again with: {reauth_command(doc.path, profile.name)}",
+        )
+
+
+def ensure_fresh(store: FileStore, name: str | None = None, *, min_valid: float = DEFAULT_TOKEN_MIN_VALID,
+                 force: bool = False, reject: str | None = None, lock_timeout: float | None = None,
+                 interactive: bool = False, client_factory: Any = None) -> RefreshResult:
+    """Return the profile with a token valid for more than `min_valid` seconds, refreshing if needed.
+
+    `reject` is an access token the API has just refused: a refresh is done unless the file
+    already holds a different one (another process refreshed meanwhile).
+    """
+    doc = store.load()
+    profile = doc.get(name)
+    if not _needs_refresh(profile, min_valid, force, reject):
+        store.open_secrets(doc, interactive=interactive)
+        return RefreshResult(doc.profiles[profile.name], False, store.path)
+
+    with store.lock(lock_timeout):
+        doc = store.load()  # read again: another process may have refreshed meanwhile
+        store.open_secrets(doc, interactive=interactive)
+        profile = doc.get(profile.name)
+        if not _needs_refresh(profile, min_valid, force, reject):
+            return RefreshResult(profile, False, store.path)
+        _check_usable(doc, profile)
+        return _refresh_locked(store, doc, profile, client_factory)
+
+
+def _refresh_locked(store: FileStore, doc: Credentials, profile: Profile, client_factory: Any) -> RefreshResult:
+    interrupted_at = profile.refresh_started_at
+    before = doc.raw_bytes
+    # Record that a refresh is in flight, so a crash before the save below is explained next time.
+    profile.set(refresh_started_at=utcnow())
+    store.save(doc)
+    client = (client_factory or make_client)(profile)
+    try:
+        try:
+            tokens = client.refresh(profile.refresh_token)
+        finally:
+            client.close()
+    except (NotSent, ProcoreAPIError):
+        # Procore never acted on the request (no connection, or an error answer):
+        # put the file back exactly as it was.
+        store.write_bytes(before)
+        raise
+    except AnswerLost as exc:
+        exc.hint = (
+            "The request went out but its answer was lost, so Procore may have used the refresh token. "
+            "Run the command again: if Procore then refuses the grant, a new login is needed: "
+            + reauth_command(doc.path, profile.name)
+        )
+        raise
+    except ReauthRequired as exc:
+        _record_reauth(store, doc, profile, exc, interrupted_at)
+        raise
+    # Save the new pair before anything else is done with it.
+    apply_tokens(profile, tokens, refreshed=True)
+    store.save(doc)
+    return RefreshResult(profile, True, store.path, recovered_from_interrupt=interrupted_at is not None)
+
+
+def _record_reauth(store: FileStore, doc: Credentials, profile: Profile, exc: ReauthRequired,
+                   interrupted_at: Any) -> None:
+    """Keep every stored value, note the problem, and say exactly what to run."""
+    if isinstance(exc, InvalidClient):
+        reason = "Procore refused the client id or secret (invalid_client)."
+        exc.hint = (
+            "Check the client id and secret in Procore's Developer Portal, then set the profile up again: "
+            + reauth_command(doc.path, profile.name)
+        )
+    else:
+        reason = "Procore refused the refresh token (invalid_grant)."
+        if interrupted_at is not None:
+            exc.message = (
+                f"The last refresh of profile {profile.name!r} (started {interrupted_at.isoformat()}) was "
+                "interrupted before its result was saved, and Procore has now refused the refresh token "
+                "(invalid_grant): the interrupted refresh most likely used it up. A new login is needed."
+            )
+        else:
+            exc.message = (
+                f"Procore refused the refresh token of profile {profile.name!r} (invalid_grant): the grant was "
+                "revoked, or the token was used by another copy of this file. A new login is needed."
+            )
+        exc.hint = f"Re-authorize with: {reauth_command(doc.path, profile.name)}  (your stored settings are kept)"
+    profile.set(
+        refresh_started_at=interrupted_at,
+        last_error=f"{reason} ({utcnow().isoformat()})",
+        reauth_required=True,
+    )
+    store.save(doc)
+
+
+def get_token(profile: str | None = None, *, config: str | os.PathLike[str] | None = None,
+              min_valid: float = DEFAULT_TOKEN_MIN_VALID, force: bool = False) -> str:
+    """A valid access token for `profile` of the credentials file, refreshing under the lock if needed.
+
+    Raises a `procore_setup.errors.ProcoreSetupError` subclass on failure; its message says what to do.
+    """
+    return ensure_fresh(FileStore(config), profile, min_valid=min_valid, force=force).profile.access_token

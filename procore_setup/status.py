@@ -1,0 +1,130 @@
+"""`procore-setup status`: what each profile holds and what is wrong with it, never a secret."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .credentials import Credentials, FileStore, Profile, file_mode, mask, reauth_command
+from .errors import EXIT_OK, EXIT_REAUTH, ProcoreSetupError
+
+
+def problems(doc: Credentials, prof: Profile) -> list[str]:
+    """Plain-language problems of a profile, each with what to do."""
+    out: list[str] = []
+    fix = reauth_command(doc.path, prof.name)
+    if prof.reauth_required:
+        out.append(f"needs a new login: {prof.last_error or 'Procore refused the refresh token'}; run: {fix}")
+    elif prof.refresh_started_at is not None:
+        out.append(
+            f"a refresh started at {prof.refresh_started_at.isoformat()} did not finish; the next refresh will "
+            f"tell whether the chain survived (if Procore refuses it, run: {fix})"
+        )
+    if not prof.refresh_token and not prof.reauth_required:
+        out.append(f"no tokens stored (never logged in, or revoked); run: {fix}")
+    elif not prof.reauth_required:
+        left = prof.seconds_left()
+        if left is not None and left <= 0:
+            out.append("access token expired; `procore-setup token` or `refresh` will renew it")
+    if not prof.client_secret:
+        out.append(f"no client secret stored; refreshes will fail; run: {fix}")
+    return out
+
+
+def profile_info(doc: Credentials, prof: Profile) -> dict[str, Any]:
+    left = prof.seconds_left()
+    enc = doc.encrypted
+    def secret(value: str | None) -> str:
+        if enc and value:
+            return "(encrypted)"
+        return mask(value)
+
+    return {
+        "profile": prof.name,
+        "default": doc.default_profile == prof.name,
+        "environment": prof.environment,
+        "login_url": prof.login_url,
+        "api_url": prof.api_url,
+        "client_id": prof.client_id,
+        "client_secret": secret(prof.client_secret),
+        "access_token": secret(prof.access_token),
+        "refresh_token": secret(prof.refresh_token),
+        "redirect_uri": prof.redirect_uri,
+        "expires_at": prof.expires_at.isoformat() if prof.expires_at else None,
+        "seconds_left": int(left) if left is not None else None,
+        "last_refresh_at": prof.last_refresh_at.isoformat() if prof.last_refresh_at else None,
+        "user": {"id": prof.user_id, "login": prof.user_login, "name": prof.user_name} if prof.user_id else None,
+        "company": {"id": prof.company_id, "name": prof.company_name} if prof.company_id else None,
+        "problems": problems(doc, prof),
+    }
+
+
+def _online(store: FileStore, doc: Credentials, prof: Profile, info: dict[str, Any], interactive: bool) -> None:
+    if not prof.access_token:
+        info["online"] = {"ok": False, "error": "no access token stored"}
+        return
+    from .oauth import InvalidToken
+    from .refresh import make_client
+
+    try:
+        store.open_secrets(doc, interactive=interactive)
+        with make_client(prof) as client:
+            data = client.token_info(prof.access_token)
+        info["online"] = {
+            "ok": True,
+            "expires_in_seconds": data.get("expires_in_seconds"),
+            "resource_owner_id": data.get("resource_owner_id"),
+            "application_uid": (data.get("application") or {}).get("uid"),
+        }
+    except InvalidToken:
+        info["online"] = {"ok": False, "error": "Procore refused the access token (expired or revoked); "
+                                                "`procore-setup refresh --force` renews it"}
+    except ProcoreSetupError as exc:
+        info["online"] = {"ok": False, "error": exc.message}
+
+
+def run_status(store: FileStore, name: str | None, *, as_json: bool, online: bool, interactive: bool) -> int:
+    doc = store.load()
+    profs = [doc.get(name)] if name or len(doc.profiles) == 1 or not doc.profiles else list(doc.profiles.values())
+    infos = [profile_info(doc, p) for p in profs]
+    if online:
+        for p, info in zip(profs, infos):
+            _online(store, doc, p, info, interactive)
+    code = EXIT_REAUTH if any(p.reauth_required for p in profs) else EXIT_OK
+    head = {"path": store.path, "mode": file_mode(store.path), "encrypted": doc.encrypted,
+            "default_profile": doc.default_profile}
+    if as_json:
+        import json
+
+        print(json.dumps(dict(head, profiles=infos), indent=2))
+        return code
+    w = sys.stdout.write
+    w(f"file: {head['path']} (mode {head['mode']}{', secrets encrypted' if doc.encrypted else ''})\n")
+    if not infos:
+        w("no profiles yet: run procore-setup to set one up\n")
+    for info in infos:
+        w("\n")
+        w(f"[{info['profile']}]{' (default)' if info['default'] else ''}\n")
+        w(f"  environment:   {info['environment']}\n")
+        w(f"  login / api:   {info['login_url']}  {info['api_url']}\n")
+        w(f"  client id:     {info['client_id']}   secret: {info['client_secret']}\n")
+        w(f"  access token:  {info['access_token']}   refresh token: {info['refresh_token']}\n")
+        w(f"  expires:       {info['expires_at'] or 'unknown'} ({_left(info['seconds_left'])})\n")
+        w(f"  last refresh:  {info['last_refresh_at'] or 'never'}\n")
+        user = info["user"]
+        w(f"  user:          {(user['name'] or '') + ' <' + (user['login'] or '') + '> id ' + str(user['id']) if user else 'unknown'}\n")
+        company = info["company"]
+        w(f"  company:       {str(company['id']) + ' ' + (company['name'] or '') if company else 'none chosen'}\n")
+        if "online" in info:
+            o = info["online"]
+            w(f"  online check:  {'ok, Procore says ' + str(o['expires_in_seconds']) + ' s left' if o['ok'] else 'FAILED: ' + o['error']}\n")
+        for p in info["problems"]:
+            w(f"  problem:       {p}\n")
+    return code
+
+
+def _left(seconds: int | None) -> str:
+    from .cli import _human
+
+    return _human(seconds) + (" left" if seconds is not None and seconds >= 0 else "")
+
