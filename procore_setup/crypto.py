@@ -1,0 +1,549 @@
+"""Optional encryption of the secrets in the credentials file, under a passphrase.
+
+Only the three secret fields (client_secret, access_token, refresh_token) are
+encrypted; every other field stays readable, so `status` needs no passphrase.
+
+The construction, all from the `cryptography` library (nothing hand-rolled):
+
+* key: scrypt(passphrase NFC-normalised as UTF-8, salt) -> 32 bytes, with a random
+  16-byte salt per file (a new one at each `encrypt`);
+* each secret: AES-256-GCM with a random 96-bit nonce, stored as
+  ``enc:v1:`` + urlsafe-base64(nonce || ciphertext || tag). The associated data is
+  ``procore-setup/v1/<profile>/<field>``, so a value cannot be moved to another field
+  or profile without the tag failing;
+* a key-check value (AES-GCM of a constant under the key) in the ``[encryption]``
+  table, so a wrong passphrase is detected before anything is decrypted or written.
+
+The ``[encryption]`` table holds ``version``, ``cipher``, ``kdf``, ``n``, ``r``, ``p``,
+``salt``, ``check`` and, optionally, ``passphrase_command``.
+
+KDF cost. scrypt with n=2**15, r=8, p=1 needs 128*n*r = 32 MiB of memory and about
+0.13 s of one core on a 2020s x86 machine (measured: n=2**14 0.07 s, 2**15 0.13 s,
+2**16 0.28 s, 2**17 0.54 s). It is paid once per process, by every `procore-setup
+token` on an encrypted file, so it is the whole extra cost of encryption (see
+bench/bench_crypto.py). 2**15 is twice rclone's config encryption (n=2**14) and keeps
+`token` well under a quarter second; an attacker with a copied file pays 32 MiB per
+guess. Files with other parameters are read as long as they are within sane bounds
+(n from 2**14 to 2**20, memory at most 1 GiB), so a tampered file cannot make a cron
+job allocate without limit.
+
+Where the passphrase comes from, first that answers wins:
+
+1. ``PROCORE_SETUP_PASSPHRASE``;
+2. a passphrase command (``--passphrase-command``, else ``passphrase_command`` in the
+   ``[encryption]`` table), split with shlex and run without a shell, stdin closed,
+   for at most ``PROCORE_SETUP_PASSPHRASE_TIMEOUT`` seconds (default 10); its stdout
+   minus one trailing newline is the passphrase;
+3. the OS keyring (service ``procore-setup``, user = the file's path), when the
+   optional ``keyring`` package is installed and answers within 3 s;
+4. a hidden prompt, only when stdin is a terminal.
+
+`encrypt` takes a new passphrase from the same places except the keyring, asking
+twice on a terminal; a passphrase command it stores must print that passphrase.
+
+With none of them, the command fails at once (exit 6) saying how to give it, so a
+cron job never waits for a prompt. A passphrase that comes but is wrong is an error
+too (no fall-through to the next source), and nothing is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import unicodedata
+from typing import TYPE_CHECKING, Any
+
+from .errors import CredentialsFileError, UsageError
+
+if TYPE_CHECKING:
+    from .credentials import Credentials, FileStore
+
+PREFIX = "enc:v1:"
+VERSION = 1
+CIPHER = "aes-256-gcm"
+KDF = "scrypt"
+SCRYPT_N = 2**15
+SCRYPT_R = 8
+SCRYPT_P = 1
+SALT_BYTES = 16
+NONCE_BYTES = 12
+KEY_BYTES = 32
+ENV_PASSPHRASE = "PROCORE_SETUP_PASSPHRASE"
+ENV_TIMEOUT = "PROCORE_SETUP_PASSPHRASE_TIMEOUT"
+DEFAULT_COMMAND_TIMEOUT = 10.0
+KEYRING_TIMEOUT = 3.0
+KEYRING_SERVICE = "procore-setup"
+_AAD_PREFIX = "procore-setup/v1/"
+_CHECK_AAD = "[encryption]/check"
+_CHECK_PLAINTEXT = "procore-setup key check"
+# Bounds on parameters read from a file: a tampered file must not exhaust memory or time.
+_MIN_N, _MAX_N = 2**14, 2**20
+_MAX_R, _MAX_P = 32, 16
+_MAX_MEMORY = 1 << 30
+
+# Derived keys of this process, by (path, salt, n, r, p, passphrase source): `refresh --all`
+# opens the file once per profile, and the KDF is the whole cost.
+_KEYS: dict[tuple[Any, ...], bytes] = {}
+
+
+def is_encrypted_value(value: Any) -> bool:
+    """Whether a stored field value is one of our ciphertexts."""
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+class Cipher:
+    """AES-256-GCM under one derived key. Never shows the key in a repr."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._aead = AESGCM(key)
+
+    def __repr__(self) -> str:
+        return "Cipher(aes-256-gcm)"
+
+    def encrypt(self, plaintext: str, aad: str) -> str:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, plaintext.encode("utf-8"), (_AAD_PREFIX + aad).encode("utf-8"))
+        return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
+
+    def decrypt(self, token: str, aad: str, path: str) -> str:
+        from cryptography.exceptions import InvalidTag
+
+        where = f"{path}: the encrypted value of {aad.replace('/', '.', 1)}"
+        if not is_encrypted_value(token):
+            raise CredentialsFileError(f"{where} is not an encrypted value.", hint=_DAMAGED)
+        body = token[len(PREFIX):]
+        try:
+            blob = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        except (binascii.Error, ValueError):
+            raise CredentialsFileError(f"{where} is not valid base64.", hint=_DAMAGED) from None
+        if len(blob) < NONCE_BYTES + 16:
+            raise CredentialsFileError(f"{where} is truncated.", hint=_DAMAGED)
+        try:
+            plain = self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], (_AAD_PREFIX + aad).encode("utf-8"))
+        except InvalidTag:
+            raise CredentialsFileError(
+                f"{where} does not decrypt although the passphrase is right: it was altered, damaged, "
+                "or copied from another field, profile or file.",
+                hint=_DAMAGED,
+            ) from None
+        try:
+            return plain.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CredentialsFileError(f"{where} is not UTF-8 text.", hint=_DAMAGED) from None
+
+
+_DAMAGED = "The file was left as it is. Set the profile up again with `procore-setup login`, or restore a backup."
+
+
+# -- key derivation -----------------------------------------------------------------------------
+
+def derive_key(passphrase: str, salt: bytes, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> bytes:
+    """The 32-byte key scrypt derives from the passphrase (NFC-normalised, UTF-8) and salt."""
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    data = unicodedata.normalize("NFC", passphrase).encode("utf-8")
+    return Scrypt(salt=salt, length=KEY_BYTES, n=n, r=r, p=p).derive(data)
+
+
+def new_encryption_table(passphrase: str, *, passphrase_command: str | None = None) -> tuple[dict[str, Any], Cipher]:
+    """A fresh [encryption] table (new random salt) and the cipher for it."""
+    salt = os.urandom(SALT_BYTES)
+    cipher = Cipher(derive_key(passphrase, salt))
+    table: dict[str, Any] = {
+        "version": VERSION,
+        "cipher": CIPHER,
+        "kdf": KDF,
+        "n": SCRYPT_N,
+        "r": SCRYPT_R,
+        "p": SCRYPT_P,
+        "salt": base64.b64encode(salt).decode("ascii"),
+        "check": cipher.encrypt(_CHECK_PLAINTEXT, _CHECK_AAD),
+    }
+    if passphrase_command:
+        table["passphrase_command"] = passphrase_command
+    return table, cipher
+
+
+def _params(path: str, table: dict[str, Any]) -> tuple[bytes, int, int, int]:
+    """(salt, n, r, p) from the table, refusing anything unknown or out of bounds."""
+    def bad(what: str) -> CredentialsFileError:
+        return CredentialsFileError(f"{path}: [encryption] {what}.", hint=_DAMAGED)
+
+    version = table.get("version")
+    if version != VERSION or table.get("cipher") != CIPHER or table.get("kdf") != KDF:
+        if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+            raise CredentialsFileError(
+                f"{path}: encrypted by a newer procore-setup (encryption version {version}).",
+                hint="Upgrade procore-setup (pip install -U procore-setup).",
+            )
+        raise bad(f"has an unknown version, cipher or kdf (this procore-setup writes version {VERSION}, "
+                  f"{CIPHER}, {KDF})")
+    nums = {}
+    for key in ("n", "r", "p"):
+        v = table.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise bad(f"field {key} must be a positive integer")
+        nums[key] = v
+    n, r, p = nums["n"], nums["r"], nums["p"]
+    if n & (n - 1) or not _MIN_N <= n <= _MAX_N or r > _MAX_R or p > _MAX_P or 128 * n * r > _MAX_MEMORY:
+        raise bad(f"has scrypt parameters out of bounds (n={n}, r={r}, p={p}; n must be a power of two "
+                  f"from 2**14 to 2**20, r at most {_MAX_R}, p at most {_MAX_P}, memory at most 1 GiB)")
+    salt_text = table.get("salt")
+    try:
+        salt = base64.b64decode(salt_text, validate=True) if isinstance(salt_text, str) else b""
+    except (binascii.Error, ValueError):
+        salt = b""
+    if not 16 <= len(salt) <= 64:
+        raise bad("field salt must be 16 to 64 bytes in base64")
+    if not is_encrypted_value(table.get("check")):
+        raise bad("has no valid key-check value (field check)")
+    return salt, n, r, p
+
+
+def _verify(cipher: Cipher, table: dict[str, Any]) -> bool:
+    from cryptography.exceptions import InvalidTag
+
+    token = table["check"][len(PREFIX):]
+    try:
+        blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        plain = cipher._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], (_AAD_PREFIX + _CHECK_AAD).encode())
+    except (InvalidTag, binascii.Error, ValueError):
+        return False
+    return hmac.compare_digest(plain, _CHECK_PLAINTEXT.encode())
+
+
+# -- passphrase sources ------------------------------------------------------------------------
+
+class _Source:
+    """Where a passphrase came from, for messages (never the passphrase itself)."""
+
+    def __init__(self, kind: str, label: str, passphrase: str, retry: Any = None) -> None:
+        self.kind = kind  # "env", "command", "keyring" or "prompt"
+        self.label = label
+        self.passphrase = passphrase
+        self.retry = retry  # a callable giving another try (the prompt), or None
+
+    def __repr__(self) -> str:
+        return f"_Source({self.label!r})"
+
+
+def command_timeout() -> float:
+    """Seconds a passphrase command may run: $PROCORE_SETUP_PASSPHRASE_TIMEOUT or 10."""
+    raw = os.environ.get(ENV_TIMEOUT)
+    if not raw:
+        return DEFAULT_COMMAND_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{ENV_TIMEOUT} must be a number of seconds, not {raw!r}.") from None
+    if not 0 < value <= 600:
+        raise UsageError(f"{ENV_TIMEOUT} must be between 0 and 600 seconds.")
+    return value
+
+
+def run_passphrase_command(command: str, path: str) -> str:
+    """Run the command (no shell, stdin closed, time-limited); its stdout is the passphrase.
+
+    Its stderr goes to ours, so its own diagnostics reach the user; its stdout is never shown.
+    """
+    shown = command if len(command) <= 200 else command[:200] + "..."
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise CredentialsFileError(f"{path}: the passphrase command `{shown}` does not parse: {exc}.") from None
+    if not argv:
+        raise CredentialsFileError(f"{path}: the passphrase command is empty.")
+    timeout = command_timeout()
+    try:
+        # A new session, so a timeout can kill the command and everything it started (a `sh -c`
+        # wrapper's children would otherwise keep our pipe open and hang us anyway).
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=None,
+                                start_new_session=True, close_fds=True)
+    except OSError as exc:
+        raise CredentialsFileError(
+            f"{path}: cannot run the passphrase command `{shown}`: {exc.strerror or exc}.",
+            hint="Check the command (it is run without a shell, so no pipes or ~), or give the passphrase "
+            f"in {ENV_PASSPHRASE}.",
+        ) from None
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise CredentialsFileError(
+            f"{path}: the passphrase command `{shown}` did not finish within {timeout:g} s and was stopped.",
+            hint=f"Check that it runs unattended (no prompt), or allow it longer with {ENV_TIMEOUT}=SECONDS.",
+        ) from None
+    except BaseException:
+        _kill_group(proc)
+        raise
+    if proc.returncode != 0:
+        how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
+               else f"failed with exit code {proc.returncode}")
+        raise CredentialsFileError(
+            f"{path}: the passphrase command `{shown}` {how}.",
+            hint="Run it by hand to see why; nothing was changed.",
+        )
+    try:
+        text = out.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CredentialsFileError(f"{path}: the passphrase command `{shown}` printed something that is not UTF-8.") from None
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n"):
+        text = text[:-1]
+    if not text:
+        raise CredentialsFileError(f"{path}: the passphrase command `{shown}` printed nothing.",
+                                   hint="It must print the passphrase on its standard output.")
+    return text
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (OSError, AttributeError):
+        try:
+            proc.kill()
+        except OSError:
+            pass
+    try:
+        proc.communicate(timeout=2)
+    except (subprocess.TimeoutExpired, OSError, ValueError):
+        pass
+
+
+def keyring_passphrase(path: str, timeout: float = KEYRING_TIMEOUT) -> tuple[str | None, str | None]:
+    """(passphrase, None) from the OS keyring, or (None, why not) when it is absent, empty, failing or slow.
+
+    keyring is imported and asked in a daemon thread: a locked or absent desktop keyring
+    (D-Bus waiting for an unlock dialog) must not hang a cron job.
+    """
+    result: dict[str, Any] = {}
+
+    def ask() -> None:
+        try:
+            import keyring  # optional extra: pip install 'procore-setup[keyring]'
+        except ImportError:
+            result["why"] = "not installed"
+            return
+        except Exception as exc:  # a broken install must not stop the other sources
+            result["why"] = f"cannot be imported ({type(exc).__name__})"
+            return
+        try:
+            result["value"] = keyring.get_password(KEYRING_SERVICE, path)
+        except Exception as exc:
+            result["why"] = f"failed ({type(exc).__name__})"
+
+    t = threading.Thread(target=ask, name="procore-setup-keyring", daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        return None, f"did not answer within {timeout:g} s"
+    value = result.get("value")
+    if value:
+        return str(value), None
+    return None, result.get("why") or "has no entry for this file"
+
+
+def _prompt(label: str) -> str:
+    import getpass
+
+    try:
+        return getpass.getpass(label)
+    except EOFError:
+        return ""
+
+
+def _find_passphrase(path: str, command: str | None, *, interactive: bool, new: bool) -> _Source:
+    """The first passphrase source that answers, in the documented order."""
+    env = os.environ.get(ENV_PASSPHRASE)
+    if env is not None:
+        if not env:
+            raise CredentialsFileError(f"{ENV_PASSPHRASE} is set but empty.",
+                                       hint="Unset it, or set it to the passphrase of " + path + ".")
+        return _Source("env", f"${ENV_PASSPHRASE}", env)
+    if command:
+        return _Source("command", f"the passphrase command `{command}`", run_passphrase_command(command, path))
+    why = ""
+    if not new:  # a new passphrase is chosen by the user, not found in a keyring entry
+        value, why = keyring_passphrase(path)
+        if value is not None:
+            return _Source("keyring", "the OS keyring", value)
+    if interactive:
+        if new:
+            return _Source("prompt", "the prompt", _prompt_new(path))
+        return _Source("prompt", "the prompt", _prompt(f"Passphrase for {path}: "),
+                       retry=lambda: _prompt(f"Wrong passphrase. Passphrase for {path}: "))
+    if new:
+        raise CredentialsFileError(
+            f"No new passphrase for {path}: stdin is not a terminal, so none can be asked for.",
+            hint=f"Give it in {ENV_PASSPHRASE}, or with --passphrase-command CMD, or run on a terminal. "
+            "Nothing was changed.",
+        )
+    raise CredentialsFileError(
+        f"{path} has encrypted secrets, and no passphrase was given (stdin is not a terminal, "
+        f"so none can be asked for; OS keyring: {why}).",
+        hint=_HOW_TO_GIVE.format(path=shlex.quote(path), env=ENV_PASSPHRASE),
+    )
+
+
+_HOW_TO_GIVE = """\
+Give the passphrase in one of these ways:
+  - set {env} in the environment of the job;
+  - store a command that prints it: procore-setup --config {path} encrypt --passphrase-command 'pass show procore-setup';
+  - keep it in the OS keyring: pip install 'procore-setup[keyring]'; keyring set procore-setup {path};
+  - run the command on a terminal, to be asked for it.
+Nothing was changed."""
+
+
+def _prompt_new(path: str) -> str:
+    for _ in range(3):
+        first = _prompt(f"New passphrase for {path}: ")
+        if not first:
+            print("procore-setup: the passphrase cannot be empty.", file=sys.stderr)
+            continue
+        if _prompt("Repeat it: ") == first:
+            return first
+        print("procore-setup: the two passphrases differ; try again.", file=sys.stderr)
+    raise UsageError("No passphrase set (empty or mismatched three times). Nothing was changed.")
+
+
+# -- opening an encrypted document ---------------------------------------------------------------
+
+def cipher_for(doc: Credentials, *, interactive: bool = False, passphrase_command: str | None = None) -> Cipher:
+    """The cipher of an encrypted document, from the first passphrase source that answers.
+
+    Raises CredentialsFileError (exit 6) for a missing or wrong passphrase; writes nothing.
+    """
+    table = doc.encryption
+    if table is None:
+        raise CredentialsFileError(f"{doc.path}: internal error: the file is not encrypted.")
+    salt, n, r, p = _params(doc.path, table)
+    stored_cmd = table.get("passphrase_command")
+    if stored_cmd is not None and not isinstance(stored_cmd, str):
+        raise CredentialsFileError(f"{doc.path}: [encryption] passphrase_command must be a string.")
+    command = passphrase_command or stored_cmd or None
+    source = _find_passphrase(doc.path, command, interactive=interactive, new=False)
+    attempts = 3 if source.retry else 1
+    passphrase = source.passphrase
+    for attempt in range(attempts):
+        cache_key = (doc.path, salt, n, r, p, passphrase)
+        key = _KEYS.get(cache_key)
+        if key is None:
+            key = derive_key(passphrase, salt, n, r, p)
+        cipher = Cipher(key)
+        if _verify(cipher, table):
+            _KEYS[cache_key] = key
+            return cipher
+        if attempt + 1 < attempts:
+            passphrase = source.retry()
+    raise CredentialsFileError(
+        f"Wrong passphrase for {doc.path} (from {source.label}).",
+        hint="Nothing was changed. Check the passphrase and its source, and try again.",
+    )
+
+
+# -- the encrypt and decrypt commands -----------------------------------------------------------------
+
+def encrypt_document(doc: Credentials, passphrase: str, *, passphrase_command: str | None = None) -> None:
+    """Mark a plain document encrypted under `passphrase`; its secrets are encrypted when it is saved.
+
+    For front-ends (the wizard's Saved screen) as well as `procore-setup encrypt`. The caller
+    saves it with `store.save(doc)` under the lock.
+    """
+    if doc.encrypted:
+        raise UsageError(f"{doc.path} is encrypted already.")
+    if not passphrase:
+        raise UsageError("The passphrase cannot be empty. Nothing was changed.")
+    table, cipher = new_encryption_table(passphrase, passphrase_command=passphrase_command)
+    doc.raw["encryption"] = table
+    doc.cipher = cipher
+
+
+def run_encrypt(store: FileStore, *, passphrase_command: str | None = None, interactive: bool = False) -> int:
+    """`procore-setup encrypt`: encrypt the secrets of the file, atomically, under the lock.
+
+    On a file encrypted already, a new --passphrase-command is checked against the
+    passphrase and stored; anything else is left as it is.
+    """
+    if passphrase_command is not None and not passphrase_command.strip():
+        raise UsageError("--passphrase-command is empty.")
+    with store.lock():
+        doc = store.load()
+        if doc.encrypted:
+            return _set_command(store, doc, passphrase_command, interactive)
+        source = _find_passphrase(store.path, passphrase_command, interactive=interactive, new=True)
+        if passphrase_command and source.kind != "command":
+            # The command is stored for unattended runs: it had better print this very passphrase.
+            printed = run_passphrase_command(passphrase_command, store.path)
+            if not hmac.compare_digest(printed.encode(), source.passphrase.encode()):
+                raise CredentialsFileError(
+                    f"The passphrase command `{passphrase_command}` does not print the passphrase given in "
+                    f"{source.label}, so unattended runs could not open {store.path}.",
+                    hint="Nothing was changed. Make them agree, or give only one of them.",
+                )
+        if len(source.passphrase) < 8:
+            print("procore-setup: warning: a passphrase shorter than 8 characters is easy to guess "
+                  "from a copy of the file.", file=sys.stderr)
+        encrypt_document(doc, source.passphrase, passphrase_command=passphrase_command)
+        store.save(doc)
+    count = sum(1 for prof in doc.profiles.values() for f in _secret_fields() if prof.data.get(f))
+    print(f"{store.path}: {count} secret(s) encrypted with the passphrase from {source.label}.")
+    if passphrase_command:
+        print("Unattended runs will get the passphrase from the stored command.")
+    else:
+        print(f"Scripts and cron jobs need the passphrase: set {ENV_PASSPHRASE}, store a command with "
+              "`encrypt --passphrase-command CMD`, or keep it in the OS keyring (service procore-setup, "
+              "user = the file's path).")
+    return 0
+
+
+def _set_command(store: FileStore, doc: Credentials, command: str | None, interactive: bool) -> int:
+    table = doc.encryption or {}
+    if not command or command == table.get("passphrase_command"):
+        print(f"{store.path}: the secrets are encrypted already; nothing to do.")
+        print("To change the passphrase: procore-setup decrypt, then procore-setup encrypt.")
+        return 0
+    # The new command must open the file, or cron would be locked out.
+    printed = run_passphrase_command(command, store.path)
+    salt, n, r, p = _params(store.path, table)
+    if not _verify(Cipher(derive_key(printed, salt, n, r, p)), table):
+        raise CredentialsFileError(
+            f"The passphrase command `{command}` does not print the passphrase of {store.path}.",
+            hint="Nothing was changed.",
+        )
+    table["passphrase_command"] = command
+    store.save(doc)  # the secrets are still the stored ciphertexts: no cipher needed
+    print(f"{store.path}: passphrase command stored for unattended runs.")
+    return 0
+
+
+def run_decrypt(store: FileStore, *, passphrase_command: str | None = None, interactive: bool = False) -> int:
+    """`procore-setup decrypt`: store the secrets unencrypted again, atomically, under the lock."""
+    with store.lock():
+        doc = store.load()
+        if not doc.encrypted:
+            print(f"{store.path}: the secrets are not encrypted; nothing to do.")
+            return 0
+        store.open_secrets(doc, interactive=interactive, passphrase_command=passphrase_command)
+        doc.raw.pop("encryption", None)
+        doc.cipher = None
+        store.save(doc)
+    print(f"{store.path}: secrets stored unencrypted again (the file stays owner-only, mode 0600).")
+    return 0
+
+
+def _secret_fields() -> tuple[str, ...]:
+    from .credentials import SECRET_FIELDS
+
+    return SECRET_FIELDS
