@@ -40,17 +40,56 @@ def _seconds(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
-                        help="credentials file (default: $PROCORE_SETUP_CONFIG or the user config dir)")
-    common.add_argument("--profile", metavar="NAME", default=argparse.SUPPRESS,
-                        help="profile to use (default: $PROCORE_SETUP_PROFILE or the file's default)")
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter without its `import shutil` (a measurable cost on the fast path)."""
 
-    parser = argparse.ArgumentParser(
-        prog="procore-setup", description=DESCRIPTION, epilog=EPILOG, parents=[common],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        if width is None:
+            try:
+                width = os.get_terminal_size(sys.stdout.fileno()).columns
+            except (OSError, ValueError, AttributeError):
+                cols = os.environ.get("COLUMNS", "")
+                width = int(cols) if cols.isdigit() else 80
+            width = max(width - 2, 40)
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt")
+_GLOBAL_WITH_VALUE = ("--config", "--profile")
+
+
+def _command_in(argv: list[str]) -> str | None:
+    """The subcommand named in argv, if it is a known one (so only its parser need be built)."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in _GLOBAL_WITH_VALUE:
+            skip = True
+            continue
+        if arg == "--":
+            return None
+        if arg.startswith("-"):
+            continue
+        return arg if arg in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (for speed on the headless path) the main parser plus one command's."""
+    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        # on the main parser and on every command, so both `--profile P token` and `token --profile P` work
+        p.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                       help="credentials file (default: $PROCORE_SETUP_CONFIG or the user config dir)")
+        p.add_argument("--profile", metavar="NAME", default=argparse.SUPPRESS,
+                       help="profile to use (default: $PROCORE_SETUP_PROFILE or the file's default)")
+        return p
+
+    parser = common(argparse.ArgumentParser(
+        prog="procore-setup", description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter,
+    ))
     parser.add_argument("--version", action="version", version=f"procore-setup {__version__}")
     parser.add_argument("--demo", action="store_true",
                         help="run the wizard against a built-in fake Procore server with a throwaway file")
@@ -58,10 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str, description: str | None = None) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help, description=description or help, epilog=EXIT_CODES_HELP,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        if only is not None and name != only:
+            return _Unused()  # not used in this run: build nothing
+        p = sub.add_parser(name, help=help, description=description or help, epilog=EXIT_CODES_HELP,
+                           formatter_class=_Formatter)
         p.set_defaults(func=func)
-        return p
+        return common(p)
 
     p = add("token", cmd_token, "print a valid access token (refreshing first if needed)",
             'For scripts: curl -H "Authorization: Bearer $(procore-setup token)" ...')
@@ -108,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("decrypt", cmd_decrypt, "store the secrets unencrypted again")
     p.add_argument("--passphrase-command", metavar="CMD", help="command whose output is the passphrase")
     return parser
+
+
+class _Unused:
+    """Stands in for the parser of a command this run does not use."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
 
 def _opt(args: argparse.Namespace, name: str) -> Any:
@@ -277,7 +325,9 @@ def _human(seconds: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     try:
         return args.func(args)

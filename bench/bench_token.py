@@ -1,0 +1,67 @@
+"""Benchmark: `procore-setup token` (valid token, no refresh) against `python -c "import argparse, tomllib"`.
+
+Both run in the same interpreter and environment, interleaved, in one run; the
+script prints the medians and their ratio. Target: 1.3x or less.
+
+    .venv/bin/python bench/bench_token.py [--runs 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from procore_setup.testing import FakeProcore
+
+EXE = str(Path(sys.executable).with_name("procore-setup"))
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    r = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if r.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed with exit {r.returncode}: {r.stderr.decode()[:300]}")
+    return elapsed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=40)
+    args = ap.parse_args()
+    with FakeProcore() as fake, tempfile.TemporaryDirectory() as tmp:
+        config = os.path.join(tmp, "credentials.toml")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PROCORE_")}
+        env.update(PROCORE_SETUP_CONFIG=config)
+        login = subprocess.run(
+            [EXE, "login", "--plain", "--environment", "custom", "--login-url", fake.url, "--api-url", fake.url,
+             "--client-id", fake.client_id, "--code", fake.issue_code(), "--company-id", "8675309"],
+            env=dict(env, PROCORE_CLIENT_SECRET=fake.client_secret), capture_output=True, text=True,
+        )
+        if login.returncode != 0:
+            raise SystemExit(f"login failed: {login.stderr}")
+        token_cmd = [EXE, "token"]
+        base_cmd = [sys.executable, "-c", "import argparse, tomllib"]
+        for _ in range(3):  # warm the page cache for both
+            timed(token_cmd, env), timed(base_cmd, env)
+        tok, base = [], []
+        for _ in range(args.runs):
+            base.append(timed(base_cmd, env))
+            tok.append(timed(token_cmd, env))
+        refreshes = fake.counts["token:refresh_token"]
+    mt, mb = statistics.median(tok), statistics.median(base)
+    print(f"runs: {args.runs} each, interleaved; python {sys.version.split()[0]}")
+    print(f"baseline  python -c 'import argparse, tomllib': median {mb * 1000:.1f} ms")
+    print(f"procore-setup token (valid token):           median {mt * 1000:.1f} ms")
+    print(f"ratio: {mt / mb:.2f}x (target <= 1.30x); refreshes during the run: {refreshes}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
