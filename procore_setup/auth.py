@@ -36,7 +36,7 @@ class ProcoreAuth(httpx.Auth):
         return f"ProcoreAuth(profile={self.profile!r}, config={self.store.path!r})"
 
     def _fresh(self, reject: str | None = None) -> tuple[str, int | None]:
-        result = ensure_fresh(self.store, self.profile, min_valid=self.min_valid, reject=reject)
+        result = ensure_fresh(self.store, self.profile, min_valid=self.min_valid, reject=reject, fallback_valid=30)
         return result.profile.access_token, result.profile.company_id
 
     def _prepare(self, request: httpx.Request, token: str, company_id: int | None) -> None:

@@ -181,10 +181,17 @@ def _warn(text: str) -> None:
 
 # -- commands ----------------------------------------------------------------------------
 
+TOKEN_FALLBACK_VALID = 60  # `token` hands out the old token if it still has a minute and the refresh can't get through
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from .refresh import ensure_fresh
 
-    result = ensure_fresh(_store(args), _opt(args, "profile"), min_valid=args.min_valid, interactive=_interactive())
+    result = ensure_fresh(_store(args), _opt(args, "profile"), min_valid=args.min_valid, interactive=_interactive(),
+                          fallback_valid=TOKEN_FALLBACK_VALID)
+    if result.warning:
+        left = result.profile.seconds_left() or 0
+        _warn(f"warning: could not refresh ({result.warning}); the current token is still valid for {_human(left)}.")
     if result.recovered_from_interrupt:
         _warn("note: an earlier refresh had been interrupted; this refresh worked and the chain is intact.")
     sys.stdout.write(result.profile.access_token + "\n")

@@ -271,7 +271,7 @@ def _interpret(resp: httpx.Response, *, what: str, want_json: bool) -> Any:
     if status in (429, 500, 502, 503, 504) or status >= 500:
         kind = "rate limit reached" if status == 429 else f"server error {status}"
         ra = _retry_after(resp)
-        later = f" Procore asks to wait {ra:.0f} s." if ra is not None else ""
+        later = f" Procore asks to wait {ra:.0f} s." if ra is not None and ra >= 1 else ""
         raise NotSent(f"{host} answered {status} ({kind}) while {what}.{later}",
                       hint="Try again later. Nothing was changed.", retry_after=ra)
     if 300 <= status < 400:

@@ -34,13 +34,15 @@ DEFAULT_REFRESH_MIN_VALID = 1200  # `refresh` (cron): refresh when fewer than 20
 class RefreshResult:
     """What `ensure_fresh` did. `profile` holds the (decrypted) current data."""
 
-    __slots__ = ("profile", "refreshed", "recovered_from_interrupt", "path")
+    __slots__ = ("profile", "refreshed", "recovered_from_interrupt", "path", "warning")
 
-    def __init__(self, profile: Profile, refreshed: bool, path: str, recovered_from_interrupt: bool = False) -> None:
+    def __init__(self, profile: Profile, refreshed: bool, path: str, recovered_from_interrupt: bool = False,
+                 warning: str | None = None) -> None:
         self.profile = profile
         self.refreshed = refreshed
         self.path = path
         self.recovered_from_interrupt = recovered_from_interrupt
+        self.warning = warning  # set when a refresh failed but the old token was still good enough
 
     def __repr__(self) -> str:
         return f"RefreshResult(profile={self.profile.name!r}, refreshed={self.refreshed})"
@@ -101,11 +103,15 @@ def _check_usable(doc: Credentials, profile: Profile) -> None:
 
 def ensure_fresh(store: FileStore, name: str | None = None, *, min_valid: float = DEFAULT_TOKEN_MIN_VALID,
                  force: bool = False, reject: str | None = None, lock_timeout: float | None = None,
-                 interactive: bool = False, client_factory: Any = None) -> RefreshResult:
+                 interactive: bool = False, client_factory: Any = None,
+                 fallback_valid: float | None = None) -> RefreshResult:
     """Return the profile with a token valid for more than `min_valid` seconds, refreshing if needed.
 
     `reject` is an access token the API has just refused: a refresh is done unless the file
     already holds a different one (another process refreshed meanwhile).
+    `fallback_valid`: when the refresh fails without reaching Procore (network down, 5xx,
+    rate limit) and the stored token is still valid for more than this many seconds, return
+    it with a `warning` instead of failing: a script can go on with a token that works.
     """
     doc = store.load()
     profile = doc.get(name)
@@ -120,7 +126,13 @@ def ensure_fresh(store: FileStore, name: str | None = None, *, min_valid: float 
         if not _needs_refresh(profile, min_valid, force, reject):
             return RefreshResult(profile, False, store.path)
         _check_usable(doc, profile)
-        return _refresh_locked(store, doc, profile, client_factory)
+        try:
+            return _refresh_locked(store, doc, profile, client_factory)
+        except NotSent as exc:
+            usable = fallback_valid is not None and profile.access_token != reject and profile.valid_for(fallback_valid)
+            if not usable or force:
+                raise
+            return RefreshResult(profile, False, store.path, warning=exc.message)
 
 
 def _refresh_locked(store: FileStore, doc: Credentials, profile: Profile, client_factory: Any) -> RefreshResult:
