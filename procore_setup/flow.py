@@ -14,7 +14,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from . import environments
-from .credentials import FileStore, Profile
+from .credentials import Credentials, FileStore, Profile
 from .environments import OOB_REDIRECT_URI
 from .errors import (
     InvalidClient,
@@ -372,6 +372,25 @@ class SetupFlow:
         return self.saved_profile
 
 
+# -- the profiles of a file, for front-ends that list and manage them ------------------------
+
+def read_profiles(store: FileStore) -> Credentials:
+    """The file as stored, secrets left as they are (never decrypted); an empty document when there is no file."""
+    return store.load_or_new()
+
+
+def set_default_profile(store: FileStore, name: str) -> None:
+    """Make `name` the file's default profile (NotConfigured if it is not in the file)."""
+    with store.transaction(secrets=False) as doc:
+        doc.default_profile = doc.get(name).name
+
+
+def remove_profile(store: FileStore, name: str) -> None:
+    """Forget a profile and its tokens (they are not revoked at Procore: `procore-setup revoke` does that)."""
+    with store.transaction(secrets=False) as doc:
+        doc.remove(doc.get(name).name)
+
+
 def _int_or_none(v: Any) -> int | None:
     try:
         return int(v) if v is not None and not isinstance(v, bool) else None
@@ -427,5 +446,6 @@ def usage_examples(config_path: str, profile: str, company_id: int | None, api_u
 __all__ = [
     "SetupFlow", "FlowError", "parse_code", "validate_base_url", "validate_client", "validate_redirect_uri",
     "validate_profile_name", "step_for_error", "cron_line", "usage_examples", "executable",
+    "read_profiles", "set_default_profile", "remove_profile",
     "ENVIRONMENT", "CLIENT", "AUTHORIZE", "CODE", "VERIFY", "SAVED",
 ]
