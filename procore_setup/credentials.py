@@ -515,6 +515,8 @@ class FileStore:
 
         Nothing is written if the block raises.
         """
+        if not create and not self.exists():
+            self.load()  # raises NotConfigured before the lock would create the directory and lock file
         with self.lock(timeout):
             doc = self.load_or_new() if create else self.load()
             if secrets:
