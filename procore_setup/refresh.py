@@ -77,6 +77,10 @@ def apply_tokens(profile: Profile, tokens: TokenSet, *, refreshed: bool) -> None
 def _needs_refresh(profile: Profile, min_valid: float, force: bool, reject: str | None = None) -> bool:
     if force or profile.reauth_required:
         return True
+    if profile.refresh_started_at is not None:
+        # A refresh died in flight: Procore may have rotated the pair, and so killed the stored
+        # access token. Find out now (a refresh either works or explains) rather than hand it out.
+        return True
     if reject is not None and profile.access_token == reject:
         return True  # the API refused this very token: it is no good, whatever its expiry says
     return not profile.valid_for(min_valid)
