@@ -65,6 +65,9 @@ class ReauthRequired(ProcoreSetupError):
     """Procore rejected the grant (`invalid_grant`): a new interactive login is needed."""
 
     exit_code = EXIT_REAUTH
+    # True when an earlier attempt of the same call went out and lost its answer: that
+    # attempt most likely used the grant, which is why this one was refused.
+    after_lost_answer = False
 
 
 class InvalidClient(ReauthRequired):

@@ -228,6 +228,7 @@ class OAuthClient:
                 if lost is not None:
                     # An earlier attempt went out and its answer was lost: that one used the grant.
                     exc.message += " (An earlier attempt's answer was lost on the way back; Procore had probably already used the grant.)"
+                    exc.after_lost_answer = True
                 raise
         raise AssertionError("unreachable")
 
