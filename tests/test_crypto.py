@@ -1,0 +1,555 @@
+"""Encrypted secrets at rest, through the real `procore-setup` executable, as a user would run it.
+
+`procore-setup encrypt` / `decrypt`, then `token`, `refresh`, `status` and `login` on the
+encrypted file with the passphrase from each of its sources, and every way to get it wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import pty
+import select
+import shlex
+import stat
+import sys
+import textwrap
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import CLI, CLIENT_SECRET, EXE
+
+PASS = "correct horse battery staple"
+WITH_PASS = {"PROCORE_SETUP_PASSPHRASE": PASS}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def plain_secrets(cli: CLI) -> list[str]:
+    """The secrets of a plain file, read before it is encrypted."""
+    secrets = cli.secrets()
+    assert len(secrets) == 3 and not any(s.startswith("enc:") for s in secrets)
+    return secrets
+
+
+def encrypt(cli: CLI, *args: str, env: dict[str, str] | None = None) -> None:
+    r = cli.run("encrypt", *args, env=env if env is not None else WITH_PASS)
+    assert r.returncode == 0, r.stderr
+    assert toml(cli)["encryption"]
+
+
+def toml(cli: CLI) -> dict[str, Any]:
+    return tomllib.loads(cli.config.read_text())
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def encodings(secret: str) -> set[str]:
+    """The secret as it could leak: itself, hex, and base64 / urlsafe base64 at every alignment.
+
+    A base64 text of a longer string contains the base64 of the secret only at one of three
+    alignments, and its last characters depend on what follows: so each form is cut before
+    its last 4 characters.
+    """
+    raw = secret.encode()
+    forms = {secret, raw.hex(), raw.hex().upper()}
+    for shift in range(3):
+        for enc in (base64.b64encode, base64.urlsafe_b64encode):
+            text = enc(raw[shift:]).decode().rstrip("=")
+            # skip the first characters too: they mix in the bytes before the secret
+            forms.add(text[2:-4] if shift else text[:-4])
+    return {f for f in forms if len(f) >= 10}
+
+
+def assert_no_secret(text: str, secrets: list[str]) -> None:
+    for secret in secrets:
+        for form in encodings(secret):
+            assert form not in text, f"a secret (or an encoding of it) appears: {form[:6]}..."
+
+
+def script(tmp_path: Path, name: str, body: str) -> str:
+    """A python script on disk, and the passphrase command that runs it (no shell needed)."""
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return f"{shlex.quote(sys.executable)} {shlex.quote(str(path))}"
+
+
+def fake_keyring(tmp_path: Path, body: str) -> dict[str, str]:
+    """An importable `keyring` module (the optional extra's API), and the env that puts it on the path."""
+    d = tmp_path / "fake_keyring"
+    d.mkdir(exist_ok=True)
+    (d / "keyring.py").write_text(textwrap.dedent(body))
+    return {"PYTHONPATH": str(d)}
+
+
+def run_in_pty(cli: CLI, args: list[str], answers: list[tuple[str, str]], env: dict[str, str] | None = None,
+               timeout: float = 30) -> tuple[int, str]:
+    """Run the CLI on a terminal (a pty): wait for each prompt, type its answer. (exit code, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its terminal, stdin and stdout
+        try:
+            os.execve(EXE, [EXE, *args], dict(cli.env, **(env or {})))
+        finally:
+            os._exit(127)
+    out = b""
+    deadline = time.monotonic() + timeout
+
+    def read_some() -> bool:
+        nonlocal out
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"timed out; output so far: {out.decode(errors='replace')!r}")
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            return False
+        out += chunk
+        return bool(chunk)
+
+    done = False
+    try:
+        seen = 0  # output before this offset has been answered
+        for prompt, answer in answers:
+            while prompt.encode() not in out[seen:]:
+                if not read_some():
+                    raise AssertionError(f"no prompt {prompt!r}; output: {out.decode(errors='replace')!r}")
+            seen = out.index(prompt.encode(), seen) + len(prompt)
+            os.write(fd, answer.encode() + b"\r")
+        while read_some():
+            pass
+        done = True
+    finally:
+        if not done:
+            os.kill(pid, 9)
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+# -- round trip ------------------------------------------------------------------------------
+
+def test_encrypt_token_decrypt_round_trip_keeps_every_other_key_and_mode_0600(cli: CLI) -> None:
+    cli.login()
+    # things the user (or a newer version) put in the file must survive both rewrites
+    with cli.config.open("a") as f:
+        f.write('\n[x_hooks]\nafter_refresh = "notify ops"\n')
+    text = cli.config.read_text().replace("[profiles.default]\n", "[profiles.default]\nx_custom = 7\n")
+    text = "x_top = \"kept\"\n" + text
+    cli.config.write_text(text)
+    before = toml(cli)
+    secrets = plain_secrets(cli)
+
+    r = cli.run("encrypt", env=WITH_PASS)
+    assert r.returncode == 0, r.stderr
+    assert "3 secret(s) encrypted" in r.stdout
+    assert mode(cli.config) == 0o600
+    enc = toml(cli)
+    table = enc["encryption"]
+    assert (table["kdf"], table["n"], table["r"], table["p"], table["cipher"]) == ("scrypt", 2**15, 8, 1, "aes-256-gcm")
+    assert len(base64.b64decode(table["salt"])) == 16 and table["check"].startswith("enc:v1:")
+    prof = enc["profiles"]["default"]
+    for field in ("client_secret", "access_token", "refresh_token"):
+        assert prof[field].startswith("enc:v1:")
+    for key, value in before["profiles"]["default"].items():
+        if key not in ("client_secret", "access_token", "refresh_token"):
+            assert prof[key] == value, key
+    assert enc["x_top"] == "kept" and enc["x_hooks"] == {"after_refresh": "notify ops"}
+    assert prof["x_custom"] == 7
+    assert_no_secret(cli.config.read_text(), secrets + [PASS])
+
+    r = cli.run("token", env=WITH_PASS)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == secrets[1] + "\n"  # the access token, unchanged (no refresh was needed)
+
+    r = cli.run("decrypt", env=WITH_PASS)
+    assert r.returncode == 0, r.stderr
+    assert toml(cli) == before
+    assert mode(cli.config) == 0o600
+    r = cli.run("token")  # a plain file again: no passphrase needed
+    assert r.returncode == 0 and r.stdout == secrets[1] + "\n"
+
+
+def test_each_encrypt_uses_a_new_salt_and_nonces(cli: CLI) -> None:
+    cli.login()
+    encrypt(cli)
+    first = toml(cli)
+    assert cli.run("decrypt", env=WITH_PASS).returncode == 0
+    encrypt(cli)
+    second = toml(cli)
+    assert first["encryption"]["salt"] != second["encryption"]["salt"]
+    for field in ("client_secret", "access_token", "refresh_token"):
+        assert first["profiles"]["default"][field] != second["profiles"]["default"][field]
+
+
+def test_encrypt_twice_and_decrypt_plain_are_no_ops(cli: CLI) -> None:
+    cli.login()
+    plain = cli.config.read_bytes()
+    r = cli.run("decrypt")
+    assert r.returncode == 0 and "not encrypted" in r.stdout
+    assert cli.config.read_bytes() == plain
+    encrypt(cli)
+    sealed = cli.config.read_bytes()
+    r = cli.run("encrypt", env={"PROCORE_SETUP_PASSPHRASE": "another one entirely"})
+    assert r.returncode == 0 and "encrypted already" in r.stdout
+    assert cli.config.read_bytes() == sealed
+
+
+# -- wrong and missing passphrase -----------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["token"], ["refresh", "--force"], ["decrypt"], ["revoke"]])
+def test_wrong_passphrase_exit_6_and_file_byte_identical(cli: CLI, command: list[str]) -> None:
+    cli.login()
+    encrypt(cli)
+    before = cli.config.read_bytes()
+    wrong = "Correct horse battery staple"
+    r = cli.run(*command, env={"PROCORE_SETUP_PASSPHRASE": wrong})
+    assert r.returncode == 6, r.stderr
+    assert "Wrong passphrase" in r.stderr and str(cli.config) in r.stderr
+    assert "PROCORE_SETUP_PASSPHRASE" in r.stderr  # names the source...
+    assert wrong not in r.stderr + r.stdout  # ...never the passphrase
+    assert r.stdout == ""
+    assert cli.config.read_bytes() == before
+    assert cli.fake.counts["token:refresh_token"] == 0
+    assert cli.fake.counts["revoke"] == 0
+
+
+def test_wrong_passphrase_on_an_expired_token_reaches_no_server_and_writes_nothing(cli: CLI) -> None:
+    cli.fake.set_access_token_life(60)  # below token's 300 s margin: the next `token` must refresh
+    cli.login()
+    encrypt(cli)
+    before = cli.config.read_bytes()
+    r = cli.run("token", env={"PROCORE_SETUP_PASSPHRASE": "nope nope nope"})
+    assert r.returncode == 6
+    assert cli.config.read_bytes() == before
+    assert cli.fake.counts["token:refresh_token"] == 0
+    r = cli.run("token", env=WITH_PASS)  # and the chain is intact
+    assert r.returncode == 0, r.stderr
+    assert cli.fake.counts["token:refresh_token"] == 1
+
+
+@pytest.mark.parametrize("command", [["token"], ["refresh", "--all", "--quiet"], ["decrypt"]])
+def test_missing_passphrase_without_a_terminal_fails_at_once(cli: CLI, command: list[str]) -> None:
+    cli.login()
+    encrypt(cli)
+    before = cli.config.read_bytes()
+    start = time.monotonic()
+    # stdin is a pipe with the passphrase on it: a cron job's stdin is not a place to read it from
+    r = cli.run(*command, input=PASS + "\n", timeout=20)
+    elapsed = time.monotonic() - start
+    assert r.returncode == 6, r.stderr
+    assert elapsed < 8, f"took {elapsed:.1f} s"
+    for way in ("PROCORE_SETUP_PASSPHRASE", "--passphrase-command", "keyring", "terminal"):
+        assert way in r.stderr
+    assert "Nothing was changed" in r.stderr
+    assert cli.config.read_bytes() == before
+
+
+def test_empty_env_passphrase_is_an_error_not_an_empty_key(cli: CLI) -> None:
+    cli.login()
+    encrypt(cli)
+    r = cli.run("token", env={"PROCORE_SETUP_PASSPHRASE": ""})
+    assert r.returncode == 6 and "set but empty" in r.stderr
+
+
+def test_encrypt_refuses_without_a_new_passphrase_or_with_an_empty_one(cli: CLI) -> None:
+    cli.login()
+    before = cli.config.read_bytes()
+    r = cli.run("encrypt")
+    assert r.returncode == 6 and "No new passphrase" in r.stderr
+    r = cli.run("encrypt", env={"PROCORE_SETUP_PASSPHRASE": ""})
+    assert r.returncode == 6
+    assert cli.config.read_bytes() == before
+
+
+def test_status_works_without_the_passphrase_and_shows_no_secret(cli: CLI) -> None:
+    cli.login()
+    secrets = plain_secrets(cli)
+    encrypt(cli)
+    r = cli.run("status")
+    assert r.returncode == 0, r.stderr
+    assert "secrets encrypted" in r.stdout and "(encrypted)" in r.stdout
+    assert "Builder Demo Co." in r.stdout and "demo-client-id" in r.stdout
+    r2 = cli.run("status", "--json")
+    assert r2.returncode == 0
+    for out in (r.stdout + r.stderr, r2.stdout + r2.stderr):
+        assert_no_secret(out, secrets)
+        assert "enc:v1:" not in out
+
+
+# -- passphrase command ------------------------------------------------------------------------------
+
+def test_stored_passphrase_command_opens_the_file_unattended(cli: CLI, tmp_path: Path) -> None:
+    cli.login()
+    secrets = plain_secrets(cli)
+    cmd = script(tmp_path, "pass_show.py", f"print({PASS!r})\n")
+    r = cli.run("encrypt", "--passphrase-command", cmd)  # the command is also the source of the new passphrase
+    assert r.returncode == 0, r.stderr
+    assert toml(cli)["encryption"]["passphrase_command"] == cmd
+    r = cli.run("token")  # no env, no terminal: the stored command answers
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == secrets[1] + "\n"
+    r = cli.run("token", env=WITH_PASS)  # the environment still works, and comes first
+    assert r.returncode == 0
+
+
+def test_passphrase_command_on_the_command_line_for_decrypt(cli: CLI, tmp_path: Path) -> None:
+    cli.login()
+    encrypt(cli)
+    cmd = script(tmp_path, "pass_show.py", f"import sys; sys.stdout.write({PASS!r} + '\\r\\n')\n")
+    r = cli.run("decrypt", "--passphrase-command", cmd)
+    assert r.returncode == 0, r.stderr
+    assert "encryption" not in toml(cli)
+
+
+def test_passphrase_command_runs_without_a_shell(cli: CLI, tmp_path: Path) -> None:
+    cli.login()
+    encrypt(cli)
+    marker = tmp_path / "shell_ran"
+    before = cli.config.read_bytes()
+    r = cli.run("decrypt", "--passphrase-command", f"echo {PASS}; touch {marker}")
+    assert r.returncode == 6  # echo printed the `;` and the rest literally: a wrong passphrase
+    assert not marker.exists()
+    assert cli.config.read_bytes() == before
+
+
+def test_passphrase_command_that_fails(cli: CLI, tmp_path: Path) -> None:
+    cli.login()
+    encrypt(cli)
+    before = cli.config.read_bytes()
+    cmd = script(tmp_path, "broken.py", """\
+        import sys
+        print("half-a-secret-on-stdout")
+        sys.exit(3)
+    """)
+    r = cli.run("decrypt", "--passphrase-command", cmd)
+    assert r.returncode == 6
+    assert "failed with exit code 3" in r.stderr and "broken.py" in r.stderr
+    assert "half-a-secret" not in r.stderr + r.stdout
+    assert cli.config.read_bytes() == before
+
+    r = cli.run("decrypt", "--passphrase-command", "/nonexistent/pass-helper show x")
+    assert r.returncode == 6 and "cannot run the passphrase command" in r.stderr
+    r = cli.run("decrypt", "--passphrase-command", f"{shlex.quote(sys.executable)} -c pass")
+    assert r.returncode == 6 and "printed nothing" in r.stderr
+    assert cli.config.read_bytes() == before
+
+
+@pytest.mark.parametrize("kind", ["direct", "with_child"])
+def test_passphrase_command_that_hangs_is_stopped(cli: CLI, tmp_path: Path, kind: str) -> None:
+    cli.login()
+    cmd = script(tmp_path, "pass_show.py", f"print({PASS!r})\n")
+    encrypt(cli, "--passphrase-command", cmd, env={})
+    before = cli.config.read_bytes()
+    pids = tmp_path / "pids"
+    # `with_child` starts a grandchild that holds stdout open: killing the command alone is not enough
+    body = f"""\
+        import os, subprocess, sys, time
+        procs = []
+        if {kind == "with_child"!r}:
+            procs.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]))
+        with open({str(pids)!r}, "w") as f:
+            f.write(" ".join(str(p) for p in [os.getpid()] + [c.pid for c in procs]))
+        print("not-yet", flush=True)
+        time.sleep(120)
+    """
+    hang = script(tmp_path, "hang.py", body)
+    text = cli.config.read_text().replace(f"passphrase_command = {tomllib_str(cmd)}",
+                                          f"passphrase_command = {tomllib_str(hang)}")
+    assert text != cli.config.read_text()
+    cli.config.write_text(text)
+    before = cli.config.read_bytes()
+    start = time.monotonic()
+    r = cli.run("token", env={"PROCORE_SETUP_PASSPHRASE_TIMEOUT": "2"}, timeout=30)
+    elapsed = time.monotonic() - start
+    assert r.returncode == 6, r.stderr
+    assert elapsed < 10, f"took {elapsed:.1f} s"
+    assert "did not finish within 2 s" in r.stderr and "hang.py" in r.stderr
+    assert "not-yet" not in r.stderr + r.stdout
+    assert cli.config.read_bytes() == before
+    for pid in map(int, pids.read_text().split()):
+        assert not _alive(pid), "the passphrase command (or its child) was left running"
+
+
+def tomllib_str(s: str) -> str:
+    import tomli_w
+
+    return tomli_w.dumps({"x": s})[len("x = "):].strip()
+
+
+def _alive(pid: int) -> bool:
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        try:  # a zombie counts as dead
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split(")")[-1].split()[0] == "Z":
+                    return False
+        except OSError:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_encrypt_refuses_a_stored_command_that_does_not_print_the_passphrase(cli: CLI, tmp_path: Path) -> None:
+    cli.login()
+    before = cli.config.read_bytes()
+    other = script(tmp_path, "other.py", "print('something else')\n")
+    r = cli.run("encrypt", "--passphrase-command", other, env=WITH_PASS)
+    assert r.returncode == 6 and "does not print the passphrase" in r.stderr
+    assert cli.config.read_bytes() == before
+
+
+def test_a_passphrase_command_can_be_added_to_an_encrypted_file(cli: CLI, tmp_path: Path) -> None:
+    cli.login()
+    encrypt(cli)
+    before = cli.config.read_bytes()
+    wrong = script(tmp_path, "wrong.py", "print('not it')\n")
+    r = cli.run("encrypt", "--passphrase-command", wrong)
+    assert r.returncode == 6 and cli.config.read_bytes() == before
+    right = script(tmp_path, "right.py", f"print({PASS!r})\n")
+    r = cli.run("encrypt", "--passphrase-command", right)
+    assert r.returncode == 0, r.stderr
+    after = toml(cli)
+    assert after["encryption"]["passphrase_command"] == right
+    old = tomllib.loads(before.decode())
+    assert after["profiles"] == old["profiles"]  # the ciphertexts are untouched
+    assert cli.run("token").returncode == 0
+
+
+# -- OS keyring ------------------------------------------------------------------------------------
+
+def test_keyring_answers(cli: CLI, tmp_path: Path) -> None:
+    cli.login()
+    encrypt(cli)
+    env = fake_keyring(tmp_path, f"""\
+        def get_password(service, username):
+            if service == "procore-setup" and username == {str(cli.config)!r}:
+                return {PASS!r}
+            return None
+    """)
+    r = cli.run("token", env=env)
+    assert r.returncode == 0, r.stderr
+    env = fake_keyring(tmp_path, "def get_password(service, username):\n    return None\n")
+    r = cli.run("token", env=env)
+    assert r.returncode == 6 and "OS keyring: has no entry for this file" in r.stderr
+
+
+def test_a_hung_keyring_does_not_hang_a_cron_job(cli: CLI, tmp_path: Path) -> None:
+    cli.login()
+    encrypt(cli)
+    env = fake_keyring(tmp_path, """\
+        import time
+        def get_password(service, username):
+            time.sleep(120)
+    """)
+    start = time.monotonic()
+    r = cli.run("token", env=env, timeout=30)
+    assert r.returncode == 6
+    assert time.monotonic() - start < 10
+    assert "did not answer within 3 s" in r.stderr
+
+
+# -- the hidden prompt, on a terminal ---------------------------------------------------------------
+
+def test_on_a_terminal_encrypt_asks_twice_and_token_asks_once(cli: CLI) -> None:
+    cli.login()
+    secrets = plain_secrets(cli)
+    code, out = run_in_pty(cli, ["encrypt"], [("New passphrase for", "first try"), ("Repeat it:", "typo"),
+                                              ("New passphrase for", ""),
+                                              ("New passphrase for", PASS), ("Repeat it:", PASS)])
+    assert code == 0, out
+    assert "differ" in out and "cannot be empty" in out
+    assert PASS not in out  # not echoed
+    assert "encryption" in toml(cli)
+    code, out = run_in_pty(cli, ["token"], [("Passphrase for", "wrong"), ("Wrong passphrase.", PASS)])
+    assert code == 0, out
+    assert secrets[1] in out
+    code, out = run_in_pty(cli, ["token"], [("Passphrase for", "a"), ("Wrong passphrase.", "b"),
+                                            ("Wrong passphrase.", "c")])
+    assert code == 6 and "Wrong passphrase for" in out
+
+
+# -- refresh of an encrypted file --------------------------------------------------------------------
+
+def test_encrypted_refresh_under_concurrency_refreshes_once(cli: CLI) -> None:
+    fake = cli.fake
+    fake.set_access_token_life(60)  # the saved token is within `token`'s 300 s margin: it must be refreshed
+    cli.login()
+    secrets = plain_secrets(cli)
+    encrypt(cli)
+    fake.set_access_token_life(5400)
+    fake.expire_access_tokens()
+    procs = [cli.popen("token", env=WITH_PASS) for _ in range(12)]
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    for out, err, code in results:
+        assert code == 0, err
+    tokens = {out for out, _, _ in results}
+    assert len(tokens) == 1
+    token = tokens.pop().strip()
+    assert fake.counts["token:refresh_token"] == 1
+    assert token != secrets[1] and fake.access_token_valid(token)
+
+    text = cli.config.read_text()
+    data = tomllib.loads(text)  # parses
+    prof = data["profiles"]["default"]
+    assert data["encryption"] and all(prof[f].startswith("enc:v1:") for f in
+                                      ("client_secret", "access_token", "refresh_token"))
+    assert "refresh_started_at" not in prof
+    r = cli.run("decrypt", env=WITH_PASS)
+    assert r.returncode == 0, r.stderr
+    new = toml(cli)["profiles"]["default"]
+    assert new["access_token"] == token
+    assert fake.refresh_token_state(new["refresh_token"]) == "active"
+    assert fake.refresh_token_state(secrets[2]) == "used"
+    # the encrypted file never held any of the old or new secrets in the clear
+    assert_no_secret(text, secrets + [new["access_token"], new["refresh_token"], PASS])
+
+
+def test_login_again_into_an_encrypted_file_keeps_it_encrypted(cli: CLI) -> None:
+    cli.login()
+    encrypt(cli)
+    salt = toml(cli)["encryption"]["salt"]
+    cli.env.update(WITH_PASS)
+    cli.login()
+    data = toml(cli)
+    assert data["encryption"]["salt"] == salt
+    prof = data["profiles"]["default"]
+    assert all(prof[f].startswith("enc:v1:") for f in ("client_secret", "access_token", "refresh_token"))
+    assert CLIENT_SECRET not in cli.config.read_text()
+    r = cli.run("token")
+    assert r.returncode == 0, r.stderr
+
+
+# -- a tampered file ------------------------------------------------------------------------------------
+
+def test_values_swapped_between_fields_are_refused(cli: CLI) -> None:
+    cli.login()
+    encrypt(cli)
+    data = toml(cli)
+    prof = data["profiles"]["default"]
+    text = cli.config.read_text()
+    a, b = prof["access_token"], prof["refresh_token"]
+    text = text.replace(a, "SWAP").replace(b, a).replace("SWAP", b)
+    cli.config.write_text(text)
+    before = cli.config.read_bytes()
+    r = cli.run("token", env=WITH_PASS)
+    assert r.returncode == 6 and "altered" in r.stderr
+    assert cli.config.read_bytes() == before
+
+
+def test_absurd_kdf_parameters_are_refused_before_any_work(cli: CLI) -> None:
+    cli.login()
+    encrypt(cli)
+    cli.config.write_text(cli.config.read_text().replace("n = 32768", "n = 1073741824"))
+    start = time.monotonic()
+    r = cli.run("token", env=WITH_PASS)
+    assert r.returncode == 6 and "out of bounds" in r.stderr
+    assert time.monotonic() - start < 5
