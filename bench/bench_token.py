@@ -41,7 +41,7 @@ def main() -> int:
         env.update(PROCORE_SETUP_CONFIG=config)
         login = subprocess.run(
             [EXE, "login", "--plain", "--environment", "custom", "--login-url", fake.url, "--api-url", fake.url,
-             "--client-id", fake.client_id, "--code", fake.issue_code(), "--company-id", "8675309"],
+             "--client-id", fake.client_id, f"--code={fake.issue_code()}", "--company-id", "8675309"],
             env=dict(env, PROCORE_CLIENT_SECRET=fake.client_secret), capture_output=True, text=True,
         )
         if login.returncode != 0:

@@ -136,7 +136,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--api-url", metavar="URL", help="API base URL (custom environment)")
     p.add_argument("--client-id", metavar="ID", help="the app's client id")
     p.add_argument("--redirect-uri", metavar="URI", help="default urn:ietf:wg:oauth:2.0:oob")
-    p.add_argument("--code", metavar="CODE", help="the authorization code (or the URL that holds it)")
+    p.add_argument("--code", metavar="CODE", help="the authorization code, or the URL that holds it (write --code=CODE if it starts with -)")
     p.add_argument("--company-id", metavar="ID", type=int, help="default company id to save")
     p.add_argument("--no-verify", action="store_true", help=argparse.SUPPRESS)
 

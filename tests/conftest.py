@@ -45,7 +45,7 @@ class CLI:
         code = self.fake.issue_code()
         r = self.run("login", "--plain", "--profile", profile, "--environment", "custom",
                      "--login-url", self.fake.url, "--api-url", self.fake.url, "--client-id", CLIENT_ID,
-                     "--code", code, *extra, input="1\n", env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
+                     f"--code={code}", *extra, input="1\n", env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
         assert r.returncode == 0, r.stderr
         return r
 
