@@ -52,17 +52,15 @@ import base64
 import binascii
 import hmac
 import os
-import shlex
-import signal
-import subprocess
 import sys
-import threading
 import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from .errors import CredentialsFileError, UsageError
 
 if TYPE_CHECKING:
+    import subprocess
+
     from .credentials import Credentials, FileStore
 
 PREFIX = "enc:v1:"
@@ -257,6 +255,8 @@ def run_passphrase_command(command: str, path: str) -> str:
 
     Its stderr goes to ours, so its own diagnostics reach the user; its stdout is never shown.
     """
+    import shlex
+    import subprocess
     shown = command if len(command) <= 200 else command[:200] + "..."
     try:
         argv = shlex.split(command)
@@ -309,6 +309,8 @@ def run_passphrase_command(command: str, path: str) -> str:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+    import subprocess
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (OSError, AttributeError):
@@ -328,6 +330,8 @@ def keyring_passphrase(path: str, timeout: float = KEYRING_TIMEOUT) -> tuple[str
     keyring is imported and asked in a daemon thread: a locked or absent desktop keyring
     (D-Bus waiting for an unlock dialog) must not hang a cron job.
     """
+    import threading
+
     result: dict[str, Any] = {}
 
     def ask() -> None:
@@ -390,6 +394,8 @@ def _find_passphrase(path: str, command: str | None, *, interactive: bool, new: 
             hint=f"Give it in {ENV_PASSPHRASE}, or with --passphrase-command CMD, or run on a terminal. "
             "Nothing was changed.",
         )
+    import shlex
+
     raise CredentialsFileError(
         f"{path} has encrypted secrets, and no passphrase was given (stdin is not a terminal, "
         f"so none can be asked for; OS keyring: {why}).",

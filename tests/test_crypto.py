@@ -240,10 +240,10 @@ def test_missing_passphrase_without_a_terminal_fails_at_once(cli: CLI, command: 
     before = cli.config.read_bytes()
     start = time.monotonic()
     # stdin is a pipe with the passphrase on it: a cron job's stdin is not a place to read it from
-    r = cli.run(*command, input=PASS + "\n", timeout=20)
+    r = cli.run(*command, input=PASS + "\n", timeout=30)
     elapsed = time.monotonic() - start
     assert r.returncode == 6, r.stderr
-    assert elapsed < 8, f"took {elapsed:.1f} s"
+    assert elapsed < 15, f"took {elapsed:.1f} s"
     for way in ("PROCORE_SETUP_PASSPHRASE", "--passphrase-command", "keyring", "terminal"):
         assert way in r.stderr
     assert "Nothing was changed" in r.stderr
@@ -368,7 +368,7 @@ def test_passphrase_command_that_hangs_is_stopped(cli: CLI, tmp_path: Path, kind
     r = cli.run("token", env={"PROCORE_SETUP_PASSPHRASE_TIMEOUT": "2"}, timeout=30)
     elapsed = time.monotonic() - start
     assert r.returncode == 6, r.stderr
-    assert elapsed < 10, f"took {elapsed:.1f} s"
+    assert elapsed < 15, f"took {elapsed:.1f} s"
     assert "did not finish within 2 s" in r.stderr and "hang.py" in r.stderr
     assert "not-yet" not in r.stderr + r.stdout
     assert cli.config.read_bytes() == before
@@ -453,7 +453,7 @@ def test_a_hung_keyring_does_not_hang_a_cron_job(cli: CLI, tmp_path: Path) -> No
     start = time.monotonic()
     r = cli.run("token", env=env, timeout=30)
     assert r.returncode == 6
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 15
     assert "did not answer within 3 s" in r.stderr
 
 

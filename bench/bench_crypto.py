@@ -1,0 +1,87 @@
+"""Benchmark: `procore-setup token` on an encrypted credentials file against a plain one.
+
+Two files with a valid token each (no refresh), one plain and one encrypted (passphrase
+in PROCORE_SETUP_PASSPHRASE), timed as subprocesses in the same run, interleaved; the
+script prints the medians, their difference and ratio, and the cost of the scrypt key
+derivation alone, which is what the difference should be made of.
+
+    .venv/bin/python bench/bench_crypto.py [--runs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from procore_setup import crypto
+from procore_setup.testing import FakeProcore
+
+EXE = str(Path(sys.executable).with_name("procore-setup"))
+PASSPHRASE = "bench passphrase, long enough"
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    r = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit {r.returncode}: {r.stderr.decode()[:300]}")
+    return elapsed
+
+
+def login(fake: FakeProcore, env: dict[str, str]) -> None:
+    r = subprocess.run(
+        [EXE, "login", "--plain", "--environment", "custom", "--login-url", fake.url, "--api-url", fake.url,
+         "--client-id", fake.client_id, f"--code={fake.issue_code()}", "--company-id", "8675309"],
+        env=dict(env, PROCORE_CLIENT_SECRET=fake.client_secret), capture_output=True, text=True,
+    )
+    if r.returncode != 0:
+        raise SystemExit(f"login failed: {r.stderr}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=30)
+    args = ap.parse_args()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PROCORE_")}
+    with FakeProcore() as fake, tempfile.TemporaryDirectory() as tmp:
+        plain_env = dict(base, PROCORE_SETUP_CONFIG=os.path.join(tmp, "plain", "credentials.toml"))
+        enc_env = dict(base, PROCORE_SETUP_CONFIG=os.path.join(tmp, "enc", "credentials.toml"),
+                       PROCORE_SETUP_PASSPHRASE=PASSPHRASE)
+        login(fake, plain_env)
+        login(fake, enc_env)
+        timed([EXE, "encrypt"], enc_env)
+        token = [EXE, "token"]
+        for _ in range(3):  # warm the page cache for both
+            timed(token, plain_env), timed(token, enc_env)
+        plain, enc = [], []
+        for _ in range(args.runs):
+            plain.append(timed(token, plain_env))
+            enc.append(timed(token, enc_env))
+        refreshes = fake.counts["token:refresh_token"]
+
+    kdf = []
+    for _ in range(max(5, args.runs // 3)):
+        start = time.perf_counter()
+        crypto.derive_key(PASSPHRASE, os.urandom(crypto.SALT_BYTES))
+        kdf.append(time.perf_counter() - start)
+
+    mp, me, mk = statistics.median(plain), statistics.median(enc), statistics.median(kdf)
+    mib = 128 * crypto.SCRYPT_N * crypto.SCRYPT_R / 2**20
+    print(f"runs: {args.runs} each, interleaved; python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
+    print(f"procore-setup token, plain file:      median {mp * 1000:.1f} ms")
+    print(f"procore-setup token, encrypted file:  median {me * 1000:.1f} ms")
+    print(f"difference {(me - mp) * 1000:+.1f} ms, ratio {me / mp:.2f}x; refreshes during the run: {refreshes}")
+    print(f"scrypt alone (n=2**{crypto.SCRYPT_N.bit_length() - 1}, r={crypto.SCRYPT_R}, p={crypto.SCRYPT_P}, "
+          f"{mib:.0f} MiB): median {mk * 1000:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
