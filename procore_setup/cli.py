@@ -27,6 +27,7 @@ environment:
   PROCORE_SETUP_PROFILE      profile to use (default: the file's default profile)
   PROCORE_CLIENT_SECRET      client secret for `login --plain` (never a flag)
   PROCORE_SETUP_PASSPHRASE   passphrase of an encrypted credentials file
+  PROCORE_SETUP_PASSPHRASE_TIMEOUT seconds a passphrase command may run (default 10)
   PROCORE_SETUP_LOCK_TIMEOUT seconds to wait for another process's refresh (default 60)"""
 
 
