@@ -78,6 +78,7 @@ class TemporaryFailure(ProcoreSetupError):
     """Network trouble, a 5xx, a rate limit or a lock timeout. Retry later; nothing was lost."""
 
     exit_code = EXIT_TEMPORARY
+    status: int | None = None  # the HTTP status, when Procore answered one (5xx, 429)
 
     def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
         super().__init__(message, hint=hint)

@@ -211,12 +211,15 @@ class OAuthClient:
     def _with_retries(self, once: Callable[[], T]) -> T:
         waited = 0.0
         lost: AnswerLost | None = None
+        maybe_used: TemporaryFailure | None = None  # an attempt Procore may have acted on
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return once()
             except TemporaryFailure as exc:
                 if isinstance(exc, AnswerLost):
                     lost = exc
+                if _may_have_acted(exc):
+                    maybe_used = exc
                 if attempt == self.max_attempts:
                     raise _worst(exc, lost) from None
                 wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2 ** (attempt - 1) * (0.5 + random.random())
@@ -225,12 +228,24 @@ class OAuthClient:
                 self._sleep(wait)
                 waited += wait
             except ReauthRequired as exc:
-                if lost is not None:
-                    # An earlier attempt went out and its answer was lost: that one used the grant.
-                    exc.message += " (An earlier attempt's answer was lost on the way back; Procore had probably already used the grant.)"
+                if maybe_used is not None:
+                    # An earlier attempt reached Procore and got no usable answer: that one used the grant.
+                    exc.message += (" (An earlier attempt's answer was lost or was an error: "
+                                    f"{maybe_used.message} Procore had probably already used the grant.)")
                     exc.after_lost_answer = True
                 raise
         raise AssertionError("unreachable")
+
+
+def _may_have_acted(exc: TemporaryFailure) -> bool:
+    """Whether Procore may have acted on a request that ended in `exc`.
+
+    Procore's FAQ: any refresh call, successful or not, can use up the refresh token. Only a
+    connection that was never made, or a rate limiter's 429, certainly left it alone.
+    """
+    if isinstance(exc, NotSent):
+        return exc.status is not None and exc.status != 429
+    return True
 
 
 def _worst(exc: TemporaryFailure, lost: AnswerLost | None) -> TemporaryFailure:
@@ -273,8 +288,10 @@ def _interpret(resp: httpx.Response, *, what: str, want_json: bool) -> Any:
         kind = "rate limit reached" if status == 429 else f"server error {status}"
         ra = _retry_after(resp)
         later = f" Procore asks to wait {ra:.0f} s." if ra is not None and ra >= 1 else ""
-        raise NotSent(f"{host} answered {status} ({kind}) while {what}.{later}",
+        err = NotSent(f"{host} answered {status} ({kind}) while {what}.{later}",
                       hint="Try again later. Nothing was changed.", retry_after=ra)
+        err.status = status
+        raise err
     if 300 <= status < 400:
         raise UnexpectedResponse(
             f"{host} redirected (HTTP {status}) while {what}, to {_safe_location(resp)}.",

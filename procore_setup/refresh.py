@@ -184,11 +184,12 @@ def _record_reauth(store: FileStore, doc: Credentials, profile: Profile, exc: Re
     else:
         reason = "Procore refused the refresh token (invalid_grant)."
         if exc.after_lost_answer:
-            reason = "The answer to a refresh was lost and Procore then refused the refresh token (invalid_grant)."
+            reason = ("The answer to a refresh was lost (or was a server error) and Procore then refused the "
+                      "refresh token (invalid_grant).")
             exc.message = (
                 f"The refresh of profile {profile.name!r} reached Procore but its answer was lost on the way "
-                "back, and the retry was refused (invalid_grant): Procore had most likely already used the "
-                "refresh token for the lost answer. A new login is needed."
+                "back (or was a server error), and the retry was refused (invalid_grant): Procore had most "
+                "likely already used the refresh token for the lost answer. A new login is needed."
             )
         elif interrupted_at is not None:
             exc.message = (
