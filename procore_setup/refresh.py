@@ -192,6 +192,8 @@ def _record_reauth(store: FileStore, doc: Credentials, profile: Profile, exc: Re
                 "likely already used the refresh token for the lost answer. A new login is needed."
             )
         elif interrupted_at is not None:
+            reason = (f"The last refresh (started {interrupted_at.isoformat()}) was interrupted before its result "
+                      "was saved and had most likely used the refresh token: Procore then refused it (invalid_grant).")
             exc.message = (
                 f"The last refresh of profile {profile.name!r} (started {interrupted_at.isoformat()}) was "
                 "interrupted before its result was saved, and Procore has now refused the refresh token "
