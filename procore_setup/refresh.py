@@ -142,12 +142,14 @@ def ensure_fresh(store: FileStore, name: str | None = None, *, min_valid: float 
 def _refresh_locked(store: FileStore, doc: Credentials, profile: Profile, client_factory: Any) -> RefreshResult:
     interrupted_at = profile.refresh_started_at
     before = doc.raw_bytes
-    # Record that a refresh is in flight, so a crash before the save below is explained next time.
-    profile.set(refresh_started_at=utcnow())
-    store.save(doc)
+    # Built first: importing httpx takes a good part of a second on a busy machine, and a
+    # process killed then had sent nothing, so it must not leave an in-flight mark.
     client = (client_factory or make_client)(profile)
     try:
         try:
+            # Record that a refresh is in flight, so a crash before the save below is explained next time.
+            profile.set(refresh_started_at=utcnow())
+            store.save(doc)
             tokens = client.refresh(profile.refresh_token)
         finally:
             client.close()
