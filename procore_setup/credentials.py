@@ -287,6 +287,14 @@ def _check_types(path: str, raw: dict[str, Any]) -> None:
             types = _FIELD_TYPES.get(field)
             if types is None:
                 continue  # unknown keys survive untouched
+            if enc is None and field in SECRET_FIELDS and isinstance(value, str) and value.startswith("enc:"):
+                # else the ciphertext would be sent to Procore as if it were the token
+                raise CredentialsFileError(
+                    f"{path}: profile {name!r}: {field} is encrypted, but the file has no [encryption] "
+                    "table to open it with.",
+                    hint="Restore the file (or its [encryption] table) from a backup, or set the profile up "
+                    f"again: procore-setup{_config_flag(path)} login --profile {name}",
+                )
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 want = " or ".join(t.__name__ for t in types)
                 raise CredentialsFileError(
