@@ -86,8 +86,8 @@ _MIN_N, _MAX_N = 2**14, 2**20
 _MAX_R, _MAX_P = 32, 16
 _MAX_MEMORY = 1 << 30
 
-# Derived keys of this process, by (path, salt, n, r, p, passphrase source): `refresh --all`
-# opens the file once per profile, and the KDF is the whole cost.
+# Keys this process has already derived and checked, by (path, salt, n, r, p): `refresh --all`
+# opens the file once per profile, and neither the KDF nor a passphrase command should run again.
 _KEYS: dict[tuple[Any, ...], bytes] = {}
 
 
@@ -117,7 +117,8 @@ class Cipher:
     def decrypt(self, token: str, aad: str, path: str) -> str:
         from cryptography.exceptions import InvalidTag
 
-        where = f"{path}: the encrypted value of {aad.replace('/', '.', 1)}"
+        profile, _, field = aad.rpartition("/")
+        where = f"{path}: the encrypted {field} of profile {profile!r}"
         if not is_encrypted_value(token):
             raise CredentialsFileError(f"{where} is not an encrypted value.", hint=_DAMAGED)
         body = token[len(PREFIX):]
@@ -438,15 +439,16 @@ def cipher_for(doc: Credentials, *, interactive: bool = False, passphrase_comman
     stored_cmd = table.get("passphrase_command")
     if stored_cmd is not None and not isinstance(stored_cmd, str):
         raise CredentialsFileError(f"{doc.path}: [encryption] passphrase_command must be a string.")
+    cache_key = (doc.path, salt, n, r, p)
+    known = _KEYS.get(cache_key)
+    if known is not None and _verify(Cipher(known), table):
+        return Cipher(known)
     command = passphrase_command or stored_cmd or None
     source = _find_passphrase(doc.path, command, interactive=interactive, new=False)
     attempts = 3 if source.retry else 1
     passphrase = source.passphrase
     for attempt in range(attempts):
-        cache_key = (doc.path, salt, n, r, p, passphrase)
-        key = _KEYS.get(cache_key)
-        if key is None:
-            key = derive_key(passphrase, salt, n, r, p)
+        key = derive_key(passphrase, salt, n, r, p)
         cipher = Cipher(key)
         if _verify(cipher, table):
             _KEYS[cache_key] = key

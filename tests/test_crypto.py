@@ -553,3 +553,36 @@ def test_absurd_kdf_parameters_are_refused_before_any_work(cli: CLI) -> None:
     r = cli.run("token", env=WITH_PASS)
     assert r.returncode == 6 and "out of bounds" in r.stderr
     assert time.monotonic() - start < 5
+
+
+def test_ciphertexts_without_their_encryption_table_are_refused(cli: CLI) -> None:
+    cli.login()
+    encrypt(cli)
+    text = cli.config.read_text()
+    start, end = text.index("[encryption]"), text.index("[profiles.default]")
+    cli.config.write_text(text[:start] + text[end:])
+    before = cli.config.read_bytes()
+    r = cli.run("token", env=WITH_PASS)
+    assert r.returncode == 6 and "no [encryption] table" in r.stderr
+    assert "enc:v1:" not in r.stdout  # never handed out as if it were a token
+    assert cli.config.read_bytes() == before
+
+
+def test_refresh_all_asks_the_passphrase_command_once(cli: CLI, tmp_path: Path) -> None:
+    cli.login("default")
+    cli.login("second")
+    runs = tmp_path / "runs"
+    cmd = script(tmp_path, "pass_show.py", f"""\
+        with open({str(runs)!r}, "a") as f:
+            f.write("x")
+        print({PASS!r})
+    """)
+    encrypt(cli, "--passphrase-command", cmd, env={})
+    runs.unlink()
+    r = cli.run("refresh", "--all", "--force")
+    assert r.returncode == 0, r.stderr
+    assert cli.fake.counts["token:refresh_token"] == 2
+    assert runs.read_text() == "x"
+    data = toml(cli)
+    for name in ("default", "second"):
+        assert data["profiles"][name]["refresh_token"].startswith("enc:v1:")
