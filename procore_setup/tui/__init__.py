@@ -1,0 +1,1 @@
+"""The Textual front-end of `flow.py`: the setup wizard (`procore-setup` with no command)."""

@@ -1,0 +1,145 @@
+"""What every wizard screen shares: the title line, the message line, busy state, Esc for back."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Static
+
+from ...flow import AUTHORIZE, CLIENT, CODE, ENVIRONMENT, SAVED, VERIFY, SetupFlow
+
+if TYPE_CHECKING:
+    from ..app import ProcoreSetupApp
+
+STEP_COUNT = 6
+STEP_TITLES = {
+    ENVIRONMENT: "Environment",
+    CLIENT: "Client credentials",
+    AUTHORIZE: "Authorize",
+    CODE: "Paste the code",
+    VERIFY: "Verify, choose company",
+    SAVED: "Saved",
+    "profiles": "Profiles",
+}
+
+
+class WizardScreen(Screen[None]):
+    """A screen of the wizard. Subclasses set STEP and fill `compose_body` and `compose_buttons`.
+
+    No `on_mount` here: Textual calls the handler of every class in the MRO, so a base
+    handler would run again after the subclass's.
+    """
+
+    STEP: ClassVar[str] = ""
+    NUMBER: ClassVar[int] = 0  # "Step N of 6"; 0 for screens outside the numbered steps
+    BINDINGS = [Binding("escape", "back", "Back")]
+
+    def __init__(self, error: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._initial_error = error
+        self._focus_after_busy: Widget | None = None
+        self.busy = False
+
+    @property
+    def wizard(self) -> ProcoreSetupApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def flow(self) -> SetupFlow:
+        flow = self.wizard.flow
+        assert flow is not None, "a wizard step without a flow"
+        return flow
+
+    # -- layout ------------------------------------------------------------------------------
+    def title_text(self) -> str:
+        step = f"Step {self.NUMBER} of {STEP_COUNT} · " if self.NUMBER else ""
+        return f" procore-setup · {step}{STEP_TITLES.get(self.STEP, self.STEP.capitalize())}"
+
+    def title_right(self) -> str:
+        parts = []
+        flow = self.wizard.flow
+        if flow is not None and self.NUMBER:
+            parts.append(f"profile {flow.profile_name}")
+        if self.wizard.demo is not None:
+            parts.append("DEMO")
+        return " · ".join(parts) + " "
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="titlebar"):
+            yield Static(self.title_text(), id="title", markup=False)
+            yield Static(self.title_right(), id="title-right", markup=False)
+        with VerticalScroll(id="body"):
+            yield from self.compose_body()
+            # hidden by the CSS until it has a kind: error, notice or busy
+            error = self._initial_error or ""
+            yield Static(error, id="message", classes="error" if error else "", markup=False)
+        with Horizontal(id="buttons"):
+            yield from self.compose_buttons()
+        yield Footer()
+
+    def compose_body(self) -> Iterable[Widget]:
+        return ()
+
+    def compose_buttons(self) -> Iterable[Widget]:
+        return ()
+
+    # -- the message line -----------------------------------------------------------------
+    def _message(self, text: str, kind: str) -> None:
+        box = self.query_one("#message", Static)
+        box.set_classes(kind if text else "")
+        box.update(text)
+        if text:
+            self.call_after_refresh(box.scroll_visible)
+
+    def show_error(self, text: str) -> None:
+        self._message(text, "error")
+
+    def show_notice(self, text: str) -> None:
+        self._message(text, "notice")
+
+    def clear_message(self) -> None:
+        self._message("", "")
+
+    def returned(self, error: str | None) -> None:
+        """Shown again by `back_to` after a later step failed for a reason fixed here."""
+        self.set_busy(None)
+        if error:
+            self.show_error(error)
+        else:
+            self.clear_message()
+
+    # -- busy state ---------------------------------------------------------------------------
+    def set_busy(self, text: str | None) -> None:
+        """Show `text` and lock the form while a worker talks to Procore (None: unlock)."""
+        busy = text is not None
+        if busy == self.busy:
+            if busy:
+                self._message(text or "", "busy")
+            return
+        self.busy = busy
+        if busy:
+            self._focus_after_busy = self.focused
+            self._message(text or "", "busy")
+        for selector in ("#body", "#buttons"):
+            for child in self.query_one(selector).children:
+                if child.id != "message":
+                    child.disabled = busy
+        if not busy:
+            self.clear_message()
+            target = self._focus_after_busy
+            if target is not None and target.is_attached and target.focusable:
+                target.focus()
+            else:
+                self.focus_next()
+
+    # -- keys ------------------------------------------------------------------------------
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+        else:  # the first screen: Esc leaves, asking first if something would be lost
+            self.app.run_action("quit")

@@ -1,0 +1,141 @@
+"""Step 2: the app's client id, client secret (masked) and redirect URI."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from textual import on
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import Button, Checkbox, Input, Label, Static
+
+from ... import environments
+from ...environments import OOB_REDIRECT_URI
+from ...errors import ProcoreSetupError
+from ...flow import CLIENT, DEVELOPER_PORTAL_HELP
+from ..app import describe
+from .base import WizardScreen
+
+FIELDS = ("client_id", "secret", "redirect")
+
+
+class ClientScreen(WizardScreen):
+    STEP = CLIENT
+    NUMBER = 2
+    BINDINGS = [
+        Binding("enter", "next", "Continue"),
+        Binding("ctrl+r", "reveal", "Show/hide secret"),
+    ]
+
+    def compose_body(self) -> Iterable[Widget]:
+        flow = self.flow
+        env = environments.get(flow.environment)
+        where = flow.login_url if flow.environment == "custom" else env.label.lower()
+        yield Static(f"The OAuth credentials of your app, for {where}.", classes="question", markup=False)
+        yield Static(DEVELOPER_PORTAL_HELP, classes="dim", markup=False)
+        with Horizontal(classes="field"):
+            yield Label("Client ID", classes="field-label")
+            yield Input(flow.client_id, id="client_id", compact=True, max_length=512,
+                        placeholder="Client ID from the Developer Portal")
+        with Horizontal(classes="field"):
+            yield Label("Client secret", classes="field-label")
+            yield Input(self._prefilled_secret(), id="secret", password=True, compact=True, max_length=512,
+                        placeholder=self._secret_placeholder())
+            yield Checkbox("show", id="reveal", compact=True)
+        yield Static(self._secret_note(), id="secret-note", classes="dim", markup=False)
+        with Horizontal(classes="field"):
+            yield Label("Redirect URI", classes="field-label")
+            yield Input(flow.redirect_uri, id="redirect", compact=True, placeholder=OOB_REDIRECT_URI)
+        yield Static(
+            f"Keep {OOB_REDIRECT_URI} unless your app lists another redirect URI: with it, "
+            "Procore shows the code on a page for you to copy.", classes="dim", markup=False,
+        )
+
+    def compose_buttons(self) -> Iterable[Widget]:
+        yield Button("Back", id="back", compact=True)
+        yield Button("Continue", id="next", variant="primary", compact=True)
+
+    def _prefilled_secret(self) -> str:
+        demo = self.wizard.demo
+        if demo is not None and self.flow.client_id == demo.client_id and self.flow.existing is None:
+            return demo.client_secret  # shown masked, like any other secret
+        return ""
+
+    def _secret_placeholder(self) -> str:
+        if self.flow.has_secret and not self._prefilled_secret():
+            return "(stored secret kept: type only to replace it)"
+        return "Client Secret from the Developer Portal"
+
+    def _secret_note(self) -> str:
+        if self.flow.has_secret and not self._prefilled_secret():
+            return "A secret is already stored for this profile: leave the field empty to keep it."
+        return "The secret is masked as you type or paste it; Ctrl+R shows it."
+
+    def on_mount(self) -> None:
+        self._focus_first_empty()
+
+    def _focus_first_empty(self) -> None:
+        for field in ("client_id", "secret"):
+            box = self.query_one(f"#{field}", Input)
+            if not box.value and not (field == "secret" and self.flow.has_secret):
+                box.focus()
+                return
+        self.query_one("#next", Button).focus()
+
+    def returned(self, error: str | None) -> None:
+        super().returned(error)
+        self.query_one("#secret", Input).focus()  # a refused client: the secret is the usual suspect
+
+    # -- keys and fields ------------------------------------------------------------------------
+    def action_reveal(self) -> None:
+        box = self.query_one("#reveal", Checkbox)
+        box.value = not box.value
+
+    @on(Checkbox.Changed, "#reveal")
+    def _reveal_changed(self, event: Checkbox.Changed) -> None:
+        self.query_one("#secret", Input).password = not event.value
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        # Enter moves on to the next field still to fill, and continues from the last one.
+        i = FIELDS.index(event.input.id or "redirect") if event.input.id in FIELDS else len(FIELDS)
+        for field in FIELDS[i + 1:]:
+            box = self.query_one(f"#{field}", Input)
+            if field != "redirect" and not box.value and not (field == "secret" and self.flow.has_secret):
+                box.focus()
+                return
+        self.action_next()
+
+    @on(Button.Pressed, "#next")
+    def _next_pressed(self) -> None:
+        self.action_next()
+
+    @on(Button.Pressed, "#back")
+    def _back_pressed(self) -> None:
+        self.action_back()
+
+    def action_next(self) -> None:
+        client_id = self.query_one("#client_id", Input).value
+        secret = self.query_one("#secret", Input).value
+        redirect = self.query_one("#redirect", Input).value
+        try:
+            self.flow.set_client(client_id, secret or None, redirect or OOB_REDIRECT_URI)
+        except ProcoreSetupError as exc:
+            self.show_error(str(exc))
+            self._focus_for(exc.message.lower())
+            return
+        except Exception as exc:  # pragma: no cover - a bug; keep the wizard alive and say so
+            self.show_error(describe(exc))
+            return
+        self.clear_message()
+        self.wizard.next_step(CLIENT)
+
+    def _focus_for(self, text: str) -> None:
+        if "redirect" in text:
+            field = "redirect"
+        elif "client id" in text:
+            field = "client_id"
+        else:
+            field = "secret"
+        self.query_one(f"#{field}", Input).focus()

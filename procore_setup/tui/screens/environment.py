@@ -1,0 +1,173 @@
+"""Step 1: which Procore environment (and, for a new profile, its name)."""
+
+from __future__ import annotations
+
+from typing import Iterable
+from urllib.parse import urlsplit
+
+from textual import on
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from ... import environments
+from ...errors import ProcoreSetupError
+from ...flow import ENVIRONMENT, FlowError, validate_profile_name
+from ..app import describe
+from ..widgets.lists import ChoiceList
+from .base import WizardScreen
+
+SAME_ENVIRONMENT = (
+    "Client credentials and tokens belong to one environment: the id and secret of a production app "
+    "do not work in a sandbox, and the other way round."
+)
+
+
+def _host(url: str) -> str:
+    return url or "(not set)"
+
+
+class EnvironmentScreen(WizardScreen):
+    STEP = ENVIRONMENT
+    NUMBER = 1
+    BINDINGS = [Binding("enter", "next", "Continue")]
+
+    def compose_body(self) -> Iterable[Widget]:
+        app = self.wizard
+        if app.asks_profile_name:
+            name = app.flow.profile_name if app.flow is not None else ""
+            with Horizontal(classes="field"):
+                yield Label("Profile name", classes="field-label")
+                yield Input(name, id="name", compact=True, max_length=64, restrict=r"[A-Za-z0-9_.\-]*",
+                            placeholder="e.g. default, sandbox, acme-prod")
+        yield Static("Which Procore environment is your app registered in?", classes="question")
+        options = [Option(f"{env.label:<24}{env.id}", id=env.id) for env in environments.ENVIRONMENTS.values()]
+        yield ChoiceList(*options, id="envs")
+        yield Static("", id="env-note", classes="dim", markup=False)
+        with Vertical(id="custom"):
+            with Horizontal(classes="field"):
+                yield Label("Login URL", classes="field-label")
+                yield Input(id="login_url", compact=True, placeholder="https://login.example.com")
+            with Horizontal(classes="field"):
+                yield Label("API URL", classes="field-label")
+                yield Input(id="api_url", compact=True, placeholder="https://api.example.com")
+        yield Static("", id="hosts", markup=False)
+        yield Static(SAME_ENVIRONMENT, classes="dim", markup=False)
+
+    def compose_buttons(self) -> Iterable[Widget]:
+        yield Button("Back", id="back", compact=True)
+        yield Button("Continue", id="next", variant="primary", compact=True)
+
+    def on_mount(self) -> None:
+        flow = self.wizard.flow
+        env_id = flow.environment if flow is not None else "production"
+        if flow is not None and flow.environment == "custom":
+            self.query_one("#login_url", Input).value = flow.login_url
+            self.query_one("#api_url", Input).value = flow.api_url
+        envs = self.query_one("#envs", OptionList)
+        envs.highlighted = list(environments.ENVIRONMENTS).index(env_id)
+        self._show_environment(env_id)
+        if self.wizard.asks_profile_name and not self.query_one("#name", Input).value:
+            self.query_one("#name", Input).focus()
+        else:
+            envs.focus()
+
+    # -- what the person sees while choosing ------------------------------------------------------
+    def _selected(self) -> str:
+        envs = self.query_one("#envs", OptionList)
+        option = envs.highlighted_option
+        return option.id if option is not None and option.id else "production"
+
+    def _show_environment(self, env_id: str) -> None:
+        env = environments.get(env_id)
+        self.query_one("#env-note", Static).update(env.note)
+        custom = env_id == "custom"
+        self.query_one("#custom").display = custom
+        if custom:
+            login = self.query_one("#login_url", Input).value.strip()
+            api = self.query_one("#api_url", Input).value.strip()
+        else:
+            login, api = env.login_url, env.api_url
+        self.query_one("#hosts", Static).update(
+            f"Hosts used: login {_host(_hostname(login))}, API {_host(_hostname(api))}"
+        )
+
+    @on(OptionList.OptionHighlighted, "#envs")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self._show_environment(event.option.id or "production")
+
+    @on(Input.Changed, "#login_url, #api_url")
+    def _url_changed(self) -> None:
+        self._show_environment(self._selected())
+
+    @on(OptionList.OptionSelected, "#envs")
+    def _selected_by_enter(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id == "custom" and not self.query_one("#login_url", Input).value.strip():
+            self.query_one("#login_url", Input).focus()
+            return
+        self.action_next()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "name":
+            self.query_one("#envs").focus()
+        elif event.input.id == "login_url" and not self.query_one("#api_url", Input).value.strip():
+            self.query_one("#api_url", Input).focus()
+        else:
+            self.action_next()
+
+    @on(Button.Pressed, "#next")
+    def _next_pressed(self) -> None:
+        self.action_next()
+
+    @on(Button.Pressed, "#back")
+    def _back_pressed(self) -> None:
+        self.action_back()
+
+    # -- continue ---------------------------------------------------------------------------------
+    def action_next(self) -> None:
+        app = self.wizard
+        env_id = self._selected()
+        try:
+            if app.asks_profile_name:
+                name = validate_profile_name(self.query_one("#name", Input).value)
+                if app.flow is None or app.flow.profile_name != name:
+                    app.new_flow(name, must_be_new=True)
+            flow = self.flow
+            if env_id == "custom":
+                flow.set_environment("custom", self.query_one("#login_url", Input).value,
+                                     self.query_one("#api_url", Input).value)
+            else:
+                flow.set_environment(env_id)
+        except ProcoreSetupError as exc:
+            self.show_error(str(exc))
+            self._focus_for(exc)
+            return
+        except Exception as exc:  # pragma: no cover - a bug; keep the wizard alive and say so
+            self.show_error(describe(exc))
+            return
+        self.clear_message()
+        app.next_step(ENVIRONMENT)
+
+    def _focus_for(self, exc: ProcoreSetupError) -> None:
+        text = exc.message.lower()
+        if not isinstance(exc, FlowError) or "profile" in text:
+            if self.wizard.asks_profile_name:
+                self.query_one("#name", Input).focus()
+        elif "api url" in text:
+            self.query_one("#api_url", Input).focus()
+        elif "login url" in text:
+            self.query_one("#login_url", Input).focus()
+
+
+def _hostname(url: str) -> str:
+    """The scheme and host of `url` as typed (for the 'hosts used' line), or the text itself."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.scheme and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return url

@@ -1,0 +1,83 @@
+"""Step 6: where the profile was saved, the cron line that keeps it fresh, and how to use the token."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from textual import on
+from textual.binding import Binding
+from textual.widget import Widget
+from textual.widgets import Button, Static
+
+from ...credentials import file_mode
+from ...flow import SAVED, cron_line, usage_examples
+from .base import WizardScreen
+
+
+class SavedScreen(WizardScreen):
+    STEP = SAVED
+    NUMBER = 6
+    BINDINGS = [
+        Binding("escape", "profiles", "Profiles"),
+        Binding("c", "copy('cron')", "Copy cron line"),
+        Binding("u", "copy('curl')", "Copy curl"),
+        Binding("y", "copy('python')", "Copy Python"),
+        Binding("q", "done", "Done"),
+    ]
+
+    def __init__(self, error: str | None = None) -> None:
+        super().__init__(error=error)
+        prof = self.wizard.saved
+        assert prof is not None, "the Saved screen without a saved profile"
+        self.profile = prof
+        self.path = self.wizard.store.path
+        self.cron = cron_line(self.path, prof.name)
+        self.curl, self.python = usage_examples(self.path, prof.name, prof.company_id, prof.api_url)
+
+    def compose_body(self) -> Iterable[Widget]:
+        prof = self.profile
+        mode = file_mode(self.path)
+        private = " (only you can read it)" if mode == "0600" else ""
+        company = f", default company {prof.company_name} ({prof.company_id})" if prof.company_id else ""
+        yield Static(f"✓ Saved profile {prof.name!r} ({prof.environment}{company}) to", id="saved-head",
+                     classes="ok", markup=False)
+        if self.wizard.demo is not None:
+            private = " (demo: deleted when you quit)"
+        yield Static(f"{self.path}  mode {mode}{private}", id="path", markup=False)
+        yield Static("Keep the tokens fresh from cron (crontab -e), every 20 minutes:", classes="question",
+                     markup=False)
+        yield Static(self.cron, id="cron", classes="code", markup=False)
+        yield Static("Use the token from a shell, or from Python:", classes="question", markup=False)
+        yield Static(self.curl, id="curl", classes="code", markup=False)
+        yield Static(self.python, id="python", classes="code", markup=False)
+
+    def compose_buttons(self) -> Iterable[Widget]:
+        yield Button("Copy cron line", id="copy-cron", compact=True)
+        yield Button("Copy curl", id="copy-curl", compact=True)
+        yield Button("Copy Python", id="copy-python", compact=True)
+        yield Button("Profiles", id="profiles", compact=True)
+        yield Button("Done", id="done", variant="primary", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#done", Button).focus()
+
+    def action_copy(self, what: str) -> None:
+        text = {"cron": self.cron, "curl": self.curl, "python": self.python}[what]
+        self.app.copy_to_clipboard(text)
+        self.show_notice(f"Copied the {what} {'line' if what == 'cron' else 'example'} to the clipboard (OSC 52).")
+
+    def action_profiles(self) -> None:
+        self.wizard.show_profiles()
+
+    def action_done(self) -> None:
+        self.wizard.done()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        button = event.button.id or ""
+        if button.startswith("copy-"):
+            self.action_copy(button[5:])
+        elif button == "profiles":
+            self.action_profiles()
+        elif button == "done":
+            self.action_done()

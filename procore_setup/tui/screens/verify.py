@@ -1,0 +1,189 @@
+"""Step 5: who is logged in, until when the token is valid, and which company is the default."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from textual import on, work
+from textual.binding import Binding
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Button, Checkbox, OptionList, Static
+from textual.widgets.option_list import Option
+
+from ...flow import VERIFY, read_profiles, step_for_error
+from ..app import describe
+from ..widgets.lists import ChoiceList
+from .base import WizardScreen
+
+NO_COMPANY = "none"
+
+
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        h, rest = divmod(seconds, 3600)
+        return f"{h} h {rest // 60} min" if rest >= 60 else f"{h} h"
+    if seconds >= 60:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def company_label(company: dict[str, Any]) -> str:
+    name = str(company.get("name") or "(no name)")
+    inactive = "" if company.get("is_active", True) else "  (inactive)"
+    return f"{name}  · id {company['id']}{inactive}"
+
+
+class VerifyScreen(WizardScreen):
+    STEP = VERIFY
+    NUMBER = 5
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save"),
+        Binding("r", "retry", "Retry", show=False),
+    ]
+
+    class Done(Message):
+        """A worker finished: `what` is "verify" or "save"; `error` is None on success."""
+
+        def __init__(self, what: str, error: BaseException | None) -> None:
+            super().__init__()
+            self.what = what
+            self.error = error
+
+    def compose_body(self) -> Iterable[Widget]:
+        yield Static("", id="who", markup=False)
+        yield Static("", id="expiry", markup=False)
+        yield Static("Default company for your scripts (sent as the Procore-Company-Id header):",
+                     id="company-question", classes="question", markup=False)
+        yield ChoiceList(id="companies")
+        yield Checkbox(f"Make {self.flow.profile_name!r} the default profile", id="make-default", compact=True)
+
+    def compose_buttons(self) -> Iterable[Widget]:
+        yield Button("Back", id="back", compact=True)
+        yield Button("Retry", id="retry", compact=True)
+        yield Button("Save", id="save", variant="primary", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#retry").display = False
+        self.query_one("#make-default").display = self._offer_default()
+        for widget in ("#company-question", "#companies"):
+            self.query_one(widget).display = False
+        if self.flow.user:
+            self._show()
+        else:
+            self.action_retry()
+
+    def _offer_default(self) -> bool:
+        """Only when the file holds other profiles and another one is the default."""
+        try:
+            doc = read_profiles(self.flow.store)
+        except Exception:
+            return False
+        others = [name for name in doc.profiles if name != self.flow.profile_name]
+        return bool(others) and doc.default_profile != self.flow.profile_name
+
+    # -- verify ------------------------------------------------------------------------------------
+    def action_retry(self) -> None:
+        if self.busy:
+            return
+        self.query_one("#retry").display = False
+        host = self.flow.api_url.split("://", 1)[-1]
+        self.set_busy(f"Asking {host} who is logged in...")
+        self._work("verify")
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def _work(self, what: str) -> None:
+        try:
+            if what == "verify":
+                self.flow.verify()
+            else:
+                self.flow.save()
+        except Exception as exc:
+            self.post_message(self.Done(what, exc))
+        else:
+            self.post_message(self.Done(what, None))
+
+    @on(Done)
+    def _done(self, message: Done) -> None:
+        self.set_busy(None)
+        exc = message.error
+        if exc is None:
+            if message.what == "verify":
+                self._show()
+            else:
+                assert self.flow.saved_profile is not None
+                self.wizard.saved_profile(self.flow.saved_profile)
+            return
+        step = step_for_error(exc)
+        if step is not None and step != VERIFY:
+            self.wizard.back_to(step, describe(exc))
+            return
+        if message.what == "verify":
+            self.query_one("#retry").display = True
+            self.query_one("#retry", Button).focus()
+            self.show_error(describe(exc) + "\nPress r to try again.")
+        else:
+            self.show_error(describe(exc) + "\nNothing was written. Press Ctrl+S to try again.")
+
+    def _show(self) -> None:
+        flow = self.flow
+        user = flow.user
+        self.query_one("#who", Static).update(
+            f"Logged in as {user.get('name') or '(no name)'} <{user.get('login') or '?'}>, user id {user.get('id')}."
+        )
+        expires_in = getattr(flow.tokens, "expires_in", None)
+        if expires_in:
+            until = datetime.fromtimestamp(flow.clock() + expires_in, timezone.utc)
+            self.query_one("#expiry", Static).update(
+                f"Access token valid until {until:%Y-%m-%d %H:%M} UTC ({duration(expires_in)}); "
+                "`procore-setup token` and cron renew it with the stored refresh token."
+            )
+        companies = self.query_one("#companies", OptionList)
+        companies.clear_options()
+        companies.add_option(Option("No default company", id=NO_COMPANY))
+        for c in flow.companies:
+            companies.add_option(Option(company_label(c), id=str(c["id"])))
+        for widget in ("#company-question", "#companies"):
+            self.query_one(widget).display = True
+        chosen = 0
+        for i, c in enumerate(flow.companies, 1):
+            if flow.company_id is not None and int(c["id"]) == flow.company_id:
+                chosen = i
+        companies.highlighted = chosen
+        if not flow.companies:
+            self.query_one("#company-question", Static).update(
+                "This user reaches no companies (or Procore would not list them): no default company is saved."
+            )
+        companies.focus()
+
+    # -- choose and save ------------------------------------------------------------------------------
+    @on(OptionList.OptionSelected, "#companies")
+    def _company_selected(self) -> None:
+        self.query_one("#save", Button).focus()
+
+    def _chosen_company(self) -> int | None:
+        option = self.query_one("#companies", OptionList).highlighted_option
+        if option is None or option.id in (None, NO_COMPANY):
+            return None
+        return int(option.id)
+
+    def action_save(self) -> None:
+        if self.busy or not self.flow.user:
+            return
+        try:
+            self.flow.choose_company(self._chosen_company())
+        except Exception as exc:
+            self.show_error(describe(exc))
+            return
+        self.flow.make_default = self.query_one("#make-default", Checkbox).value
+        self.set_busy(f"Saving to {self.flow.store.path}...")
+        self._work("save")
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        actions = {"back": self.action_back, "retry": self.action_retry, "save": self.action_save}
+        action = actions.get(event.button.id or "")
+        if action is not None:
+            action()

@@ -1,0 +1,173 @@
+"""Helpers for the wizard's tests: a controllable clock, a clean environment, and walking the steps."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from procore_setup.credentials import FileStore
+from procore_setup.testing import FakeProcore
+from procore_setup.tui.app import ProcoreSetupApp
+
+from conftest import CLIENT_ID, CLIENT_SECRET, EXE, base_env  # tests/conftest.py (tests/ is on sys.path)
+
+SIZE = (80, 24)
+T0 = 1_950_000_000.0  # 2031-10-20: a fixed "now" for the code clock and expiry times
+
+
+class Clock:
+    """The injected clock: stands still until a test moves it."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No browser, no SSH, no PROCORE_* from the developer's shell: every test says what it needs."""
+    for name in list(os.environ):
+        if name.startswith("PROCORE_") or name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER", "SSH_CONNECTION",
+                                                   "SSH_CLIENT", "SSH_TTY"):
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return tmp_path / "conf" / "credentials.toml"
+
+
+@pytest.fixture
+def make_app(config: Path, clock: Clock) -> Callable[..., ProcoreSetupApp]:
+    def make(**kw: Any) -> ProcoreSetupApp:
+        kw.setdefault("clock", clock)
+        return ProcoreSetupApp(FileStore(kw.pop("path", config)), **kw)
+
+    return make
+
+
+async def settle(pilot: Any, rounds: int = 4) -> None:
+    """Let workers finish and their messages (and any screen change) be handled."""
+    app = pilot.app
+    for _ in range(rounds):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def type_into(pilot: Any, selector: str, text: str, *, paste: bool = True) -> None:
+    """Replace the value of an Input as a person would: focus, clear, then paste (or type) the text.
+
+    Pasting is one event, so it is the default; `paste=False` types key by key.
+    """
+    from textual import events
+
+    box = pilot.app.screen.query_one(selector)
+    box.focus()
+    box.value = ""
+    await pilot.pause()
+    if paste:
+        box.post_message(events.Paste(text))
+    else:
+        await pilot.press(*text)
+    await pilot.pause()
+
+
+def screen_name(app: ProcoreSetupApp) -> str:
+    return type(app.screen).__name__
+
+
+def message(app: ProcoreSetupApp) -> str:
+    """The text of the current screen's message line ('' when hidden)."""
+    box = app.screen.query_one("#message")
+    return str(box.render()) if message_kind(app) else ""
+
+
+def message_kind(app: ProcoreSetupApp) -> str:
+    box = app.screen.query_one("#message")
+    for kind in ("error", "notice", "busy"):
+        if box.has_class(kind):
+            return kind
+    return ""
+
+
+async def walk_to_authorize(pilot: Any, fake: FakeProcore, *, secret: str = CLIENT_SECRET,
+                            client_id: str = CLIENT_ID, name: str | None = None) -> None:
+    """From step 1 of a new profile: the custom environment at the fake, then the client, to Authorize."""
+    app = pilot.app
+    assert screen_name(app) == "EnvironmentScreen", screen_name(app)
+    if name is not None:
+        await type_into(pilot, "#name", name)
+    envs = app.screen.query_one("#envs")
+    envs.focus()
+    envs.highlighted = 4  # Custom hosts
+    await pilot.pause()
+    await type_into(pilot, "#login_url", fake.url)
+    await type_into(pilot, "#api_url", fake.url)
+    await pilot.press("enter")
+    await pilot.pause()
+    assert screen_name(app) == "ClientScreen", message(app)
+    await type_into(pilot, "#client_id", client_id)
+    await type_into(pilot, "#secret", secret)
+    await pilot.press("enter")
+    await pilot.pause()
+    assert screen_name(app) == "AuthorizeScreen", message(app)
+
+
+async def jump_to_authorize(pilot: Any, fake: FakeProcore, *, secret: str = CLIENT_SECRET) -> None:
+    """Start a new profile at Authorize: steps 1 and 2 set through the same flow, without their screens.
+
+    Steps 1 and 2 have their own tests; skipping their screens keeps the later steps' tests quick.
+    """
+    app = pilot.app
+    flow = app.new_flow("default")
+    flow.set_environment("custom", fake.url, fake.url)
+    flow.set_client(CLIENT_ID, secret)
+    app.dirty = True
+    app.push_screen(app.make_screen("authorize"))
+    await pilot.pause()
+    assert screen_name(app) == "AuthorizeScreen"
+
+
+async def paste_code(pilot: Any, code: str) -> None:
+    app = pilot.app
+    if screen_name(app) == "AuthorizeScreen":
+        await pilot.press("n")
+        await pilot.pause()
+    assert screen_name(app) == "CodeScreen"
+    await type_into(pilot, "#code", code)
+    await pilot.press("enter")
+    await settle(pilot)
+
+
+def save_profile(config: Path, fake: FakeProcore, name: str = "default", company_id: int | None = 8675309) -> None:
+    """A profile as an earlier run would have left it (set up through the same flow, without screens)."""
+    from procore_setup.flow import SetupFlow
+
+    flow = SetupFlow(FileStore(config), name)
+    flow.set_environment("custom", fake.url, fake.url)
+    flow.set_client(CLIENT_ID, CLIENT_SECRET)
+    flow.start_authorization()
+    flow.exchange(fake.issue_code())
+    flow.verify()
+    flow.choose_company(company_id)
+    flow.save()
+
+
+def run_token(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real `procore-setup token`, as a script would run it."""
+    return subprocess.run([EXE, "token", *args], capture_output=True, text=True, timeout=60,
+                          env=base_env(PROCORE_SETUP_CONFIG=str(config)))
