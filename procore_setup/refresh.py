@@ -119,9 +119,11 @@ def ensure_fresh(store: FileStore, name: str | None = None, *, min_valid: float 
     """
     doc = store.load()
     profile = doc.get(name)
+    # Decrypt (derive the key) before taking the lock: scrypt costs a tenth of a second, and the
+    # key is reused for the re-read below, so waiting processes don't pay it while holding the lock.
+    store.open_secrets(doc, interactive=interactive)
     if not _needs_refresh(profile, min_valid, force, reject):
-        store.open_secrets(doc, interactive=interactive)
-        return RefreshResult(doc.profiles[profile.name], False, store.path)
+        return RefreshResult(profile, False, store.path)
 
     with store.lock(lock_timeout):
         doc = store.load()  # read again: another process may have refreshed meanwhile
