@@ -1,0 +1,398 @@
+"""When things go wrong: the server, the grant, the file, the lock.
+
+Each failure must end with the documented exit code, a message that says what to do,
+no secret in any output, and the credentials file either untouched or (after a
+refused grant) with every stored value kept.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from test_engine_helpers import (  # noqa: F401 - eng is a fixture
+    CLIENT_SECRET,
+    Engine,
+    Snapshot,
+    eng,
+    load,
+    mode_of,
+    rewrite,
+    temp_files,
+    wait_for,
+)
+
+TOKEN_PATH = ["/oauth/token"]
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# -- the server is down or unwell ------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["server stopped", "closed port"])
+def test_server_down_exits_5_and_leaves_the_file_byte_identical(eng: Engine, how: str) -> None:
+    eng.login()
+    eng.expire()
+    if how == "closed port":
+        doc = load(eng.config)
+        url = f"http://127.0.0.1:{_closed_port()}"
+        doc["profiles"]["default"]["login_url"] = doc["profiles"]["default"]["api_url"] = url
+        rewrite(eng.config, doc)
+    else:
+        eng.fake.stop()
+    before = Snapshot.of(eng.config)
+    for args in (["token"], ["refresh", "--quiet"]) if how == "server stopped" else (["refresh", "--force"],):
+        r = eng.run(*args)
+        assert r.returncode == 5, (args, r.stderr)
+        assert r.stdout == ""
+        assert "Cannot reach 127.0.0.1" in r.stderr
+        assert "Nothing was changed" in r.stderr or "nothing was lost" in r.stderr.lower()
+        before.assert_same_content(eng.config)
+    assert temp_files(eng.config.parent) == []
+    if how == "server stopped":
+        eng.fake.start()  # same port: the chain was never touched and still works
+    assert eng.fake.refresh_token_state(load(eng.config)["profiles"]["default"]["refresh_token"]) == "active"
+
+
+def test_server_errors_beyond_the_retries_exit_5_and_lose_nothing(eng: Engine) -> None:
+    eng.login()
+    eng.expire()
+    refresh_token = eng.profile()["refresh_token"]
+    before = Snapshot.of(eng.config)
+    eng.fake.inject(status=500, count=10, paths=TOKEN_PATH)
+    r = eng.run("token")
+    assert r.returncode == 5, r.stderr
+    assert "500" in r.stderr
+    before.assert_same_content(eng.config)
+    assert eng.fake.refresh_token_state(refresh_token) == "active"
+    assert 2 <= eng.fake.counts["faults"] <= 5  # retried, a bounded number of times
+    eng.fake.clear_faults()
+    assert eng.fake.access_token_valid(eng.token())  # the chain is intact
+
+
+def test_503_with_retry_after_is_retried_after_waiting(eng: Engine) -> None:
+    eng.login()
+    eng.expire()
+    eng.fake.inject(status=503, retry_after=1, paths=TOKEN_PATH)
+    t0 = time.monotonic()
+    token = eng.token()
+    assert time.monotonic() - t0 >= 1.0  # Retry-After: 1 was honoured
+    assert eng.fake.counts["faults"] == 1
+    assert eng.fake.counts["refresh_ok"] == 1
+    assert eng.fake.access_token_valid(token)
+
+
+def test_429_with_x_rate_limit_reset_is_retried(eng: Engine) -> None:
+    eng.login()
+    eng.expire()
+    eng.fake.inject(status=429, paths=TOKEN_PATH)  # X-Rate-Limit-Reset only, no Retry-After
+    token = eng.token()
+    assert eng.fake.counts["faults"] == 1 and eng.fake.counts["refresh_ok"] == 1
+    assert eng.fake.access_token_valid(token)
+
+
+def test_429_waits_until_x_rate_limit_reset(eng: Engine) -> None:
+    eng.login()
+    eng.expire()
+    # "2.5" is no valid Retry-After (delay-seconds are digits only), so X-Rate-Limit-Reset,
+    # about 2 s ahead, is the only usable hint; the retry must not come before it.
+    eng.fake.inject(status=429, retry_after="2.5", paths=TOKEN_PATH)
+    t0 = time.time()
+    token = eng.token()
+    reset = int(t0 + 2.5)  # the fake's reset is int(arrival + 2.5) >= this
+    assert time.time() >= reset
+    assert eng.fake.counts["refresh_ok"] == 1 and eng.fake.access_token_valid(token)
+
+
+def test_a_rate_limit_far_in_the_future_exits_5_at_once(eng: Engine) -> None:
+    eng.login()
+    eng.expire()
+    before = Snapshot.of(eng.config)
+    eng.fake.inject(status=429, retry_after=300, paths=TOKEN_PATH)
+    t0 = time.monotonic()
+    r = eng.run("refresh")
+    assert r.returncode == 5, r.stderr
+    assert time.monotonic() - t0 < 10  # cron will come back; no five-minute sleep
+    assert "429" in r.stderr and "rate limit" in r.stderr
+    before.assert_same_content(eng.config)
+    assert eng.fake.counts["token:refresh_token"] == 0
+
+
+def test_html_instead_of_json_is_an_unexpected_response(eng: Engine) -> None:
+    eng.login()
+    eng.expire()
+    eng.fake.inject(status=200, body="<html><body>Sign in</body></html>", count=10, paths=TOKEN_PATH)
+    r = eng.run("token")
+    assert r.returncode == 5, r.stderr
+    assert "not JSON" in r.stderr
+    assert r.stdout == ""
+    load(eng.config)  # still parses
+
+
+# -- the grant is gone ---------------------------------------------------------------------------
+
+def test_a_revoked_grant_exits_4_keeps_the_data_and_names_the_command(eng: Engine) -> None:
+    eng.login("site-b")
+    eng.expire("site-b")
+    before = eng.profile("site-b")
+    eng.fake.revoke_all()
+    r = eng.run("token", "--profile", "site-b")
+    assert r.returncode == 4, r.stderr
+    assert r.stdout == ""
+    assert "invalid_grant" in r.stderr
+    assert f"procore-setup --config {eng.config} login --profile site-b" in r.stderr
+
+    after = eng.profile("site-b")
+    for key, value in before.items():
+        assert after[key] == value, key  # nothing wiped
+    assert after["reauth_required"] is True
+    assert mode_of(eng.config) == 0o600
+
+    # later runs say the same without asking Procore again
+    n = eng.fake.counts["token:refresh_token"]
+    r = eng.run("refresh", "--profile", "site-b")
+    assert r.returncode == 4 and "login --profile site-b" in r.stderr
+    assert eng.fake.counts["token:refresh_token"] == n
+    r = eng.run("status")
+    assert r.returncode == 4
+    assert "needs a new login" in r.stdout and "login --profile site-b" in r.stdout
+
+    # and the named command's plain variant fixes it
+    r = eng.run("login", "--plain", "--profile", "site-b", "--code=" + eng.fake.issue_code(), input="\n\n\n\n\n1\n")
+    assert r.returncode == 0, r.stderr
+    assert "reauth_required" not in eng.profile("site-b")
+    assert eng.fake.access_token_valid(eng.token("--profile", "site-b"))
+
+
+def test_a_rejected_client_secret_exits_4(eng: Engine) -> None:
+    eng.login()
+    eng.expire()
+    doc = load(eng.config)
+    doc["profiles"]["default"]["client_secret"] = wrong = "wrong-client-secret-0123456789"
+    eng.extra_secrets.add(wrong)
+    rewrite(eng.config, doc)
+    r = eng.run("token")
+    assert r.returncode == 4, r.stderr
+    assert "invalid_client" in r.stderr and "login --profile default" in r.stderr
+
+
+# -- the file is unusable ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o666])
+def test_insecure_permissions_are_refused(eng: Engine, mode: int) -> None:
+    eng.login()
+    eng.expire()  # a refresh would be due: still nothing may be sent or written
+    os.chmod(eng.config, mode)
+    before = Snapshot.of(eng.config)
+    commands = (["token"], ["refresh", "--force"], ["status"], ["revoke"]) if mode == 0o644 else (["token"],)
+    for args in commands:
+        r = eng.run(*args)
+        assert r.returncode == 6, (args, r.stderr)
+        assert r.stdout == ""
+        assert f"chmod 600 {eng.config}" in r.stderr
+        assert f"{mode:04o}" in r.stderr
+        before.assert_untouched(eng.config)
+    assert eng.fake.counts["token:refresh_token"] == 0 and eng.fake.counts["revoke"] == 0
+    os.chmod(eng.config, 0o600)
+    assert eng.fake.access_token_valid(eng.token())
+
+
+def test_login_refuses_to_touch_an_insecure_file(eng: Engine) -> None:
+    eng.login()
+    os.chmod(eng.config, 0o644)
+    before = Snapshot.of(eng.config)
+    r = eng.run(*eng.login_args("site-b"), input="1\n", env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
+    assert r.returncode == 6, r.stderr
+    assert f"chmod 600 {eng.config}" in r.stderr
+    before.assert_untouched(eng.config)
+
+
+CORRUPT = {
+    "garbage": b"this is [[[ not toml\n",
+    "empty": b"",
+    "binary": b"\xff\xfe\x00\x01 schema_version = 1",
+    "truncated": None,  # the first half of a real file
+    "wrong type": b'schema_version = 1\n[profiles.default]\nenvironment = "custom"\nlogin_url = "http://x"\n'
+                  b'api_url = "http://x"\nclient_id = "id"\nexpires_at = "tomorrow-ish"\n',
+}
+
+
+@pytest.mark.parametrize("kind", list(CORRUPT))
+def test_a_corrupt_file_exits_6_and_is_never_overwritten(eng: Engine, kind: str) -> None:
+    eng.login()
+    data = CORRUPT[kind]
+    if data is None:
+        full = eng.config.read_bytes()
+        data = full[: len(full) // 2]
+    rewrite(eng.config, data)
+    before = Snapshot.of(eng.config)
+    commands = [["token"], ["refresh", "--force"], ["status"]]
+    if kind == "garbage":
+        commands += [["refresh", "--all"], ["revoke"], eng.login_args("fresh")]  # a login does not overwrite it
+    for args in commands:
+        r = eng.run(*args, input="1\n", env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
+        assert r.returncode == 6, (args, r.stderr)
+        assert r.stdout == ""
+        assert str(eng.config) in r.stderr
+        before.assert_untouched(eng.config)
+    assert eng.fake.counts["token:refresh_token"] == 0
+
+
+def test_a_directory_others_can_write_is_refused_before_any_write(eng: Engine) -> None:
+    eng.login()
+    eng.expire()
+    os.chmod(eng.config.parent, 0o777)
+    try:
+        before = Snapshot.of(eng.config)
+        r = eng.run("refresh")
+        assert r.returncode == 6, r.stderr
+        assert f"chmod go-w {eng.config.parent}" in r.stderr
+        before.assert_untouched(eng.config)
+        assert eng.fake.counts["token:refresh_token"] == 0
+    finally:
+        os.chmod(eng.config.parent, 0o700)
+
+
+def test_a_symlinked_file_is_used_and_the_link_kept(eng: Engine) -> None:
+    eng.login()
+    real = eng.config.with_name("real-credentials.toml")
+    os.rename(eng.config, real)
+    os.symlink(real.name, eng.config)
+    eng.expire()
+    token = eng.token()
+    assert eng.fake.access_token_valid(token)
+    assert eng.config.is_symlink() and os.readlink(eng.config) == real.name
+    assert load(real)["profiles"]["default"]["access_token"] == token
+    assert mode_of(real) == 0o600
+
+
+@pytest.mark.parametrize("field", ["client_id", "login_url", "api_url", "environment"])
+def test_a_profile_missing_a_field_exits_6_naming_it(eng: Engine, field: str) -> None:
+    eng.login()
+    doc = load(eng.config)
+    del doc["profiles"]["default"][field]
+    rewrite(eng.config, doc)
+    before = Snapshot.of(eng.config)
+    r = eng.run("token")
+    assert r.returncode == 6, r.stderr
+    assert field in r.stderr and "'default'" in r.stderr and str(eng.config) in r.stderr
+    before.assert_untouched(eng.config)
+
+
+def test_a_missing_schema_version_exits_6(eng: Engine) -> None:
+    eng.login()
+    doc = load(eng.config)
+    del doc["schema_version"]
+    rewrite(eng.config, doc)
+    r = eng.run("status")
+    assert r.returncode == 6 and "schema_version" in r.stderr
+
+
+def test_an_unknown_schema_version_exits_6_and_is_left_alone(eng: Engine) -> None:
+    eng.login()
+    doc = load(eng.config)
+    doc["schema_version"] = 99
+    rewrite(eng.config, doc)
+    eng.expire()
+    before = Snapshot.of(eng.config)
+    for args in (["token"], ["refresh", "--force"], ["status"]):
+        r = eng.run(*args)
+        assert r.returncode == 6, r.stderr
+        assert "newer procore-setup" in r.stderr and "99" in r.stderr
+        before.assert_untouched(eng.config)
+
+
+def test_unknown_keys_survive_a_refresh_a_relogin_and_a_revoke(eng: Engine) -> None:
+    eng.login()
+    doc = load(eng.config)
+    doc["team_note"] = "managed by ops"
+    doc["extras"] = {"owner": "pat", "ids": [1, 2, 3]}
+    doc["profiles"]["default"]["note"] = "keep me"
+    doc["profiles"]["default"]["future_field"] = {"nested": True, "when": 2027}
+    rewrite(eng.config, doc)
+
+    def check() -> None:
+        now = load(eng.config)
+        assert now["team_note"] == "managed by ops"
+        assert now["extras"] == {"owner": "pat", "ids": [1, 2, 3]}
+        assert now["profiles"]["default"]["note"] == "keep me"
+        assert now["profiles"]["default"]["future_field"] == {"nested": True, "when": 2027}
+
+    r = eng.run("refresh", "--force")
+    assert r.returncode == 0, r.stderr
+    check()
+    eng.login_cli("site-b")
+    check()
+    eng.login_cli("default")
+    check()
+    assert eng.run("revoke").returncode == 0
+    check()
+
+
+# -- the lock ------------------------------------------------------------------------------
+
+def _hold_lock(config: Path) -> int:
+    fd = os.open(str(config) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_a_held_lock_ends_in_exit_5_after_a_bounded_wait(eng: Engine) -> None:
+    eng.login()
+    valid = eng.profile()["access_token"]
+    fd = _hold_lock(eng.config)
+    try:
+        # a valid token needs no lock at all
+        assert eng.token(env={"PROCORE_SETUP_LOCK_TIMEOUT": "1"}) == valid
+        eng.expire()
+        before = Snapshot.of(eng.config)
+        t0 = time.monotonic()
+        r = eng.run("token", env={"PROCORE_SETUP_LOCK_TIMEOUT": "1"}, timeout=30)
+        elapsed = time.monotonic() - t0
+        assert r.returncode == 5, r.stderr
+        assert 0.9 <= elapsed < 10
+        assert r.stdout == ""
+        assert "lock" in r.stderr and str(eng.config) in r.stderr and "try again later" in r.stderr.lower()
+        before.assert_untouched(eng.config)
+        r = eng.run("refresh", "--quiet", env={"PROCORE_SETUP_LOCK_TIMEOUT": "1"}, timeout=30)
+        assert r.returncode == 5 and "lock" in r.stderr
+        assert eng.fake.counts["token:refresh_token"] == 0
+    finally:
+        os.close(fd)
+    assert eng.fake.access_token_valid(eng.token())  # released: works again
+
+
+def test_a_process_hung_on_the_network_holds_others_off_for_a_bounded_time(eng: Engine) -> None:
+    eng.login()
+    eng.fake.inject(hang=3, paths=TOKEN_PATH)
+    slow = eng.popen("refresh", "--force")
+    wait_for(lambda: eng.fake.counts["faults"] >= 1, what="the refresh to reach the server")
+    r = eng.run("token", "--min-valid", "86400", env={"PROCORE_SETUP_LOCK_TIMEOUT": "1"}, timeout=30)
+    assert r.returncode == 5, r.stderr
+    assert "lock" in r.stderr
+    done = eng.collect(slow)
+    assert done.returncode == 0, done.stderr  # the slow one finishes, and the chain is intact
+    assert eng.fake.counts["refresh_ok"] == 1
+    assert eng.fake.access_token_valid(eng.token())
+
+
+def test_status_json_of_a_refused_grant_lists_the_problem(eng: Engine) -> None:
+    eng.login()
+    eng.fake.revoke_all()
+    eng.run("refresh", "--force")
+    r = eng.run("status", "--json")
+    assert r.returncode == 4
+    problems = json.loads(r.stdout)["profiles"][0]["problems"]
+    assert any("login --profile default" in p for p in problems)
