@@ -132,10 +132,15 @@ def ensure_fresh(store: FileStore, name: str | None = None, *, min_valid: float 
         if not _needs_refresh(profile, min_valid, force, reject):
             return RefreshResult(profile, False, store.path)
         _check_usable(doc, profile)
+        # An earlier refresh interrupted in flight may have rotated the stored token away: then its
+        # expiry proves nothing and it is no fallback.
+        interrupted = profile.refresh_started_at is not None
         try:
             return _refresh_locked(store, doc, profile, client_factory)
         except NotSent as exc:
             usable = fallback_valid is not None and profile.access_token != reject and profile.valid_for(fallback_valid)
+            if interrupted:
+                usable = False
             if not usable or force:
                 raise
             return RefreshResult(profile, False, store.path, warning=exc.message)
