@@ -152,3 +152,20 @@ def test_kills_at_random_moments_never_leave_a_broken_file(eng: Engine) -> None:
     # a kill in the middle of a save may leave its temporary file behind: never readable by others
     for name in temp_files(eng.config.parent):
         assert mode_of(eng.config.parent / name) == 0o600
+
+
+def test_after_an_interrupted_refresh_token_never_hands_out_a_dead_token(eng: Engine) -> None:
+    """Procore used the refresh (killing the old access token), the answer was lost, then the
+    network went away: `token` cannot know whether the stored token still works, so it must not
+    print it as if it did."""
+    eng.login()
+    old = eng.profile()
+    _kill_during_refresh(eng, consume=True, drop=True)
+    assert not eng.fake.access_token_valid(old["access_token"])  # rotated away at Procore
+    eng.fake.stop()
+    r = eng.run("token")
+    if r.returncode == 0:
+        assert eng.fake.access_token_valid(r.stdout.strip()), "printed a token Procore no longer accepts"
+    else:
+        assert r.returncode == 5, r.stderr
+        assert r.stdout == ""

@@ -24,6 +24,7 @@ from test_engine_helpers import (  # noqa: F401 - eng is a fixture
     load,
     mode_of,
     rewrite,
+    set_expiry,
     temp_files,
     wait_for,
 )
@@ -64,6 +65,20 @@ def test_server_down_exits_5_and_leaves_the_file_byte_identical(eng: Engine, how
     if how == "server stopped":
         eng.fake.start()  # same port: the chain was never touched and still works
     assert eng.fake.refresh_token_state(load(eng.config)["profiles"]["default"]["refresh_token"]) == "active"
+
+
+def test_server_down_token_falls_back_to_a_still_valid_token(eng: Engine) -> None:
+    eng.login()
+    token = eng.profile()["access_token"]
+    set_expiry(eng.config, 200)  # inside token's 5-minute margin, but still good for a while
+    before = Snapshot.of(eng.config)
+    eng.fake.stop()
+    r = eng.run("token")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == token + "\n"
+    assert "could not refresh" in r.stderr and "still valid" in r.stderr
+    before.assert_same_content(eng.config)
+    assert eng.fake.access_token_valid(token)
 
 
 def test_server_errors_beyond_the_retries_exit_5_and_lose_nothing(eng: Engine) -> None:
