@@ -280,6 +280,25 @@ def test_a_directory_others_can_write_is_refused_before_any_write(eng: Engine) -
         os.chmod(eng.config.parent, 0o700)
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to chown")
+def test_a_file_owned_by_another_user_is_refused(eng: Engine) -> None:
+    eng.login()
+    os.chown(eng.config, 65534, -1)
+    before = Snapshot.of(eng.config)
+    r = eng.run("token")
+    assert r.returncode == 6, r.stderr
+    assert "owned by another user" in r.stderr and r.stdout == ""
+    before.assert_untouched(eng.config)
+
+
+def test_a_directory_where_the_file_should_be_exits_6(eng: Engine) -> None:
+    eng.config.mkdir(parents=True)
+    for args in (["token"], ["status"], ["refresh"]):
+        r = eng.run(*args)
+        assert r.returncode == 6, (args, r.stderr)
+        assert "is a directory" in r.stderr
+
+
 def test_a_symlinked_file_is_used_and_the_link_kept(eng: Engine) -> None:
     eng.login()
     real = eng.config.with_name("real-credentials.toml")
