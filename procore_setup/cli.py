@@ -56,6 +56,20 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, indent_increment, max_help_position, width)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, minus echoing unknown arguments: `--client-secret VALUE` must not print VALUE."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            words = message[len(prefix):].split()
+            shown = [w.split("=", 1)[0] if w.startswith("-") else "…" for w in words]
+            message = prefix + " ".join(shown)
+            if any(w.startswith("--client-secret") for w in words):
+                message += " (the client secret is never a flag: use PROCORE_CLIENT_SECRET or the hidden prompt)"
+        return super().error(message)
+
+
 COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt")
 _GLOBAL_WITH_VALUE = ("--config", "--profile")
 
@@ -88,7 +102,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                        help="profile to use (default: $PROCORE_SETUP_PROFILE or the file's default)")
         return p
 
-    parser = common(argparse.ArgumentParser(
+    parser = common(_Parser(
         prog="procore-setup", description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter,
     ))
     parser.add_argument("--version", action="version", version=f"procore-setup {__version__}")

@@ -449,7 +449,16 @@ class FileStore:
                 )
             return
         try:
-            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+            # Every missing level 0700, not just the last: os.makedirs gives parents the umask's
+            # default, which under `umask 000` is world-writable.
+            missing = []
+            path = self.dir
+            while not os.path.isdir(path) and os.path.dirname(path) != path:
+                missing.append(path)
+                path = os.path.dirname(path)
+            for path in reversed(missing):
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(path, 0o700)
         except OSError as exc:
             raise CredentialsFileError(f"Cannot create the directory {self.dir}: {exc.strerror}.") from None
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import stat
 import subprocess
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import base_env
 
 from test_engine_helpers import (  # noqa: F401 - eng is a fixture
     CLIENT_ID,
@@ -583,3 +586,25 @@ def test_nothing_prompts_when_stdin_is_not_a_terminal(eng: Engine) -> None:
         assert time.monotonic() - t0 < 10, args
         assert r.returncode in (0, 2, 4), (args, r.stderr)
     assert os.path.exists(eng.config)
+
+
+def test_missing_parent_directories_are_created_owner_only_whatever_the_umask(tmp_path: Path, fake) -> None:
+    # cron jobs and containers sometimes run with umask 000; no level we create may be world-writable
+    config = tmp_path / "a" / "b" / "credentials.toml"
+    env = base_env(PROCORE_SETUP_CONFIG=str(config), PROCORE_CLIENT_SECRET=CLIENT_SECRET)
+    r = subprocess.run(
+        [EXE, "login", "--plain", "--environment", "custom", "--login-url", fake.url, "--api-url", fake.url,
+         "--client-id", CLIENT_ID, f"--code={fake.issue_code()}", "--company-id", "8675309"],
+        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, preexec_fn=lambda: os.umask(0),
+    )
+    assert r.returncode == 0, r.stderr
+    for level in (tmp_path / "a", tmp_path / "a" / "b"):
+        assert stat.S_IMODE(level.stat().st_mode) == 0o700, level
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+
+
+def test_a_client_secret_given_as_a_flag_is_refused_without_echoing_it(cli) -> None:
+    r = cli.run("login", "--plain", "--client-secret", "hunter2-not-a-flag-secret")
+    assert r.returncode == 2
+    assert "hunter2-not-a-flag-secret" not in r.stdout + r.stderr
+    assert "never a flag" in r.stderr
