@@ -7,10 +7,13 @@ No secret is ever formatted into an exception or a log line.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
 import os
 import random
+import socket
+import threading
 import time
 from typing import Any, Callable, TypeVar
 from urllib.parse import urlencode
@@ -82,6 +85,17 @@ def _timeout_from_env() -> httpx.Timeout:
     return httpx.Timeout(t, connect=min(t, 5.0))
 
 
+def _deadline_for(timeout: httpx.Timeout) -> float:
+    """Seconds one attempt may take from connect to the last byte.
+
+    httpx's timeouts bound each network operation, not the whole exchange: a server (or proxy)
+    that sends one byte every few seconds never trips them, and would hold the process, and the
+    refresh lock with it, for as long as it likes.
+    """
+    parts = [t for t in (timeout.connect, timeout.read, timeout.write) if t is not None]
+    return max(1.0, 2 * max(parts)) if parts else 60.0
+
+
 class OAuthClient:
     """Talks to one Procore environment (a login host and an API host) for one client."""
 
@@ -95,8 +109,13 @@ class OAuthClient:
         self._client_secret = client_secret
         self.redirect_uri = redirect_uri
         self._owns_http = http is None
+        timeout = _timeout_from_env()
+        self.deadline = _deadline_for(timeout)
+        # No keep-alive: every request opens its own connection, so the deadline below can
+        # always find the socket to cut (a handful of calls per run; nothing to gain from reuse).
         self.http = http or httpx.Client(
-            timeout=_timeout_from_env(), headers={"User-Agent": USER_AGENT}, follow_redirects=False
+            timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
         self.max_attempts = max(1, max_attempts)
         self.retry_budget = retry_budget
@@ -195,16 +214,44 @@ class OAuthClient:
     def _send(self, method: str, url: str, *, what: str, headers: dict[str, str],
               form: dict[str, str] | None, params: dict[str, Any] | None) -> httpx.Response:
         host = httpx.URL(url).host
+        sockets: list[socket.socket] = []
+        expired = threading.Event()
+
+        def trace(event: str, info: dict[str, Any]) -> None:
+            if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+                stream = info.get("return_value")
+                sock = stream.get_extra_info("socket") if stream is not None else None
+                if sock is not None:
+                    sockets.append(sock)
+
+        def cut() -> None:  # past the deadline: end the exchange, however slowly bytes still come
+            expired.set()
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(self.deadline, cut)
+        timer.daemon = True
+        timer.start()
         try:
-            resp = self.http.request(method, url, headers=headers, data=form, params=params)
+            resp = self.http.request(method, url, headers=headers, data=form, params=params,
+                                     extensions={"trace": trace})
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            if expired.is_set():
+                raise AnswerLost(f"{host} took more than {self.deadline:g} s to answer while {what}.",
+                                 hint="Try again later.") from None
             raise NotSent(f"Cannot reach {host} while {what}: {_describe(exc)}.",
                           hint="Check the network or the login URL, then try again. Nothing was changed.") from None
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            if expired.is_set():
+                raise AnswerLost(f"{host} took more than {self.deadline:g} s to answer while {what} "
+                                 "(it sent its answer too slowly).", hint="Try again later.") from None
             raise AnswerLost(f"No answer from {host} while {what}: {_describe(exc)}.",
                              hint="Try again later.") from None
         except httpx.HTTPError as exc:
             raise NotSent(f"HTTP error talking to {host} while {what}: {type(exc).__name__}.") from None
+        finally:
+            timer.cancel()
         log.debug("%s %s -> %s", method, httpx.URL(url).path, resp.status_code)
         return resp
 
