@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import logging
+import math
 import os
 import random
 import socket
@@ -397,11 +398,14 @@ def _parse_token(data: Any) -> TokenSet:
             expires_in = int(expires_in)
         else:
             raise UnexpectedResponse("Procore's token answer has a non-numeric expires_in.")
+    if not math.isfinite(expires_in):  # JSON's NaN and 1e400 (infinity) parse as floats
+        raise UnexpectedResponse("Procore's token answer has a non-numeric expires_in.")
     expires_in = int(expires_in)
     # Guard the arithmetic: a lifetime of 0 or less means "already expired"; over ten years is nonsense.
     expires_in = max(0, min(expires_in, 10 * 365 * 86400))
     created = data.get("created_at")
-    created_at = int(created) if isinstance(created, (int, float)) and not isinstance(created, bool) else None
+    created_at = (int(created) if isinstance(created, (int, float)) and not isinstance(created, bool)
+                  and math.isfinite(created) and abs(created) < 1e11 else None)
     token_type = data.get("token_type") if isinstance(data.get("token_type"), str) else "bearer"
     scope = data.get("scope") if isinstance(data.get("scope"), str) else None
     return TokenSet(access, refresh, token_type, expires_in, created_at, scope)
