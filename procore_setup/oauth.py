@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -384,6 +385,10 @@ def _safe_location(resp: httpx.Response) -> str:
     return loc.split("?", 1)[0][:200] or "nowhere"
 
 
+MAX_TOKEN_CHARS = 16384  # Procore's tokens are tens of characters; a signed JWT is a few thousand
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")
+
+
 def _parse_token(data: Any) -> TokenSet:
     if not isinstance(data, dict):
         raise UnexpectedResponse("Procore's token answer is not a JSON object.")
@@ -393,6 +398,15 @@ def _parse_token(data: Any) -> TokenSet:
     access, refresh, expires_in = data["access_token"], data["refresh_token"], data["expires_in"]
     if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
         raise UnexpectedResponse("Procore's token answer has an empty or non-text token.")
+    for token in (access, refresh):
+        # A bearer token is printable ASCII without spaces (RFC 6750). Anything else would be
+        # pasted into scripts' Authorization headers (a line break injects headers) or, when
+        # huge, make a credentials file this program then refuses to read.
+        if len(token) > MAX_TOKEN_CHARS:
+            raise UnexpectedResponse(f"Procore's token answer holds a token longer than {MAX_TOKEN_CHARS} characters.")
+        if not _TOKEN_RE.fullmatch(token):
+            raise UnexpectedResponse(
+                "Procore's token answer holds a token with spaces, line breaks or non-ASCII characters.")
     if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
         if isinstance(expires_in, str) and expires_in.strip().isdigit():
             expires_in = int(expires_in)
