@@ -33,6 +33,7 @@ from .errors import (
     ReauthRequired,
     TemporaryFailure,
     UnexpectedResponse,
+    UsageError,
 )
 
 log = logging.getLogger("procore_setup.oauth")
@@ -83,7 +84,9 @@ def _timeout_from_env() -> httpx.Timeout:
     try:
         t = float(raw)
     except ValueError:
-        return DEFAULT_TIMEOUT
+        t = float("nan")
+    if not 0.1 <= t <= 600:  # also NaN; a silently ignored typo would leave cron jobs on 15 s
+        raise UsageError(f"PROCORE_SETUP_HTTP_TIMEOUT must be a number of seconds from 0.1 to 600, not {raw[:20]!r}.")
     return httpx.Timeout(t, connect=min(t, 5.0))
 
 
