@@ -192,7 +192,17 @@ def _record_reauth(store: FileStore, doc: Credentials, profile: Profile, exc: Re
         )
     else:
         reason = "Procore refused the refresh token (invalid_grant)."
-        if exc.after_lost_answer:
+        if exc.after_lost_answer and interrupted_at is not None:
+            # Two suspects: the interrupted refresh, or this run's attempt whose answer was lost.
+            reason = (f"The last refresh (started {interrupted_at.isoformat()}) was interrupted, the next one's "
+                      "answer was lost, and Procore then refused the refresh token (invalid_grant).")
+            exc.message = (
+                f"The last refresh of profile {profile.name!r} (started {interrupted_at.isoformat()}) was "
+                "interrupted before its result was saved, and this run's refresh reached Procore but its answer "
+                "was lost on the way back (or was a server error); the retry was refused (invalid_grant): one of "
+                "the two had used up the refresh token. A new login is needed."
+            )
+        elif exc.after_lost_answer:
             reason = ("The answer to a refresh was lost (or was a server error) and Procore then refused the "
                       "refresh token (invalid_grant).")
             exc.message = (
