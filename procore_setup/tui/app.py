@@ -71,7 +71,7 @@ def browser_problem(environ: dict[str, str] | None = None, platform: str | None 
 class ProcoreSetupApp(App[int]):
     """The wizard. `store`, `clock` and `client_factory` are injectable for tests and screenshots."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "procore-setup"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]

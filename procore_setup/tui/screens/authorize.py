@@ -27,6 +27,10 @@ class UrlLink(Link):
 
 
 class AuthorizeScreen(WizardScreen):
+    DEFAULT_CSS = """
+    #url { width: 1fr; }
+    #browser-note { color: $warning; }
+    """
     STEP = AUTHORIZE
     NUMBER = 3
     BINDINGS = [
@@ -52,20 +56,21 @@ class AuthorizeScreen(WizardScreen):
         self.url = self.flow.start_authorization()
         yield Static(
             "Open this address in a browser, log in to Procore as the user your scripts will act as, "
-            "and allow access. Procore then shows a code.", classes="question", markup=False,
+            "and allow access. Procore then shows a code.", classes="question gap", markup=False,
         )
-        yield UrlLink(self.url, id="url", tooltip="Enter or click: open in a browser")
+        yield UrlLink(self.url, id="url", classes="gap", tooltip="Enter or click: open in a browser")
         problem = browser_problem()
+        self.AUTO_FOCUS = "#copy" if problem else "#open"
         if problem is not None:
             yield Static(
                 f"No browser can be opened from here: {problem}. Copy the address (c) and open it "
-                "on your own computer.", id="browser-note", classes="notice", markup=False,
+                "on your own computer.", id="browser-note", classes="gap", markup=False,
             )
         if self.wizard.demo is not None:
             yield Static(
                 "Demo: no browser needed. Press f to fetch the code from the fake login page, or fetch the "
                 "page yourself: curl -sL '<the address above>' (it redirects to .../oauth/authorize/<CODE>).",
-                id="demo-note", classes="dim", markup=False,
+                id="demo-note", classes="dim gap", markup=False,
             )
         yield Countdown(self.flow.seconds_left, id="countdown")
 
@@ -76,9 +81,6 @@ class AuthorizeScreen(WizardScreen):
         if self.wizard.demo is not None:
             yield Button("Fetch demo code", id="fetch", compact=True)
         yield Button("Next: paste the code", id="next", variant="primary", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#copy" if browser_problem() else "#open", Button).focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "fetch_demo_code":

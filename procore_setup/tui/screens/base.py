@@ -67,19 +67,19 @@ class WizardScreen(Screen[None]):
             parts.append(f"profile {flow.profile_name}")
         if self.wizard.demo is not None:
             parts.append("DEMO")
-        return " · ".join(parts) + " "
+        return " · ".join(parts)
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="titlebar"):
-            yield Static(self.title_text(), id="title", markup=False)
-            yield Static(self.title_right(), id="title-right", markup=False)
+        right = self.title_right()
+        yield Static(self.title_text() + (f"  ·  {right}" if right else ""), id="titlebar", markup=False)
         with VerticalScroll(id="body"):
             yield from self.compose_body()
             # hidden by the CSS until it has a kind: error, notice or busy
             error = self._initial_error or ""
             yield Static(error, id="message", classes="error" if error else "", markup=False)
-        with Horizontal(id="buttons"):
-            yield from self.compose_buttons()
+        buttons = list(self.compose_buttons())
+        if buttons:
+            yield Horizontal(*buttons, id="buttons")
         yield Footer()
 
     def compose_body(self) -> Iterable[Widget]:
@@ -125,8 +125,8 @@ class WizardScreen(Screen[None]):
         if busy:
             self._focus_after_busy = self.focused
             self._message(text or "", "busy")
-        for selector in ("#body", "#buttons"):
-            for child in self.query_one(selector).children:
+        for container in self.query("#body, #buttons"):
+            for child in container.children:
                 if child.id != "message":
                     child.disabled = busy
         if not busy:

@@ -8,7 +8,7 @@ from textual import on
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Input, Label, Static
+from textual.widgets import Button, Checkbox, Input, Static
 
 from ... import environments
 from ...environments import OOB_REDIRECT_URI
@@ -31,21 +31,27 @@ class ClientScreen(WizardScreen):
     def compose_body(self) -> Iterable[Widget]:
         flow = self.flow
         env = environments.get(flow.environment)
+        if not flow.client_id:
+            self.AUTO_FOCUS = "#client_id"
+        elif not flow.has_secret:
+            self.AUTO_FOCUS = "#secret"
+        else:
+            self.AUTO_FOCUS = "#next"
         where = flow.login_url if flow.environment == "custom" else env.label.lower()
-        yield Static(f"The OAuth credentials of your app, for {where}.", classes="question", markup=False)
-        yield Static(DEVELOPER_PORTAL_HELP, classes="dim", markup=False)
-        with Horizontal(classes="field"):
-            yield Label("Client ID", classes="field-label")
+        yield Static(f"The OAuth credentials of your app, for {where}.", classes="question gap", markup=False)
+        yield Static(DEVELOPER_PORTAL_HELP, classes="dim gap", markup=False)
+        with Horizontal(classes="field gap"):
+            yield Static("Client ID", classes="field-label")
             yield Input(flow.client_id, id="client_id", compact=True, max_length=512,
                         placeholder="Client ID from the Developer Portal")
         with Horizontal(classes="field"):
-            yield Label("Client secret", classes="field-label")
+            yield Static("Client secret", classes="field-label")
             yield Input(self._prefilled_secret(), id="secret", password=True, compact=True, max_length=512,
                         placeholder=self._secret_placeholder())
             yield Checkbox("show", id="reveal", compact=True)
-        yield Static(self._secret_note(), id="secret-note", classes="dim", markup=False)
-        with Horizontal(classes="field"):
-            yield Label("Redirect URI", classes="field-label")
+        yield Static(self._secret_note(), id="secret-note", classes="dim gap", markup=False)
+        with Horizontal(classes="field gap"):
+            yield Static("Redirect URI", classes="field-label")
             yield Input(flow.redirect_uri, id="redirect", compact=True, placeholder=OOB_REDIRECT_URI)
         yield Static(
             f"Keep {OOB_REDIRECT_URI} unless your app lists another redirect URI: with it, "
@@ -73,15 +79,7 @@ class ClientScreen(WizardScreen):
         return "The secret is masked as you type or paste it; Ctrl+R shows it."
 
     def on_mount(self) -> None:
-        self._focus_first_empty()
-
-    def _focus_first_empty(self) -> None:
-        for field in ("client_id", "secret"):
-            box = self.query_one(f"#{field}", Input)
-            if not box.value and not (field == "secret" and self.flow.has_secret):
-                box.focus()
-                return
-        self.query_one("#next", Button).focus()
+        pass  # focus: AUTO_FOCUS, set in compose_body (one focus change, one restyle)
 
     def returned(self, error: str | None) -> None:
         super().returned(error)

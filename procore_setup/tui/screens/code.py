@@ -22,6 +22,7 @@ RETRY = "Nothing was lost: press Enter to try again."
 class CodeScreen(WizardScreen):
     STEP = CODE
     NUMBER = 4
+    AUTO_FOCUS = "#code"
     BINDINGS = [Binding("enter", "next", "Exchange the code")]
 
     class Exchanged(Message):
@@ -38,19 +39,16 @@ class CodeScreen(WizardScreen):
     def compose_body(self) -> Iterable[Widget]:
         yield Static(
             "Paste the code Procore showed after you allowed access. The whole address of that page "
-            "works too (.../oauth/authorize/<code>, or an address with ?code=).", classes="question",
+            "works too (.../oauth/authorize/<code>, or an address with ?code=).", classes="question gap",
             markup=False,
         )
         yield PasteInput(self._code, id="code", placeholder="code, or the address of the page that shows it",
-                         max_length=4096)
+                         max_length=4096, classes="gap")
         yield Countdown(self.flow.seconds_left, id="countdown")
 
     def compose_buttons(self) -> Iterable[Widget]:
         yield Button("Back", id="back", compact=True)
         yield Button("Exchange the code", id="next", variant="primary", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#code", PasteInput).focus()
 
     @on(PasteInput.Submitted, "#code")
     def _submitted(self) -> None:

@@ -9,14 +9,14 @@ from textual import on
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ... import environments
 from ...errors import ProcoreSetupError
 from ...flow import ENVIRONMENT, FlowError, validate_profile_name
 from ..app import describe
-from ..widgets.lists import ChoiceList
+from ..widgets.lists import ContinueList
 from .base import WizardScreen
 
 SAME_ENVIRONMENT = (
@@ -30,49 +30,63 @@ def _host(url: str) -> str:
 
 
 class EnvironmentScreen(WizardScreen):
+    """No button row here: Enter continues, and the footer's keys take clicks too.
+
+    (This is the first screen most people see; Textual's Button brings 7 KB of CSS
+    to parse and match, the largest single cost of the first frame.)
+    """
+
+    DEFAULT_CSS = """
+    #envs { height: auto; max-height: 7; }
+    #custom { height: auto; }
+    """
     STEP = ENVIRONMENT
     NUMBER = 1
     BINDINGS = [Binding("enter", "next", "Continue")]
 
     def compose_body(self) -> Iterable[Widget]:
         app = self.wizard
+        flow = app.flow
         if app.asks_profile_name:
-            name = app.flow.profile_name if app.flow is not None else ""
-            with Horizontal(classes="field"):
-                yield Label("Profile name", classes="field-label")
+            name = flow.profile_name if flow is not None else ""
+            with Horizontal(classes="field gap"):
+                yield Static("Profile name", classes="field-label")
                 yield Input(name, id="name", compact=True, max_length=64, restrict=r"[A-Za-z0-9_.\-]*",
                             placeholder="e.g. default, sandbox, acme-prod")
+            self.AUTO_FOCUS = "#envs" if name else "#name"
+        else:
+            self.AUTO_FOCUS = "#envs"
         yield Static("Which Procore environment is your app registered in?", classes="question")
+        env_id = flow.environment if flow is not None else "production"
         options = [Option(f"{env.label:<24}{env.id}", id=env.id) for env in environments.ENVIRONMENTS.values()]
-        yield ChoiceList(*options, id="envs")
-        yield Static("", id="env-note", classes="dim", markup=False)
-        with Vertical(id="custom"):
-            with Horizontal(classes="field"):
-                yield Label("Login URL", classes="field-label")
-                yield Input(id="login_url", compact=True, placeholder="https://login.example.com")
-            with Horizontal(classes="field"):
-                yield Label("API URL", classes="field-label")
-                yield Input(id="api_url", compact=True, placeholder="https://api.example.com")
+        yield ContinueList(*options, id="envs")
+        yield Static("", id="env-note", classes="dim gap", markup=False)
+        if env_id == "custom" and flow is not None:
+            yield self._custom_fields(flow.login_url, flow.api_url)
         yield Static("", id="hosts", markup=False)
         yield Static(SAME_ENVIRONMENT, classes="dim", markup=False)
 
-    def compose_buttons(self) -> Iterable[Widget]:
-        yield Button("Back", id="back", compact=True)
-        yield Button("Continue", id="next", variant="primary", compact=True)
+    def _custom_fields(self, login: str = "", api: str = "") -> Widget:
+        """The URL fields of the custom environment (mounted only once it is chosen)."""
+        return Vertical(
+            Horizontal(Static("Login URL", classes="field-label"),
+                       Input(login, id="login_url", compact=True, placeholder="https://login.example.com"),
+                       classes="field"),
+            Horizontal(Static("API URL", classes="field-label"),
+                       Input(api, id="api_url", compact=True, placeholder="https://api.example.com"),
+                       classes="field"),
+            id="custom", classes="gap",
+        )
 
     def on_mount(self) -> None:
         flow = self.wizard.flow
         env_id = flow.environment if flow is not None else "production"
-        if flow is not None and flow.environment == "custom":
-            self.query_one("#login_url", Input).value = flow.login_url
-            self.query_one("#api_url", Input).value = flow.api_url
-        envs = self.query_one("#envs", OptionList)
-        envs.highlighted = list(environments.ENVIRONMENTS).index(env_id)
+        self.query_one("#envs", OptionList).highlighted = list(environments.ENVIRONMENTS).index(env_id)
         self._show_environment(env_id)
-        if self.wizard.asks_profile_name and not self.query_one("#name", Input).value:
-            self.query_one("#name", Input).focus()
-        else:
-            envs.focus()
+
+    def _url(self, field: str) -> str:
+        found = self.query(f"#{field}")
+        return found.first(Input).value if found else ""
 
     # -- what the person sees while choosing ------------------------------------------------------
     def _selected(self) -> str:
@@ -84,10 +98,13 @@ class EnvironmentScreen(WizardScreen):
         env = environments.get(env_id)
         self.query_one("#env-note", Static).update(env.note)
         custom = env_id == "custom"
-        self.query_one("#custom").display = custom
+        fields = self.query("#custom")
+        if custom and not fields:
+            self.query_one("#body").mount(self._custom_fields(), after="#env-note")
+        elif fields:
+            fields.first().display = custom
         if custom:
-            login = self.query_one("#login_url", Input).value.strip()
-            api = self.query_one("#api_url", Input).value.strip()
+            login, api = self._url("login_url").strip(), self._url("api_url").strip()
         else:
             login, api = env.login_url, env.api_url
         self.query_one("#hosts", Static).update(
@@ -104,8 +121,8 @@ class EnvironmentScreen(WizardScreen):
 
     @on(OptionList.OptionSelected, "#envs")
     def _selected_by_enter(self, event: OptionList.OptionSelected) -> None:
-        if event.option.id == "custom" and not self.query_one("#login_url", Input).value.strip():
-            self.query_one("#login_url", Input).focus()
+        if event.option.id == "custom" and not self._url("login_url").strip():
+            self.call_after_refresh(lambda: self.query_one("#login_url", Input).focus())  # mounted just now
             return
         self.action_next()
 
@@ -113,18 +130,10 @@ class EnvironmentScreen(WizardScreen):
     def _submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "name":
             self.query_one("#envs").focus()
-        elif event.input.id == "login_url" and not self.query_one("#api_url", Input).value.strip():
+        elif event.input.id == "login_url" and not self._url("api_url").strip():
             self.query_one("#api_url", Input).focus()
         else:
             self.action_next()
-
-    @on(Button.Pressed, "#next")
-    def _next_pressed(self) -> None:
-        self.action_next()
-
-    @on(Button.Pressed, "#back")
-    def _back_pressed(self) -> None:
-        self.action_back()
 
     # -- continue ---------------------------------------------------------------------------------
     def action_next(self) -> None:
@@ -137,8 +146,7 @@ class EnvironmentScreen(WizardScreen):
                     app.new_flow(name, must_be_new=True)
             flow = self.flow
             if env_id == "custom":
-                flow.set_environment("custom", self.query_one("#login_url", Input).value,
-                                     self.query_one("#api_url", Input).value)
+                flow.set_environment("custom", self._url("login_url"), self._url("api_url"))
             else:
                 flow.set_environment(env_id)
         except ProcoreSetupError as exc:

@@ -58,8 +58,12 @@ def prof_expiry(iso: str | None) -> str:
 
 
 class ProfilesScreen(WizardScreen):
+    DEFAULT_CSS = """
+    #profiles { height: auto; max-height: 8; }
+    """
     STEP = PROFILES
     NUMBER = 0
+    AUTO_FOCUS = "#profiles"
     BINDINGS = [
         Binding("a", "add", "Add"),
         Binding("r", "reconfigure", "Reconfigure"),
@@ -84,9 +88,9 @@ class ProfilesScreen(WizardScreen):
         self.infos: dict[str, dict[str, Any]] = {}
 
     def compose_body(self) -> Iterable[Widget]:
-        yield Static("", id="file", markup=False)
+        yield Static("", id="file", classes="gap", markup=False)
         yield Static(HEADER, id="profiles-header", classes="dim", markup=False)
-        yield ProfileList(id="profiles")
+        yield ProfileList(id="profiles", classes="gap")
         yield Static("", id="details", markup=False)
 
     def compose_buttons(self) -> Iterable[Widget]:
@@ -141,10 +145,8 @@ class ProfilesScreen(WizardScreen):
         if doc.profiles:
             listing.highlighted = chosen
             self._show_details(listing.highlighted_option.id if listing.highlighted_option else None)
-            listing.focus()
         else:
             self.query_one("#details", Static).update("No profiles in this file yet: press a to add one.")
-            self.query_one("#add", Button).focus()
         self._enable(True)
         if not keep_message:
             self.clear_message()
@@ -168,16 +170,17 @@ class ProfilesScreen(WizardScreen):
         if info is None:
             self.query_one("#details", Static).update("")
             return
+        default = " (the default profile)" if info["default"] else ""
         lines = [
-            f"{info['profile']}{' (default)' if info['default'] else ''}: login {info['login_url']}  "
-            f"API {info['api_url']}",
-            f"client id {info['client_id']}  secret {info['client_secret']}  "
-            f"company {self._company(info)}",
+            f"{info['profile']}{default} · {info['environment']}: login {info['login_url']} · API {info['api_url']}",
+            f"client id {info['client_id']} · secret {info['client_secret']}",
         ]
         user = info["user"]
-        if user:
-            expires = prof_expiry(info["expires_at"])
-            lines.append(f"user {user['name'] or ''} <{user['login'] or ''}> · access token expires {expires}")
+        who = f"user {user['name'] or ''} <{user['login'] or ''}>" if user else "user unknown"
+        lines.append(f"{who} · company {self._company(info)}")
+        if info["expires_at"]:
+            refreshed = prof_expiry(info["last_refresh_at"]) if info["last_refresh_at"] else "never"
+            lines.append(f"access token expires {prof_expiry(info['expires_at'])} · last refresh {refreshed}")
         lines += [f"⚠ {p}" for p in info["problems"]]
         self.query_one("#details", Static).update("\n".join(lines))
 

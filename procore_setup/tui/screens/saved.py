@@ -15,8 +15,12 @@ from .base import WizardScreen
 
 
 class SavedScreen(WizardScreen):
+    DEFAULT_CSS = """
+    #saved-head { text-style: bold; }
+    """
     STEP = SAVED
     NUMBER = 6
+    AUTO_FOCUS = "#done"
     BINDINGS = [
         Binding("escape", "profiles", "Profiles"),
         Binding("c", "copy('cron')", "Copy cron line"),
@@ -37,18 +41,16 @@ class SavedScreen(WizardScreen):
     def compose_body(self) -> Iterable[Widget]:
         prof = self.profile
         mode = file_mode(self.path)
-        private = " (only you can read it)" if mode == "0600" else ""
-        company = f", default company {prof.company_name} ({prof.company_id})" if prof.company_id else ""
-        yield Static(f"✓ Saved profile {prof.name!r} ({prof.environment}{company}) to", id="saved-head",
-                     classes="ok", markup=False)
         if self.wizard.demo is not None:
-            private = " (demo: deleted when you quit)"
-        yield Static(f"{self.path}  mode {mode}{private}", id="path", markup=False)
-        yield Static("Keep the tokens fresh from cron (crontab -e), every 20 minutes:", classes="question",
-                     markup=False)
-        yield Static(self.cron, id="cron", classes="code", markup=False)
+            note = " (a demo file: deleted when you quit)"
+        else:
+            note = ": only you can read it" if mode == "0600" else ""
+        yield Static(f"✓ Saved profile {prof.name!r} to {self.path}, mode {mode}{note}.", id="saved-head",
+                     classes="ok gap", markup=False)
+        yield Static("Keep the tokens fresh from cron (crontab -e):", classes="question", markup=False)
+        yield Static(self.cron, id="cron", classes="code gap", markup=False)
         yield Static("Use the token from a shell, or from Python:", classes="question", markup=False)
-        yield Static(self.curl, id="curl", classes="code", markup=False)
+        yield Static(self.curl, id="curl", classes="code gap", markup=False)
         yield Static(self.python, id="python", classes="code", markup=False)
 
     def compose_buttons(self) -> Iterable[Widget]:
@@ -57,9 +59,6 @@ class SavedScreen(WizardScreen):
         yield Button("Copy Python", id="copy-python", compact=True)
         yield Button("Profiles", id="profiles", compact=True)
         yield Button("Done", id="done", variant="primary", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#done", Button).focus()
 
     def action_copy(self, what: str) -> None:
         text = {"cron": self.cron, "curl": self.curl, "python": self.python}[what]

@@ -37,8 +37,12 @@ def company_label(company: dict[str, Any]) -> str:
 
 
 class VerifyScreen(WizardScreen):
+    DEFAULT_CSS = """
+    #companies { height: auto; max-height: 8; }
+    """
     STEP = VERIFY
     NUMBER = 5
+    AUTO_FOCUS = ""  # nothing to focus until Procore has answered
     BINDINGS = [
         Binding("ctrl+s", "save", "Save"),
         Binding("r", "retry", "Retry", show=False),
@@ -54,10 +58,10 @@ class VerifyScreen(WizardScreen):
 
     def compose_body(self) -> Iterable[Widget]:
         yield Static("", id="who", markup=False)
-        yield Static("", id="expiry", markup=False)
+        yield Static("", id="expiry", classes="gap", markup=False)
         yield Static("Default company for your scripts (sent as the Procore-Company-Id header):",
                      id="company-question", classes="question", markup=False)
-        yield ChoiceList(id="companies")
+        yield ChoiceList(id="companies", classes="gap")
         yield Checkbox(f"Make {self.flow.profile_name!r} the default profile", id="make-default", compact=True)
 
     def compose_buttons(self) -> Iterable[Widget]:

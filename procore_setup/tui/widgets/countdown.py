@@ -34,5 +34,6 @@ class Countdown(Static):
 
     def tick(self) -> None:
         text, kind = clock_text(self._seconds_left())
-        self.set_classes(kind)
+        self.remove_class("ok", "warn", "expired")
+        self.add_class(kind)
         self.update(text)

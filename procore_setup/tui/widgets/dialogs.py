@@ -12,6 +12,15 @@ from textual.widgets import Button, Static
 class ConfirmDialog(ModalScreen[bool]):
     """Returns True for `yes`. The safe answer (`no`) has the focus, and Esc means no."""
 
+    AUTO_FOCUS = "#no"
+    DEFAULT_CSS = """
+    ConfirmDialog { align: center middle; background: $background 60%; }
+    #dialog { width: 64; height: auto; padding: 1 2; border: thick $error; background: $surface; }
+    #dialog-title { text-style: bold; margin-bottom: 1; }
+    #dialog-text { margin-bottom: 1; }
+    #dialog-buttons { height: 1; align-horizontal: right; }
+    #dialog-buttons Button { margin-left: 2; }
+    """
     BINDINGS = [
         Binding("escape", "answer(False)", "Cancel"),
         Binding("y", "answer(True)", "Yes", show=False),
@@ -32,9 +41,6 @@ class ConfirmDialog(ModalScreen[bool]):
             with Horizontal(id="dialog-buttons"):
                 yield Button(self._no, id="no", compact=True)
                 yield Button(self._yes, id="yes", variant="error", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

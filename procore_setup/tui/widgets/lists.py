@@ -14,3 +14,9 @@ class ChoiceList(OptionList):
 
 class ProfileList(ChoiceList):
     BINDINGS = [Binding("enter", "select", "Reconfigure", show=False)]  # `r` in the footer says it already
+
+
+class ContinueList(ChoiceList):
+    """A choice that is also the step's answer: Enter chooses and moves on."""
+
+    BINDINGS = [Binding("enter", "select", "Continue")]

@@ -1,0 +1,155 @@
+"""Time from launch to the first frame: the setup wizard against a bare Textual app.
+
+Each sample starts a fresh Python process in a pseudo-terminal (so Textual draws
+with its real terminal driver, and `procore-setup` sees a terminal), and stops the
+clock when the app's `Ready` event arrives: Textual posts it after the first frame
+has been drawn. The two kinds of run alternate, so a busy machine slows both alike.
+
+    .venv/bin/python bench/bench_wizard.py [--runs 15] [--profiles]
+
+The wizard sample is the real command line: `procore_setup.cli.main(["--config", ...])`
+with a config path that does not exist yet (the first screen a new user sees), or with
+--profiles, a file with one profile (the Profiles screen). The target is 1.2x or less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import pty
+import select
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import textwrap
+import threading
+import time
+
+BARE = textwrap.dedent("""
+    import os
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    class Bare(App):
+        def compose(self) -> ComposeResult:
+            yield Static("Hello")
+
+        def on_ready(self) -> None:
+            os.write(int(os.environ["BENCH_FD"]), b"ready")
+            self.exit()
+
+    Bare().run()
+""")
+
+WIZARD = textwrap.dedent("""
+    import os, sys
+    from procore_setup import cli
+    from procore_setup.tui import app as wizard
+
+    class Bench(wizard.ProcoreSetupApp):
+        def on_ready(self) -> None:
+            os.write(int(os.environ["BENCH_FD"]), b"ready")
+            self.exit()
+
+    wizard.ProcoreSetupApp = Bench  # run_wizard builds the app by this name
+    sys.exit(cli.main(["--config", os.environ["BENCH_CONFIG"]]))
+""")
+
+PROFILE_FILE = """schema_version = 1
+default_profile = "default"
+
+[profiles.default]
+environment = "production"
+login_url = "https://login.procore.com"
+api_url = "https://api.procore.com"
+client_id = "bench-client-id"
+client_secret = "bench-client-secret-0000"
+redirect_uri = "urn:ietf:wg:oauth:2.0:oob"
+access_token = "bench-access-token-0000"
+refresh_token = "bench-refresh-token-0000"
+expires_at = 2099-01-01T00:00:00Z
+user_id = 1
+user_name = "Bench User"
+"""
+
+
+def one_run(code: str, env: dict[str, str], timeout: float = 30.0) -> float:
+    """Seconds from spawning `python -c code` in an 80x24 pty to its first frame."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    ready_r, ready_w = os.pipe()
+
+    def drain() -> None:  # the app's output must go somewhere, or it blocks on a full pty
+        try:
+            while os.read(master, 65536):
+                pass
+        except OSError:
+            pass
+
+    drainer = threading.Thread(target=drain, daemon=True)
+    drainer.start()
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave,
+                            env=dict(env, BENCH_FD=str(ready_w)), pass_fds=(ready_w,), start_new_session=True)
+    os.close(slave)
+    os.close(ready_w)
+    try:
+        readable, _, _ = select.select([ready_r], [], [], timeout)  # the marker, or EOF if the child died
+        elapsed = time.perf_counter() - start
+        got = os.read(ready_r, 16) if readable else b""
+        if got != b"ready":
+            raise RuntimeError(f"no first frame (exit code {proc.poll()})")
+        proc.wait(timeout=timeout)
+        return elapsed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(ready_r)
+        os.close(master)
+        drainer.join(timeout=5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=15, help="samples of each (default 15)")
+    parser.add_argument("--profiles", action="store_true", help="start on the Profiles screen (a file exists)")
+    args = parser.parse_args(argv)
+
+    # PYTHONDONTWRITEBYTECODE would make every run compile procore_setup from source, which no
+    # installed copy does (pip writes the .pyc files at install time): the warm-up runs write them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROCORE_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(TERM="xterm-256color", COLUMNS="80", LINES="24")
+    with tempfile.TemporaryDirectory(prefix="bench-wizard-") as tmp:
+        os.chmod(tmp, 0o700)
+        config = os.path.join(tmp, "credentials.toml")
+        if args.profiles:
+            with open(os.open(config, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+                f.write(PROFILE_FILE)
+        env["BENCH_CONFIG"] = config
+        one_run(BARE, env)  # warm the disk cache and write the .pyc files of both, untimed
+        one_run(WIZARD, env)
+        bare: list[float] = []
+        wizard: list[float] = []
+        for _ in range(args.runs):
+            bare.append(one_run(BARE, env))
+            wizard.append(one_run(WIZARD, env))
+            if not args.profiles and os.path.exists(config):
+                raise RuntimeError("the wizard wrote a file before the person did anything")
+    b, w = statistics.median(bare), statistics.median(wizard)
+    first = "Profiles screen" if args.profiles else "Environment screen (no file yet)"
+    print(f"launch to first frame, median of {args.runs} runs each (80x24 pty, {sys.executable}):")
+    print(f"  bare Textual app : {b * 1000:7.1f} ms  (min {min(bare) * 1000:.1f}, max {max(bare) * 1000:.1f})")
+    print(f"  procore-setup    : {w * 1000:7.1f} ms  (min {min(wizard) * 1000:.1f}, max {max(wizard) * 1000:.1f})"
+          f"  first screen: {first}")
+    ratio = w / b
+    print(f"  ratio            : {ratio:.2f}x  (target 1.20x or less: {'met' if ratio <= 1.2 else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
