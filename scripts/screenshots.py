@@ -294,6 +294,7 @@ def scene_app(name: str, st: Stage) -> ProcoreSetupApp:
 
 def scene_runner(name: str, st: Stage) -> Callable[[Any], Awaitable[None]]:
     async def run(pilot: Any) -> None:
+        await pilot.pause()  # the first screen is mounted
         await SCENES[name].run(pilot, st)
         await freeze(pilot)
 

@@ -1,0 +1,35 @@
+"""Each screen at 80x24, compared with the accepted picture (pytest-textual-snapshot).
+
+The scenes are the ones scripts/screenshots.py turns into the README's PNGs, so the
+pictures people see are the ones these tests guard. Everything that moves is fixed:
+the clock (so the code countdown reads the same), the credentials path, the
+executable in the cron line, the client id, and the environment that decides whether
+a browser can open. After an intended change of a screen:
+`pytest tests/tui/test_snapshots.py --snapshot-update`, then look at the report.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import screenshots as shots  # noqa: E402
+
+# Every screen, plus the states that change what a screen says (errors, SSH, dialogs).
+SNAPSHOTS = ["profiles", "environment", "environment-custom", "client", "authorize", "authorize-ssh", "code",
+             "code-retry", "code-expired", "verify", "saved", "quit", "remove"]
+
+
+def test_every_scene_has_a_snapshot() -> None:
+    assert sorted(SNAPSHOTS) == sorted(shots.SCENES)
+
+
+@pytest.mark.parametrize("scene", SNAPSHOTS)
+def test_screen(scene: str, snap_compare: Any) -> None:
+    with shots.stage(display=shots.SCENES[scene].display) as st:
+        app = shots.scene_app(scene, st)
+        assert snap_compare(app, terminal_size=shots.SIZE, run_before=shots.scene_runner(scene, st))

@@ -1,0 +1,163 @@
+"""The real `procore-setup` wizard in a real terminal: tmux runs it, we type, we read the screen.
+
+A private tmux server (its own socket in the test's temp dir) runs the installed
+executable at 80x24 against the fake Procore; keys go in with `send-keys` a few
+tenths of a second apart, as a person types, and `capture-pane` reads the screen.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+import tomllib
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from procore_setup.testing import FakeProcore
+
+from .conftest import CLIENT_ID, CLIENT_SECRET, EXE, base_env, run_token
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("tmux") is None,
+    reason="tmux is not installed (scripts/test and .ci/run install it); this test needs a real terminal",
+)
+
+PAUSE = 0.3
+
+
+def joined(screen: str) -> str:
+    """The screen's lines stripped and run together, for text the wizard wrapped over lines."""
+    return "".join(line.strip() for line in screen.splitlines())
+
+
+class Terminal:
+    """One tmux session on a private server, 80x24."""
+
+    def __init__(self, tmp: Path, command: str, env: dict[str, str]) -> None:
+        self.socket = str(tmp / "tmux.sock")
+        self.env = env
+        self.tmux("new-session", "-d", "-s", "wizard", "-x", "80", "-y", "24", command)
+
+    def tmux(self, *args: str) -> str:
+        r = subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True, env=self.env,
+                           timeout=20)
+        if r.returncode != 0:
+            raise RuntimeError(f"tmux {args[0]} failed: {r.stderr.strip()}")
+        return r.stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "wizard")
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            self.tmux("send-keys", "-t", "wizard", key)
+            time.sleep(PAUSE)
+
+    def type(self, text: str) -> None:
+        self.tmux("send-keys", "-t", "wizard", "-l", text)
+        time.sleep(PAUSE)
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen or text.replace(" ", "") in joined(screen).replace(" ", ""):
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} did not appear; the screen is:\n{screen}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True, env=self.env, timeout=20)
+
+
+@pytest.fixture
+def terminal_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    yield base_env(TERM="xterm-256color", HOME=str(tmp_path), PROCORE_SETUP_LOCK_TIMEOUT="30")
+
+
+def test_wizard_in_tmux_saves_a_profile_token_reads(tmp_path: Path, fake: FakeProcore,
+                                                    terminal_env: dict[str, str]) -> None:
+    config = tmp_path / "conf" / "credentials.toml"
+    term = Terminal(tmp_path, f"{EXE} --config {config}; echo WIZARD-EXIT=$?; sleep 60", terminal_env)
+    try:
+        term.wait_for("Step 1 of 6")
+        screen = term.wait_for("Continue")  # the footer, with its keys
+        assert "Which Procore environment" in screen and "esc Back" in screen
+        term.keys("Down", "Down", "Down", "Down")  # Custom hosts
+        term.wait_for("Login URL")
+        term.keys("Enter")  # to the empty login URL field
+        term.type(fake.url)
+        term.keys("Enter")  # on to the API URL
+        term.type(fake.url)
+        term.wait_for(f"API {fake.url}")  # the hosts line follows what is typed
+        term.keys("Enter")
+
+        term.wait_for("Step 2 of 6")
+        term.type(CLIENT_ID)
+        term.keys("Enter")
+        term.type(CLIENT_SECRET)
+        screen = term.wait_for("••••")
+        assert CLIENT_SECRET not in screen  # masked on the real screen
+        term.keys("Enter")
+
+        screen = term.wait_for("Step 3 of 6")
+        assert f"{fake.url}/oauth/authorize?response_type=code&client_id={CLIENT_ID}" in joined(screen)
+        assert "Code clock: 10:00 left" in screen or "Code clock: 9:5" in screen
+        term.keys("n")
+
+        term.wait_for("Step 4 of 6")
+        term.type(fake.issue_code())
+        term.keys("Enter")
+
+        term.wait_for("Logged in as Pat Builder")
+        term.keys("Down", "Enter")  # Builder Demo Co., then the Save button has the focus
+        term.keys("Enter")
+
+        screen = term.wait_for("Step 6 of 6")
+        assert "Saved profile 'default'" in screen and "mode 0600" in screen
+        assert "refresh--profiledefault--quiet" in joined(screen).replace(" ", "")
+        term.keys("q")
+        screen = term.wait_for("WIZARD-EXIT=0")
+        assert "Keep it fresh from cron with:" in screen  # left in the scrollback after the wizard closes
+    finally:
+        term.close()
+
+    prof = tomllib.loads(config.read_text())["profiles"]["default"]
+    assert prof["login_url"] == fake.url and prof["company_id"] == 8675309
+    assert oct(config.stat().st_mode & 0o777) == "0o600"
+    r = run_token(config)
+    assert r.returncode == 0, r.stderr
+    assert fake.access_token_valid(r.stdout.strip())
+
+
+def test_demo_in_tmux_walks_without_a_browser(tmp_path: Path, terminal_env: dict[str, str]) -> None:
+    term = Terminal(tmp_path, f"{EXE} --demo; echo WIZARD-EXIT=$?; sleep 60", terminal_env)
+    try:
+        screen = term.wait_for("Step 1 of 6")
+        assert "DEMO" in screen and "http://127.0.0.1:" in screen  # the fake server, prefilled
+        term.keys("Enter")
+        term.wait_for("Step 2 of 6")
+        term.keys("Enter")  # demo client id and secret are prefilled
+        screen = term.wait_for("Step 3 of 6")
+        assert "no browser needed" in screen
+        term.keys("f")  # fetch the fake login page's code
+        term.wait_for("Step 4 of 6")
+        term.keys("Enter")
+        term.wait_for("Logged in as Pat Builder")
+        term.keys("C-s")
+        screen = term.wait_for("Step 6 of 6")
+        found = re.search(r"to ?(/\S+?credentials\.toml),", joined(screen))
+        assert found, screen
+        path = found.group(1)
+        assert Path(path).is_file()
+        term.keys("q")
+        screen = term.wait_for("WIZARD-EXIT=0")
+        assert "Demo mode: that file and the fake server are gone now." in screen
+        assert not Path(path).exists()
+    finally:
+        term.close()
