@@ -218,7 +218,8 @@ def pattern(line: str) -> str:
 
 class Soak:
     def __init__(self, *, duration: float, workers: int, chaos: bool, kills: int, token_life: int = 2,
-                 seed: int = 1, rate: float = 0.15, hold: float = 0.15, quiet: bool = False) -> None:
+                 seed: int = 1, rate: float = 0.15, hold: float = 0.15, quiet: bool = False,
+                 inject: list[dict[str, Any]] | None = None) -> None:
         self.duration = duration
         self.workers = workers
         self.chaos = chaos
@@ -228,6 +229,7 @@ class Soak:
         self.rate = rate
         self.hold = hold if chaos else 0.0
         self.quiet = quiet
+        self.inject = inject or []  # fake.inject(**f) for each, right after the first login
         self.rng = random.Random(seed)
         self.tmp = Path(tempfile.mkdtemp(prefix="procore-soak-"))
         self.config = self.tmp / "conf" / "credentials.toml"
@@ -360,7 +362,10 @@ class Soak:
                 return
             self.gate.clear()
             self.drain()
-            loss = self.classify()
+            try:
+                loss = self.classify()
+            except Exception as exc:  # a bug here must show in the report, not hang the run
+                loss = Loss(time.time(), False, f"soak harness error: {exc!r}", False, "", "")
             self.log(f"chain lost ({'unavoidable' if loss.unavoidable else 'AVOIDABLE'}): {loss.reason}; "
                      f"message {'explains it' if loss.explained else 'DOES NOT explain it'}")
             loss.relogin_attempts = self.login()
@@ -400,10 +405,6 @@ class Soak:
         except (OSError, ValueError, KeyError) as exc:
             return Loss(now, False, f"credentials unreadable after the loss: {exc}", False, "", "")
         rt = prof.get("refresh_token", "")
-        if os.environ.get("SOAK_DEBUG"):
-            with self.mu:
-                for o in self.outcomes[-30:]:
-                    self.log(f"  gen {o.generation} {o.kind} rc {o.rc} t {o.started:.2f}+{o.seconds:.2f} {o.first_line[:90]}")
         state = self.fake.refresh_token_state(rt)
         # The run that met invalid_grant at Procore wrote the explanation; later runs repeat the stored one.
         first = [o for o in gen if "needs a new login" not in o.first_line]
@@ -411,8 +412,9 @@ class Soak:
         message = first[0].stderr if first else ""
         explained = bool(EXPLAINS_LOSS.search(message)) if first else bool(
             later and EXPLAINS_LOSS.search(later[0].stderr))
-        msg_line = first_line(message)
         later_line = later[0].first_line if later else ""
+        # (when the run that met invalid_grant was itself killed, its stored explanation is what later runs say)
+        msg_line = first_line(message) or f"(that run was killed; later runs:) {later_line}"
         if state == "active":
             return Loss(now, False, "exit 4 while the stored refresh token was still good", explained, msg_line,
                         later_line)
@@ -437,7 +439,9 @@ class Soak:
         t_end = time.monotonic() + self.duration
         while not self.done.is_set():
             left = self.kills_target - len(self.kills)
-            interval = 0.05 if left <= 0 else max(0.05, (t_end - time.monotonic()) * 0.85 / left)
+            t_end = max(t_end, time.monotonic() + 1.0)  # overtime: keep going until the target
+            # front-loaded: re-logins after lost chains pause the workers (and the killer) for seconds
+            interval = 0.05 if left <= 0 else max(0.05, (t_end - time.monotonic()) * 0.6 / left)
             if left <= 0:
                 interval = self.duration / max(self.kills_target, 1)
             if self.done.wait(interval * rng.uniform(0.5, 1.5)):
@@ -505,6 +509,8 @@ class Soak:
         self.fake.start()
         try:
             self.login()
+            for fault in self.inject:
+                self.fake.inject(**fault)
             threads = [threading.Thread(target=self.slot, args=(i,), daemon=True) for i in range(self.workers)]
             threads.append(threading.Thread(target=self.monitor, daemon=True))
             if self.chaos:
@@ -518,7 +524,14 @@ class Soak:
             for t in threads:
                 t.start()
             next_note = 10.0
-            while time.monotonic() - t_start < self.duration:
+            def going() -> bool:
+                elapsed = time.monotonic() - t_start
+                if elapsed < self.duration:
+                    return True
+                # chaos: past the duration only to finish the kills that re-logins delayed (at most 60 s)
+                return self.chaos and len(self.kills) < self.kills_target and elapsed < self.duration + 60
+
+            while going():
                 time.sleep(0.2)
                 if not self.quiet and time.monotonic() - t_start >= next_note:
                     next_note += 10
