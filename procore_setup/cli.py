@@ -208,7 +208,8 @@ def cmd_token(args: argparse.Namespace) -> int:
         left = result.profile.seconds_left() or 0
         _warn(f"warning: could not refresh ({result.warning}); the current token is still valid for {_human(left)}.")
     if result.recovered_from_interrupt:
-        _warn("note: an earlier refresh had been interrupted; this refresh worked and the chain is intact.")
+        _warn("note: an earlier refresh had not finished (interrupted, or answered with a server error); "
+              "this refresh worked and the chain is intact.")
     sys.stdout.write(result.profile.access_token + "\n")
     return EXIT_OK
 
@@ -245,8 +246,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
                          "expires_at": prof.expires_at.isoformat() if prof.expires_at else None,
                          "seconds_left": int(left) if left is not None else None})
         if res.recovered_from_interrupt:
-            _warn(f"profile {prof.name}: note: an earlier refresh had been interrupted; "
-                  "this refresh worked and the chain is intact.")
+            _warn(f"profile {prof.name}: note: an earlier refresh had not finished (interrupted, or answered "
+                  "with a server error); this refresh worked and the chain is intact.")
         if not args.quiet and not args.json:
             what = "refreshed" if res.refreshed else "still valid, nothing to do"
             print(f"{prof.name}: {what}; access token valid until {_when(prof.expires_at)} ({_human(left)} left)")

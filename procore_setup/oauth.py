@@ -262,21 +262,18 @@ class OAuthClient:
 
     def _with_retries(self, once: Callable[[], T]) -> T:
         waited = 0.0
-        lost: AnswerLost | None = None
         maybe_used: TemporaryFailure | None = None  # an attempt Procore may have acted on
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return once()
             except TemporaryFailure as exc:
-                if isinstance(exc, AnswerLost):
-                    lost = exc
                 if _may_have_acted(exc):
                     maybe_used = exc
                 if attempt == self.max_attempts:
-                    raise _worst(exc, lost) from None
+                    raise _worst(exc, maybe_used) from None
                 wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2 ** (attempt - 1) * (0.5 + random.random())
                 if wait > MAX_WAIT or waited + wait > self.retry_budget:
-                    raise _worst(exc, lost) from None
+                    raise _worst(exc, maybe_used) from None
                 self._sleep(wait)
                 waited += wait
             except ReauthRequired as exc:
@@ -300,10 +297,14 @@ def _may_have_acted(exc: TemporaryFailure) -> bool:
     return True
 
 
-def _worst(exc: TemporaryFailure, lost: AnswerLost | None) -> TemporaryFailure:
-    """After the last attempt: if any attempt may have acted at Procore, say so."""
-    if lost is not None and not isinstance(exc, AnswerLost):
-        return AnswerLost(exc.message, hint=exc.hint, retry_after=exc.retry_after)
+def _worst(exc: TemporaryFailure, maybe_used: TemporaryFailure | None) -> TemporaryFailure:
+    """After the last attempt: if any attempt may have acted at Procore (an answer lost, or a
+    5xx, which Procore's FAQ says can still use up a refresh token), raise AnswerLost, so the
+    caller keeps its in-flight mark instead of assuming that nothing happened."""
+    if maybe_used is not None and not isinstance(exc, AnswerLost):
+        err = AnswerLost(exc.message, hint=exc.hint, retry_after=exc.retry_after)
+        err.status = exc.status
+        return err
     return exc
 
 

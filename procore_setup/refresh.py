@@ -113,8 +113,8 @@ def ensure_fresh(store: FileStore, name: str | None = None, *, min_valid: float 
 
     `reject` is an access token the API has just refused: a refresh is done unless the file
     already holds a different one (another process refreshed meanwhile).
-    `fallback_valid`: when the refresh fails without reaching Procore (network down, 5xx,
-    rate limit) and the stored token is still valid for more than this many seconds, return
+    `fallback_valid`: when the refresh certainly did nothing at Procore (no connection, rate
+    limit) and the stored token is still valid for more than this many seconds, return
     it with a `warning` instead of failing: a script can go on with a token that works.
     """
     doc = store.load()
@@ -161,13 +161,14 @@ def _refresh_locked(store: FileStore, doc: Credentials, profile: Profile, client
         finally:
             client.close()
     except (NotSent, ProcoreAPIError):
-        # Procore never acted on the request (no connection, or an error answer):
-        # put the file back exactly as it was.
+        # Procore certainly did not act on the request (no connection, a rate limiter's 429,
+        # or a 4xx refusal): put the file back exactly as it was.
         store.write_bytes(before)
         raise
     except AnswerLost as exc:
         exc.hint = (
-            "The request went out but its answer was lost, so Procore may have used the refresh token. "
+            "The request reached Procore but its answer was lost or was a server error, so Procore may "
+            "have used the refresh token. "
             "Run the command again: if Procore then refuses the grant, a new login is needed: "
             + reauth_command(doc.path, profile.name)
         )

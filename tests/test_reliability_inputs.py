@@ -455,7 +455,7 @@ def _check_bounded_no_location_query(ctx: Ctx, r: subprocess.CompletedProcess[st
 SERVER_ROWS = [
     Row("answer-html", "HTML instead of JSON (a login page, 200)", 5, "with text/html, not JSON", "chain",
         _answer(status=200, body="<html><body>Please sign in</body></html>")),
-    Row("answer-html-502", "an HTML error page from a proxy (502)", 5, "answered 502 (server error 502)", "file",
+    Row("answer-html-502", "an HTML error page from a proxy (502)", 5, "answered 502 (server error 502)", "chain",
         _answer(status=502, body="<html><body>Bad gateway</body></html>")),
     Row("answer-json-no-fields", "JSON without the token fields ({})", 5,
         "lacks access_token, refresh_token, expires_in", "chain", _answer(status=200, body={})),
