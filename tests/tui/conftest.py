@@ -60,12 +60,20 @@ def make_app(config: Path, clock: Clock) -> Callable[..., ProcoreSetupApp]:
     return make
 
 
-async def settle(pilot: Any, rounds: int = 4) -> None:
-    """Let workers finish and their messages (and any screen change) be handled."""
+async def settle(pilot: Any, timeout: float = 30.0) -> None:
+    """Wait until no worker runs and the screen is not busy, twice in a row (a finished worker's
+    message may push a screen whose own worker starts when it mounts)."""
+    import time
+
     app = pilot.app
-    for _ in range(rounds):
+    deadline = time.monotonic() + timeout
+    calm = 0
+    while calm < 2:
+        assert time.monotonic() < deadline, "the wizard did not settle"
         await app.workers.wait_for_complete()
         await pilot.pause()
+        running = any(not w.is_finished for w in app.workers)
+        calm = 0 if running or getattr(app.screen, "busy", False) else calm + 1
 
 
 async def type_into(pilot: Any, selector: str, text: str, *, paste: bool = True) -> None:
@@ -78,7 +86,6 @@ async def type_into(pilot: Any, selector: str, text: str, *, paste: bool = True)
     box = pilot.app.screen.query_one(selector)
     box.focus()
     box.value = ""
-    await pilot.pause()
     if paste:
         box.post_message(events.Paste(text))
     else:

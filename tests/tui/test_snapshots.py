@@ -19,13 +19,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import screenshots as shots  # noqa: E402
 
-# Every screen, plus the states that change what a screen says (errors, SSH, dialogs).
-SNAPSHOTS = ["profiles", "environment", "environment-custom", "client", "authorize", "authorize-ssh", "code",
-             "code-retry", "code-expired", "verify", "saved", "quit", "remove"]
+# Every screen, plus the states that change a screen most (SSH, an error, a dialog). The other
+# scenes of scripts/screenshots.py are pictures for the README; pilot tests check what they say.
+SNAPSHOTS = ["profiles", "environment", "client", "authorize", "authorize-ssh", "code", "code-retry", "verify",
+             "saved", "quit"]
 
 
-def test_every_scene_has_a_snapshot() -> None:
-    assert sorted(SNAPSHOTS) == sorted(shots.SCENES)
+def test_snapshots_are_screenshot_scenes() -> None:
+    assert set(SNAPSHOTS) <= set(shots.SCENES)
 
 
 @pytest.mark.parametrize("scene", SNAPSHOTS)

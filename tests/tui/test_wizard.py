@@ -208,16 +208,15 @@ async def test_reauthorize_only_skips_to_authorize(make_app: Any, fake: FakeProc
     assert run_token(one_profile).returncode == 0
 
 
-async def test_login_command_goes_straight_to_authorize(make_app: Any, fake: FakeProcore,
-                                                        one_profile: Path) -> None:
+async def test_login_command_goes_straight_to_authorize(make_app: Any, one_profile: Path) -> None:
     app = make_app(login=True)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert screen_name(app) == "AuthorizeScreen"  # `procore-setup login`
-        await paste_code(pilot, fake.issue_code())
-        await save_on_verify(pilot)
-        await pilot.press("q")
-    assert run_token(one_profile).returncode == 0
+        assert screen_name(app) == "AuthorizeScreen"  # `procore-setup login`: the client settings are kept
+        assert app.mode == "reauthorize" and app.flow.client_id == CLIENT_ID and app.flow.has_secret
+        await pilot.press("escape")  # the first screen: Esc leaves, nothing was changed
+        await pilot.pause()
+    assert app.return_code == 0
 
 
 async def test_login_command_without_a_file_sets_the_profile_up(make_app: Any, fake: FakeProcore,
@@ -268,19 +267,17 @@ async def test_add_a_second_profile_and_make_it_the_default(make_app: Any, fake:
 
 async def test_set_default_and_remove_with_confirmation(make_app: Any, fake: FakeProcore,
                                                         one_profile: Path) -> None:
-    app = make_app()
+    save_profile(one_profile, fake, "second")
+    app = make_app(profile="second")  # --profile: that one is highlighted
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("a")
-        await pilot.pause()
-        await setup_profile(pilot, fake, name="second")
-        await pilot.press("escape")
         await pilot.pause()
         listing = app.screen.query_one("#profiles")
-        assert listing.highlighted_option.id == "second"  # the one just saved
+        assert listing.highlighted_option.id == "second"
         await pilot.press("d")
         await settle(pilot)
         assert "'second' is now the default profile" in message(app)
         assert tomllib.loads(one_profile.read_text())["default_profile"] == "second"
+        assert str(listing.get_option_at_index(1).prompt).startswith("★ second")
 
         await pilot.press("x")
         await pilot.pause()

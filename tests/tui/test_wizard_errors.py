@@ -210,23 +210,19 @@ async def test_countdown_follows_the_injected_clock(make_app: Any, fake: FakePro
         assert "expired" in str(countdown.render()) and countdown.has_class("expired")
 
 
-async def test_code_is_accepted_in_every_shape(make_app: Any, fake: FakeProcore) -> None:
+async def test_code_is_accepted_as_an_address_even_when_wrapped(make_app: Any, fake: FakeProcore) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await jump_to_authorize(pilot, fake)
-        for shape in ("bare", "page address", "query", "wrapped"):
-            code = fake.issue_code()
-            pasted = {
-                "bare": f"  {code}\n",
-                "page address": f"{fake.url}/oauth/authorize/{code}",
-                "query": f"urn:ietf:wg:oauth:2.0:oob?code={code}",
-                "wrapped": f"{fake.url}/oauth/autho\nrize/{code[:10]}\n{code[10:]}",  # as a terminal wraps it
-            }[shape]
-            await paste_code(pilot, pasted)
-            assert screen_name(app) == "VerifyScreen", (shape, message(app))
-            await pilot.press("escape")
-            await pilot.pause()
-        assert fake.counts["code_ok"] == 4
+        code = fake.issue_code()
+        # the page's address, as a terminal wraps it when selected with the mouse, with stray spaces
+        await paste_code(pilot, f"  {fake.url}/oauth/autho\nrize/{code[:10]}\n{code[10:]} \n")
+        assert screen_name(app) == "VerifyScreen", message(app)
+        await pilot.press("escape")
+        await pilot.pause()
+        await paste_code(pilot, f"urn:ietf:wg:oauth:2.0:oob?code={fake.issue_code()}")
+        assert screen_name(app) == "VerifyScreen", message(app)
+        assert fake.counts["code_ok"] == 2
 
 
 async def test_not_a_code_stays_in_place(make_app: Any, fake: FakeProcore) -> None:
@@ -253,8 +249,6 @@ async def test_used_code_goes_back_to_authorize(make_app: Any, fake: FakeProcore
         await paste_code(pilot, code)
         assert screen_name(app) == "AuthorizeScreen"
         assert "already used, has expired" in message(app) and message_kind(app) == "error"
-        await paste_code(pilot, fake.issue_code())  # a new login fixes it
-        assert screen_name(app) == "VerifyScreen"
 
 
 async def test_expired_code_goes_back_to_authorize_and_restarts_the_clock(config: Path, clock: Clock) -> None:
@@ -287,10 +281,6 @@ async def test_refused_client_goes_back_to_client_credentials(make_app: Any, fak
         assert screen_name(app) == "AuthorizeScreen"
         await paste_code(pilot, fake.issue_code())
         assert screen_name(app) == "VerifyScreen"
-        await pilot.press("ctrl+s")
-        await settle(pilot)
-        await pilot.press("q")
-    assert run_token(config).returncode == 0
 
 
 async def test_refused_client_while_reauthorizing_opens_client_credentials(make_app: Any, fake: FakeProcore,
@@ -356,10 +346,9 @@ async def test_busy_state_while_exchanging(make_app: Any, fake: FakeProcore) -> 
         await jump_to_authorize(pilot, fake)
         await pilot.press("n")
         await pilot.pause()
-        fake.inject(hang=2.5, paths="/oauth/token")
+        fake.inject(hang=1.5, paths="/oauth/token")
         await type_into(pilot, "#code", fake.issue_code())
         await pilot.press("enter")
-        await pilot.pause(0.3)
         assert message_kind(app) == "busy" and "Exchanging the code" in message(app)
         assert app.screen.query_one("#next").disabled and app.screen.query_one("#code").disabled
         await pilot.press("enter")  # a second Enter does not send the code twice

@@ -125,10 +125,9 @@ class WizardScreen(Screen[None]):
         if busy:
             self._focus_after_busy = self.focused
             self._message(text or "", "busy")
-        for container in self.query("#body, #buttons"):
-            for child in container.children:
-                if child.id != "message":
-                    child.disabled = busy
+        # Only what takes input: each change of `disabled` restyles that widget's subtree.
+        for widget in self.query("#body Input, #body OptionList, #body Checkbox, #body Link, #buttons Button"):
+            widget.disabled = busy
         if not busy:
             self.clear_message()
             target = self._focus_after_busy
@@ -142,4 +141,4 @@ class WizardScreen(Screen[None]):
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
         else:  # the first screen: Esc leaves, asking first if something would be lost
-            self.app.run_action("quit")
+            self.app.call_next(self.app.action_quit)

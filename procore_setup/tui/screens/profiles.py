@@ -203,7 +203,7 @@ class ProfilesScreen(WizardScreen):
 
     # -- actions ---------------------------------------------------------------------------------------
     def action_back(self) -> None:
-        self.app.run_action("quit")
+        self.app.call_next(self.app.action_quit)
 
     def action_add(self) -> None:
         if self.doc is not None:
