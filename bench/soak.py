@@ -27,6 +27,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -37,7 +38,7 @@ import tomllib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from procore_setup.testing import FakeProcore
 
@@ -75,6 +76,7 @@ class RecordingFake(FakeProcore):
         super().__init__(*args, **kw)
         self.lock_path = lock_path
         self.hold = hold
+        self.candidates: Callable[[], list[int]] = lambda: []  # the live worker pids
         self.rotations: dict[str, Rotation] = {}
         self.invalid_grants: list[tuple[float, int | None]] = []
         self.fault_kinds: Counter[str] = Counter()
@@ -85,6 +87,20 @@ class RecordingFake(FakeProcore):
 
     def lock_holder(self) -> int | None:
         return lock_holder(self.lock_path)
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        super()._track(conn, add)
+        if add:
+            self._tl.conn = conn  # the handler thread then handles this connection's requests
+
+    def sender_pid(self) -> int | None:
+        """The pid of the worker at the other end of this thread's connection; None if it is gone."""
+        conn = getattr(self._tl, "conn", None)
+        try:
+            port = conn.getpeername()[1] if conn is not None else None
+        except OSError:
+            return None
+        return socket_owner(port, self.port, self.candidates()) if port else None
 
     def _take_fault(self, path: str) -> Any:
         fault = super()._take_fault(path)
@@ -106,7 +122,9 @@ class RecordingFake(FakeProcore):
             params = req.params()
             refresh = params.get("grant_type") == "refresh_token"
             old = params.get("refresh_token")
-        pid = self.lock_holder() if refresh else None
+        # The sender, found by its socket: the lock holder at this moment may already be the next
+        # process, when the sender was killed after sending and the server read the request late.
+        pid = self.sender_pid() if refresh else None
         if pid is not None:
             with self._lock:
                 self.senders.add(pid)
@@ -144,6 +162,37 @@ class RecordingFake(FakeProcore):
             if pair is None:
                 return False, 0.0
             return True, pair.issued_at + pair.life - self.clock()
+
+
+def socket_owner(client_port: int, server_port: int, pids: list[int]) -> int | None:
+    """Which of `pids` owns the TCP socket 127.0.0.1:client_port -> :server_port (Linux /proc)."""
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) < 10:
+                continue
+            local, remote = parts[1], parts[2]
+            if int(local.rsplit(":", 1)[1], 16) == client_port and int(remote.rsplit(":", 1)[1], 16) == server_port:
+                inode = parts[9]
+                break
+        if inode:
+            break
+    if not inode or inode == "0":
+        return None  # closed: the process that opened it is dead
+    target = f"socket:[{inode}]"
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                    return pid
+        except OSError:
+            continue
+    return None
 
 
 def lock_holder(lock_path: str) -> int | None:
@@ -240,6 +289,7 @@ class Soak:
                         PROCORE_SETUP_HTTP_TIMEOUT="10")
         self.mu = threading.Lock()
         self.live: dict[int, tuple[str, subprocess.Popen[str]]] = {}
+        self.fake.candidates = lambda: list(self.live)
         self.busy = 0  # runs started and not yet in self.outcomes
         self.gate = threading.Event()  # set: workers may start processes
         self.done = threading.Event()
@@ -425,12 +475,19 @@ class Soak:
         if rot.fault is not None:
             return Loss(now, True, f"Procore used the token, then the answer was replaced by a fault ({rot.fault})",
                         explained, msg_line, later_line)
+        if rot.pid is None and any(rot.t - 10 <= k["t"] <= rot.t and k["mid_refresh"] for k in self.kills):
+            return Loss(now, True, "Procore used the token after its sender had been SIGKILLed mid-refresh "
+                        "(the request was still on its way)", explained, msg_line, later_line)
         killed = [k for k in self.kills if k["pid"] == rot.pid and k["t"] >= rot.t - 5]
         if killed:
             return Loss(now, True, "Procore used the token and answered; the process was SIGKILLed before its write",
                         explained, msg_line, later_line)
+        with self.mu:
+            runs = [f"{o.kind} exit {o.rc} after {o.seconds:.2f} s: {o.first_line[:120]}" for o in self.outcomes
+                    if o.pid == rot.pid]
         return Loss(now, False, f"Procore used the token and answered pid {rot.pid}, which was not killed, "
-                    "yet the new token never reached the file", explained, msg_line, later_line)
+                    f"yet the new token never reached the file (new token {self.fake.refresh_token_state(rot.new)}; "
+                    f"that run: {runs or 'unknown'})", explained, msg_line, later_line)
 
     # -- chaos: the killer ----------------------------------------------------------------------
     def killer(self) -> None:
