@@ -116,7 +116,7 @@ def one_run(code: str, env: dict[str, str], timeout: float = 30.0) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=15, help="samples of each (default 15)")
+    parser.add_argument("--runs", type=int, default=21, help="samples of each (default 21)")
     parser.add_argument("--profiles", action="store_true", help="start on the Profiles screen (a file exists)")
     args = parser.parse_args(argv)
 
@@ -141,13 +141,18 @@ def main(argv: list[str] | None = None) -> int:
             if not args.profiles and os.path.exists(config):
                 raise RuntimeError("the wizard wrote a file before the person did anything")
     b, w = statistics.median(bare), statistics.median(wizard)
+    # Each wizard run is compared with the bare run just before it, so a machine whose load
+    # changes during the benchmark does not tilt the result; the median of those ratios is
+    # the figure to judge by.
+    pair = statistics.median(wz / br for br, wz in zip(bare, wizard))
     first = "Profiles screen" if args.profiles else "Environment screen (no file yet)"
     print(f"launch to first frame, median of {args.runs} runs each (80x24 pty, {sys.executable}):")
     print(f"  bare Textual app : {b * 1000:7.1f} ms  (min {min(bare) * 1000:.1f}, max {max(bare) * 1000:.1f})")
     print(f"  procore-setup    : {w * 1000:7.1f} ms  (min {min(wizard) * 1000:.1f}, max {max(wizard) * 1000:.1f})"
           f"  first screen: {first}")
-    ratio = w / b
-    print(f"  ratio            : {ratio:.2f}x  (target 1.20x or less: {'met' if ratio <= 1.2 else 'NOT met'})")
+    print(f"  ratio of medians : {w / b:.2f}x")
+    print(f"  ratio, run pairs : {pair:.2f}x  (median of wizard/bare per pair; target 1.20x or less: "
+          f"{'met' if pair <= 1.2 else 'NOT met'})")
     return 0
 
 

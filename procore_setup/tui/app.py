@@ -160,7 +160,9 @@ class ProcoreSetupApp(App[int]):
 
     @property
     def asks_profile_name(self) -> bool:
-        return self.mode == ADD or (self.mode == NEW and self.profile_arg is None and not self.login)
+        """Only when adding to a file that has profiles: a first setup is the profile "default"
+        (what scripts use when they name none), or the one given with --profile."""
+        return self.mode == ADD
 
     # -- navigation ----------------------------------------------------------------------------
     def begin(self, mode: str, name: str | None = None) -> None:

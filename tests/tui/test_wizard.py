@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from procore_setup.credentials import FileStore
 from procore_setup.testing import FakeProcore
 from procore_setup.testing.demo import DemoSession
 from procore_setup.tui.app import ProcoreSetupApp
@@ -16,10 +16,11 @@ from procore_setup.tui.app import ProcoreSetupApp
 from .conftest import (
     CLIENT_ID,
     CLIENT_SECRET,
+    EXE,
     SIZE,
     Clock,
+    base_env,
     message,
-    message_kind,
     paste_code,
     run_token,
     save_profile,
@@ -55,6 +56,7 @@ async def test_first_run_saves_a_profile_that_token_reads(make_app: Any, fake: F
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         assert screen_name(app) == "EnvironmentScreen"  # no file yet: straight to step 1
+        assert not app.screen.query("#name")  # a first setup is the profile "default"
         await walk_to_authorize(pilot, fake)
         url = app.screen.url
         assert url.startswith(fake.url + "/oauth/authorize?") and "client_id=demo-client-id" in url
@@ -308,7 +310,7 @@ async def test_broken_file_is_shown_not_overwritten(make_app: Any, config: Path)
         await pilot.pause()
         assert screen_name(app) == "ProfilesScreen"
         assert "cannot be used" in message(app) and "missing the field" in message(app)
-        assert app.screen.query_one("#add").disabled
+        assert app.screen.check_action("add", ()) is None  # greyed out in the footer
         await pilot.press("a")
         await pilot.pause()
         assert screen_name(app) == "ProfilesScreen"
@@ -357,3 +359,34 @@ async def test_esc_goes_back_step_by_step(make_app: Any, fake: FakeProcore) -> N
             seen.append(screen_name(app))
         assert seen == ["CodeScreen", "AuthorizeScreen", "ClientScreen", "EnvironmentScreen"]
         assert app.screen.query_one("#login_url").value == fake.url  # what was typed is still there
+
+
+async def test_encrypted_file_needs_its_passphrase(make_app: Any, fake: FakeProcore, one_profile: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    r = subprocess.run([EXE, "--config", str(one_profile), "encrypt"], capture_output=True, text=True, timeout=60,
+                       env=base_env(PROCORE_SETUP_PASSPHRASE="correct horse"))
+    assert r.returncode == 0, r.stderr
+    before = one_profile.read_bytes()
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "secrets encrypted" in str(app.screen.query_one("#file").render())
+        assert "(encrypted)" in str(app.screen.query_one("#details").render())
+        await pilot.press("l")  # re-authorize: the stored secret must be decrypted first
+        await pilot.pause()
+        assert screen_name(app) == "ProfilesScreen"
+        assert "no passphrase was given" in message(app) and "PROCORE_SETUP_PASSPHRASE" in message(app)
+    assert one_profile.read_bytes() == before
+
+    monkeypatch.setenv("PROCORE_SETUP_PASSPHRASE", "correct horse")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("l")
+        await pilot.pause()
+        assert screen_name(app) == "AuthorizeScreen", message(app)
+        await paste_code(pilot, fake.issue_code())
+        await save_on_verify(pilot)
+    assert "client_secret = \"demo-client-secret\"" not in one_profile.read_text()  # still encrypted
+    r = subprocess.run([EXE, "token"], capture_output=True, text=True, timeout=60,
+                       env=base_env(PROCORE_SETUP_CONFIG=str(one_profile), PROCORE_SETUP_PASSPHRASE="correct horse"))
+    assert r.returncode == 0, r.stderr

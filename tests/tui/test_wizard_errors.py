@@ -13,7 +13,6 @@ from procore_setup.testing import FakeProcore
 from procore_setup.tui.app import ProcoreSetupApp, browser_problem
 
 from .conftest import (
-    CLIENT_ID,
     CLIENT_SECRET,
     SIZE,
     Clock,
@@ -25,6 +24,7 @@ from .conftest import (
     settle,
     type_into,
     jump_to_authorize,
+    save_profile,
     walk_to_authorize,
 )
 
@@ -72,9 +72,13 @@ async def test_environment_shows_the_hosts_and_the_one_environment_rule(make_app
         assert app.flow.environment == "sandbox" and app.flow.api_url == "https://sandbox.procore.com"
 
 
-async def test_profile_name_is_checked(make_app: Any) -> None:
+async def test_profile_name_is_checked(make_app: Any, fake: FakeProcore, config: Path) -> None:
+    save_profile(config, fake)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")  # add a profile: its name is asked
+        await pilot.pause()
+        assert app.focused.id == "name"
         await type_into(pilot, "#name", "-bad")  # allowed characters, but not as the first one
         await pilot.press("enter", "enter")
         await pilot.pause()

@@ -16,8 +16,13 @@ from ... import environments
 from ...errors import ProcoreSetupError
 from ...flow import ENVIRONMENT, FlowError, validate_profile_name
 from ..app import describe
-from ..widgets.lists import ContinueList
 from .base import WizardScreen
+
+class ContinueList(OptionList):
+    """The list of environments: choosing one is the answer to this step, so Enter continues."""
+
+    BINDINGS = [Binding("enter", "select", "Continue")]
+
 
 SAME_ENVIRONMENT = (
     "Client credentials and tokens belong to one environment: the id and secret of a production app "

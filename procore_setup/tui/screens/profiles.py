@@ -10,20 +10,23 @@ from textual import on, work
 from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Button, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...credentials import file_mode
 from ...flow import read_profiles, remove_profile, set_default_profile
 from ...status import profile_info
 from ..app import ADD, PROFILES, REAUTHORIZE, RECONFIGURE, describe
-from ..widgets.lists import ProfileList
 from .base import WizardScreen
 
 if TYPE_CHECKING:
     from ...credentials import Credentials
 
 # The list's rows start 2 columns further right than the header (border and padding), and after the ★.
+class ProfileList(OptionList):
+    BINDINGS = [Binding("enter", "select", "Reconfigure", show=False)]  # `r` in the footer says it already
+
+
 HEADER = f"    {'Profile':<14}{'Environment':<16}{'User':<20}Access token"
 
 
@@ -58,6 +61,9 @@ def prof_expiry(iso: str | None) -> str:
 
 
 class ProfilesScreen(WizardScreen):
+    """The actions are the footer's keys (they take clicks too): no button row, like step 1,
+    since this is the first screen whenever a file exists."""
+
     DEFAULT_CSS = """
     #profiles { height: auto; max-height: 8; }
     """
@@ -86,6 +92,7 @@ class ProfilesScreen(WizardScreen):
         self.selected = selected
         self.doc: Credentials | None = None
         self.infos: dict[str, dict[str, Any]] = {}
+        self._resumed = False
 
     def compose_body(self) -> Iterable[Widget]:
         yield Static("", id="file", classes="gap", markup=False)
@@ -93,19 +100,13 @@ class ProfilesScreen(WizardScreen):
         yield ProfileList(id="profiles", classes="gap")
         yield Static("", id="details", markup=False)
 
-    def compose_buttons(self) -> Iterable[Widget]:
-        yield Button("Add", id="add", compact=True)
-        yield Button("Reconfigure", id="reconfigure", variant="primary", compact=True)
-        yield Button("Re-authorize", id="reauthorize", compact=True)
-        yield Button("Set default", id="set_default", compact=True)
-        yield Button("Remove", id="remove", variant="error", compact=True)
-
     def on_mount(self) -> None:
         self.reload(keep_message=True)
 
     def on_screen_resume(self) -> None:
-        if self.doc is not None:
+        if self._resumed:
             self.reload(keep_message=True)  # back from a wizard that may have saved
+        self._resumed = True  # the first resume is the first showing: on_mount has just read the file
 
     # -- the list -----------------------------------------------------------------------------------
     def reload(self, keep_message: bool = False, select: str | None = None) -> None:
@@ -152,11 +153,7 @@ class ProfilesScreen(WizardScreen):
             self.clear_message()
 
     def _enable(self, ok: bool) -> None:
-        has = ok and bool(self.infos)
-        for button in ("reconfigure", "reauthorize", "set_default", "remove"):
-            self.query_one(f"#{button}", Button).disabled = not has
-        self.query_one("#add", Button).disabled = not ok
-        self.refresh_bindings()
+        self.refresh_bindings()  # the footer greys out what cannot be done now (check_action)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("reconfigure", "reauthorize", "set_default", "remove"):
@@ -276,12 +273,3 @@ class ProfilesScreen(WizardScreen):
             self.show_error(describe(message.error))
         else:
             self.show_notice(message.note)
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        actions = {"add": self.action_add, "reconfigure": self.action_reconfigure,
-                   "reauthorize": self.action_reauthorize, "set_default": self.action_set_default,
-                   "remove": self.action_remove}
-        action = actions.get(event.button.id or "")
-        if action is not None:
-            action()
