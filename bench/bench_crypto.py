@@ -13,36 +13,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from procore_setup import crypto
 from procore_setup.testing import FakeProcore
 
-EXE = str(Path(sys.executable).with_name("procore-setup"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import EXE, login, timed  # noqa: E402
+
 PASSPHRASE = "bench passphrase, long enough"
-
-
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    r = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed with exit {r.returncode}: {r.stderr.decode()[:300]}")
-    return elapsed
-
-
-def login(fake: FakeProcore, env: dict[str, str]) -> None:
-    r = subprocess.run(
-        [EXE, "login", "--plain", "--environment", "custom", "--login-url", fake.url, "--api-url", fake.url,
-         "--client-id", fake.client_id, f"--code={fake.issue_code()}", "--company-id", "8675309"],
-        env=dict(env, PROCORE_CLIENT_SECRET=fake.client_secret), capture_output=True, text=True,
-    )
-    if r.returncode != 0:
-        raise SystemExit(f"login failed: {r.stderr}")
 
 
 def main() -> int:

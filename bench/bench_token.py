@@ -11,25 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
 
 from procore_setup.testing import FakeProcore
 
-EXE = str(Path(sys.executable).with_name("procore-setup"))
-
-
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    r = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    if r.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed with exit {r.returncode}: {r.stderr.decode()[:300]}")
-    return elapsed
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import EXE, login, timed  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,13 +27,7 @@ def main() -> int:
         config = os.path.join(tmp, "credentials.toml")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROCORE_")}
         env.update(PROCORE_SETUP_CONFIG=config)
-        login = subprocess.run(
-            [EXE, "login", "--plain", "--environment", "custom", "--login-url", fake.url, "--api-url", fake.url,
-             "--client-id", fake.client_id, f"--code={fake.issue_code()}", "--company-id", "8675309"],
-            env=dict(env, PROCORE_CLIENT_SECRET=fake.client_secret), capture_output=True, text=True,
-        )
-        if login.returncode != 0:
-            raise SystemExit(f"login failed: {login.stderr}")
+        login(fake, env)
         token_cmd = [EXE, "token"]
         base_cmd = [sys.executable, "-c", "import argparse, tomllib"]
         for _ in range(3):  # warm the page cache for both

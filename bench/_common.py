@@ -1,0 +1,33 @@
+"""What the bench scripts share: the installed executable, a timed subprocess, a first login."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from procore_setup.testing import FakeProcore
+
+EXE = str(Path(sys.executable).with_name("procore-setup"))
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    """Seconds one run of `cmd` takes; a failing run ends the benchmark."""
+    start = time.perf_counter()
+    r = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit {r.returncode}: {r.stderr.decode()[:300]}")
+    return elapsed
+
+
+def login(fake: FakeProcore, env: dict[str, str]) -> None:
+    """A first login through `login --plain` into the file named by env's PROCORE_SETUP_CONFIG."""
+    r = subprocess.run(
+        [EXE, "login", "--plain", "--environment", "custom", "--login-url", fake.url, "--api-url", fake.url,
+         "--client-id", fake.client_id, f"--code={fake.issue_code()}", "--company-id", "8675309"],
+        env=dict(env, PROCORE_CLIENT_SECRET=fake.client_secret), capture_output=True, text=True,
+    )
+    if r.returncode != 0:
+        raise SystemExit(f"login failed: {r.stderr}")
