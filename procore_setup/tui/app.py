@@ -113,6 +113,11 @@ class ProcoreSetupApp(App[int]):
         self.start(NEW, self.profile_arg or "default")
         return self.make_screen(ENVIRONMENT)
 
+    def on_ready(self) -> None:
+        # The first frame is up: load the HTTP client in the background now, so that moving on
+        # to the Authorize step (which builds its URL with it) does not stall the screen.
+        self.run_worker(_load_http_client, thread=True, group="prefetch", exit_on_error=False)
+
     def _login_profile(self) -> str | None:
         """The stored profile `procore-setup login` re-authorizes, or None to set one up from scratch."""
         if not self.store.exists():
@@ -240,6 +245,10 @@ class ProcoreSetupApp(App[int]):
 
     def done(self) -> None:
         self.exit(0)
+
+
+def _load_http_client() -> None:
+    importlib.import_module("procore_setup.oauth")
 
 
 def describe(exc: BaseException) -> str:

@@ -317,7 +317,7 @@ async def test_network_trouble_is_retried_in_place(make_app: Any, fake: FakeProc
         fake.inject(status=503, count=3, retry_after=0, paths="/oauth/token")  # every attempt of one exchange
         await paste_code(pilot, code)
         assert screen_name(app) == "CodeScreen"
-        assert "503" in message(app) and "press Enter to try again" in message(app)
+        assert "503" in message(app) and "Press Enter to try again" in message(app)
         assert app.screen.query_one("#code").value  # the code is still there
         assert not app.screen.query_one("#next").disabled  # no longer busy
         await pilot.press("enter")

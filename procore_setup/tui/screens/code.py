@@ -16,7 +16,7 @@ from ..widgets.countdown import Countdown
 from ..widgets.inputs import PasteInput
 from .base import WizardScreen
 
-RETRY = "Nothing was lost: press Enter to try again."
+RETRY = "Press Enter to try again."
 
 
 class CodeScreen(WizardScreen):
