@@ -20,7 +20,7 @@ import tomllib
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from .errors import CredentialsFileError, LockTimeout, NotConfigured, UsageError
+from .errors import CredentialsFileError, LockTimeout, NotConfigured, UsageError, env_seconds
 
 SCHEMA_VERSION = 1
 FILE_NAME = "credentials.toml"
@@ -544,16 +544,7 @@ class FileStore:
 
 def lock_timeout() -> float:
     """Seconds to wait for the lock: $PROCORE_SETUP_LOCK_TIMEOUT or 60."""
-    raw = os.environ.get("PROCORE_SETUP_LOCK_TIMEOUT")
-    if not raw:
-        return DEFAULT_LOCK_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        raise UsageError(f"PROCORE_SETUP_LOCK_TIMEOUT must be a number of seconds, not {raw!r}.") from None
-    if not 0 <= value <= 3600:
-        raise UsageError("PROCORE_SETUP_LOCK_TIMEOUT must be between 0 and 3600 seconds.")
-    return value
+    return env_seconds("PROCORE_SETUP_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT, 0, 3600)
 
 
 def _fsync_dir(path: str) -> None:

@@ -61,7 +61,7 @@ import sys
 import unicodedata
 from typing import TYPE_CHECKING, Any
 
-from .errors import CredentialsFileError, UsageError
+from .errors import CredentialsFileError, UsageError, env_seconds
 
 if TYPE_CHECKING:
     import subprocess
@@ -244,16 +244,7 @@ class _Source:
 
 def command_timeout() -> float:
     """Seconds a passphrase command may run: $PROCORE_SETUP_PASSPHRASE_TIMEOUT or 10."""
-    raw = os.environ.get(ENV_TIMEOUT)
-    if not raw:
-        return DEFAULT_COMMAND_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        raise UsageError(f"{ENV_TIMEOUT} must be a number of seconds, not {raw!r}.") from None
-    if not 0 < value <= 600:
-        raise UsageError(f"{ENV_TIMEOUT} must be between 0 and 600 seconds.")
-    return value
+    return env_seconds(ENV_TIMEOUT, DEFAULT_COMMAND_TIMEOUT, 0.1, 600)
 
 
 def run_passphrase_command(command: str, path: str) -> str:

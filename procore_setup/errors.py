@@ -107,3 +107,24 @@ class ProcoreAPIError(ProcoreSetupError):
     def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.status = status
+
+
+def env_seconds(name: str, default: float, low: float, high: float) -> float:
+    """A number of seconds from the environment variable `name`, `default` when unset.
+
+    Anything else than a number from `low` to `high` (NaN, text, 0 where 0 would hang or
+    fail every call) is a usage error: a silently ignored typo would leave a cron job on
+    the default.
+    """
+    import os
+
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:  # also false for NaN
+        raise UsageError(f"{name} must be a number of seconds from {low:g} to {high:g}, not {raw[:20]!r}.")
+    return value

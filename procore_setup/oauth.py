@@ -33,7 +33,7 @@ from .errors import (
     ReauthRequired,
     TemporaryFailure,
     UnexpectedResponse,
-    UsageError,
+    env_seconds,
 )
 
 log = logging.getLogger("procore_setup.oauth")
@@ -78,16 +78,8 @@ def authorize_url(login_url: str, client_id: str, redirect_uri: str = OOB_REDIRE
 
 
 def _timeout_from_env() -> httpx.Timeout:
-    raw = os.environ.get("PROCORE_SETUP_HTTP_TIMEOUT")
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        t = float(raw)
-    except ValueError:
-        t = float("nan")
-    if not 0.1 <= t <= 600:  # also NaN; a silently ignored typo would leave cron jobs on 15 s
-        raise UsageError(f"PROCORE_SETUP_HTTP_TIMEOUT must be a number of seconds from 0.1 to 600, not {raw[:20]!r}.")
-    return httpx.Timeout(t, connect=min(t, 5.0))
+    t = env_seconds("PROCORE_SETUP_HTTP_TIMEOUT", -1.0, 0.1, 600)
+    return DEFAULT_TIMEOUT if t < 0 else httpx.Timeout(t, connect=min(t, 5.0))
 
 
 def _deadline_for(timeout: httpx.Timeout) -> float:
