@@ -325,10 +325,21 @@ class SetupFlow:
         """Ask Procore who is logged in and which companies they reach."""
         if self.tokens is None:
             raise FlowError("No token yet: exchange a code first.", step=CODE)
+        from .oauth import InvalidToken
+
         access = self.tokens.access_token
         with self._client() as client:
-            self.token_info = client.token_info(access)
-            self.user = client.me(access)
+            try:
+                self.token_info = client.token_info(access)
+                self.user = client.me(access)
+            except InvalidToken:
+                # A token Procore has just issued and already refuses (revoked meanwhile, or a life
+                # shorter than this check took): not a bug (exit 1); a new authorization is needed.
+                raise ReauthRequired(
+                    "Procore refused the access token it had just issued, while checking who is logged in "
+                    "(it was revoked, or has already expired).",
+                    hint="Log in again: open the authorize URL for a new code.",
+                ) from None
             try:
                 self.companies = client.companies(access)
             except ProcoreSetupError:

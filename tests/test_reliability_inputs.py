@@ -365,12 +365,12 @@ CODE_ROWS = [
 
 # -- what the server answers -------------------------------------------------------------------------
 
-def _answer(**fault: Any) -> Callable[[Ctx], Run]:
+def _answer(env: dict[str, str] | None = None, **fault: Any) -> Callable[[Ctx], Run]:
     """Procore (the fake) answers the refresh with `fault`, on every retry."""
     def prepare(ctx: Ctx) -> Run:
         ctx.profile()
         ctx.fake.inject(paths=TOKEN_PATH, count=5, **fault)
-        return Run(["refresh", "--force"])
+        return Run(["refresh", "--force"], env=dict(env or {}))
     return prepare
 
 
@@ -434,6 +434,13 @@ class _Trickle(_Quiet):
             pass
 
 
+def _login_token_dead_on_arrival(ctx: Ctx) -> Run:
+    ctx.profile()
+    ctx.fake.set_access_token_life(0)  # issued already expired: the check after the exchange is refused
+    return Run(ctx.login_args("--code=" + ctx.fake.issue_code()), env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET},
+               input="1\n")
+
+
 def _tls_to_plain_port(ctx: Ctx) -> Run:
     ctx.profile(ctx.fake.url.replace("http://", "https://"))
     return Run(["refresh", "--force"])
@@ -488,16 +495,14 @@ SERVER_ROWS = [
         "took more than 1 s to answer", "chain", _own_server(_Trickle, PROCORE_SETUP_HTTP_TIMEOUT="0.5"),
         seconds=15),
     Row("answer-hang", "no answer at all (PROCORE_SETUP_HTTP_TIMEOUT=0.5)", 5, "No answer from 127.0.0.1", "chain",
-        _answer(hang=3, status=200), seconds=20),
+        _answer(hang=3, status=503, env={"PROCORE_SETUP_HTTP_TIMEOUT": "0.5"}), seconds=20),  # never processed
+    Row("login-token-dead-on-arrival", "at login, an access token Procore refuses as soon as it issued it", 4,
+        "Procore refused the access token it had just issued", "file", _login_token_dead_on_arrival),
     Row("answer-tls-error", "https:// to a plain-http port (a TLS error)", 5, "TLS error", "file",
         _tls_to_plain_port),
     Row("answer-connection-refused", "nothing listening (server down)", 5, "Cannot reach 127.0.0.1", "file",
         _closed_port),
 ]
-# the hang row needs its own small timeout
-SERVER_ROWS[-3].prepare = (lambda inner: lambda ctx: Run(inner(ctx).args, env={"PROCORE_SETUP_HTTP_TIMEOUT": "0.5"}))(
-    SERVER_ROWS[-3].prepare)
-
 ROWS = FILE_ROWS + FLAG_ROWS + CODE_ROWS + SERVER_ROWS
 
 
