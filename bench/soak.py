@@ -327,7 +327,8 @@ class Soak:
             )
             if r.returncode == 0:
                 return attempts
-            self.relogin_failures[f"exit {r.returncode}: {pattern(first_line(r.stderr))}"] += 1
+            last = [line for line in r.stderr.splitlines() if line.strip()][-1:] or [""]
+            self.relogin_failures[f"exit {r.returncode}: {pattern(first_line(r.stderr))} ... {last[0][:200]}"] += 1
             if attempts >= 20:
                 raise RuntimeError(f"login keeps failing: {first_line(r.stderr)}")
             time.sleep(0.2)
@@ -533,9 +534,13 @@ class Soak:
                 if pid not in self.live:
                     continue
                 try:
-                    os.kill(pid, signal.SIGKILL)
+                    # through Popen, which will not signal a pid it has already reaped (and the
+                    # system may have given to another process, such as a re-login)
+                    self.live[pid][1].send_signal(signal.SIGKILL)
                 except ProcessLookupError:
                     continue
+                if self.live[pid][1].returncode is not None:
+                    continue  # it had ended: not a kill
                 self.kills.append({"pid": pid, "t": time.time(), "kind": ours.get(pid, "?"),
                                    "mid_refresh": where != "anywhere", "where": where})
 
