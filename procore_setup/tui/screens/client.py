@@ -15,6 +15,7 @@ from ...environments import OOB_REDIRECT_URI
 from ...errors import ProcoreSetupError
 from ...flow import CLIENT, DEVELOPER_PORTAL_HELP
 from ..app import describe
+from ..widgets.inputs import FieldInput
 from .base import WizardScreen
 
 FIELDS = ("client_id", "secret", "redirect")
@@ -42,17 +43,17 @@ class ClientScreen(WizardScreen):
         yield Static(DEVELOPER_PORTAL_HELP, classes="dim gap", markup=False)
         with Horizontal(classes="field gap"):
             yield Static("Client ID", classes="field-label")
-            yield Input(flow.client_id, id="client_id", compact=True, max_length=512,
+            yield FieldInput(flow.client_id, id="client_id", compact=True, max_length=512,
                         placeholder="Client ID from the Developer Portal")
         with Horizontal(classes="field"):
             yield Static("Client secret", classes="field-label")
-            yield Input(self._prefilled_secret(), id="secret", password=True, compact=True, max_length=512,
+            yield FieldInput(self._prefilled_secret(), id="secret", password=True, compact=True, max_length=512,
                         placeholder=self._secret_placeholder())
             yield Checkbox("show", id="reveal", compact=True)
         yield Static(self._secret_note(), id="secret-note", classes="dim gap", markup=False)
         with Horizontal(classes="field gap"):
             yield Static("Redirect URI", classes="field-label")
-            yield Input(flow.redirect_uri, id="redirect", compact=True, placeholder=OOB_REDIRECT_URI)
+            yield FieldInput(flow.redirect_uri, id="redirect", compact=True, placeholder=OOB_REDIRECT_URI)
         yield Static(
             f"Keep {OOB_REDIRECT_URI} unless your app lists another redirect URI: with it, "
             "Procore shows the code on a page for you to copy.", classes="dim", markup=False,

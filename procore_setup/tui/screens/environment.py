@@ -16,6 +16,7 @@ from ... import environments
 from ...errors import ProcoreSetupError
 from ...flow import ENVIRONMENT, FlowError, validate_profile_name
 from ..app import describe
+from ..widgets.inputs import FieldInput
 from .base import WizardScreen
 
 class ContinueList(OptionList):
@@ -56,7 +57,7 @@ class EnvironmentScreen(WizardScreen):
             name = flow.profile_name if flow is not None else ""
             with Horizontal(classes="field gap"):
                 yield Static("Profile name", classes="field-label")
-                yield Input(name, id="name", compact=True, max_length=64, restrict=r"[A-Za-z0-9_.\-]*",
+                yield FieldInput(name, id="name", compact=True, max_length=64, restrict=r"[A-Za-z0-9_.\-]*",
                             placeholder="e.g. default, sandbox, acme-prod")
             self.AUTO_FOCUS = "#envs" if name else "#name"
         else:
@@ -75,10 +76,10 @@ class EnvironmentScreen(WizardScreen):
         """The URL fields of the custom environment (mounted only once it is chosen)."""
         return Vertical(
             Horizontal(Static("Login URL", classes="field-label"),
-                       Input(login, id="login_url", compact=True, placeholder="https://login.example.com"),
+                       FieldInput(login, id="login_url", compact=True, placeholder="https://login.example.com"),
                        classes="field"),
             Horizontal(Static("API URL", classes="field-label"),
-                       Input(api, id="api_url", compact=True, placeholder="https://api.example.com"),
+                       FieldInput(api, id="api_url", compact=True, placeholder="https://api.example.com"),
                        classes="field"),
             id="custom", classes="gap",
         )

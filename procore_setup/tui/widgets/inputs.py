@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from textual import events
+from textual.binding import Binding
 from textual.widgets import Input
+
+
+class FieldInput(Input):
+    """A form field whose Enter (on to the next field, or on with the step) shows in the footer."""
+
+    BINDINGS = [Binding("enter", "submit", "Next")]
 
 
 class PasteInput(Input):
@@ -13,6 +20,8 @@ class PasteInput(Input):
     Textual's Input would keep only the first line; joined, `flow.parse_code`
     can drop the breaks and spaces.
     """
+
+    BINDINGS = [Binding("enter", "submit", "Exchange the code")]
 
     def _on_paste(self, event: events.Paste) -> None:
         if event.text:
