@@ -487,21 +487,11 @@ def run_encrypt(store: FileStore, *, passphrase_command: str | None = None, inte
         if doc.encrypted:
             return _set_command(store, doc, passphrase_command, interactive)
         source = _find_passphrase(store.path, passphrase_command, interactive=interactive, new=True)
-        if passphrase_command and source.kind != "command":
-            # The command is stored for unattended runs: it had better print this very passphrase.
-            printed = run_passphrase_command(passphrase_command, store.path)
-            if not hmac.compare_digest(printed.encode(), source.passphrase.encode()):
-                raise CredentialsFileError(
-                    f"The passphrase command `{passphrase_command}` does not print the passphrase given in "
-                    f"{source.label}, so unattended runs could not open {store.path}.",
-                    hint="Nothing was changed. Make them agree, or give only one of them.",
-                )
         if len(source.passphrase) < 8:
             print("procore-setup: warning: a passphrase shorter than 8 characters is easy to guess "
                   "from a copy of the file.", file=sys.stderr)
-        encrypt_document(doc, source.passphrase, passphrase_command=passphrase_command)
-        store.save(doc)
-    count = sum(1 for prof in doc.profiles.values() for f in _secret_fields() if prof.data.get(f))
+        count = _encrypt_locked(store, doc, source.passphrase, passphrase_command,
+                                check_command=source.kind != "command", label=source.label)
     print(f"{store.path}: {count} secret(s) encrypted with the passphrase from {source.label}.")
     if passphrase_command:
         print("Unattended runs will get the passphrase from the stored command.")
@@ -510,6 +500,36 @@ def run_encrypt(store: FileStore, *, passphrase_command: str | None = None, inte
               "`encrypt --passphrase-command CMD`, or keep it in the OS keyring (service procore-setup, "
               "user = the file's path).")
     return 0
+
+
+def encrypt_file(store: FileStore, passphrase: str, *, passphrase_command: str | None = None) -> int:
+    """Encrypt the secrets of a plain file under `passphrase`, atomically under the lock.
+
+    For front-ends that ask for the passphrase themselves (the wizard's Saved screen).
+    Returns how many secrets were encrypted.
+    """
+    with store.lock():
+        doc = store.load()
+        if doc.encrypted:
+            raise UsageError(f"{store.path} is encrypted already.")
+        return _encrypt_locked(store, doc, passphrase, passphrase_command, check_command=True,
+                               label="the wizard")
+
+
+def _encrypt_locked(store: FileStore, doc: Credentials, passphrase: str, passphrase_command: str | None, *,
+                    check_command: bool, label: str) -> int:
+    if passphrase_command and check_command:
+        # The command is stored for unattended runs: it had better print this very passphrase.
+        printed = run_passphrase_command(passphrase_command, store.path)
+        if not hmac.compare_digest(printed.encode(), passphrase.encode()):
+            raise CredentialsFileError(
+                f"The passphrase command `{passphrase_command}` does not print the passphrase given in {label}, "
+                f"so unattended runs could not open {store.path}.",
+                hint="Nothing was changed. Make them agree, or give only one of them.",
+            )
+    encrypt_document(doc, passphrase, passphrase_command=passphrase_command)
+    store.save(doc)
+    return sum(1 for prof in doc.profiles.values() for f in _secret_fields() if prof.data.get(f))
 
 
 def _set_command(store: FileStore, doc: Credentials, command: str | None, interactive: bool) -> int:
