@@ -257,6 +257,14 @@ async def _saved(pilot: Any, st: Stage) -> None:
     await settle(pilot)
 
 
+async def _encrypt(pilot: Any, st: Stage) -> None:
+    await _saved(pilot, st)
+    await pilot.press("e")
+    await pilot.pause()
+    await paste(pilot, "#passphrase", "correct horse battery")
+    await paste(pilot, "#again", "correct horse battery")
+
+
 async def _quit(pilot: Any, st: Stage) -> None:
     await to_authorize(pilot)
     await pilot.press("ctrl+q")
@@ -280,6 +288,7 @@ SCENES: dict[str, Scene] = {
     "code-expired": Scene("Step 4: expired code, back to step 3", _code_expired),
     "verify": Scene("Step 5: verify and choose a company", _verify),
     "saved": Scene("Step 6: saved", _saved),
+    "encrypt": Scene("Step 6: encrypt the secrets", _encrypt),
     "quit": Scene("Ctrl+Q with unsaved progress", _quit),
     "remove": Scene("Removing a profile", _remove, prepare=write_profiles),
 }

@@ -22,7 +22,7 @@ import screenshots as shots  # noqa: E402
 # Every screen, plus the states that change a screen most (SSH, an error, a dialog). The other
 # scenes of scripts/screenshots.py are pictures for the README; pilot tests check what they say.
 SNAPSHOTS = ["profiles", "environment", "client", "authorize", "authorize-ssh", "code", "code-retry", "verify",
-             "saved", "quit"]
+             "saved", "encrypt", "quit"]
 
 
 def test_snapshots_are_screenshot_scenes() -> None:

@@ -26,6 +26,7 @@ class SavedScreen(WizardScreen):
         Binding("c", "copy('cron')", "Copy cron line"),
         Binding("u", "copy('curl')", "Copy curl"),
         Binding("y", "copy('python')", "Copy Python"),
+        Binding("e", "encrypt", "Encrypt"),
         Binding("q", "done", "Done"),
     ]
 
@@ -45,6 +46,8 @@ class SavedScreen(WizardScreen):
             note = " (a demo file: deleted when you quit)"
         else:
             note = ": only you can read it" if mode == "0600" else ""
+        if self._encrypted():
+            note += "; secrets encrypted"
         yield Static(f"✓ Saved profile {prof.name!r} to {self.path}, mode {mode}{note}.", id="saved-head",
                      classes="ok gap", markup=False)
         yield Static("Keep the tokens fresh from cron (crontab -e):", classes="question", markup=False)
@@ -57,6 +60,7 @@ class SavedScreen(WizardScreen):
         yield Button("Copy cron line", id="copy-cron", compact=True)
         yield Button("Copy curl", id="copy-curl", compact=True)
         yield Button("Copy Python", id="copy-python", compact=True)
+        yield Button("Encrypt", id="encrypt", compact=True, disabled=self._encrypted())
         yield Button("Profiles", id="profiles", compact=True)
         yield Button("Done", id="done", variant="primary", compact=True)
 
@@ -64,6 +68,29 @@ class SavedScreen(WizardScreen):
         text = {"cron": self.cron, "curl": self.curl, "python": self.python}[what]
         self.app.copy_to_clipboard(text)
         self.show_notice(f"Copied the {what} {'line' if what == 'cron' else 'example'} to the clipboard (OSC 52).")
+
+    def _encrypted(self) -> bool:
+        try:
+            return self.wizard.store.load().encrypted
+        except Exception:
+            return False
+
+    def action_encrypt(self) -> None:
+        """Offer encryption at rest (issue: encrypt the secrets, optionally, without breaking cron)."""
+        if self._encrypted():
+            self.show_notice("The secrets in this file are encrypted already.")
+            return
+        from ..widgets.encrypt import EncryptDialog
+
+        def done(encrypted: bool | None) -> None:
+            if encrypted:
+                self.query_one("#encrypt", Button).disabled = True
+                head = self.query_one("#saved-head", Static)
+                head.update(f"{head.content}".rstrip(".") + "; secrets encrypted.")
+                self.show_notice("Secrets encrypted. Cron needs the passphrase: set PROCORE_SETUP_PASSPHRASE "
+                                 "in the crontab, or the command you gave is used.")
+
+        self.app.push_screen(EncryptDialog(self.wizard.store), callback=done)
 
     def action_profiles(self) -> None:
         self.wizard.show_profiles()
@@ -76,6 +103,8 @@ class SavedScreen(WizardScreen):
         button = event.button.id or ""
         if button.startswith("copy-"):
             self.action_copy(button[5:])
+        elif button == "encrypt":
+            self.action_encrypt()
         elif button == "profiles":
             self.action_profiles()
         elif button == "done":
