@@ -61,7 +61,7 @@ import sys
 import unicodedata
 from typing import TYPE_CHECKING, Any
 
-from .errors import CredentialsFileError, UsageError, env_seconds
+from .errors import CredentialsFileError, PassphraseNeeded, UsageError, env_seconds
 
 if TYPE_CHECKING:
     import subprocess
@@ -393,7 +393,7 @@ def _find_passphrase(path: str, command: str | None, *, interactive: bool, new: 
         )
     import shlex
 
-    raise CredentialsFileError(
+    raise PassphraseNeeded(
         f"{path} has encrypted secrets, and no passphrase was given (stdin is not a terminal, "
         f"so none can be asked for; OS keyring: {why}).",
         hint=_HOW_TO_GIVE.format(path=shlex.quote(path), env=ENV_PASSPHRASE),
@@ -455,6 +455,20 @@ def cipher_for(doc: Credentials, *, interactive: bool = False, passphrase_comman
         f"Wrong passphrase for {doc.path} (from {source.label}).",
         hint="Nothing was changed. Check the passphrase and its source, and try again.",
     )
+
+
+def unlock(doc: Credentials, passphrase: str) -> bool:
+    """Check `passphrase` against an encrypted document and, if right, remember its key for this
+    process (for front-ends that ask for it themselves, like the wizard). False if it is wrong."""
+    table = doc.encryption
+    if table is None or not passphrase:
+        return False
+    salt, n, r, p = _params(doc.path, table)
+    key = derive_key(passphrase, salt, n, r, p)
+    if not _verify(Cipher(key), table):
+        return False
+    _KEYS[(doc.path, salt, n, r, p)] = key
+    return True
 
 
 # -- the encrypt and decrypt commands -----------------------------------------------------------------

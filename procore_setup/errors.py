@@ -61,6 +61,10 @@ class CredentialsFileError(ProcoreSetupError):
     exit_code = EXIT_FILE
 
 
+class PassphraseNeeded(CredentialsFileError):
+    """The file is encrypted and no passphrase source answered (no env, command, keyring or terminal)."""
+
+
 class ReauthRequired(ProcoreSetupError):
     """Procore rejected the grant (`invalid_grant`): a new interactive login is needed."""
 

@@ -95,6 +95,7 @@ class ProcoreSetupApp(App[int]):
         self.dirty = False  # a step was completed and nothing saved since
         self.saved: Profile | None = None  # the last profile saved in this run
         self.exit_code = 0
+        self.needs_passphrase = False  # the last start() failed for want of a passphrase
 
     # -- start-up ------------------------------------------------------------------------
     def get_default_screen(self) -> Screen[Any]:
@@ -157,9 +158,13 @@ class ProcoreSetupApp(App[int]):
         self.flow = None
         if name is None:  # ADD: the name is asked on the Environment screen
             return None
+        self.needs_passphrase = False
         try:
             self.new_flow(name)
         except Exception as exc:  # an unreadable file or a wrong passphrase: say so where the person is
+            from ..errors import PassphraseNeeded
+
+            self.needs_passphrase = isinstance(exc, PassphraseNeeded)
             return describe(exc)
         return None
 
@@ -173,6 +178,16 @@ class ProcoreSetupApp(App[int]):
     def begin(self, mode: str, name: str | None = None) -> None:
         """From the Profiles screen: add, reconfigure or re-authorize a profile."""
         error = self.start(mode, name)
+        if error is not None and self.needs_passphrase:
+            # An encrypted file that no env, command or keyring opens: ask here, then try again.
+            from .widgets.unlock import UnlockDialog
+
+            def unlocked(ok: bool | None) -> None:
+                if ok:
+                    self.begin(mode, name)
+
+            self.push_screen(UnlockDialog(self.store), unlocked)
+            return
         if error is not None:
             self.screen_error(error)
             return

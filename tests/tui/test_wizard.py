@@ -374,8 +374,20 @@ async def test_encrypted_file_needs_its_passphrase(make_app: Any, fake: FakeProc
         assert "(encrypted)" in str(app.screen.query_one("#details").render())
         await pilot.press("l")  # re-authorize: the stored secret must be decrypted first
         await pilot.pause()
+        assert screen_name(app) == "UnlockDialog"  # no env, command or keyring: the wizard asks
+        await type_into(pilot, "#unlock-passphrase", "wrong horse")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "Wrong passphrase" in str(app.screen.query_one("#unlock-error").render())
+        await pilot.press("escape")  # cancel: back on the list, nothing changed
+        await pilot.pause()
         assert screen_name(app) == "ProfilesScreen"
-        assert "no passphrase was given" in message(app) and "PROCORE_SETUP_PASSPHRASE" in message(app)
+        await pilot.press("l")
+        await pilot.pause()
+        await type_into(pilot, "#unlock-passphrase", "correct horse")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert screen_name(app) == "AuthorizeScreen", message(app)
     assert one_profile.read_bytes() == before
 
     monkeypatch.setenv("PROCORE_SETUP_PASSPHRASE", "correct horse")
