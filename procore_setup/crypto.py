@@ -247,6 +247,15 @@ def command_timeout() -> float:
     return env_seconds(ENV_TIMEOUT, DEFAULT_COMMAND_TIMEOUT, 0.1, 600)
 
 
+def shown_command(command: str, *secrets: str) -> str:
+    """A passphrase command as messages show it: shortened, and with any passphrase it holds
+    (`echo hunter2`) blotted out, since messages end up in cron mail."""
+    for secret in secrets:
+        if secret:
+            command = command.replace(secret, "…")
+    return command if len(command) <= 200 else command[:200] + "..."
+
+
 def run_passphrase_command(command: str, path: str) -> str:
     """Run the command (no shell, stdin closed, time-limited); its stdout is the passphrase.
 
@@ -254,7 +263,7 @@ def run_passphrase_command(command: str, path: str) -> str:
     """
     import shlex
     import subprocess
-    shown = command if len(command) <= 200 else command[:200] + "..."
+    shown = shown_command(command)
     try:
         argv = shlex.split(command)
     except ValueError as exc:
@@ -374,7 +383,8 @@ def _find_passphrase(path: str, command: str | None, *, interactive: bool, new: 
                                        hint="Unset it, or set it to the passphrase of " + path + ".")
         return _Source("env", f"${ENV_PASSPHRASE}", env)
     if command:
-        return _Source("command", f"the passphrase command `{command}`", run_passphrase_command(command, path))
+        printed = run_passphrase_command(command, path)
+        return _Source("command", f"the passphrase command `{shown_command(command, printed)}`", printed)
     why = ""
     if not new:  # a new passphrase is chosen by the user, not found in a keyring entry
         value, why = keyring_passphrase(path)
@@ -537,7 +547,9 @@ def _encrypt_locked(store: FileStore, doc: Credentials, passphrase: str, passphr
         printed = run_passphrase_command(passphrase_command, store.path)
         if not hmac.compare_digest(printed.encode(), passphrase.encode()):
             raise CredentialsFileError(
-                f"The passphrase command `{passphrase_command}` does not print the passphrase given in {label}, "
+                f"The passphrase command `{shown_command(passphrase_command, printed, passphrase)}` does not "
+                "print the passphrase "
+                f"given in {label}, "
                 f"so unattended runs could not open {store.path}.",
                 hint="Nothing was changed. Make them agree, or give only one of them.",
             )
@@ -557,7 +569,8 @@ def _set_command(store: FileStore, doc: Credentials, command: str | None, intera
     salt, n, r, p = _params(store.path, table)
     if not _verify(Cipher(derive_key(printed, salt, n, r, p)), table):
         raise CredentialsFileError(
-            f"The passphrase command `{command}` does not print the passphrase of {store.path}.",
+            f"The passphrase command `{shown_command(command, printed)}` does not print the passphrase of "
+            f"{store.path}.",
             hint="Nothing was changed.",
         )
     table["passphrase_command"] = command

@@ -586,3 +586,13 @@ def test_refresh_all_asks_the_passphrase_command_once(cli: CLI, tmp_path: Path) 
     data = toml(cli)
     for name in ("default", "second"):
         assert data["profiles"][name]["refresh_token"].startswith("enc:v1:")
+
+
+def test_a_wrong_passphrase_printed_by_a_command_is_not_repeated_in_the_message(cli) -> None:
+    cli.login()
+    r = cli.run("encrypt", env={"PROCORE_SETUP_PASSPHRASE": "the right passphrase"})
+    assert r.returncode == 0, r.stderr
+    r = cli.run("decrypt", "--passphrase-command", "echo wrong-but-secret-words")
+    assert r.returncode == 6
+    assert "Wrong passphrase" in r.stderr and "echo …" in r.stderr
+    assert "wrong-but-secret-words" not in r.stdout + r.stderr  # cron mail must not carry it
