@@ -490,6 +490,27 @@ class FileStore:
                 os.unlink(tmp)
             raise
         _fsync_dir(self.dir)
+        self._sweep_stale_temps()
+
+    def _sweep_stale_temps(self) -> None:
+        """Remove temp files left by writers that were killed (SIGKILL, OOM) before their rename.
+
+        They are owner-only, but hold secrets and would pile up. A temp file is stale when the
+        process named in it no longer exists.
+        """
+        prefix = f".{os.path.basename(self.path)}."
+        try:
+            names = os.listdir(self.dir)
+        except OSError:
+            return
+        for name in names:
+            if not (name.startswith(prefix) and name.endswith(".tmp")):
+                continue
+            pid = name[len(prefix):].split(".", 1)[0]
+            if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.dir, name))
 
     # -- locking -------------------------------------------------------------------
     @contextlib.contextmanager
@@ -545,6 +566,16 @@ class FileStore:
 def lock_timeout() -> float:
     """Seconds to wait for the lock: $PROCORE_SETUP_LOCK_TIMEOUT or 60."""
     return env_seconds("PROCORE_SETUP_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT, 0, 3600)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: leave its file alone
+    return True
 
 
 def _fsync_dir(path: str) -> None:

@@ -608,3 +608,19 @@ def test_a_client_secret_given_as_a_flag_is_refused_without_echoing_it(cli) -> N
     assert r.returncode == 2
     assert "hunter2-not-a-flag-secret" not in r.stdout + r.stderr
     assert "never a flag" in r.stderr
+
+
+def test_temp_files_of_killed_writers_are_swept_by_the_next_save(eng: Engine) -> None:
+    eng.login()
+    conf = eng.config.parent
+    # what a writer SIGKILLed between its write and its rename leaves: its pid is gone by now
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = conf / f".{eng.config.name}.{dead.pid}.123.tmp"
+    stale.write_text("secret-bearing leftovers")
+    other = conf / "notes.tmp"  # not ours: never touched
+    other.write_text("x")
+    r = eng.run("refresh", "--force")
+    assert r.returncode == 0, r.stderr
+    assert not stale.exists()
+    assert other.exists()
