@@ -11,7 +11,6 @@ import contextlib
 import email.utils
 import logging
 import math
-import os
 import random
 import re
 import socket

@@ -39,6 +39,7 @@ class AuthorizeScreen(WizardScreen):
         Binding("f", "fetch_demo_code", "Demo code"),
         Binding("n", "next", "Next"),
     ]
+    BUTTON_ACTIONS = {"back": "back", "open": "open", "copy": "copy", "fetch": "fetch_demo_code", "next": "next"}
 
     class DemoCode(Message):
         """The demo server's authorize page was fetched (code) or could not be (error)."""
@@ -151,13 +152,6 @@ class AuthorizeScreen(WizardScreen):
         self.wizard.dirty = True
         self.app.push_screen(self.wizard.make_screen(CODE, code=message.code))
 
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        actions = {"back": self.action_back, "open": self.action_open, "copy": self.action_copy,
-                   "fetch": self.action_fetch_demo_code, "next": self.action_next}
-        action = actions.get(event.button.id or "")
-        if action is not None:
-            action()
 
 
 def describe_fetch(exc: BaseException) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Button, Footer, Static
 
 from ...flow import AUTHORIZE, CLIENT, CODE, ENVIRONMENT, SAVED, VERIFY, SetupFlow
 
@@ -38,6 +39,8 @@ class WizardScreen(Screen[None]):
     STEP: ClassVar[str] = ""
     NUMBER: ClassVar[int] = 0  # "Step N of 6"; 0 for screens outside the numbered steps
     BINDINGS = [Binding("escape", "back", "Back")]
+    # What each button of the row does: button id -> action (as a key binding would name it).
+    BUTTON_ACTIONS: ClassVar[dict[str, str]] = {"back": "back", "next": "next"}
 
     def __init__(self, error: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -136,7 +139,14 @@ class WizardScreen(Screen[None]):
             else:
                 self.focus_next()
 
-    # -- keys ------------------------------------------------------------------------------
+    # -- keys and buttons ---------------------------------------------------------------------
+    @on(Button.Pressed)
+    async def _button_pressed(self, event: Button.Pressed) -> None:
+        action = self.BUTTON_ACTIONS.get(event.button.id or "")
+        if action is not None:
+            event.stop()
+            await self.run_action(action)
+
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()

@@ -106,14 +106,6 @@ class ClientScreen(WizardScreen):
                 return
         self.action_next()
 
-    @on(Button.Pressed, "#next")
-    def _next_pressed(self) -> None:
-        self.action_next()
-
-    @on(Button.Pressed, "#back")
-    def _back_pressed(self) -> None:
-        self.action_back()
-
     def action_next(self) -> None:
         client_id = self.query_one("#client_id", Input).value
         secret = self.query_one("#secret", Input).value

@@ -54,14 +54,6 @@ class CodeScreen(WizardScreen):
     def _submitted(self) -> None:
         self.action_next()
 
-    @on(Button.Pressed, "#next")
-    def _next_pressed(self) -> None:
-        self.action_next()
-
-    @on(Button.Pressed, "#back")
-    def _back_pressed(self) -> None:
-        self.action_back()
-
     def action_next(self) -> None:
         if self.busy:
             return

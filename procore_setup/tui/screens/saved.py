@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from textual import on
 from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Button, Static
@@ -29,6 +28,8 @@ class SavedScreen(WizardScreen):
         Binding("e", "encrypt", "Encrypt"),
         Binding("q", "done", "Done"),
     ]
+    BUTTON_ACTIONS = {"copy-cron": "copy('cron')", "copy-curl": "copy('curl')", "copy-python": "copy('python')",
+                      "encrypt": "encrypt", "profiles": "profiles", "done": "done"}
 
     def __init__(self, error: str | None = None) -> None:
         super().__init__(error=error)
@@ -97,15 +98,3 @@ class SavedScreen(WizardScreen):
 
     def action_done(self) -> None:
         self.wizard.done()
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        button = event.button.id or ""
-        if button.startswith("copy-"):
-            self.action_copy(button[5:])
-        elif button == "encrypt":
-            self.action_encrypt()
-        elif button == "profiles":
-            self.action_profiles()
-        elif button == "done":
-            self.action_done()

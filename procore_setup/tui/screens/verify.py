@@ -47,6 +47,7 @@ class VerifyScreen(WizardScreen):
         Binding("ctrl+s", "save", "Save"),
         Binding("r", "retry", "Retry", show=False),
     ]
+    BUTTON_ACTIONS = {"back": "back", "retry": "retry", "save": "save"}
 
     class Done(Message):
         """A worker finished: `what` is "verify" or "save"; `error` is None on success."""
@@ -184,10 +185,3 @@ class VerifyScreen(WizardScreen):
         self.flow.make_default = self.query_one("#make-default", Checkbox).value
         self.set_busy(f"Saving to {self.flow.store.path}...")
         self._work("save")
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        actions = {"back": self.action_back, "retry": self.action_retry, "save": self.action_save}
-        action = actions.get(event.button.id or "")
-        if action is not None:
-            action()
