@@ -80,7 +80,7 @@ class AuthorizeScreen(WizardScreen):
         yield Button("Open in browser", id="open", compact=True)
         yield Button("Copy", id="copy", compact=True)
         if self.wizard.demo is not None:
-            yield Button("Fetch demo code", id="fetch", compact=True)
+            yield Button("Demo code", id="fetch", compact=True)  # short: the row must fit 80 columns
         yield Button("Next: paste the code", id="next", variant="primary", compact=True)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
