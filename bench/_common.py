@@ -31,3 +31,16 @@ def login(fake: FakeProcore, env: dict[str, str]) -> None:
     )
     if r.returncode != 0:
         raise SystemExit(f"login failed: {r.stderr}")
+
+
+def interleaved(a: tuple[list[str], dict[str, str]], b: tuple[list[str], dict[str, str]],
+                runs: int) -> tuple[list[float], list[float]]:
+    """Time two commands alternately (after a warm-up of the page cache), so load hits both alike."""
+    for _ in range(3):
+        timed(*a), timed(*b)
+    times_a: list[float] = []
+    times_b: list[float] = []
+    for _ in range(runs):
+        times_a.append(timed(*a))
+        times_b.append(timed(*b))
+    return times_a, times_b

@@ -21,7 +21,7 @@ from procore_setup import crypto
 from procore_setup.testing import FakeProcore
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import EXE, login, timed  # noqa: E402
+from _common import EXE, interleaved, login, timed  # noqa: E402
 
 PASSPHRASE = "bench passphrase, long enough"
 
@@ -38,13 +38,7 @@ def main() -> int:
         login(fake, plain_env)
         login(fake, enc_env)
         timed([EXE, "encrypt"], enc_env)
-        token = [EXE, "token"]
-        for _ in range(3):  # warm the page cache for both
-            timed(token, plain_env), timed(token, enc_env)
-        plain, enc = [], []
-        for _ in range(args.runs):
-            plain.append(timed(token, plain_env))
-            enc.append(timed(token, enc_env))
+        plain, enc = interleaved(([EXE, "token"], plain_env), ([EXE, "token"], enc_env), args.runs)
         refreshes = fake.counts["token:refresh_token"]
 
     kdf = []

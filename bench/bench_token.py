@@ -17,7 +17,7 @@ import tempfile
 from procore_setup.testing import FakeProcore
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import EXE, login, timed  # noqa: E402
+from _common import EXE, interleaved, login  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -28,14 +28,8 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROCORE_")}
         env.update(PROCORE_SETUP_CONFIG=config)
         login(fake, env)
-        token_cmd = [EXE, "token"]
-        base_cmd = [sys.executable, "-c", "import argparse, tomllib"]
-        for _ in range(3):  # warm the page cache for both
-            timed(token_cmd, env), timed(base_cmd, env)
-        tok, base = [], []
-        for _ in range(args.runs):
-            base.append(timed(base_cmd, env))
-            tok.append(timed(token_cmd, env))
+        base, tok = interleaved(([sys.executable, "-c", "import argparse, tomllib"], env), ([EXE, "token"], env),
+                                args.runs)
         refreshes = fake.counts["token:refresh_token"]
     mt, mb = statistics.median(tok), statistics.median(base)
     print(f"runs: {args.runs} each, interleaved; python {sys.version.split()[0]}")

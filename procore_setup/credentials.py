@@ -198,21 +198,14 @@ class Credentials:
             self.default_profile = None
 
     def to_toml_dict(self) -> dict[str, Any]:
-        out = dict(self.raw)
-        out["schema_version"] = SCHEMA_VERSION
-        profiles: dict[str, Any] = {}
-        for name, prof in self.profiles.items():
-            data = dict(prof.data)
-            if self.encrypted:
-                data = _encrypt_fields(self, name, data)
-            profiles[name] = data
-        out["profiles"] = profiles
         # schema_version first, profiles last: easy to read by eye
-        ordered = {"schema_version": out.pop("schema_version")}
-        prof_table = out.pop("profiles")
-        ordered.update(out)
-        ordered["profiles"] = prof_table
-        return ordered
+        out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+        out.update((k, v) for k, v in self.raw.items() if k not in ("schema_version", "profiles"))
+        out["profiles"] = {
+            name: _encrypt_fields(self, name, dict(prof.data)) if self.encrypted else dict(prof.data)
+            for name, prof in self.profiles.items()
+        }
+        return out
 
 
 def _encrypt_fields(doc: Credentials, name: str, data: dict[str, Any]) -> dict[str, Any]:

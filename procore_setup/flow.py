@@ -20,7 +20,6 @@ from .errors import (
     InvalidClient,
     ProcoreSetupError,
     ReauthRequired,
-    TemporaryFailure,
     UsageError,
 )
 
@@ -191,9 +190,7 @@ def step_for_error(exc: BaseException) -> str | None:
         return CLIENT
     if isinstance(exc, ReauthRequired):
         return AUTHORIZE
-    if isinstance(exc, TemporaryFailure):
-        return None
-    return None
+    return None  # network trouble and the rest: retry in place
 
 
 class SetupFlow:

@@ -28,7 +28,6 @@ from .errors import (
     InvalidClient,
     NotSent,
     ProcoreAPIError,
-    ProcoreSetupError,
     ReauthRequired,
     TemporaryFailure,
     UnexpectedResponse,
@@ -419,7 +418,3 @@ def _parse_token(data: Any) -> TokenSet:
     scope = data.get("scope") if isinstance(data.get("scope"), str) else None
     return TokenSet(access, refresh, token_type, expires_in, created_at, scope)
 
-
-def describe_error(exc: ProcoreSetupError) -> str:
-    """One line for a UI: the message without the hint."""
-    return exc.message

@@ -14,7 +14,7 @@ from typing import Callable
 
 from . import environments
 from .credentials import FileStore, file_mode
-from .errors import EXIT_OK, EXIT_REAUTH, ProcoreSetupError, TemporaryFailure, UsageError
+from .errors import EXIT_OK, EXIT_REAUTH, ProcoreSetupError, UsageError
 from .flow import AUTHORIZE, CLIENT, CODE, FlowError, SetupFlow, cron_line, step_for_error, usage_examples
 
 MAX_TRIES = 3
@@ -151,7 +151,7 @@ def _run(args: argparse.Namespace, store: FileStore, interactive: bool) -> int:
         except (FlowError, ProcoreSetupError) as exc:
             step = step_for_error(exc)
             retry = interactive and not code_arg and attempt < MAX_TRIES - 1 and step in (CODE, AUTHORIZE, None)
-            if isinstance(exc, FlowError) and step in (AUTHORIZE, CLIENT) and not isinstance(exc, TemporaryFailure):
+            if isinstance(exc, FlowError) and step in (AUTHORIZE, CLIENT):
                 exc.exit_code = EXIT_REAUTH  # Procore refused: a new authorization is needed
             if not retry:
                 raise
