@@ -153,6 +153,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--redirect-uri", metavar="URI", help="default urn:ietf:wg:oauth:2.0:oob")
     p.add_argument("--code", metavar="CODE", help="the authorization code, or the URL that holds it (write --code=CODE if it starts with -)")
     p.add_argument("--company-id", metavar="ID", type=int, help="default company id to save")
+    p.add_argument("--demo", action="store_true", default=argparse.SUPPRESS,
+                   help="against a built-in fake Procore server, with a throwaway file")
     p.add_argument("--no-verify", action="store_true", help=argparse.SUPPRESS)
 
     p = add("revoke", cmd_revoke, "revoke the tokens at Procore and forget them (keeps client settings)")
@@ -266,7 +268,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    if args.plain or _opt(args, "demo_plain"):
+    if args.plain:
         from .plain import run_plain
 
         return run_plain(args)

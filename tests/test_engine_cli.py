@@ -624,3 +624,21 @@ def test_temp_files_of_killed_writers_are_swept_by_the_next_save(eng: Engine) ->
     assert r.returncode == 0, r.stderr
     assert not stale.exists()
     assert other.exists()
+
+
+def test_login_plain_demo_walks_the_flow_against_the_built_in_fake(tmp_path: Path) -> None:
+    import re
+    import urllib.request
+
+    proc = subprocess.Popen([EXE, "login", "--plain", "--demo"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=base_env())
+    try:
+        url = proc.stdout.readline().strip()  # the authorize URL, alone on stdout
+        assert url.startswith("http://127.0.0.1:") and "/oauth/authorize?" in url
+        with urllib.request.urlopen(url, timeout=10) as page:  # the fake's page shows the code
+            code = re.search(r"/oauth/authorize/([^/?#]+)$", page.geturl()).group(1)
+        out, err = proc.communicate(f"{code}\n1\n", timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Saved profile 'default'" in out and "Demo mode" in err
