@@ -178,9 +178,17 @@ class SecretGuard:
         with self._lock:
             given = frozenset(s for s in self.secrets if s in cmdline)
         allowed_out = given
-        if _token_command(argv) and returncode == 0 and out:
-            text = out.decode("utf-8", "replace") if isinstance(out, bytes) else out
-            allowed_out = given | {text.strip()}  # the token it was asked for, and only that
+        killed = returncode is not None and returncode < 0
+        if _token_command(argv) and (returncode == 0 or killed) and out:
+            printed = (out.decode("utf-8", "replace") if isinstance(out, bytes) else out).strip()
+            # the token it was asked for, and only that. A `token` killed by a signal (the chaos
+            # run SIGKILLs them) may have printed its token, or the start of it, before dying;
+            # that is still the token it was asked for. A `token` that *failed* (exit >= 1)
+            # and printed a token anyway is a leak.
+            with self._lock:
+                printed_secrets = {s for s in self.secrets
+                                   if printed and (s == printed or (killed and s.startswith(printed)))}
+            allowed_out = given | printed_secrets
         if any(a.endswith("procore_setup.testing") for a in argv):
             allowed_out = given | {CLIENT_SECRET}  # the fake's made-up secret, printed for its users
         self.record_output(f"the stdout of `{what}`", out, allowed_out)

@@ -66,6 +66,24 @@ def test_subprocess_output_is_checked_except_the_token_that_token_prints(secret_
     assert len(leaks) == 1 and "leaked into the stderr of `python" in leaks[0]
 
 
+def test_a_token_command_killed_after_printing_is_no_leak_but_a_failing_one_is(secret_guard: SecretGuard,
+                                                                               fake: FakeProcore) -> None:
+    token = fake.issue_tokens()["access_token"]
+    start = len(secret_guard.outputs)
+    # SIGKILLed (as the chaos run does) after printing all or the start of its token
+    secret_guard.record_process(["/x/bin/procore-setup", "token"], token + "\n", "", -9)
+    secret_guard.record_process(["/x/bin/procore-setup", "--profile", "p", "token"], token[:20], "", -9)
+    assert secret_guard.problems() == []
+    # a `token` that failed and printed a token anyway, or a killed one printing a token
+    # it was not asked for (another secret after it), is a leak
+    secret_guard.record_process(["/x/bin/procore-setup", "token"], token + "\n", "", 4)
+    secret_guard.record_process(["/x/bin/procore-setup", "token"], f"{token} {CLIENT_SECRET}", "", -9)
+    leaks = secret_guard.problems()
+    _forget(secret_guard, start)
+    assert len(leaks) == 2, leaks
+    assert "an access token" in leaks[0] and "the client secret" in leaks[1]
+
+
 def test_client_secret_and_passphrase_given_to_a_subprocess_are_recorded(secret_guard: SecretGuard) -> None:
     start = len(secret_guard.outputs)
     env = {"PATH": "/usr/bin:/bin", "PROCORE_SETUP_PASSPHRASE": "correct horse battery staple",
