@@ -27,6 +27,7 @@ environment:
   PROCORE_SETUP_PROFILE      profile to use (default: the file's default profile)
   PROCORE_CLIENT_SECRET      client secret for `login --plain` (never a flag)
   PROCORE_SETUP_PASSPHRASE   passphrase of an encrypted credentials file
+  PROCORE_SETUP_NEW_PASSPHRASE the new passphrase, for `passphrase` run without a terminal
   PROCORE_SETUP_PASSPHRASE_TIMEOUT seconds a passphrase command may run (default 10)
   PROCORE_SETUP_LOCK_TIMEOUT seconds to wait for another process's refresh (default 60)"""
 
@@ -70,7 +71,7 @@ class _Parser(argparse.ArgumentParser):
         return super().error(message)
 
 
-COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt")
+COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt", "passphrase")
 _GLOBAL_WITH_VALUE = ("--config", "--profile")
 
 
@@ -165,6 +166,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                    help="command whose output is the passphrase (stored in the file for unattended runs)")
     p = add("decrypt", cmd_decrypt, "store the secrets unencrypted again")
     p.add_argument("--passphrase-command", metavar="CMD", help="command whose output is the passphrase")
+    p = add("passphrase", cmd_passphrase, "change the passphrase of an encrypted file (one atomic rewrite)")
+    p.add_argument("--passphrase-command", metavar="CMD", help="command whose output is the current passphrase")
+    p.add_argument("--new-passphrase-command", metavar="CMD",
+                   help="command whose output is the new passphrase (stored in the file for unattended runs)")
     return parser
 
 
@@ -323,6 +328,13 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     from .crypto import run_encrypt
 
     return run_encrypt(_store(args), passphrase_command=args.passphrase_command, interactive=_interactive())
+
+
+def cmd_passphrase(args: argparse.Namespace) -> int:
+    from .crypto import run_change_passphrase
+
+    return run_change_passphrase(_store(args), passphrase_command=args.passphrase_command,
+                                 new_passphrase_command=args.new_passphrase_command, interactive=_interactive())
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:

@@ -416,13 +416,15 @@ class FileStore:
             return Credentials(path=self.path)
         return self.load()
 
-    def open_secrets(self, doc: Credentials, *, interactive: bool = False, passphrase_command: str | None = None) -> None:
-        """Decrypt the secrets of an encrypted document in place (no-op for a plain one)."""
+    def open_secrets(self, doc: Credentials, *, interactive: bool = False, passphrase_command: str | None = None,
+                     cipher: Any = None) -> None:
+        """Decrypt the secrets of an encrypted document in place (no-op for a plain one, or one
+        opened already). `cipher`, when given, is the document's (checked by the caller)."""
         if not doc.encrypted or doc.cipher is not None:
             return
         from . import crypto
 
-        doc.cipher = crypto.cipher_for(doc, interactive=interactive, passphrase_command=passphrase_command)
+        doc.cipher = cipher or crypto.cipher_for(doc, interactive=interactive, passphrase_command=passphrase_command)
         for name, prof in doc.profiles.items():
             for field in SECRET_FIELDS:
                 value = prof.data.get(field)

@@ -79,6 +79,7 @@ SALT_BYTES = 16
 NONCE_BYTES = 12
 KEY_BYTES = 32
 ENV_PASSPHRASE = "PROCORE_SETUP_PASSPHRASE"
+ENV_NEW_PASSPHRASE = "PROCORE_SETUP_NEW_PASSPHRASE"  # for `procore-setup passphrase`, unattended
 ENV_TIMEOUT = "PROCORE_SETUP_PASSPHRASE_TIMEOUT"
 DEFAULT_COMMAND_TIMEOUT = 10.0
 KEYRING_TIMEOUT = 3.0
@@ -330,8 +331,9 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
-def keyring_passphrase(path: str, timeout: float = KEYRING_TIMEOUT) -> tuple[str | None, str | None]:
-    """(passphrase, None) from the OS keyring, or (None, why not) when it is absent, empty, failing or slow.
+def _keyring_call(method: str, *args: str, timeout: float) -> tuple[Any, str | None]:
+    """(result, None) of keyring.<method>(*args), or (None, why not) when keyring is absent,
+    failing or slow.
 
     keyring is imported and asked in a daemon thread: a locked or absent desktop keyring
     (D-Bus waiting for an unlock dialog) must not hang a cron job.
@@ -350,7 +352,7 @@ def keyring_passphrase(path: str, timeout: float = KEYRING_TIMEOUT) -> tuple[str
             result["why"] = f"cannot be imported ({type(exc).__name__})"
             return
         try:
-            result["value"] = keyring.get_password(KEYRING_SERVICE, path)
+            result["value"] = getattr(keyring, method)(*args)
         except Exception as exc:
             result["why"] = f"failed ({type(exc).__name__})"
 
@@ -359,10 +361,21 @@ def keyring_passphrase(path: str, timeout: float = KEYRING_TIMEOUT) -> tuple[str
     t.join(timeout)
     if t.is_alive():
         return None, f"did not answer within {timeout:g} s"
-    value = result.get("value")
-    if value:
+    return result.get("value"), result.get("why")
+
+
+def keyring_passphrase(path: str, timeout: float = KEYRING_TIMEOUT) -> tuple[str | None, str | None]:
+    """(passphrase, None) from the OS keyring, or (None, why not) when it is absent, empty, failing or slow."""
+    value, why = _keyring_call("get_password", KEYRING_SERVICE, path, timeout=timeout)
+    if why is None and value:
         return str(value), None
-    return None, result.get("why") or "has no entry for this file"
+    return None, why or "has no entry for this file"
+
+
+def keyring_store(path: str, passphrase: str, timeout: float = KEYRING_TIMEOUT) -> str | None:
+    """Store the passphrase of `path` in the OS keyring. None if done, else why not."""
+    _, why = _keyring_call("set_password", KEYRING_SERVICE, path, passphrase, timeout=timeout)
+    return why
 
 
 def _prompt(label: str) -> str:
@@ -438,6 +451,12 @@ def cipher_for(doc: Credentials, *, interactive: bool = False, passphrase_comman
 
     Raises CredentialsFileError (exit 6) for a missing or wrong passphrase; writes nothing.
     """
+    return _cipher_and_source(doc, interactive=interactive, passphrase_command=passphrase_command)[0]
+
+
+def _cipher_and_source(doc: Credentials, *, interactive: bool, passphrase_command: str | None,
+                       use_cache: bool = True) -> tuple[Cipher, _Source | None]:
+    """cipher_for, and where the right passphrase came from (None: a key this process knew)."""
     table = doc.encryption
     if table is None:
         raise CredentialsFileError(f"{doc.path}: internal error: the file is not encrypted.")
@@ -446,9 +465,9 @@ def cipher_for(doc: Credentials, *, interactive: bool = False, passphrase_comman
     if stored_cmd is not None and not isinstance(stored_cmd, str):
         raise CredentialsFileError(f"{doc.path}: [encryption] passphrase_command must be a string.")
     cache_key = (doc.path, salt, n, r, p)
-    known = _KEYS.get(cache_key)
+    known = _KEYS.get(cache_key) if use_cache else None
     if known is not None and _verify(Cipher(known), table):
-        return Cipher(known)
+        return Cipher(known), None
     command = passphrase_command or stored_cmd or None
     source = _find_passphrase(doc.path, command, interactive=interactive, new=False)
     attempts = 3 if source.retry else 1
@@ -458,7 +477,8 @@ def cipher_for(doc: Credentials, *, interactive: bool = False, passphrase_comman
         cipher = Cipher(key)
         if _verify(cipher, table):
             _KEYS[cache_key] = key
-            return cipher
+            source.passphrase = passphrase
+            return cipher, source
         if attempt + 1 < attempts:
             passphrase = source.retry()
     raise CredentialsFileError(
@@ -562,7 +582,7 @@ def _set_command(store: FileStore, doc: Credentials, command: str | None, intera
     table = doc.encryption or {}
     if not command or command == table.get("passphrase_command"):
         print(f"{store.path}: the secrets are encrypted already; nothing to do.")
-        print("To change the passphrase: procore-setup decrypt, then procore-setup encrypt.")
+        print("To change the passphrase: procore-setup passphrase")
         return 0
     # The new command must open the file, or cron would be locked out.
     printed = run_passphrase_command(command, store.path)
@@ -577,6 +597,102 @@ def _set_command(store: FileStore, doc: Credentials, command: str | None, intera
     store.save(doc)  # the secrets are still the stored ciphertexts: no cipher needed
     print(f"{store.path}: passphrase command stored for unattended runs.")
     return 0
+
+
+def run_change_passphrase(store: FileStore, *, passphrase_command: str | None = None,
+                          new_passphrase_command: str | None = None, interactive: bool = False) -> int:
+    """`procore-setup passphrase`: encrypt the secrets again under a new passphrase, in one atomic
+    rewrite under the lock (the file is never plain on disk, not even for a moment).
+
+    The old passphrase comes from the usual sources; the new one from --new-passphrase-command
+    (then stored for unattended runs), $PROCORE_SETUP_NEW_PASSPHRASE, or a prompt on a terminal.
+    A stored passphrase command that would print the old passphrase is refused, or cron would
+    be locked out; a keyring entry that gave the old passphrase is updated.
+    """
+    if new_passphrase_command is not None and not new_passphrase_command.strip():
+        raise UsageError("--new-passphrase-command is empty.")
+    with store.lock():
+        doc = store.load()
+        table = doc.encryption
+        if table is None:
+            raise UsageError(f"{store.path}: the secrets are not encrypted, so there is no passphrase to change.",
+                             hint="To encrypt them: procore-setup encrypt")
+        stored_cmd = table.get("passphrase_command") if isinstance(table.get("passphrase_command"), str) else None
+        # the key this process may know is not enough: the new passphrase is compared to the old
+        cipher, old = _cipher_and_source(doc, interactive=interactive, passphrase_command=passphrase_command,
+                                         use_cache=False)
+        assert old is not None
+        store.open_secrets(doc, cipher=cipher)
+        new = _new_passphrase(store.path, new_passphrase_command, interactive=interactive)
+        if hmac.compare_digest(new.passphrase.encode(), old.passphrase.encode()):
+            raise UsageError(f"The new passphrase (from {new.label}) is the same as the old one. Nothing was changed.")
+        if len(new.passphrase) < 8:
+            print("procore-setup: warning: a passphrase shorter than 8 characters is easy to guess "
+                  "from a copy of the file.", file=sys.stderr)
+        keep_cmd = new_passphrase_command or stored_cmd
+        if keep_cmd and not new_passphrase_command:
+            printed = run_passphrase_command(keep_cmd, store.path)
+            if not hmac.compare_digest(printed.encode(), new.passphrase.encode()):
+                shown = shown_command(keep_cmd, printed, new.passphrase, old.passphrase)
+                raise CredentialsFileError(
+                    f"The passphrase command stored in {store.path} (`{shown}`) does not print the new "
+                    "passphrase, so unattended runs would be locked out.",
+                    hint="Nothing was changed. Give the command that prints the new passphrase with "
+                    "--new-passphrase-command CMD, or make the stored command print the new passphrase "
+                    f"first and give the old one in {ENV_PASSPHRASE} or at the prompt.",
+                )
+        fresh, doc.cipher = new_encryption_table(new.passphrase, passphrase_command=keep_cmd)
+        for key, value in table.items():  # keys a newer version wrote survive, as everywhere
+            if key not in fresh and key != "passphrase_command":
+                fresh[key] = value
+        doc.raw["encryption"] = fresh
+        store.save(doc)
+        count = sum(1 for prof in doc.profiles.values() for f in _secret_fields() if prof.data.get(f))
+    print(f"{store.path}: passphrase changed; {count} secret(s) encrypted again under the new one "
+          f"(from {new.label}), with a new salt.")
+    if new_passphrase_command:
+        print("Unattended runs will get the passphrase from the new stored command.")
+    elif keep_cmd:
+        print("The stored passphrase command prints the new passphrase: unattended runs are unaffected.")
+    if old.kind == "keyring":
+        why = keyring_store(store.path, new.passphrase)
+        if why is None:
+            print("The OS keyring entry now holds the new passphrase.")
+        else:
+            print(f"procore-setup: warning: the OS keyring still holds the old passphrase ({why}); update it: "
+                  f"keyring set {KEYRING_SERVICE} {_quoted(store.path)}", file=sys.stderr)
+    elif old.kind == "env":
+        print(f"Jobs that set {ENV_PASSPHRASE} need the new passphrase now.")
+    return 0
+
+
+def _new_passphrase(path: str, command: str | None, *, interactive: bool) -> _Source:
+    """The new passphrase of `procore-setup passphrase`, from its own sources."""
+    env = os.environ.get(ENV_NEW_PASSPHRASE)
+    if env is not None and not env:
+        raise UsageError(f"{ENV_NEW_PASSPHRASE} is set but empty. Nothing was changed.")
+    if command:
+        printed = run_passphrase_command(command, path)
+        label = f"the new passphrase command `{shown_command(command, printed)}`"
+        if env is not None and not hmac.compare_digest(env.encode(), printed.encode()):
+            raise UsageError(f"{ENV_NEW_PASSPHRASE} and {label} give different passphrases. Nothing was changed.",
+                             hint="Give only one of them, or make them agree.")
+        return _Source("command", label, printed)
+    if env is not None:
+        return _Source("env", f"${ENV_NEW_PASSPHRASE}", env)
+    if interactive:
+        return _Source("prompt", "the prompt", _prompt_new(path))
+    raise UsageError(
+        f"No new passphrase for {path}: stdin is not a terminal, so none can be asked for.",
+        hint=f"Give it in {ENV_NEW_PASSPHRASE}, or with --new-passphrase-command CMD, or run on a terminal. "
+        "Nothing was changed.",
+    )
+
+
+def _quoted(path: str) -> str:
+    import shlex
+
+    return shlex.quote(path)
 
 
 def run_decrypt(store: FileStore, *, passphrase_command: str | None = None, interactive: bool = False) -> int:

@@ -596,3 +596,125 @@ def test_a_wrong_passphrase_printed_by_a_command_is_not_repeated_in_the_message(
     assert r.returncode == 6
     assert "Wrong passphrase" in r.stderr and "echo …" in r.stderr
     assert "wrong-but-secret-words" not in r.stdout + r.stderr  # cron mail must not carry it
+
+
+# -- changing the passphrase ---------------------------------------------------------------------------
+
+NEW = "tangerine orbit 42 quill"  # not English prose: the guard matches any 16 characters
+CHANGE = {"PROCORE_SETUP_PASSPHRASE": PASS, "PROCORE_SETUP_NEW_PASSPHRASE": NEW}
+
+
+def test_passphrase_change_reencrypts_in_one_rewrite_and_only_the_new_one_opens_it(cli: CLI) -> None:
+    cli.login()
+    with cli.config.open("a") as f:
+        f.write('\n[x_hooks]\nafter_refresh = "notify ops"\n')
+    secrets = plain_secrets(cli)
+    encrypt(cli)
+    old = toml(cli)
+    old["encryption"]["x_future"] = "kept"  # a key a newer version put in the table
+    import tomli_w
+    cli.config.write_text(tomli_w.dumps(old))
+    inode = cli.config.stat().st_ino
+
+    r = cli.run("passphrase", env=CHANGE)
+    assert r.returncode == 0, r.stderr
+    assert "passphrase changed; 3 secret(s) encrypted again" in r.stdout
+    assert "Jobs that set PROCORE_SETUP_PASSPHRASE need the new passphrase now" in r.stdout
+    assert mode(cli.config) == 0o600 and cli.config.stat().st_ino != inode  # replaced by a rename
+    new = toml(cli)
+    assert new["encryption"]["salt"] != old["encryption"]["salt"]
+    assert new["encryption"]["check"] != old["encryption"]["check"]
+    assert new["encryption"]["x_future"] == "kept" and new["x_hooks"] == {"after_refresh": "notify ops"}
+    for field in ("client_secret", "access_token", "refresh_token"):
+        assert new["profiles"]["default"][field].startswith("enc:v1:")
+        assert new["profiles"]["default"][field] != old["profiles"]["default"][field]
+    assert_no_secret(cli.config.read_text(), secrets + [PASS, NEW])
+    assert PASS not in r.stdout + r.stderr and NEW not in r.stdout + r.stderr
+
+    before = cli.config.read_bytes()
+    r = cli.run("token", env=WITH_PASS)  # the old passphrase no longer opens it
+    assert r.returncode == 6 and "Wrong passphrase" in r.stderr
+    r = cli.run("token", env={"PROCORE_SETUP_PASSPHRASE": NEW})
+    assert r.returncode == 0 and r.stdout == secrets[1] + "\n"
+    assert cli.config.read_bytes() == before
+    assert cli.run("decrypt", env={"PROCORE_SETUP_PASSPHRASE": NEW}).returncode == 0
+    assert cli.secrets() == secrets  # the same secrets came out
+
+
+@pytest.mark.parametrize("case", ["plain file", "wrong old", "same as old", "no new", "empty new"])
+def test_passphrase_change_refusals_exit_with_a_reason_and_change_nothing(cli: CLI, case: str) -> None:
+    cli.login()
+    if case != "plain file":
+        encrypt(cli)
+    env = {"plain file": CHANGE,
+           "wrong old": {"PROCORE_SETUP_PASSPHRASE": "not it at all", "PROCORE_SETUP_NEW_PASSPHRASE": NEW},
+           "same as old": {"PROCORE_SETUP_PASSPHRASE": PASS, "PROCORE_SETUP_NEW_PASSPHRASE": PASS},
+           "no new": WITH_PASS,
+           "empty new": {"PROCORE_SETUP_PASSPHRASE": PASS, "PROCORE_SETUP_NEW_PASSPHRASE": ""}}[case]
+    before = cli.config.read_bytes()
+    r = cli.run("passphrase", env=env)
+    code, words = {"plain file": (2, "not encrypted, so there is no passphrase to change"),
+                   "wrong old": (6, "Wrong passphrase for"),
+                   "same as old": (2, "is the same as the old one. Nothing was changed."),
+                   "no new": (2, "No new passphrase for"),
+                   "empty new": (2, "PROCORE_SETUP_NEW_PASSPHRASE is set but empty")}[case]
+    assert r.returncode == code and words in r.stderr, r.stderr
+    assert cli.config.read_bytes() == before
+
+
+def test_passphrase_change_will_not_lock_out_a_stored_command(cli: CLI, tmp_path: Path) -> None:
+    cli.login()
+    prints_old = script(tmp_path, "old.py", f"print({PASS!r})\n")
+    encrypt(cli, "--passphrase-command", prints_old)
+    before = cli.config.read_bytes()
+    # the stored command would still print the old passphrase: cron would be locked out
+    r = cli.run("passphrase", env={"PROCORE_SETUP_NEW_PASSPHRASE": NEW})
+    assert r.returncode == 6 and "unattended runs would be locked out" in r.stderr, r.stderr
+    assert "--new-passphrase-command" in r.stderr
+    assert cli.config.read_bytes() == before
+    # a command that prints the new passphrase replaces it; cron then needs nothing more
+    prints_new = script(tmp_path, "new.py", f"print({NEW!r})\n")
+    r = cli.run("passphrase", "--new-passphrase-command", prints_new)
+    assert r.returncode == 0, r.stderr
+    assert "Unattended runs will get the passphrase from the new stored command" in r.stdout
+    assert toml(cli)["encryption"]["passphrase_command"] == prints_new
+    assert cli.run("token").returncode == 0
+    # the stored command was updated to print the next one first: then it may stay
+    nxt = "third: walrus kettle 9"
+    (tmp_path / "new.py").write_text(f"print({nxt!r})\n")
+    r = cli.run("passphrase", env={"PROCORE_SETUP_PASSPHRASE": NEW, "PROCORE_SETUP_NEW_PASSPHRASE": nxt})
+    assert r.returncode == 0 and "unattended runs are unaffected" in r.stdout, r.stderr
+    assert cli.run("token").returncode == 0
+
+
+def test_passphrase_change_updates_the_keyring_entry_that_gave_the_old_one(cli: CLI, tmp_path: Path) -> None:
+    cli.login()
+    encrypt(cli)
+    store = tmp_path / "keyring.txt"
+    store.write_text(PASS)
+    env = fake_keyring(tmp_path, f"""\
+        import pathlib
+        STORE = pathlib.Path({str(store)!r})
+        def get_password(service, username):
+            return STORE.read_text() if (service, username) == ("procore-setup", {str(cli.config)!r}) else None
+        def set_password(service, username, password):
+            assert (service, username) == ("procore-setup", {str(cli.config)!r})
+            STORE.write_text(password)
+    """)
+    r = cli.run("passphrase", env=dict(env, PROCORE_SETUP_NEW_PASSPHRASE=NEW))
+    assert r.returncode == 0, r.stderr
+    assert "The OS keyring entry now holds the new passphrase" in r.stdout
+    assert store.read_text() == NEW
+    assert cli.run("token", env=env).returncode == 0
+
+
+def test_on_a_terminal_passphrase_asks_the_old_once_and_the_new_twice(cli: CLI) -> None:
+    cli.login()
+    secrets = plain_secrets(cli)
+    encrypt(cli)
+    code, out = run_in_pty(cli, ["passphrase"], [("Passphrase for", PASS), ("New passphrase for", NEW),
+                                                 ("Repeat it:", NEW)])
+    assert code == 0, out
+    assert PASS not in out and NEW not in out
+    r = cli.run("token", env={"PROCORE_SETUP_PASSPHRASE": NEW})
+    assert r.returncode == 0 and r.stdout == secrets[1] + "\n"
