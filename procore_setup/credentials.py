@@ -1,8 +1,8 @@
 """The credentials file: load, save, permissions, lock and atomic replace.
 
 This module sits on the headless fast path (`token`, `status`, a no-op `refresh`),
-so it imports only the standard library at module level: tomli_w is needed only
-to write, platformdirs only when no path was given, cryptography only for an
+so it imports only the standard library at module level: tomli_w (and tomlkit, for
+a file with comments) is needed only to write, platformdirs only when no path was given, cryptography only for an
 encrypted file.
 
 Storage is behind a small interface (`load`, `save`, `lock`, `transaction`) so
@@ -459,9 +459,9 @@ class FileStore:
 
     def save(self, doc: Credentials) -> None:
         """Atomically replace the file with `doc`: temp file 0600, fsync, rename, fsync dir."""
-        import tomli_w
+        from .tomlfile import render
 
-        payload = tomli_w.dumps(doc.to_toml_dict()).encode("utf-8")
+        payload = render(doc.to_toml_dict(), doc.raw_bytes)  # keeps a hand-written comment
         self.write_bytes(payload)
         doc.raw_bytes = payload
 

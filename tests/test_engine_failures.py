@@ -398,6 +398,59 @@ def test_unknown_keys_survive_a_refresh_a_relogin_and_a_revoke(eng: Engine) -> N
     check()
 
 
+def test_comments_a_person_wrote_survive_every_rewrite(eng: Engine) -> None:
+    eng.login()
+    text = eng.config.read_text()
+    text = "# Procore API access for the nightly jobs. Ask Pat before changing.\n\n" + text
+    text = text.replace("[profiles.default]\n", "[profiles.default]\n# the Acme production app\n")
+    text = text.replace('\nenvironment = ', '\n# DO NOT switch to sandbox\nenvironment = ', 1)
+    text += '\n# hooks for the ops team\n[x_hooks]\nafter_refresh = "notify #ops"  # a \'#\' in a value, too\n'
+    eng.config.write_text(text)
+    comments = [line for line in text.splitlines() if "#" in line and "notify" not in line]
+    assert len(comments) == 4
+
+    def check(what: str) -> dict:
+        now = eng.config.read_text()
+        for line in comments:
+            assert line in now, f"after {what}: the comment {line!r} is gone"
+        assert 'after_refresh = "notify #ops"  # a \'#\' in a value, too' in now
+        assert mode_of(eng.config) == 0o600
+        return load(eng.config)
+
+    old = load(eng.config)["profiles"]["default"]
+    r = eng.run("refresh", "--force")
+    assert r.returncode == 0, r.stderr
+    new = check("a refresh")["profiles"]["default"]
+    assert new["refresh_token"] != old["refresh_token"] and new["access_token"] == eng.token()
+    eng.login_cli("site-b")
+    assert set(check("adding a profile")["profiles"]) == {"default", "site-b"}
+    assert eng.run("revoke", "--profile", "site-b").returncode == 0
+    doc = check("a revoke")
+    assert "access_token" not in doc["profiles"]["site-b"]
+    # the values are what the program meant to write, comments or not
+    assert doc["profiles"]["default"]["refresh_token"] == new["refresh_token"]
+    assert doc["x_hooks"] == {"after_refresh": "notify #ops"}
+
+
+def test_the_comment_keeping_writer_falls_back_to_a_plain_rewrite_rather_than_write_a_wrong_value(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import tomllib
+
+    from procore_setup import tomlfile
+
+    previous = b'# a comment\n[profiles.default]\nrefresh_token = "old"\n'
+    data = {"profiles": {"default": {"refresh_token": "new"}}}
+    kept = tomlfile.render(data, previous)
+    assert kept.startswith(b"# a comment\n") and tomllib.loads(kept.decode()) == data
+    # a (hypothetical) tomlkit bug that writes a stale value: the plain text wins
+    monkeypatch.setattr(tomlfile, "_with_comments", lambda data, text: text)
+    out = tomlfile.render(data, previous)
+    assert tomllib.loads(out.decode()) == data and b"# a comment" not in out
+    # and one that raises
+    monkeypatch.setattr(tomlfile, "_with_comments", lambda data, text: 1 / 0)
+    assert tomllib.loads(tomlfile.render(data, previous).decode()) == data
+
+
 # -- the lock ------------------------------------------------------------------------------
 
 def _hold_lock(config: Path) -> int:

@@ -1,4 +1,4 @@
-"""The fast headless path: `token`, `status` and a no-op `refresh` never import httpx or textual.
+"""The fast headless path: `token`, `status` and a no-op `refresh` never import httpx, textual or tomlkit.
 
 Two independent probes, both on real processes: the installed `procore-setup`
 executable run with PYTHONPROFILEIMPORTTIME=1 (the interpreter lists every module it
@@ -17,7 +17,7 @@ import pytest
 
 from test_engine_helpers import Engine, eng  # noqa: F401 - eng is a fixture
 
-HEAVY = ("httpx", "textual")
+HEAVY = ("httpx", "textual", "tomlkit")  # tomlkit: only to rewrite a file that has comments
 
 # Calls main() as the console script does, then dumps sys.modules. What main() prints on
 # stdout (the token, for `token`) goes to the JSON file too, never to this process's stdout.
@@ -74,6 +74,7 @@ LIGHT = [["token"], ["status"], ["status", "--json"], ["refresh"], ["refresh", "
 def test_headless_commands_import_neither_httpx_nor_textual(eng: Engine, probe: str) -> None:
     eng.login()
     eng.login("site-b")
+    eng.config.write_text("# a person's comment\n" + eng.config.read_text())
     for args in LIGHT:
         r, mods = PROBES[probe](eng, *args)
         assert r.returncode == 0, (args, r.stderr[-2000:])
