@@ -164,6 +164,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = add("encrypt", cmd_encrypt, "encrypt the secrets in the credentials file")
     p.add_argument("--passphrase-command", metavar="CMD",
                    help="command whose output is the passphrase (stored in the file for unattended runs)")
+    p.add_argument("--keyring", action="store_true",
+                   help="also keep the passphrase in the OS keyring (needs the keyring extra)")
     p = add("decrypt", cmd_decrypt, "store the secrets unencrypted again")
     p.add_argument("--passphrase-command", metavar="CMD", help="command whose output is the passphrase")
     p = add("passphrase", cmd_passphrase, "change the passphrase of an encrypted file (one atomic rewrite)")
@@ -327,7 +329,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 def cmd_encrypt(args: argparse.Namespace) -> int:
     from .crypto import run_encrypt
 
-    return run_encrypt(_store(args), passphrase_command=args.passphrase_command, interactive=_interactive())
+    return run_encrypt(_store(args), passphrase_command=args.passphrase_command, interactive=_interactive(),
+                       keyring=args.keyring)
 
 
 def cmd_passphrase(args: argparse.Namespace) -> int:

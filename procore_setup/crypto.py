@@ -427,7 +427,7 @@ _HOW_TO_GIVE = """\
 Give the passphrase in one of these ways:
   - set {env} in the environment of the job;
   - store a command that prints it: procore-setup --config {path} encrypt --passphrase-command 'pass show procore-setup';
-  - keep it in the OS keyring: pip install 'procore-setup[keyring]'; keyring set procore-setup {path};
+  - keep it in the OS keyring: pip install 'procore-setup[keyring]'; procore-setup --config {path} encrypt --keyring;
   - run the command on a terminal, to be asked for it.
 Nothing was changed."""
 
@@ -518,31 +518,41 @@ def encrypt_document(doc: Credentials, passphrase: str, *, passphrase_command: s
     doc.cipher = cipher
 
 
-def run_encrypt(store: FileStore, *, passphrase_command: str | None = None, interactive: bool = False) -> int:
+def run_encrypt(store: FileStore, *, passphrase_command: str | None = None, interactive: bool = False,
+                keyring: bool = False) -> int:
     """`procore-setup encrypt`: encrypt the secrets of the file, atomically, under the lock.
 
     On a file encrypted already, a new --passphrase-command is checked against the
-    passphrase and stored; anything else is left as it is.
+    passphrase and stored, and --keyring stores the passphrase in the OS keyring; anything
+    else is left as it is.
     """
     if passphrase_command is not None and not passphrase_command.strip():
         raise UsageError("--passphrase-command is empty.")
     with store.lock():
         doc = store.load()
         if doc.encrypted:
+            if keyring:
+                _keyring_for_encrypted(store, doc, passphrase_command, interactive)
+                if not passphrase_command:
+                    return 0
             return _set_command(store, doc, passphrase_command, interactive)
         source = _find_passphrase(store.path, passphrase_command, interactive=interactive, new=True)
         if len(source.passphrase) < 8:
             print("procore-setup: warning: a passphrase shorter than 8 characters is easy to guess "
                   "from a copy of the file.", file=sys.stderr)
+        if keyring:  # before the file changes: if the keyring cannot take it, nothing is changed
+            _store_in_keyring(store.path, source.passphrase)
         count = _encrypt_locked(store, doc, source.passphrase, passphrase_command,
                                 check_command=source.kind != "command", label=source.label)
     print(f"{store.path}: {count} secret(s) encrypted with the passphrase from {source.label}.")
-    if passphrase_command:
+    if keyring:
+        print("The passphrase is in the OS keyring (service procore-setup, user = the file's path): "
+              "runs of this user that can reach the keyring need nothing more.")
+    elif passphrase_command:
         print("Unattended runs will get the passphrase from the stored command.")
     else:
         print(f"Scripts and cron jobs need the passphrase: set {ENV_PASSPHRASE}, store a command with "
-              "`encrypt --passphrase-command CMD`, or keep it in the OS keyring (service procore-setup, "
-              "user = the file's path).")
+              "`encrypt --passphrase-command CMD`, or keep it in the OS keyring with `encrypt --keyring`.")
     return 0
 
 
@@ -576,6 +586,32 @@ def _encrypt_locked(store: FileStore, doc: Credentials, passphrase: str, passphr
     encrypt_document(doc, passphrase, passphrase_command=passphrase_command)
     store.save(doc)
     return sum(1 for prof in doc.profiles.values() for f in _secret_fields() if prof.data.get(f))
+
+
+def _store_in_keyring(path: str, passphrase: str) -> None:
+    """Put the passphrase of `path` in the OS keyring and read it back, or raise (exit 6)."""
+    why = keyring_store(path, passphrase)
+    if why is None:
+        back, why = keyring_passphrase(path)
+        if back is not None and hmac.compare_digest(back.encode(), passphrase.encode()):
+            return
+        why = why or "it gives back a different value"
+    raise CredentialsFileError(
+        f"Cannot keep the passphrase of {path} in the OS keyring: {why}.",
+        hint="Nothing was changed. The keyring needs the extra (pip install 'procore-setup[keyring]') and a "
+        "working backend; or leave out --keyring and give the passphrase another way.",
+    )
+
+
+def _keyring_for_encrypted(store: FileStore, doc: Credentials, command: str | None, interactive: bool) -> None:
+    """`encrypt --keyring` on a file encrypted already: check the passphrase, then keep it in the keyring."""
+    _, source = _cipher_and_source(doc, interactive=interactive, passphrase_command=command, use_cache=False)
+    assert source is not None
+    if source.kind == "keyring":
+        print(f"{store.path}: the OS keyring holds its passphrase already; nothing to do.")
+        return
+    _store_in_keyring(store.path, source.passphrase)
+    print(f"{store.path}: its passphrase (from {source.label}) is now in the OS keyring.")
 
 
 def _set_command(store: FileStore, doc: Credentials, command: str | None, interactive: bool) -> int:

@@ -457,6 +457,58 @@ def test_a_hung_keyring_does_not_hang_a_cron_job(cli: CLI, tmp_path: Path) -> No
     assert "did not answer within 3 s" in r.stderr
 
 
+def file_keyring(tmp_path: Path, cli: CLI, *, broken_get: bool = False) -> tuple[dict[str, str], Path]:
+    """A `keyring` module backed by a file (the OS keyring of these tests), and that file."""
+    store = tmp_path / "keyring.txt"
+    env = fake_keyring(tmp_path, f"""\
+        import pathlib
+        STORE = pathlib.Path({str(store)!r})
+        def get_password(service, username):
+            if {broken_get!r}:
+                return "something else"
+            if (service, username) == ("procore-setup", {str(cli.config)!r}) and STORE.exists():
+                return STORE.read_text()
+            return None
+        def set_password(service, username, password):
+            assert (service, username) == ("procore-setup", {str(cli.config)!r})
+            STORE.write_text(password)
+    """)
+    return env, store
+
+
+def test_encrypt_keyring_keeps_the_passphrase_there_for_later_runs(cli: CLI, tmp_path: Path) -> None:
+    cli.login()
+    env, store = file_keyring(tmp_path, cli)
+    r = cli.run("encrypt", "--keyring", env=dict(env, **WITH_PASS))
+    assert r.returncode == 0, r.stderr
+    assert "The passphrase is in the OS keyring" in r.stdout
+    assert store.read_text() == PASS and "encryption" in toml(cli)
+    assert cli.run("token", env=env).returncode == 0  # no other source needed
+    # on a file encrypted already: checked against the file first, then kept
+    store.unlink()
+    assert cli.run("encrypt", "--keyring", env=dict(env, PROCORE_SETUP_PASSPHRASE="wrong one!")).returncode == 6
+    assert not store.exists()
+    r = cli.run("encrypt", "--keyring", env=dict(env, **WITH_PASS))
+    assert r.returncode == 0 and "is now in the OS keyring" in r.stdout, r.stderr
+    assert store.read_text() == PASS
+    r = cli.run("encrypt", "--keyring", env=env)
+    assert r.returncode == 0 and "holds its passphrase already" in r.stdout
+
+
+@pytest.mark.parametrize("keyring", ["not installed", "gives back something else"])
+def test_encrypt_keyring_that_cannot_keep_it_changes_nothing(cli: CLI, tmp_path: Path, keyring: str) -> None:
+    cli.login()
+    if keyring == "not installed":  # even where the extra is installed
+        env = fake_keyring(tmp_path, "raise ImportError('no keyring here')\n")
+    else:
+        env = file_keyring(tmp_path, cli, broken_get=True)[0]
+    before = cli.config.read_bytes()
+    r = cli.run("encrypt", "--keyring", env=dict(env, **WITH_PASS))
+    assert r.returncode == 6 and "Cannot keep the passphrase" in r.stderr and "Nothing was changed" in r.stderr
+    assert keyring.split()[-1] in r.stderr or "different value" in r.stderr
+    assert cli.config.read_bytes() == before
+
+
 # -- the hidden prompt, on a terminal ---------------------------------------------------------------
 
 def test_on_a_terminal_encrypt_asks_twice_and_token_asks_once(cli: CLI) -> None:
