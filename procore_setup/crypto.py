@@ -537,9 +537,7 @@ def run_encrypt(store: FileStore, *, passphrase_command: str | None = None, inte
                     return 0
             return _set_command(store, doc, passphrase_command, interactive)
         source = _find_passphrase(store.path, passphrase_command, interactive=interactive, new=True)
-        if len(source.passphrase) < 8:
-            print("procore-setup: warning: a passphrase shorter than 8 characters is easy to guess "
-                  "from a copy of the file.", file=sys.stderr)
+        _warn_if_short(source.passphrase)
         if keyring:  # before the file changes: if the keyring cannot take it, nothing is changed
             _store_in_keyring(store.path, source.passphrase)
         count = _encrypt_locked(store, doc, source.passphrase, passphrase_command,
@@ -585,7 +583,7 @@ def _encrypt_locked(store: FileStore, doc: Credentials, passphrase: str, passphr
             )
     encrypt_document(doc, passphrase, passphrase_command=passphrase_command)
     store.save(doc)
-    return sum(1 for prof in doc.profiles.values() for f in _secret_fields() if prof.data.get(f))
+    return _secret_count(doc)
 
 
 def _store_in_keyring(path: str, passphrase: str) -> None:
@@ -662,9 +660,7 @@ def run_change_passphrase(store: FileStore, *, passphrase_command: str | None = 
         new = _new_passphrase(store.path, new_passphrase_command, interactive=interactive)
         if hmac.compare_digest(new.passphrase.encode(), old.passphrase.encode()):
             raise UsageError(f"The new passphrase (from {new.label}) is the same as the old one. Nothing was changed.")
-        if len(new.passphrase) < 8:
-            print("procore-setup: warning: a passphrase shorter than 8 characters is easy to guess "
-                  "from a copy of the file.", file=sys.stderr)
+        _warn_if_short(new.passphrase)
         keep_cmd = new_passphrase_command or stored_cmd
         if keep_cmd and not new_passphrase_command:
             printed = run_passphrase_command(keep_cmd, store.path)
@@ -683,7 +679,7 @@ def run_change_passphrase(store: FileStore, *, passphrase_command: str | None = 
                 fresh[key] = value
         doc.raw["encryption"] = fresh
         store.save(doc)
-        count = sum(1 for prof in doc.profiles.values() for f in _secret_fields() if prof.data.get(f))
+        count = _secret_count(doc)
     print(f"{store.path}: passphrase changed; {count} secret(s) encrypted again under the new one "
           f"(from {new.label}), with a new salt.")
     if new_passphrase_command:
@@ -695,8 +691,10 @@ def run_change_passphrase(store: FileStore, *, passphrase_command: str | None = 
         if why is None:
             print("The OS keyring entry now holds the new passphrase.")
         else:
+            import shlex
+
             print(f"procore-setup: warning: the OS keyring still holds the old passphrase ({why}); update it: "
-                  f"keyring set {KEYRING_SERVICE} {_quoted(store.path)}", file=sys.stderr)
+                  f"keyring set {KEYRING_SERVICE} {shlex.quote(store.path)}", file=sys.stderr)
     elif old.kind == "env":
         print(f"Jobs that set {ENV_PASSPHRASE} need the new passphrase now.")
     return 0
@@ -725,12 +723,6 @@ def _new_passphrase(path: str, command: str | None, *, interactive: bool) -> _So
     )
 
 
-def _quoted(path: str) -> str:
-    import shlex
-
-    return shlex.quote(path)
-
-
 def run_decrypt(store: FileStore, *, passphrase_command: str | None = None, interactive: bool = False) -> int:
     """`procore-setup decrypt`: store the secrets unencrypted again, atomically, under the lock."""
     with store.lock():
@@ -746,7 +738,13 @@ def run_decrypt(store: FileStore, *, passphrase_command: str | None = None, inte
     return 0
 
 
-def _secret_fields() -> tuple[str, ...]:
+def _secret_count(doc: Credentials) -> int:
     from .credentials import SECRET_FIELDS
 
-    return SECRET_FIELDS
+    return sum(1 for prof in doc.profiles.values() for f in SECRET_FIELDS if prof.data.get(f))
+
+
+def _warn_if_short(passphrase: str) -> None:
+    if len(passphrase) < 8:
+        print("procore-setup: warning: a passphrase shorter than 8 characters is easy to guess "
+              "from a copy of the file.", file=sys.stderr)
