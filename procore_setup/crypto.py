@@ -641,7 +641,8 @@ def run_change_passphrase(store: FileStore, *, passphrase_command: str | None = 
     The old passphrase comes from the usual sources; the new one from --new-passphrase-command
     (then stored for unattended runs), $PROCORE_SETUP_NEW_PASSPHRASE, or a prompt on a terminal.
     A stored passphrase command that would print the old passphrase is refused, or cron would
-    be locked out; a keyring entry that gave the old passphrase is updated.
+    be locked out; a keyring entry that gave the old passphrase is updated first, and a keyring
+    that cannot take the new one leaves everything as it was.
     """
     if new_passphrase_command is not None and not new_passphrase_command.strip():
         raise UsageError("--new-passphrase-command is empty.")
@@ -678,7 +679,17 @@ def run_change_passphrase(store: FileStore, *, passphrase_command: str | None = 
             if key not in fresh and key != "passphrase_command":
                 fresh[key] = value
         doc.raw["encryption"] = fresh
-        store.save(doc)
+        if old.kind == "keyring":
+            # The keyring entry first (checked by reading it back): if it cannot take the new
+            # passphrase, runs that rely on it would be locked out, so nothing is changed.
+            _store_in_keyring(store.path, new.passphrase)
+            try:
+                store.save(doc)
+            except BaseException:
+                keyring_store(store.path, old.passphrase)  # the file kept the old one: so does the keyring
+                raise
+        else:
+            store.save(doc)
         count = _secret_count(doc)
     print(f"{store.path}: passphrase changed; {count} secret(s) encrypted again under the new one "
           f"(from {new.label}), with a new salt.")
@@ -687,14 +698,7 @@ def run_change_passphrase(store: FileStore, *, passphrase_command: str | None = 
     elif keep_cmd:
         print("The stored passphrase command prints the new passphrase: unattended runs are unaffected.")
     if old.kind == "keyring":
-        why = keyring_store(store.path, new.passphrase)
-        if why is None:
-            print("The OS keyring entry now holds the new passphrase.")
-        else:
-            import shlex
-
-            print(f"procore-setup: warning: the OS keyring still holds the old passphrase ({why}); update it: "
-                  f"keyring set {KEYRING_SERVICE} {shlex.quote(store.path)}", file=sys.stderr)
+        print("The OS keyring entry now holds the new passphrase.")
     elif old.kind == "env":
         print(f"Jobs that set {ENV_PASSPHRASE} need the new passphrase now.")
     return 0

@@ -770,3 +770,21 @@ def test_on_a_terminal_passphrase_asks_the_old_once_and_the_new_twice(cli: CLI) 
     assert PASS not in out and NEW not in out
     r = cli.run("token", env={"PROCORE_SETUP_PASSPHRASE": NEW})
     assert r.returncode == 0 and r.stdout == secrets[1] + "\n"
+
+
+def test_passphrase_change_with_a_keyring_that_cannot_take_the_new_one_changes_nothing(cli: CLI,
+                                                                                     tmp_path: Path) -> None:
+    cli.login()
+    encrypt(cli)
+    env = fake_keyring(tmp_path, f"""\
+        def get_password(service, username):
+            return {PASS!r}
+        def set_password(service, username, password):
+            raise RuntimeError("the keyring is locked")
+    """)
+    before = cli.config.read_bytes()
+    r = cli.run("passphrase", env=dict(env, PROCORE_SETUP_NEW_PASSPHRASE=NEW))
+    # the keyring gave the old passphrase, so runs rely on it: they must not be locked out
+    assert r.returncode == 6 and "Cannot keep the passphrase" in r.stderr and "failed (RuntimeError)" in r.stderr
+    assert cli.config.read_bytes() == before
+    assert cli.run("token", env=env).returncode == 0
