@@ -52,16 +52,19 @@ class InvalidToken(ProcoreAPIError):
 class TokenSet:
     """A token response. Secrets stay out of `repr`."""
 
-    __slots__ = ("access_token", "refresh_token", "token_type", "expires_in", "created_at", "scope")
+    __slots__ = ("access_token", "refresh_token", "token_type", "expires_in", "created_at", "scope", "requested_at")
 
     def __init__(self, access_token: str, refresh_token: str, token_type: str, expires_in: int,
-                 created_at: int | None, scope: str | None) -> None:
+                 created_at: int | None, scope: str | None, requested_at: float | None = None) -> None:
         self.access_token = access_token
         self.refresh_token = refresh_token
         self.token_type = token_type
         self.expires_in = expires_in
         self.created_at = created_at
         self.scope = scope
+        # When the request that got this answer went out (time.time()), by our clock: the
+        # token cannot have been made before it, so its life counts from here, never longer.
+        self.requested_at = requested_at
 
     def __repr__(self) -> str:
         return f"TokenSet(token_type={self.token_type!r}, expires_in={self.expires_in}, created_at={self.created_at})"
@@ -189,17 +192,22 @@ class OAuthClient:
         form = dict(form, client_id=self.client_id, redirect_uri=self.redirect_uri)
         if self._client_secret:
             form["client_secret"] = self._client_secret
-        data = self._call("POST", f"{self.login_url}/oauth/token", what=what, form=form)
-        return _parse_token(data)
+        sent: list[float] = []
+        data = self._call("POST", f"{self.login_url}/oauth/token", what=what, form=form, sent=sent)
+        tokens = _parse_token(data)
+        tokens.requested_at = sent[-1]  # the attempt that was answered
+        return tokens
 
     def _call(self, method: str, url: str, *, what: str, form: dict[str, str] | None = None,
               bearer: str | None = None, params: dict[str, Any] | None = None, want_json: bool = True,
-              with_headers: bool = False) -> Any:
+              with_headers: bool = False, sent: list[float] | None = None) -> Any:
         headers = {"Accept": "application/json"}
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
 
         def once() -> Any:
+            if sent is not None:
+                sent.append(time.time())
             resp = self._send(method, url, what=what, headers=headers, form=form, params=params)
             data = _interpret(resp, what=what, want_json=want_json)
             return (data, resp.headers) if with_headers else data

@@ -11,7 +11,7 @@ save the new pair atomically -> only then hand the access token out.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .credentials import Credentials, FileStore, Profile, reauth_command, utcnow
@@ -58,13 +58,21 @@ def make_client(profile: Profile, **kwargs: Any) -> OAuthClient:
 
 
 def apply_tokens(profile: Profile, tokens: TokenSet, *, refreshed: bool) -> None:
-    """Store a token response in the profile (expiry computed now, from expires_in)."""
+    """Store a token response in the profile, its expiry counted from expires_in.
+
+    Counted from when the request went out (the token was made after that), rounded down to
+    the second the file stores: so the stored expiry is never later than Procore's, however
+    long the answer took to come back.
+    """
     now = utcnow()
+    start = now
+    if tokens.requested_at is not None:
+        start = min(now, datetime.fromtimestamp(int(tokens.requested_at), timezone.utc))
     profile.set(
         access_token=tokens.access_token,
         refresh_token=tokens.refresh_token,
         token_type=tokens.token_type or "bearer",
-        expires_at=now + timedelta(seconds=tokens.expires_in),
+        expires_at=start + timedelta(seconds=tokens.expires_in),
         created_at=tokens.created_at,
         refresh_started_at=None,
         last_error=None,

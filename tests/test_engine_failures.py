@@ -81,6 +81,21 @@ def test_server_down_token_falls_back_to_a_still_valid_token(eng: Engine) -> Non
     assert eng.fake.access_token_valid(token)
 
 
+def test_a_slow_answer_does_not_make_the_stored_expiry_later_than_procores(eng: Engine) -> None:
+    eng.login()
+    eng.expire()
+    # Procore makes the token, then its answer takes 2.5 s to come back.
+    eng.fake.inject(hang=2.5, consume=True, paths=TOKEN_PATH)
+    r = eng.run("refresh")
+    assert r.returncode == 0, r.stderr
+    prof = eng.profile()
+    life = eng.fake.access_token_life
+    # created_at is Procore's clock rounded down; the token lives `life` seconds from when it
+    # was made, so a stored expiry past created_at + life would hand out dead tokens as live.
+    assert prof["expires_at"].timestamp() <= prof["created_at"] + life
+    assert prof["expires_at"].timestamp() >= prof["created_at"] + life - 2  # and not much earlier either
+
+
 def test_server_errors_beyond_the_retries_exit_5_and_lose_nothing(eng: Engine) -> None:
     eng.login()
     eng.expire()
