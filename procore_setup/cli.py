@@ -76,7 +76,9 @@ _GLOBAL_WITH_VALUE = ("--config", "--profile")
 
 
 def _command_in(argv: list[str]) -> str | None:
-    """The subcommand named in argv, if it is a known one (so only its parser need be built)."""
+    """The subcommand named in argv, if it is a known one (so only its parser need be built);
+    "" when there is none and no help is asked for (the wizard: no command parser at all);
+    None when all are needed (help, or a word that is no command, to list the choices)."""
     skip = False
     for arg in argv:
         if skip:
@@ -85,12 +87,12 @@ def _command_in(argv: list[str]) -> str | None:
         if arg in _GLOBAL_WITH_VALUE:
             skip = True
             continue
-        if arg == "--":
+        if arg in ("--", "-h", "--help"):
             return None
         if arg.startswith("-"):
             continue
         return arg if arg in COMMANDS else None
-    return None
+    return ""
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

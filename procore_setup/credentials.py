@@ -16,7 +16,6 @@ import os
 import stat
 import sys
 import time
-import tomllib
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -402,6 +401,8 @@ class FileStore:
             ) from None
         if not text.strip():
             raise CredentialsFileError(f"{self.path} is empty.", hint=_FIX_BY_LOGIN)
+        import tomllib  # here, not at the top: the wizard's first run has no file to read
+
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
