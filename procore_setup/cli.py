@@ -207,6 +207,8 @@ def _warn(text: str) -> None:
 
 # -- commands ----------------------------------------------------------------------------
 
+_IN_PLACE = ("warning: the new tokens are saved, but only by writing over {path} in place: a new file "
+             "could not be made ({why}). Fix that (free some space) before the next refresh.")
 TOKEN_FALLBACK_VALID = 60  # `token` hands out the old token if it still has a minute and the refresh can't get through
 
 
@@ -221,6 +223,8 @@ def cmd_token(args: argparse.Namespace) -> int:
     if result.recovered_from_interrupt:
         _warn("note: an earlier refresh had not finished (interrupted, or answered with a server error); "
               "this refresh worked and the chain is intact.")
+    if result.saved_in_place:
+        _warn(_IN_PLACE.format(path=result.path, why=result.saved_in_place))
     sys.stdout.write(result.profile.access_token + "\n")
     return EXIT_OK
 
@@ -259,6 +263,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         if res.recovered_from_interrupt:
             _warn(f"profile {prof.name}: note: an earlier refresh had not finished (interrupted, or answered "
                   "with a server error); this refresh worked and the chain is intact.")
+        if res.saved_in_place:
+            _warn(f"profile {prof.name}: " + _IN_PLACE.format(path=res.path, why=res.saved_in_place))
         if not args.quiet and not args.json:
             what = "refreshed" if res.refreshed else "still valid, nothing to do"
             print(f"{prof.name}: {what}; access token valid until {_when(prof.expires_at)} ({_human(left)} left)")

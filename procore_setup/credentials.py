@@ -12,6 +12,7 @@ that a shared store for teams can be added later without touching the callers.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import sys
@@ -306,6 +307,16 @@ def _article(word: str) -> str:
     return ("an " if word[0] in "aeiou" else "a ") + word
 
 
+class FileWriteError(CredentialsFileError):
+    """The file could not be written (disk full, quota, I/O error); the old one is as it was."""
+
+    def __init__(self, path: str, exc: OSError) -> None:
+        self.reason = exc.strerror or str(exc)
+        super().__init__(f"Cannot write {path}: {self.reason}.",
+                         hint="The file was left as it was. Free some space (or check the file system), "
+                         "then try again.")
+
+
 class FileStore:
     """The credentials file on the local disk, with a lock file beside it."""
 
@@ -466,25 +477,49 @@ class FileStore:
         self.write_bytes(payload)
         doc.raw_bytes = payload
 
+    def overwrite_in_place(self, doc: Credentials) -> None:
+        """Last resort when no new file can be made (disk full, quota, no inodes): write `doc`
+        over the existing file's own blocks. Not atomic, so only for new tokens that would
+        otherwise be lost; refused (OSError) when the file's allocated space is too small."""
+        from .tomlfile import render
+
+        payload = render(doc.to_toml_dict(), doc.raw_bytes)
+        fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            st = os.fstat(fd)
+            if stat.S_IMODE(st.st_mode) & 0o077 or st.st_blocks * 512 < len(payload):
+                raise OSError(errno.ENOSPC, "the file's own blocks cannot hold the new content")
+            view, offset = memoryview(payload), 0
+            while offset < len(payload):
+                offset += os.pwrite(fd, view[offset:], offset)
+            os.ftruncate(fd, len(payload))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        doc.raw_bytes = payload
+
     def write_bytes(self, payload: bytes) -> None:
         """Atomically replace the file's content with `payload`, owner-only from the first byte."""
         self.ensure_dir()
         tmp = os.path.join(self.dir, f".{os.path.basename(self.path)}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
             try:
-                view = memoryview(payload)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+                try:
+                    view = memoryview(payload)
+                    while view:
+                        n = os.write(fd, view)
+                        view = view[n:]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:  # a full disk, a quota, a read-only or failing file system
+            raise FileWriteError(self.path, exc) from None
         _fsync_dir(self.dir)
         self._sweep_stale_temps()
 

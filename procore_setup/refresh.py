@@ -14,7 +14,7 @@ import os
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from .credentials import Credentials, FileStore, Profile, reauth_command, utcnow
+from .credentials import Credentials, FileStore, FileWriteError, Profile, reauth_command, utcnow
 from .errors import (
     AnswerLost,
     CredentialsFileError,
@@ -34,15 +34,17 @@ DEFAULT_REFRESH_MIN_VALID = 1200  # `refresh` (cron): refresh when fewer than 20
 class RefreshResult:
     """What `ensure_fresh` did. `profile` holds the (decrypted) current data."""
 
-    __slots__ = ("profile", "refreshed", "recovered_from_interrupt", "path", "warning")
+    __slots__ = ("profile", "refreshed", "recovered_from_interrupt", "path", "warning", "saved_in_place")
 
     def __init__(self, profile: Profile, refreshed: bool, path: str, recovered_from_interrupt: bool = False,
-                 warning: str | None = None) -> None:
+                 warning: str | None = None, saved_in_place: str | None = None) -> None:
         self.profile = profile
         self.refreshed = refreshed
         self.path = path
         self.recovered_from_interrupt = recovered_from_interrupt
         self.warning = warning  # set when a refresh failed but the old token was still good enough
+        # set (to why) when the new pair could only be saved by overwriting the file in place
+        self.saved_in_place = saved_in_place
 
     def __repr__(self) -> str:
         return f"RefreshResult(profile={self.profile.name!r}, refreshed={self.refreshed})"
@@ -186,8 +188,43 @@ def _refresh_locked(store: FileStore, doc: Credentials, profile: Profile, client
         raise
     # Save the new pair before anything else is done with it.
     apply_tokens(profile, tokens, refreshed=True)
-    store.save(doc)
-    return RefreshResult(profile, True, store.path, recovered_from_interrupt=interrupted_at is not None)
+    in_place = _save_new_pair(store, doc, profile)
+    return RefreshResult(profile, True, store.path, recovered_from_interrupt=interrupted_at is not None,
+                         saved_in_place=in_place)
+
+
+SAVE_RETRY_DELAYS = (0.2, 0.5, 1.0)
+
+
+def _save_new_pair(store: FileStore, doc: Credentials, profile: Profile) -> str | None:
+    """Save a pair Procore has just issued: the only copy of its refresh token is in memory now.
+
+    The atomic way first, a few times (another process may free space; an I/O error may pass).
+    If no new file can be made at all (a full disk, a quota, no inodes), the old file's own
+    blocks can still take the new content: overwriting them is not atomic, but losing the pair
+    is certain otherwise. Returns None, or why the file had to be overwritten in place.
+    """
+    import time
+
+    why = ""
+    for delay in (0.0, *SAVE_RETRY_DELAYS):
+        time.sleep(delay)
+        try:
+            store.save(doc)
+            return None
+        except FileWriteError as exc:
+            why = exc.reason
+    try:
+        store.overwrite_in_place(doc)
+    except OSError as exc:
+        raise CredentialsFileError(
+            f"Procore issued new tokens for profile {profile.name!r}, but they could not be saved to "
+            f"{store.path}: {why} (and writing over the old file failed too: {exc.strerror or exc}). "
+            "Procore has used up the stored refresh token, so this profile needs a new login.",
+            hint="Fix the problem (free some space, or check the file system), then: "
+            + reauth_command(doc.path, profile.name),
+        ) from None
+    return why
 
 
 def _record_reauth(store: FileStore, doc: Credentials, profile: Profile, exc: ReauthRequired,

@@ -96,6 +96,82 @@ def test_a_slow_answer_does_not_make_the_stored_expiry_later_than_procores(eng: 
     assert prof["expires_at"].timestamp() >= prof["created_at"] + life - 2  # and not much earlier either
 
 
+FULL_DISK = """\
+import errno, os
+_open, _made = os.open, [0]
+_after = int(os.environ["FULL_DISK_AFTER"])  # new files (the temp files of saves) that still fit
+_in_place = os.environ.get("FULL_DISK_IN_PLACE") == "fail"
+
+def _full(path):
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+def open_on_a_full_disk(path, flags, mode=0o777, *, dir_fd=None):
+    p = os.fspath(path)
+    if p.endswith(".tmp") and flags & os.O_CREAT:
+        _made[0] += 1
+        if _made[0] > _after:
+            raise _full(p)
+    elif _in_place and p.endswith("credentials.toml") and flags & os.O_WRONLY:
+        raise _full(p)
+    return _open(path, flags, mode, dir_fd=dir_fd)
+
+os.open = open_on_a_full_disk
+"""
+
+
+def full_disk(eng: Engine, *, in_place: str = "works") -> dict[str, str]:
+    """The env of a run whose disk fills up after the in-flight mark: no new file can be made."""
+    d = eng.config.parent.parent / "full_disk"
+    d.mkdir(exist_ok=True)
+    (d / "sitecustomize.py").write_text(FULL_DISK)
+    return {"PYTHONPATH": str(d), "FULL_DISK_AFTER": "1", "FULL_DISK_IN_PLACE": in_place}
+
+
+@pytest.mark.parametrize("command", [["token"], ["refresh"]])
+def test_a_disk_that_fills_up_during_a_refresh_still_keeps_the_new_pair(eng: Engine, command: list[str]) -> None:
+    eng.login()
+    eng.expire()
+    r = eng.run(*command, env=full_disk(eng))
+    assert r.returncode == 0, r.stderr
+    assert "the new tokens are saved, but only by writing over" in r.stderr
+    assert "No space left on device" in r.stderr
+    prof = eng.profile()  # the file parses, holds the new pair, and stays owner-only
+    assert mode_of(eng.config) == 0o600
+    assert "refresh_started_at" not in prof and prof["last_refresh_at"]
+    assert eng.fake.refresh_token_state(prof["refresh_token"]) == "active"  # the chain lives
+    if command == ["token"]:
+        assert r.stdout.strip() == prof["access_token"]
+    assert eng.run("refresh", "--force").returncode == 0  # and goes on, the disk fixed
+
+
+def test_a_full_disk_before_the_refresh_sends_nothing_and_changes_nothing(eng: Engine) -> None:
+    eng.login()
+    eng.expire()
+    before = Snapshot.of(eng.config)
+    stored = eng.profile()["refresh_token"]
+    env = dict(full_disk(eng), FULL_DISK_AFTER="0")  # not even the in-flight mark fits
+    r = eng.run("token", env=env)
+    assert r.returncode == 6, r.stderr
+    assert f"Cannot write {eng.config}: No space left on device." in r.stderr
+    assert "The file was left as it was" in r.stderr
+    before.assert_untouched(eng.config)
+    assert eng.fake.counts["token:refresh_token"] == 0
+    assert eng.fake.refresh_token_state(stored) == "active"
+
+
+def test_a_disk_too_full_for_any_write_says_the_pair_is_lost_and_what_to_do(eng: Engine) -> None:
+    eng.login()
+    eng.expire()
+    r = eng.run("refresh", env=full_disk(eng, in_place="fail"))
+    assert r.returncode == 6, r.stderr
+    assert "Procore issued new tokens for profile 'default', but they could not be saved" in r.stderr
+    assert "No space left on device" in r.stderr and "needs a new login" in r.stderr
+    assert f"procore-setup --config {eng.config} login --profile default" in r.stderr
+    assert "refresh_started_at" in eng.profile()  # the mark stays: the next run explains
+    r = eng.run("refresh")
+    assert r.returncode == 4 and "was interrupted before its result was saved" in r.stderr, r.stderr
+
+
 def test_server_errors_beyond_the_retries_exit_5_and_lose_nothing(eng: Engine) -> None:
     eng.login()
     eng.expire()
