@@ -552,7 +552,10 @@ class FileStore:
         if timeout is None:
             timeout = lock_timeout()
         self.ensure_dir()
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except OSError as exc:  # no inode left for it, a read-only file system
+            raise FileWriteError(self.lock_path, exc) from None
         try:
             deadline = time.monotonic() + timeout
             delay = 0.005

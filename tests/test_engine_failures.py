@@ -113,6 +113,8 @@ def open_on_a_full_disk(path, flags, mode=0o777, *, dir_fd=None):
             raise _full(p)
     elif _in_place and p.endswith("credentials.toml") and flags & os.O_WRONLY:
         raise _full(p)
+    elif p.endswith(".lock") and flags & os.O_CREAT and not os.path.exists(p) and _after == 0:
+        raise _full(p)  # no inode left for a new lock file either
     return _open(path, flags, mode, dir_fd=dir_fd)
 
 os.open = open_on_a_full_disk
@@ -157,6 +159,12 @@ def test_a_full_disk_before_the_refresh_sends_nothing_and_changes_nothing(eng: E
     before.assert_untouched(eng.config)
     assert eng.fake.counts["token:refresh_token"] == 0
     assert eng.fake.refresh_token_state(stored) == "active"
+    # the same when even the lock file cannot be made
+    Path(str(eng.config) + ".lock").unlink()
+    r = eng.run("refresh", env=env)
+    assert r.returncode == 6 and f"Cannot write {eng.config}.lock: No space left on device." in r.stderr, r.stderr
+    before.assert_untouched(eng.config)
+    assert eng.fake.counts["token:refresh_token"] == 0
 
 
 def test_a_disk_too_full_for_any_write_says_the_pair_is_lost_and_what_to_do(eng: Engine) -> None:
