@@ -1,9 +1,9 @@
 """The credentials file: load, save, permissions, lock and atomic replace.
 
 This module sits on the headless fast path (`token`, `status`, a no-op `refresh`),
-so it imports only the standard library at module level: tomli_w (and tomlkit, for
-a file with comments) is needed only to write, platformdirs only when no path was given, cryptography only for an
-encrypted file.
+so it imports only the standard library at module level: tomli_w (and tomlkit, for a
+file with comments) is needed only to write, platformdirs only when no path was given,
+cryptography only for an encrypted file.
 
 Storage is behind a small interface (`load`, `save`, `lock`, `transaction`) so
 that a shared store for teams can be added later without touching the callers.
@@ -487,7 +487,7 @@ class FileStore:
         fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
         try:
             st = os.fstat(fd)
-            if stat.S_IMODE(st.st_mode) & 0o077 or st.st_blocks * 512 < len(payload):
+            if st.st_blocks * 512 < len(payload):
                 raise OSError(errno.ENOSPC, "the file's own blocks cannot hold the new content")
             view, offset = memoryview(payload), 0
             while offset < len(payload):
