@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -44,3 +45,18 @@ def interleaved(a: tuple[list[str], dict[str, str]], b: tuple[list[str], dict[st
         times_a.append(timed(*a))
         times_b.append(timed(*b))
     return times_a, times_b
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without any PROCORE_* setting, so each run names its own file."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PROCORE_")}
+
+
+def header(runs: int) -> str:
+    """The first line of an interleaved benchmark's report."""
+    return f"runs: {runs} each, interleaved; python {sys.version.split()[0]}; {os.cpu_count()} CPUs"
+
+
+def difference(base: float, other: float) -> str:
+    """`other` against `base` (medians in seconds): the difference in ms and the ratio."""
+    return f"difference {(other - base) * 1000:+.1f} ms, ratio {other / base:.2f}x"

@@ -20,7 +20,7 @@ from pathlib import Path
 from procore_setup.testing import FakeProcore
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import EXE, interleaved, login  # noqa: E402
+from _common import EXE, clean_env, difference, header, interleaved, login  # noqa: E402
 
 COMMENTS = "# Procore access for the nightly jobs; ask ops before changing\n"
 
@@ -29,7 +29,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PROCORE_")}
+    base = clean_env()
     with FakeProcore() as fake, tempfile.TemporaryDirectory() as tmp:
         plain_env = dict(base, PROCORE_SETUP_CONFIG=os.path.join(tmp, "plain", "credentials.toml"))
         noted_env = dict(base, PROCORE_SETUP_CONFIG=os.path.join(tmp, "noted", "credentials.toml"))
@@ -46,11 +46,10 @@ def main() -> int:
             raise SystemExit("the comments did not survive the refreshes")
 
     mp, mk = statistics.median(plain), statistics.median(kept)
-    print(f"runs: {args.runs} each, interleaved; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
-          f"refreshes at the server: {refreshes}")
+    print(f"{header(args.runs)}; refreshes at the server: {refreshes}")
     print(f"refresh --force, file without comments (tomli-w): median {mp * 1000:.1f} ms")
     print(f"refresh --force, file with comments (tomlkit):    median {mk * 1000:.1f} ms")
-    print(f"difference {(mk - mp) * 1000:+.1f} ms, ratio {mk / mp:.2f}x; the comments survived every refresh")
+    print(f"{difference(mp, mk)}; the comments survived every refresh")
     return 0
 
 

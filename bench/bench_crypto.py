@@ -21,7 +21,7 @@ from procore_setup import crypto
 from procore_setup.testing import FakeProcore
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import EXE, interleaved, login, timed  # noqa: E402
+from _common import EXE, clean_env, difference, header, interleaved, login, timed  # noqa: E402
 
 PASSPHRASE = "bench passphrase, long enough"
 
@@ -30,7 +30,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=30)
     args = ap.parse_args()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PROCORE_")}
+    base = clean_env()
     with FakeProcore() as fake, tempfile.TemporaryDirectory() as tmp:
         plain_env = dict(base, PROCORE_SETUP_CONFIG=os.path.join(tmp, "plain", "credentials.toml"))
         enc_env = dict(base, PROCORE_SETUP_CONFIG=os.path.join(tmp, "enc", "credentials.toml"),
@@ -49,10 +49,10 @@ def main() -> int:
 
     mp, me, mk = statistics.median(plain), statistics.median(enc), statistics.median(kdf)
     mib = 128 * crypto.SCRYPT_N * crypto.SCRYPT_R / 2**20
-    print(f"runs: {args.runs} each, interleaved; python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
+    print(header(args.runs))
     print(f"procore-setup token, plain file:      median {mp * 1000:.1f} ms")
     print(f"procore-setup token, encrypted file:  median {me * 1000:.1f} ms")
-    print(f"difference {(me - mp) * 1000:+.1f} ms, ratio {me / mp:.2f}x; refreshes during the run: {refreshes}")
+    print(f"{difference(mp, me)}; refreshes during the run: {refreshes}")
     print(f"scrypt alone (n=2**{crypto.SCRYPT_N.bit_length() - 1}, r={crypto.SCRYPT_R}, p={crypto.SCRYPT_P}, "
           f"{mib:.0f} MiB): median {mk * 1000:.1f} ms")
     return 0

@@ -17,7 +17,7 @@ import tempfile
 from procore_setup.testing import FakeProcore
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import EXE, interleaved, login  # noqa: E402
+from _common import EXE, clean_env, header, interleaved, login  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -25,14 +25,14 @@ def main() -> int:
     args = ap.parse_args()
     with FakeProcore() as fake, tempfile.TemporaryDirectory() as tmp:
         config = os.path.join(tmp, "credentials.toml")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PROCORE_")}
+        env = clean_env()
         env.update(PROCORE_SETUP_CONFIG=config)
         login(fake, env)
         base, tok = interleaved(([sys.executable, "-c", "import argparse, tomllib"], env), ([EXE, "token"], env),
                                 args.runs)
         refreshes = fake.counts["token:refresh_token"]
     mt, mb = statistics.median(tok), statistics.median(base)
-    print(f"runs: {args.runs} each, interleaved; python {sys.version.split()[0]}")
+    print(header(args.runs))
     print(f"baseline  python -c 'import argparse, tomllib': median {mb * 1000:.1f} ms")
     print(f"procore-setup token (valid token):           median {mt * 1000:.1f} ms")
     print(f"ratio: {mt / mb:.2f}x (target <= 1.30x); refreshes during the run: {refreshes}")

@@ -307,6 +307,13 @@ def _article(word: str) -> str:
     return ("an " if word[0] in "aeiou" else "a ") + word
 
 
+def _render(doc: Credentials) -> bytes:
+    """The file's bytes for `doc`, keeping any comment a person wrote into its old bytes."""
+    from .tomlfile import render
+
+    return render(doc.to_toml_dict(), doc.raw_bytes)
+
+
 class FileWriteError(CredentialsFileError):
     """The file could not be written (disk full, quota, I/O error); the old one is as it was."""
 
@@ -471,9 +478,7 @@ class FileStore:
 
     def save(self, doc: Credentials) -> None:
         """Atomically replace the file with `doc`: temp file 0600, fsync, rename, fsync dir."""
-        from .tomlfile import render
-
-        payload = render(doc.to_toml_dict(), doc.raw_bytes)  # keeps a hand-written comment
+        payload = _render(doc)
         self.write_bytes(payload)
         doc.raw_bytes = payload
 
@@ -481,9 +486,7 @@ class FileStore:
         """Last resort when no new file can be made (disk full, quota, no inodes): write `doc`
         over the existing file's own blocks. Not atomic, so only for new tokens that would
         otherwise be lost; refused (OSError) when the file's allocated space is too small."""
-        from .tomlfile import render
-
-        payload = render(doc.to_toml_dict(), doc.raw_bytes)
+        payload = _render(doc)
         fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
         try:
             st = os.fstat(fd)

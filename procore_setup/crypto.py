@@ -572,18 +572,25 @@ def _encrypt_locked(store: FileStore, doc: Credentials, passphrase: str, passphr
                     check_command: bool, label: str) -> int:
     if passphrase_command and check_command:
         # The command is stored for unattended runs: it had better print this very passphrase.
-        printed = run_passphrase_command(passphrase_command, store.path)
-        if not hmac.compare_digest(printed.encode(), passphrase.encode()):
+        shown = _unless_it_prints(passphrase_command, store.path, passphrase)
+        if shown is not None:
             raise CredentialsFileError(
-                f"The passphrase command `{shown_command(passphrase_command, printed, passphrase)}` does not "
-                "print the passphrase "
-                f"given in {label}, "
+                f"The passphrase command `{shown}` does not print the passphrase given in {label}, "
                 f"so unattended runs could not open {store.path}.",
                 hint="Nothing was changed. Make them agree, or give only one of them.",
             )
     encrypt_document(doc, passphrase, passphrase_command=passphrase_command)
     store.save(doc)
     return _secret_count(doc)
+
+
+def _unless_it_prints(command: str, path: str, passphrase: str, *also_hidden: str) -> str | None:
+    """Run a passphrase command that is to be stored: None if it prints `passphrase`, else the
+    command as a message may show it (whatever it printed, and the passphrases, blotted out)."""
+    printed = run_passphrase_command(command, path)
+    if hmac.compare_digest(printed.encode(), passphrase.encode()):
+        return None
+    return shown_command(command, printed, passphrase, *also_hidden)
 
 
 def _store_in_keyring(path: str, passphrase: str) -> None:
@@ -652,11 +659,11 @@ def run_change_passphrase(store: FileStore, *, passphrase_command: str | None = 
         if table is None:
             raise UsageError(f"{store.path}: the secrets are not encrypted, so there is no passphrase to change.",
                              hint="To encrypt them: procore-setup encrypt")
-        stored_cmd = table.get("passphrase_command") if isinstance(table.get("passphrase_command"), str) else None
         # the key this process may know is not enough: the new passphrase is compared to the old
         cipher, old = _cipher_and_source(doc, interactive=interactive, passphrase_command=passphrase_command,
                                          use_cache=False)
         assert old is not None
+        stored_cmd = table.get("passphrase_command")  # a string: _cipher_and_source checked it
         store.open_secrets(doc, cipher=cipher)
         new = _new_passphrase(store.path, new_passphrase_command, interactive=interactive)
         if hmac.compare_digest(new.passphrase.encode(), old.passphrase.encode()):
@@ -664,9 +671,8 @@ def run_change_passphrase(store: FileStore, *, passphrase_command: str | None = 
         _warn_if_short(new.passphrase)
         keep_cmd = new_passphrase_command or stored_cmd
         if keep_cmd and not new_passphrase_command:
-            printed = run_passphrase_command(keep_cmd, store.path)
-            if not hmac.compare_digest(printed.encode(), new.passphrase.encode()):
-                shown = shown_command(keep_cmd, printed, new.passphrase, old.passphrase)
+            shown = _unless_it_prints(keep_cmd, store.path, new.passphrase, old.passphrase)
+            if shown is not None:
                 raise CredentialsFileError(
                     f"The passphrase command stored in {store.path} (`{shown}`) does not print the new "
                     "passphrase, so unattended runs would be locked out.",
