@@ -61,6 +61,18 @@ class CredentialsFileError(ProcoreSetupError):
     exit_code = EXIT_FILE
 
 
+class GrantNotSaved(CredentialsFileError):
+    """Procore issued tokens at login, and the store could not take them: the code is spent."""
+
+
+class LoginIncomplete(ProcoreSetupError):
+    """A login saved its tokens, and a later step of it failed; the exit code is that step's."""
+
+    def __init__(self, message: str, *, exit_code: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+
+
 class PassphraseNeeded(CredentialsFileError):
     """The file is encrypted and no passphrase source answered (no env, command, keyring or terminal)."""
 

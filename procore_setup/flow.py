@@ -14,10 +14,12 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from . import environments
-from .credentials import Credentials, FileStore, Profile
+from .credentials import Credentials, FileStore, Profile, reauth_command
 from .environments import OOB_REDIRECT_URI
 from .errors import (
+    GrantNotSaved,
     InvalidClient,
+    LoginIncomplete,
     ProcoreSetupError,
     ReauthRequired,
     UsageError,
@@ -218,6 +220,11 @@ class SetupFlow:
         self.make_default = False
         self.saved_profile: Profile | None = None
         self.existing: Profile | None = None
+        # The grant is written to the store the moment it arrives (a code is single-use: a crash,
+        # a dropped SSH session or a quit after the exchange must not throw the tokens away).
+        self.grant_saved = False
+        self.grant_save_error: str | None = None  # why the early save failed (the tokens are in memory)
+        self.companies_error: str | None = None  # why the list of companies could not be read
 
     def __repr__(self) -> str:
         return f"SetupFlow(profile={self.profile_name!r}, environment={self.environment!r}, client_id={self.client_id!r})"
@@ -298,12 +305,14 @@ class SetupFlow:
         return OAuthClient(self.login_url, self.api_url, self.client_id, self._client_secret, self.redirect_uri)
 
     def exchange(self, pasted: str) -> None:
-        """Parse the pasted code and trade it for tokens (blocking: run it in a worker in a UI)."""
+        """Parse the pasted code, trade it for tokens and save them at once (blocking: run it in a
+        worker in a UI). If that first save fails, the tokens stay in memory (`grant_saved` is
+        False, `grant_save_error` says why) and `save` writes them with everything else."""
         code = parse_code(pasted, self._client_secret)
         left = self.seconds_left()
         with self._client() as client:
             try:
-                self.tokens = client.exchange_code(code)
+                tokens = client.exchange_code(code)
             except ReauthRequired as exc:
                 if isinstance(exc, InvalidClient):
                     raise FlowError(
@@ -316,6 +325,15 @@ class SetupFlow:
                     f"client or redirect URI.{expired}",
                     step=AUTHORIZE, hint="Open the authorize URL again to get a new code.",
                 ) from None
+        self.tokens = tokens
+        self.grant_saved = False
+        self.user, self.token_info, self.companies = {}, {}, []
+        try:
+            self._write(tokens=True)
+        except ProcoreSetupError as exc:
+            self.grant_save_error = exc.message
+        else:
+            self.grant_saved, self.grant_save_error = True, None
 
     # -- step 5: verify -------------------------------------------------------------------------
     def verify(self) -> None:
@@ -339,8 +357,10 @@ class SetupFlow:
                 ) from None
             try:
                 self.companies = client.companies(access)
-            except ProcoreSetupError:
+                self.companies_error = None
+            except ProcoreSetupError as exc:
                 self.companies = []  # not fatal: the person can still save without a default company
+                self.companies_error = exc.message
         if self.company_id is None and len(self.companies) == 1:
             self.company_id = int(self.companies[0]["id"])
 
@@ -357,27 +377,70 @@ class SetupFlow:
 
     # -- step 6: save ----------------------------------------------------------------------------
     def save(self) -> Profile:
-        """Write the profile atomically under the lock, keeping everything else in the file."""
-        from .refresh import apply_tokens
+        """Finish: record who logged in, the company and the default profile, under the lock.
 
+        The tokens were saved when they arrived; they are written again only if that early save
+        failed, so a refresh that another process made meanwhile is never rolled back.
+        """
         if self.tokens is None:
             raise FlowError("No token yet: exchange a code first.", step=CODE)
+        try:
+            return self._write(tokens=not self.grant_saved, finish=True)
+        except ProcoreSetupError as exc:
+            if not self.grant_saved:
+                raise GrantNotSaved(
+                    f"Procore issued new tokens for profile {self.profile_name!r}, but they could not be "
+                    f"saved to {self.store.path}: {exc.message} The authorization code is used up.",
+                    hint="Fix that, then log in again: "
+                    + reauth_command(self.store.path, self.profile_name),
+                ) from None
+            raise LoginIncomplete(
+                f"{exc.message} The profile {self.profile_name!r} is saved with its new tokens; only the "
+                "user and company details could not be recorded.",
+                hint=exc.hint, exit_code=exc.exit_code,
+            ) from None
+
+    def _write(self, *, tokens: bool, finish: bool = False) -> Profile:
+        from .refresh import apply_tokens
+
         with self.store.transaction(create=True, interactive=self.interactive) as doc:
-            prof = doc.profiles.get(self.profile_name) or doc.add(Profile(self.profile_name))
+            prof = doc.profiles.get(self.profile_name)
+            if prof is None:  # a new profile (or one removed meanwhile): everything goes in
+                prof, tokens = doc.add(Profile(self.profile_name)), True
             prof.set(
                 environment=self.environment, login_url=self.login_url, api_url=self.api_url,
                 client_id=self.client_id, client_secret=self._client_secret, redirect_uri=self.redirect_uri,
             )
-            apply_tokens(prof, self.tokens, refreshed=False)
+            if tokens:
+                apply_tokens(prof, self.tokens, refreshed=False)
+                if not self.user:  # who logged in is not known until verified: no stale name
+                    prof.set(user_id=None, user_login=None, user_name=None)
             if self.user:
                 prof.set(user_id=_int_or_none(self.user.get("id")), user_login=_str_or_none(self.user.get("login")),
                          user_name=_str_or_none(self.user.get("name")))
-            prof.set(company_id=self.company_id, company_name=self.company_name() if self.company_id else None)
-            if self.make_default or not doc.raw.get("default_profile"):
-                if self.make_default or len(doc.profiles) == 1 or self.profile_name == "default":
-                    doc.default_profile = self.profile_name
-            self.saved_profile = Profile(prof.name, dict(prof.data))
-        return self.saved_profile
+            if finish:
+                name = self.company_name()
+                if name is None and self.company_id is not None and prof.company_id == self.company_id:
+                    name = prof.company_name  # the list could not be read: keep the name we had
+                prof.set(company_id=self.company_id, company_name=name if self.company_id else None)
+            if self.make_default and finish:
+                doc.default_profile = self.profile_name
+            elif not doc.raw.get("default_profile") and (len(doc.profiles) == 1 or self.profile_name == "default"):
+                doc.default_profile = self.profile_name
+            saved = Profile(prof.name, dict(prof.data))
+        self.saved_profile = saved
+        if tokens:
+            self.grant_saved, self.grant_save_error = True, None
+        return saved
+
+    def missing(self) -> list[str]:
+        """What the saved profile lacks after a login that did not finish every step."""
+        out = []
+        if not self.user:
+            out.append("no verified user")
+        if self.company_id is None:
+            out.append("no default company")
+        return out
 
 
 # -- the profiles of a file, for front-ends that list and manage them ------------------------

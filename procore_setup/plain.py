@@ -13,8 +13,8 @@ import sys
 from typing import Callable
 
 from . import environments
-from .credentials import FileStore, file_mode
-from .errors import EXIT_OK, EXIT_REAUTH, ProcoreSetupError, UsageError
+from .credentials import FileStore, file_mode, open_store
+from .errors import EXIT_OK, EXIT_REAUTH, ProcoreSetupError, TemporaryFailure, UsageError
 from .flow import AUTHORIZE, CLIENT, CODE, FlowError, SetupFlow, cron_line, step_for_error, usage_examples
 
 MAX_TRIES = 3
@@ -28,19 +28,28 @@ class Prompter:
         self.out = out
 
     def ask(self, question: str, default: str | None = None, *, what: str) -> str:
+        answer = self.ask_optional(question, default, what=what)
+        if answer is None:
+            if self.interactive:
+                raise UsageError(f"No answer for the {what}: input ended.")
+            raise UsageError(
+                f"stdin ended before the {what} was given.",
+                hint="Give one answer a line, or pass it as a flag (see procore-setup login --help).",
+            )
+        return answer
+
+    def ask_optional(self, question: str, default: str | None = None, *, what: str) -> str | None:
+        """The answer, the default for an empty one, or None when input has ended."""
         shown = f" [{default}]" if default else ""
         if self.interactive:
             try:
                 answer = input(f"{question}{shown}: ")
             except EOFError:
-                raise UsageError(f"No answer for the {what}: input ended.") from None
+                return None
         else:
             line = sys.stdin.readline()
             if not line:
-                raise UsageError(
-                    f"stdin ended before the {what} was given.",
-                    hint="Give one answer a line, or pass it as a flag (see procore-setup login --help).",
-                )
+                return None
             answer = line.rstrip("\r\n")
         answer = answer.strip()
         return answer or (default or "")
@@ -74,19 +83,20 @@ def run_plain(args: argparse.Namespace) -> int:
         demo = DemoSession()
         demo.start()
         config = demo.config_path
+        # Always the fake's own client: a real secret in PROCORE_CLIENT_SECRET must not go to it.
         args.environment, args.login_url, args.api_url = "custom", demo.url, demo.url
-        args.client_id = args.client_id or demo.client_id
-        os.environ.setdefault("PROCORE_CLIENT_SECRET", demo.client_secret)
+        args.client_id = demo.client_id
         _say(f"Demo mode: a fake Procore server runs at {demo.url}; nothing real is touched.")
         _say(f"Throwaway credentials file: {config}")
     try:
-        return _run(args, FileStore(config), interactive)
+        store = open_store(config, passphrase_command=getattr(args, "passphrase_command", None))
+        return _run(args, store, interactive, demo_secret=demo.client_secret if demo else None)
     finally:
         if demo is not None:
             demo.stop()
 
 
-def _run(args: argparse.Namespace, store: FileStore, interactive: bool) -> int:
+def _run(args: argparse.Namespace, store: FileStore, interactive: bool, *, demo_secret: str | None = None) -> int:
     ask = Prompter(interactive, _say)
     profile = getattr(args, "profile", None) or os.environ.get("PROCORE_SETUP_PROFILE") or "default"
     flow = SetupFlow(store, profile, interactive=interactive)
@@ -121,7 +131,7 @@ def _run(args: argparse.Namespace, store: FileStore, interactive: bool) -> int:
     # 2. client credentials
     for attempt in range(MAX_TRIES):
         client_id = args.client_id or ask.ask("Client ID", flow.client_id or None, what="client id")
-        secret = os.environ.get("PROCORE_CLIENT_SECRET")
+        secret = demo_secret or os.environ.get("PROCORE_CLIENT_SECRET")
         if not secret:
             keep = " (Enter keeps the stored one)" if flow.has_secret else ""
             secret = ask.ask_secret(f"Client secret{keep}", what="client secret")
@@ -157,15 +167,45 @@ def _run(args: argparse.Namespace, store: FileStore, interactive: bool) -> int:
                 raise
             _say(f"  {exc}")
 
-    # 5. verify
-    if not args.no_verify:
-        flow.verify()
-        user = flow.user
-        _say(f"Logged in as {user.get('name')} <{user.get('login')}> (user id {user.get('id')}).")
-        _choose_company(flow, args, ask)
+    # From here on the grant exists at Procore and the code is spent: nothing below may lose it.
+    if flow.grant_saved:
+        _say(f"Tokens received and saved to {store.path} (profile {flow.profile_name!r}).")
+    else:
+        _say(f"Tokens received, but not saved yet ({flow.grant_save_error}); trying again at the end.")
+    try:
+        return _finish(flow, args, ask, store)
+    except KeyboardInterrupt:
+        if flow.grant_saved:
+            _say(f"\ninterrupted: profile {flow.profile_name!r} is saved with its new tokens "
+                 f"({'; '.join(flow.missing())}).")
+        raise
 
-    # 6. save
+
+def _finish(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, store: FileStore) -> int:
+    """Verify, choose the company and finish the saved profile; a failure says what is missing."""
+    code = EXIT_OK
+    problem: ProcoreSetupError | None = None
+    if not args.no_verify:
+        try:
+            flow.verify()
+        except ProcoreSetupError as exc:
+            problem = exc
+        else:
+            user = flow.user
+            _say(f"Logged in as {user.get('name')} <{user.get('login')}> (user id {user.get('id')}).")
+    try:
+        _choose_company(flow, args, ask, verified=problem is None and not args.no_verify)
+    except ProcoreSetupError as exc:  # an explicit --company-id that is not one of the user's
+        problem = problem or exc
+        flow.choose_company(None)
     prof = flow.save()
+    if problem is not None:
+        # The profile works either way. Network trouble while verifying is only a warning (exit 0):
+        # a script that retried the whole login would need a new code. A refusal is not.
+        temporary = isinstance(problem, TemporaryFailure)
+        code = EXIT_OK if temporary else problem.exit_code
+        _say(f"procore-setup: {'warning: could not verify the login: ' if temporary else ''}{problem}")
+        _say(f"The profile is saved with its new tokens; it has {' and '.join(flow.missing()) or 'all it needs'}.")
     print(f"Saved profile {prof.name!r} to {store.path} (mode {file_mode(store.path)}).")
     left = prof.seconds_left()
     if left is not None:
@@ -175,26 +215,42 @@ def _run(args: argparse.Namespace, store: FileStore, interactive: bool) -> int:
     curl, _python = usage_examples(store.path, prof.name, prof.company_id, prof.api_url)
     print("Use it:")
     print("  " + curl.replace("\n", "\n  "))
-    return EXIT_OK
+    return code
 
 
-def _choose_company(flow: SetupFlow, args: argparse.Namespace, ask: Prompter) -> None:
+def _choose_company(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, *, verified: bool) -> None:
     companies = flow.companies
     if args.company_id is not None:
         flow.choose_company(args.company_id)
+        if not companies:
+            why = (flow.companies_error or "Procore listed none") if verified else "the login was not verified"
+            _say(f"Default company: {args.company_id} (not checked: {why}).")
+        return
+    if not verified:
         return
     if not companies:
-        _say("No companies are visible to this user; no default company is saved.")
+        why = f" ({flow.companies_error})" if flow.companies_error else ""
+        _say(f"No companies are visible to this user{why}; no default company is saved.")
         return
     if len(companies) == 1:
         flow.choose_company(int(companies[0]["id"]))
         _say(f"Default company: {companies[0].get('name')} ({companies[0]['id']}).")
         return
     _say("Companies this user can reach:")
+    current = None
     for i, c in enumerate(companies, 1):
         _say(f"  {i}. {c.get('name')} (id {c['id']})")
+        if flow.company_id is not None and int(c["id"]) == flow.company_id:
+            current = str(i)
+    keep = "keep the current one" if current else "none"
     for attempt in range(MAX_TRIES):
-        answer = ask.ask("Default company number (Enter for none)", what="company number")
+        answer = ask.ask_optional(f"Default company number (Enter for {keep})", current, what="company number")
+        if answer is None:  # input ended: an optional answer takes its default, the login is not lost
+            flow.choose_company(flow.company_id if current else None)
+            chosen = f"company {flow.company_id}" if flow.company_id else "no default company"
+            _say(f"\nInput ended before the company number: saving with {chosen} "
+                 "(give --company-id ID to choose one).")
+            return
         if not answer:
             flow.choose_company(None)
             return

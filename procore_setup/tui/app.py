@@ -81,9 +81,9 @@ class ProcoreSetupApp(App[int]):
                  client_factory: Callable[..., Any] | None = None) -> None:
         super().__init__()
         if store is None:
-            from ..credentials import FileStore
+            from ..credentials import open_store
 
-            store = FileStore(demo.config_path if demo is not None else None)
+            store = open_store(demo.config_path if demo is not None else None)
         self.store = store
         self.profile_arg = profile or os.environ.get("PROCORE_SETUP_PROFILE") or None
         self.clock = clock
@@ -244,22 +244,44 @@ class ProcoreSetupApp(App[int]):
             return
         from .widgets.dialogs import ConfirmDialog
 
+        flow = self.flow
+        name = flow.profile_name if flow else ""
+        if flow is not None and flow.grant_saved:
+            # The grant is on disk already: quitting loses only what the last steps would add.
+            def finish(quit_now: bool | None) -> None:
+                if quit_now:
+                    self.saved = flow.saved_profile
+                    self.exit(0)
+
+            self.push_screen(ConfirmDialog(
+                "Quit now?",
+                f"Profile {name!r} is already saved with its new tokens, so scripts can use it. Quitting now "
+                f"leaves it with {_and(flow.missing()) or 'nothing more'}.",
+                yes="Quit", no="Keep going",
+            ), finish)
+            return
+
         def answer(discard: bool | None) -> None:
             if discard:
                 self.exit(130, return_code=130)  # like an interrupted command
 
+        if flow is not None and flow.tokens is not None:
+            text = (f"Procore issued new tokens for profile {name!r}, but they could not be saved "
+                    f"({flow.grant_save_error}). Quitting now throws them away, and the code is used up.")
+        else:
+            text = (f"Profile {name!r} is not saved yet: what you entered here will be lost. "
+                    "The credentials file is unchanged.")
         self.push_screen(
-            ConfirmDialog(
-                "Quit and discard this setup?",
-                f"Profile {self.flow.profile_name if self.flow else ''!r} is not saved yet: "
-                "what you entered here will be lost. The credentials file is unchanged.",
-                yes="Discard and quit", no="Keep going",
-            ),
+            ConfirmDialog("Quit and discard this setup?", text, yes="Discard and quit", no="Keep going"),
             answer,
         )
 
     def done(self) -> None:
         self.exit(0)
+
+
+def _and(items: list[str]) -> str:
+    return " and ".join(items)
 
 
 def _load_http_client() -> None:
@@ -277,9 +299,9 @@ def describe(exc: BaseException) -> str:
 
 
 def run_wizard(*, config: str | None = None, profile: str | None = None, demo: bool = False,
-               login: bool = False) -> int:
+               login: bool = False, passphrase_command: str | None = None) -> int:
     """Run the wizard in this terminal; the exit code for the CLI (0 saved or nothing to do, 130 discarded)."""
-    from ..credentials import FileStore, file_mode
+    from ..credentials import file_mode, open_store
 
     session = None
     if demo:
@@ -288,7 +310,8 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
         session = DemoSession().start()
         config = session.config_path
     try:
-        app = ProcoreSetupApp(FileStore(config), profile=profile, demo=session, login=login)
+        app = ProcoreSetupApp(open_store(config, passphrase_command=passphrase_command), profile=profile,
+                              demo=session, login=login)
         result = app.run()
         saved = app.saved
         if saved is not None and app.return_code in (0, None):

@@ -371,10 +371,10 @@ async def test_verify_network_trouble_is_retried_in_place(make_app: Any, fake: F
         await paste_code(pilot, fake.issue_code())
         assert screen_name(app) == "VerifyScreen"
         assert "502" in message(app) and "Press r to try again" in message(app)
+        assert "already saved" in message(app)
         assert app.screen.query_one("#retry").display
-        await pilot.press("ctrl+s")  # nothing to save before Procore has answered
-        await pilot.pause()
-        assert screen_name(app) == "VerifyScreen"
+        # the grant is on disk before verification: a script can use the profile right now
+        assert run_token(config).returncode == 0
         await pilot.press("r")
         await settle(pilot)
         assert "Pat Builder" in str(app.screen.query_one("#who").render())
@@ -383,6 +383,25 @@ async def test_verify_network_trouble_is_retried_in_place(make_app: Any, fake: F
         await settle(pilot)
         assert screen_name(app) == "SavedScreen"
     assert run_token(config).returncode == 0
+
+
+async def test_verification_that_keeps_failing_still_leaves_a_working_profile(
+        make_app: Any, fake: FakeProcore, config: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await jump_to_authorize(pilot, fake)
+        fake.inject(status=502, count=3, retry_after=0, paths="/rest/v1.0/me")
+        await paste_code(pilot, fake.issue_code())
+        assert screen_name(app) == "VerifyScreen"
+        assert "Ctrl+S to finish without verifying" in message(app)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert screen_name(app) == "SavedScreen"
+    prof = tomllib.loads(config.read_text())["profiles"]["default"]
+    assert "user_name" not in prof and "company_id" not in prof
+    r = run_token(config)
+    assert r.returncode == 0 and fake.access_token_valid(r.stdout.strip())
+    assert fake.counts["token:authorization_code"] == 1
 
 
 async def test_one_company_is_chosen_for_the_person(make_app: Any, config: Path) -> None:

@@ -128,9 +128,16 @@ class VerifyScreen(WizardScreen):
         if message.what == "verify":
             self.query_one("#retry").display = True
             self.query_one("#retry", Button).focus()
-            self.show_error(describe(exc) + "\nPress r to try again.")
+            self.show_error(describe(exc) + "\n" + self._saved_so_far()
+                            + "Press r to try again, or Ctrl+S to finish without verifying.")
         else:
-            self.show_error(describe(exc) + "\nNothing was written. Press Ctrl+S to try again.")
+            self.show_error(describe(exc) + "\nPress Ctrl+S to try again.")
+
+    def _saved_so_far(self) -> str:
+        flow = self.flow
+        if flow.grant_saved:
+            return f"The new tokens are already saved to {flow.store.path}, so profile {flow.profile_name!r} works. "
+        return f"The new tokens are NOT saved yet ({flow.grant_save_error}). "
 
     def _show(self) -> None:
         flow = self.flow
@@ -158,10 +165,13 @@ class VerifyScreen(WizardScreen):
                 chosen = i
         companies.highlighted = chosen
         if not flow.companies:
+            why = f" ({flow.companies_error})" if flow.companies_error else ""
             self.query_one("#company-question", Static).update(
-                "This user reaches no companies (or Procore would not list them): no default company is saved."
+                f"This user reaches no companies (or Procore would not list them{why}): no default company is saved."
             )
         companies.focus()
+        if not flow.grant_saved:
+            self.show_error(self._saved_so_far() + "Press Ctrl+S to save them with the rest.")
 
     # -- choose and save ------------------------------------------------------------------------------
     @on(OptionList.OptionSelected, "#companies")
@@ -175,10 +185,12 @@ class VerifyScreen(WizardScreen):
         return int(option.id)
 
     def action_save(self) -> None:
-        if self.busy or not self.flow.user:
-            return
+        verified = bool(self.flow.user)
+        if self.busy or (not verified and not self.query_one("#retry").display):
+            return  # still asking Procore
         try:
-            self.flow.choose_company(self._chosen_company())
+            # Without a verified login there is no list to choose from: keep the stored company.
+            self.flow.choose_company(self._chosen_company() if verified else self.flow.company_id)
         except Exception as exc:
             self.show_error(describe(exc))
             return
