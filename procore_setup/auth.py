@@ -18,7 +18,7 @@ from typing import AsyncGenerator, Generator
 
 import httpx
 
-from .credentials import FileStore
+from .credentials import open_store
 from .refresh import ensure_fresh
 
 
@@ -26,8 +26,8 @@ class ProcoreAuth(httpx.Auth):
     """Bearer auth from a procore-setup profile, for `httpx.Client` and `httpx.AsyncClient`."""
 
     def __init__(self, profile: str | None = None, config: str | os.PathLike[str] | None = None, *,
-                 min_valid: float = 120, company_header: bool = True) -> None:
-        self.store = FileStore(config)
+                 min_valid: float = 120, company_header: bool = True, passphrase_command: str | None = None) -> None:
+        self.store = open_store(config, passphrase_command=passphrase_command)
         self.profile = profile
         self.min_valid = min_valid
         self.company_header = company_header

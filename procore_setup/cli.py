@@ -27,6 +27,7 @@ environment:
   PROCORE_SETUP_PROFILE      profile to use (default: the file's default profile)
   PROCORE_CLIENT_SECRET      client secret for `login --plain` (never a flag)
   PROCORE_SETUP_PASSPHRASE   passphrase of an encrypted credentials file
+  PROCORE_SETUP_PASSPHRASE_COMMAND command that prints it, for this run (as --passphrase-command)
   PROCORE_SETUP_NEW_PASSPHRASE the new passphrase, for `passphrase` run without a terminal
   PROCORE_SETUP_PASSPHRASE_TIMEOUT seconds a passphrase command may run (default 10)
   PROCORE_SETUP_LOCK_TIMEOUT seconds to wait for another process's refresh (default 60)"""
@@ -72,7 +73,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt", "passphrase")
-_GLOBAL_WITH_VALUE = ("--config", "--profile")
+_GLOBAL_WITH_VALUE = ("--config", "--profile", "--passphrase-command")
 
 
 def _command_in(argv: list[str]) -> str | None:
@@ -97,12 +98,15 @@ def _command_in(argv: list[str]) -> str | None:
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or (for speed on the headless path) the main parser plus one command's."""
-    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    def common(p: argparse.ArgumentParser, passphrase_help: str | None = None) -> argparse.ArgumentParser:
         # on the main parser and on every command, so both `--profile P token` and `token --profile P` work
         p.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
                        help="credentials file (default: $PROCORE_SETUP_CONFIG or the user config dir)")
         p.add_argument("--profile", metavar="NAME", default=argparse.SUPPRESS,
                        help="profile to use (default: $PROCORE_SETUP_PROFILE or the file's default)")
+        p.add_argument("--passphrase-command", metavar="CMD", default=argparse.SUPPRESS,
+                       help=passphrase_help or "command that prints the passphrase of an encrypted file, for this "
+                       "run (default: $PROCORE_SETUP_PASSPHRASE_COMMAND; run without a shell)")
         return p
 
     parser = common(_Parser(
@@ -114,13 +118,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.set_defaults(func=cmd_wizard)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help: str, description: str | None = None) -> argparse.ArgumentParser:
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str, description: str | None = None,
+            passphrase_help: str | None = None) -> argparse.ArgumentParser:
         if only is not None and name != only:
             return _Unused()  # not used in this run: build nothing
         p = sub.add_parser(name, help=help, description=description or help, epilog=EXIT_CODES_HELP,
                            formatter_class=_Formatter)
         p.set_defaults(func=func)
-        return common(p)
+        return common(p, passphrase_help)
 
     p = add("token", cmd_token, "print a valid access token (refreshing first if needed)",
             'For scripts: curl -H "Authorization: Bearer $(procore-setup token)" ...')
@@ -163,15 +168,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = add("revoke", cmd_revoke, "revoke the tokens at Procore and forget them (keeps client settings)")
     p.add_argument("--local-only", action="store_true", help="forget the tokens without telling Procore")
 
-    p = add("encrypt", cmd_encrypt, "encrypt the secrets in the credentials file")
-    p.add_argument("--passphrase-command", metavar="CMD",
-                   help="command whose output is the passphrase (stored in the file for unattended runs)")
+    p = add("encrypt", cmd_encrypt, "encrypt the secrets in the credentials file",
+            passphrase_help="command whose output is the passphrase (stored in the file for unattended runs)")
     p.add_argument("--keyring", action="store_true",
                    help="also keep the passphrase in the OS keyring (needs the keyring extra)")
     p = add("decrypt", cmd_decrypt, "store the secrets unencrypted again")
-    p.add_argument("--passphrase-command", metavar="CMD", help="command whose output is the passphrase")
-    p = add("passphrase", cmd_passphrase, "change the passphrase of an encrypted file (one atomic rewrite)")
-    p.add_argument("--passphrase-command", metavar="CMD", help="command whose output is the current passphrase")
+    p = add("passphrase", cmd_passphrase, "change the passphrase of an encrypted file (one atomic rewrite)",
+            passphrase_help="command whose output is the current passphrase")
     p.add_argument("--new-passphrase-command", metavar="CMD",
                    help="command whose output is the new passphrase (stored in the file for unattended runs)")
     return parser
@@ -189,9 +192,9 @@ def _opt(args: argparse.Namespace, name: str) -> Any:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from .credentials import FileStore
+    from .credentials import open_store
 
-    return FileStore(_opt(args, "config"))
+    return open_store(_opt(args, "config"), passphrase_command=_opt(args, "passphrase_command"))
 
 
 def _interactive() -> bool:
@@ -307,7 +310,8 @@ def _wizard(args: argparse.Namespace, *, reauthorize: bool) -> int:
     from .tui.app import run_wizard
 
     return run_wizard(config=_opt(args, "config"), profile=_opt(args, "profile"),
-                      demo=bool(_opt(args, "demo")), login=reauthorize)
+                      demo=bool(_opt(args, "demo")), login=reauthorize,
+                      passphrase_command=_opt(args, "passphrase_command"))
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
@@ -337,21 +341,21 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 def cmd_encrypt(args: argparse.Namespace) -> int:
     from .crypto import run_encrypt
 
-    return run_encrypt(_store(args), passphrase_command=args.passphrase_command, interactive=_interactive(),
+    return run_encrypt(_store(args), passphrase_command=_opt(args, "passphrase_command"), interactive=_interactive(),
                        keyring=args.keyring)
 
 
 def cmd_passphrase(args: argparse.Namespace) -> int:
     from .crypto import run_change_passphrase
 
-    return run_change_passphrase(_store(args), passphrase_command=args.passphrase_command,
+    return run_change_passphrase(_store(args), passphrase_command=_opt(args, "passphrase_command"),
                                  new_passphrase_command=args.new_passphrase_command, interactive=_interactive())
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
     from .crypto import run_decrypt
 
-    return run_decrypt(_store(args), passphrase_command=args.passphrase_command, interactive=_interactive())
+    return run_decrypt(_store(args), passphrase_command=_opt(args, "passphrase_command"), interactive=_interactive())
 
 
 # -- formatting helpers shared by the commands ----------------------------------------------

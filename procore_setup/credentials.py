@@ -169,8 +169,13 @@ class Credentials:
     def resolve_name(self, name: str | None) -> str:
         """The profile to use: the one named, $PROCORE_SETUP_PROFILE, or the default."""
         name = name or os.environ.get("PROCORE_SETUP_PROFILE") or self.default_profile
+        if not name and not self.profiles:
+            raise NotConfigured(
+                f"{self.path} holds no profiles yet.",
+                hint=f"Add one with: {add_command(self.path)} (or: {add_command(self.path)} login --plain)",
+            )
         if not name:
-            listed = ", ".join(sorted(self.profiles)) or "none"
+            listed = ", ".join(sorted(self.profiles))
             raise NotConfigured(
                 f"{self.path}: several profiles ({listed}) and no default one.",
                 hint="Name one with --profile NAME, or set a default in the wizard (procore-setup).",
@@ -238,6 +243,11 @@ def _shell_quote(s: str) -> str:
     import shlex
 
     return shlex.quote(s)
+
+
+def add_command(path: str) -> str:
+    """The command that adds a profile to the file at `path` (the wizard)."""
+    return f"procore-setup{_config_flag(path)}"
 
 
 def reauth_command(path: str, profile: str) -> str:
@@ -324,10 +334,28 @@ class FileWriteError(CredentialsFileError):
                          "then try again.")
 
 
+def open_store(config: str | os.PathLike[str] | None = None, *, passphrase_command: str | None = None) -> FileStore:
+    """The store a command or a script works on: the file at `config` (default: $PROCORE_SETUP_CONFIG or
+    the user config dir). `passphrase_command` is this run's source of the passphrase of an encrypted
+    file, tried after $PROCORE_SETUP_PASSPHRASE and before the file's stored command; default:
+    $PROCORE_SETUP_PASSPHRASE_COMMAND."""
+    if passphrase_command is None:
+        env = os.environ.get(PASSPHRASE_COMMAND_ENV)
+        if env is not None and not env.strip():
+            raise UsageError(f"{PASSPHRASE_COMMAND_ENV} is set but empty.",
+                             hint="Unset it, or set it to a command that prints the passphrase.")
+        passphrase_command = env
+    return FileStore(config, passphrase_command=passphrase_command)
+
+
+PASSPHRASE_COMMAND_ENV = "PROCORE_SETUP_PASSPHRASE_COMMAND"
+
+
 class FileStore:
     """The credentials file on the local disk, with a lock file beside it."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, passphrase_command: str | None = None) -> None:
+        self.passphrase_command = passphrase_command or None
         given = os.fspath(path) if path is not None else default_path()
         if not given.strip():
             raise UsageError("The credentials path is empty.", hint="Give --config PATH a file path.")
@@ -443,7 +471,8 @@ class FileStore:
             return
         from . import crypto
 
-        doc.cipher = cipher or crypto.cipher_for(doc, interactive=interactive, passphrase_command=passphrase_command)
+        doc.cipher = cipher or crypto.cipher_for(doc, interactive=interactive,
+                                                 passphrase_command=passphrase_command or self.passphrase_command)
         for name, prof in doc.profiles.items():
             for field in SECRET_FIELDS:
                 value = prof.data.get(field)

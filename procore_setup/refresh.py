@@ -279,9 +279,13 @@ def _record_reauth(store: FileStore, doc: Credentials, profile: Profile, exc: Re
 
 
 def get_token(profile: str | None = None, *, config: str | os.PathLike[str] | None = None,
-              min_valid: float = DEFAULT_TOKEN_MIN_VALID, force: bool = False) -> str:
+              min_valid: float = DEFAULT_TOKEN_MIN_VALID, force: bool = False,
+              passphrase_command: str | None = None) -> str:
     """A valid access token for `profile` of the credentials file, refreshing under the lock if needed.
 
     Raises a `procore_setup.errors.ProcoreSetupError` subclass on failure; its message says what to do.
     """
-    return ensure_fresh(FileStore(config), profile, min_valid=min_valid, force=force).profile.access_token
+    from .credentials import open_store
+
+    store = open_store(config, passphrase_command=passphrase_command)
+    return ensure_fresh(store, profile, min_valid=min_valid, force=force).profile.access_token

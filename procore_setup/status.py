@@ -5,8 +5,13 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .credentials import Credentials, FileStore, Profile, file_mode, mask, reauth_command
-from .errors import EXIT_OK, EXIT_REAUTH, ProcoreSetupError
+from .credentials import Credentials, FileStore, Profile, add_command, file_mode, mask, reauth_command
+from .errors import EXIT_NOT_CONFIGURED, EXIT_OK, EXIT_REAUTH, ProcoreSetupError
+
+
+def needs_login(prof: Profile) -> bool:
+    """Whether only a person's new login can give this profile a token again."""
+    return bool(prof.reauth_required) or not prof.refresh_token
 
 
 def problems(doc: Credentials, prof: Profile) -> list[str]:
@@ -85,12 +90,16 @@ def _online(store: FileStore, doc: Credentials, prof: Profile, info: dict[str, A
 
 def run_status(store: FileStore, name: str | None, *, as_json: bool, online: bool, interactive: bool) -> int:
     doc = store.load()
-    profs = [doc.get(name)] if name or len(doc.profiles) == 1 or not doc.profiles else list(doc.profiles.values())
+    profs = [doc.get(name)] if name or len(doc.profiles) == 1 else list(doc.profiles.values())
     infos = [profile_info(doc, p) for p in profs]
     if online:
         for p, info in zip(profs, infos):
             _online(store, doc, p, info, interactive)
-    code = EXIT_REAUTH if any(p.reauth_required for p in profs) else EXIT_OK
+    # A profile that cannot get a token without a person (refused, revoked, never logged in): exit 4,
+    # as documented; a file without profiles is not configured (exit 3).
+    code = EXIT_REAUTH if any(needs_login(p) for p in profs) else EXIT_OK
+    if not profs:
+        code = EXIT_NOT_CONFIGURED
     head = {"path": store.path, "mode": file_mode(store.path), "encrypted": doc.encrypted,
             "default_profile": doc.default_profile}
     if as_json:
@@ -101,7 +110,7 @@ def run_status(store: FileStore, name: str | None, *, as_json: bool, online: boo
     w = sys.stdout.write
     w(f"file: {head['path']} (mode {head['mode']}{', secrets encrypted' if doc.encrypted else ''})\n")
     if not infos:
-        w("no profiles yet: run procore-setup to set one up\n")
+        w(f"no profiles yet: add one with {add_command(store.path)}\n")
     for info in infos:
         w("\n")
         w(f"[{info['profile']}]{' (default)' if info['default'] else ''}\n")

@@ -103,7 +103,7 @@ def _token_command(args: Any) -> bool:
     for a in rest:
         if skip:
             skip = False
-        elif a in ("--config", "--profile"):
+        elif a in ("--config", "--profile", "--passphrase-command"):
             skip = True
         elif not a.startswith("-"):
             return a == "token" and "--help" not in rest and "-h" not in rest
