@@ -1,0 +1,125 @@
+"""The wizard saves the grant when the code is exchanged: quitting, hanging up or failing later loses nothing.
+
+Pilot tests of the real app against the fake over HTTP, and one real terminal (tmux) whose
+session is killed on the company screen, as a dropped SSH connection would.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from procore_setup.testing import FakeProcore
+
+from .conftest import CLIENT_ID, CLIENT_SECRET, EXE, SIZE, base_env, jump_to_authorize, message, paste_code, \
+    run_token, screen_name, settle
+
+TWO_COMPANIES = [{"id": 8675309, "name": "Builder Demo Co."}, {"id": 42, "name": "Second Co."}]
+
+
+def dialog_text(app: Any) -> str:
+    return str(app.screen.query_one("#dialog-text").render())
+
+
+async def test_ctrl_q_on_the_company_screen_says_the_tokens_are_saved_and_quits_with_them(
+        make_app: Any, config: Path) -> None:
+    with FakeProcore(companies=TWO_COMPANIES) as fake:
+        app = make_app()
+        async with app.run_test(size=SIZE) as pilot:
+            await jump_to_authorize(pilot, fake)
+            await paste_code(pilot, fake.issue_code())
+            assert screen_name(app) == "VerifyScreen", message(app)
+            await pilot.press("ctrl+q")
+            await pilot.pause()
+            assert screen_name(app) == "ConfirmDialog"
+            text = dialog_text(app)
+            assert "already saved with its new tokens" in text and "no default company" in text
+            assert "discard" not in text.lower() and "will be lost" not in text
+            await pilot.press("y")
+            await pilot.pause()
+        assert app.return_code in (0, None)
+        r = run_token(config)
+        assert r.returncode == 0, r.stderr
+        assert fake.access_token_valid(r.stdout.strip())
+        prof = tomllib.loads(config.read_text())["profiles"]["default"]
+        assert "company_id" not in prof and prof["client_id"] == CLIENT_ID
+
+
+async def test_ctrl_q_before_the_exchange_still_warns_that_the_setup_is_discarded(
+        make_app: Any, fake: FakeProcore, config: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await jump_to_authorize(pilot, fake)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert "is not saved yet" in dialog_text(app) and "will be lost" in dialog_text(app)
+        await pilot.press("n")
+        await pilot.pause()
+        assert screen_name(app) == "AuthorizeScreen"
+    assert not config.exists()
+
+
+async def test_a_grant_the_file_cannot_take_is_kept_in_memory_and_saved_by_ctrl_s(
+        make_app: Any, fake: FakeProcore, config: Path) -> None:
+    """The early save fails (the file does not parse); the tokens wait in memory, Ctrl+S writes them."""
+    config.parent.mkdir(mode=0o700)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await jump_to_authorize(pilot, fake)
+        config.write_text("this is not toml [")
+        config.chmod(0o600)
+        await paste_code(pilot, fake.issue_code())
+        assert screen_name(app) == "VerifyScreen"
+        assert "NOT saved yet" in message(app) and "does not parse" in message(app)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert "could not be saved" in dialog_text(app) and "code is used up" in dialog_text(app)
+        await pilot.press("n")
+        await pilot.pause()
+        config.unlink()  # the person fixes the file
+        await pilot.press("enter", "enter")  # the first company, then Save
+        await settle(pilot)
+        assert screen_name(app) == "SavedScreen", message(app)
+    r = run_token(config)
+    assert r.returncode == 0 and fake.access_token_valid(r.stdout.strip())
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (scripts/test installs it)")
+def test_a_terminal_that_hangs_up_on_the_company_screen_keeps_the_grant(tmp_path: Path) -> None:
+    from .test_tmux import Terminal
+
+    config = tmp_path / "conf" / "credentials.toml"
+    env = base_env(TERM="xterm-256color", HOME=str(tmp_path))
+    with FakeProcore(companies=TWO_COMPANIES) as fake:
+        term = Terminal(tmp_path, f"{EXE} --config {config} login", env)
+        try:
+            term.wait_for("Step 1 of 6")
+            term.keys("Down", "Down", "Down", "Down")
+            term.wait_for("Login URL")
+            term.keys("Enter")
+            term.type(fake.url)
+            term.keys("Enter")
+            term.type(fake.url)
+            term.wait_for(f"API {fake.url}")
+            term.keys("Enter")
+            term.wait_for("Step 2 of 6")
+            term.type(CLIENT_ID)
+            term.keys("Enter")
+            term.type(CLIENT_SECRET)
+            term.keys("Enter")
+            term.wait_for("Step 3 of 6")
+            term.keys("n")
+            term.wait_for("Step 4 of 6")
+            term.type(fake.issue_code())
+            term.keys("Enter")
+            term.wait_for("Second Co.")  # the company list: the person has not chosen yet
+        finally:
+            term.close()  # the terminal goes away: the wizard gets SIGHUP
+        r = run_token(config)
+        assert r.returncode == 0, r.stderr
+        assert fake.access_token_valid(r.stdout.strip())
+        assert fake.counts["token:authorization_code"] == 1
