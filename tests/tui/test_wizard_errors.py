@@ -417,18 +417,21 @@ async def test_one_company_is_chosen_for_the_person(make_app: Any, config: Path)
     assert tomllib.loads(config.read_text())["profiles"]["default"]["company_id"] == 77
 
 
-async def test_save_failure_is_shown_and_nothing_written(make_app: Any, fake: FakeProcore, config: Path) -> None:
+async def test_save_failure_is_shown_and_the_tokens_stay_saved(make_app: Any, fake: FakeProcore,
+                                                                config: Path) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await jump_to_authorize(pilot, fake)
         await paste_code(pilot, fake.issue_code())
-        config.parent.mkdir(mode=0o700, exist_ok=True)
+        before = config.read_bytes()  # the grant, saved at the exchange
         config.parent.chmod(0o777)  # someone else could swap the file: the store refuses to write here
         try:
             await pilot.press("ctrl+s")
             await settle(pilot)
             assert screen_name(app) == "VerifyScreen"
-            assert "writable by group or others" in message(app) and "Nothing was written" in message(app)
+            assert "writable by group or others" in message(app)
+            assert "saved with its new tokens" in message(app) and "Press Ctrl+S to try again" in message(app)
+            assert config.read_bytes() == before
         finally:
             config.parent.chmod(0o700)
         await pilot.press("ctrl+s")
