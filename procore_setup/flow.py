@@ -474,18 +474,19 @@ def _str_or_none(v: Any) -> str | None:
 
 
 def executable() -> str:
-    """The absolute path of the installed `procore-setup` command (for cron lines)."""
+    """The installed `procore-setup` command by its absolute path, shell-quoted (for cron lines)."""
     import os
+    import shlex
     import shutil
     import sys
 
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
     if os.path.basename(argv0) == "procore-setup" and os.path.exists(argv0):
-        return os.path.abspath(argv0)
+        return shlex.quote(os.path.abspath(argv0))
     found = shutil.which("procore-setup")
     if found:
-        return os.path.abspath(found)
-    return f"{sys.executable} -m procore_setup"
+        return shlex.quote(os.path.abspath(found))
+    return f"{shlex.quote(sys.executable)} -m procore_setup"
 
 
 def cron_line(config_path: str, profile: str, *, every_minutes: int = 20) -> str:

@@ -244,3 +244,20 @@ def test_a_file_without_profiles_says_so_and_how_to_add_one(cli: CLI) -> None:
     s = cli.run("status")
     assert s.returncode == 3
     assert "no profiles yet: add one with procore-setup --config" in s.stdout
+
+
+def test_the_cron_line_quotes_an_executable_path_the_shell_would_split(cli: CLI, fake: FakeProcore,
+                                                                       tmp_path: Path) -> None:
+    import shlex
+
+    odd = tmp_path / "my tools; touch pwned #"
+    odd.mkdir()
+    (odd / "procore-setup").symlink_to(EXE)
+    r = subprocess.run([str(odd / "procore-setup"), *login_args(fake, fake.issue_code())], input="1\n",
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(cli.env, PROCORE_CLIENT_SECRET=CLIENT_SECRET))
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.split("Keep it fresh from cron with:\n", 1)[1].splitlines()[0]
+    words = shlex.split(line.strip())
+    assert words[5] == str(odd / "procore-setup")  # after the five schedule fields, one word
+    assert words[6:9] == ["--config", str(cli.config), "refresh"]
