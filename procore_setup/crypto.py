@@ -695,7 +695,7 @@ def run_change_passphrase(store: FileStore, *, passphrase_command: str | None = 
                                          use_cache=False)
         assert old is not None
         stored_cmd = table.get("passphrase_command")  # a string: _cipher_and_source checked it
-        store.open_secrets(doc, cipher=cipher)
+        store.open_secrets(doc, cipher=cipher)  # a value it cannot open stays as it is, still refused
         new = _new_passphrase(store.path, new_passphrase_command, interactive=interactive)
         if hmac.compare_digest(new.passphrase.encode(), old.passphrase.encode()):
             raise UsageError(f"The new passphrase (from {new.label}) is the same as the old one. Nothing was changed.")
@@ -771,7 +771,7 @@ def run_decrypt(store: FileStore, *, passphrase_command: str | None = None, inte
         if not doc.encrypted:
             print(f"{store.path}: the secrets are not encrypted; nothing to do.")
             return 0
-        store.open_secrets(doc, interactive=interactive, passphrase_command=passphrase_command)
+        store.open_secrets(doc, interactive=interactive, passphrase_command=passphrase_command, strict=True)
         doc.raw.pop("encryption", None)
         doc.cipher = None
         store.save(doc)
