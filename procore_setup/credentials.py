@@ -739,14 +739,9 @@ class FileStore:
         over the existing file's own blocks. Not atomic, so only for new tokens that would
         otherwise be lost; refused (OSError) when the file's allocated space is too small."""
         payload = _render(doc)
-        if len(payload) > MAX_FILE_BYTES:
-            raise OSError(errno.EFBIG, "the new content would be more than this program reads back")
-        fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-                     | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise OSError(errno.EINVAL, "it is not a regular file")
             if st.st_blocks * 512 < len(payload):
                 raise OSError(errno.ENOSPC, "the file's own blocks cannot hold the new content")
             view, offset = memoryview(payload), 0
@@ -763,8 +758,7 @@ class FileStore:
         self.ensure_dir()
         tmp = os.path.join(self.dir, f".{os.path.basename(self.path)}.{os.getpid()}.{time.monotonic_ns()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-                         | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
             try:
                 try:
                     view = memoryview(payload)
