@@ -41,10 +41,12 @@ IDS = [
     "passphrase-command-env", "passphrase-command-shown",
     "flag-company-id-echo", "flag-min-valid-echo", "command-word-echo", "command-word-choose-from-echo",
     "flag-abbrev-value-echo", "flag-explicit-argument-echo",
-    "config-fifo", "config-proc-pagemap",
-    "save-too-big", "file-nested-deep", "file-nested-very-deep",
-    "lock-foreign-held", "lock-symlink", "lock-readable-by-others", "config-symlink-foreign",
-    "hint-profile-shell", "hint-profile-escape", "hint-chmod-symlink", "refresh-all-profile-name-escape",
+    "config-fifo", "config-proc-pagemap", "config-proc-mem",
+    "save-too-big", "save-into-the-last-room", "file-nested-deep", "file-nested-very-deep",
+    "lock-foreign-held", "lock-symlink", "lock-readable-by-others", "lock-fifo", "lock-hard-link",
+    "config-symlink-foreign", "file-foreign-in-shared-dir", "temp-file-foreign-kept",
+    "hint-profile-shell", "hint-profile-escape", "hint-missing-field-profile-shell", "hint-chmod-symlink",
+    "refresh-all-profile-name-escape", "file-client-secret-line-break",
     "url-empty-label", "url-ipv6-unclosed", "url-bad-idna", "url-plain-http-remote",
     "file-token-line-break", "file-token-huge", "file-token-line-break-encrypted", "file-token-enc-v2",
     "file-token-plain-in-encrypted",
@@ -186,6 +188,13 @@ def test_config_pointing_at_proc_pagemap_stops_at_the_cap(cli: CLI) -> None:
     assert "far too big for a credentials file" in first_message(r), r.stderr
 
 
+def test_config_pointing_at_a_file_that_cannot_be_read_is_exit_6(cli: CLI) -> None:
+    """config-proc-mem: /proc/self/mem is a regular file of the user, 0600, that fails to read (EIO)."""
+    r = run_bounded(cli, "--config", "/proc/self/mem", "token")
+    assert r.returncode == 6, r.stderr
+    assert "/mem: cannot read: Input/output error" in first_message(r), r.stderr
+
+
 # -- 4. size and depth ---------------------------------------------------------------------------
 
 def test_a_save_that_would_be_too_big_to_read_back_is_refused(cli: CLI) -> None:
@@ -205,6 +214,22 @@ def test_a_save_that_would_be_too_big_to_read_back_is_refused(cli: CLI) -> None:
     assert cli.fake.counts["token:refresh_token"] == 0  # refused before anything was sent
     r = cli.run("token")  # and the file is still usable
     assert r.returncode == 0, r.stderr
+
+
+def test_a_file_in_the_last_64_kib_below_the_cap_is_not_refreshed(cli: CLI) -> None:
+    """save-into-the-last-room: a refresh is refused before it sends anything when the file is
+    within 64 KiB of the 1 MiB cap, so the save of a new pair (which may be longer) always fits."""
+    cli.login()
+    text = cli.config.read_text()
+    cli.config.write_text('note = "' + "n" * 1_000_000 + '"\n' + text)  # a string is rewritten as it is
+    before = cli.config.read_bytes()
+    assert (1 << 20) - (64 << 10) < len(before) < 1 << 20
+    r = cli.run("refresh", "--force", env=NO_NET)
+    assert r.returncode == 6, r.stderr
+    assert "Not saved" in first_message(r) and "the key note" in r.stderr, r.stderr
+    assert cli.config.read_bytes() == before
+    assert cli.fake.counts["token:refresh_token"] == 0
+    assert cli.run("token").returncode == 0
 
 
 @pytest.mark.parametrize("depth, case", [pytest.param(300, "file-nested-deep", id="file-nested-deep"),
@@ -296,6 +321,58 @@ def test_a_lock_file_others_can_open_is_refused(cli: CLI) -> None:
     assert cli.config.read_bytes() == before
 
 
+@pytest.mark.parametrize("case", ["lock-fifo", "lock-hard-link"])
+def test_a_lock_file_that_is_no_plain_file_of_its_own_is_refused(cli: CLI, tmp_path: Path, case: str) -> None:
+    cli.login()
+    lock = Path(str(cli.config) + ".lock")
+    lock.unlink()
+    if case == "lock-fifo":
+        os.mkfifo(lock, 0o600)
+        says = "is not a regular file"
+    else:
+        other = tmp_path / "some-file-of-mine"
+        other.write_text("mine\n")
+        os.chmod(other, 0o600)
+        os.link(other, lock)
+        says = "has other hard links"
+    before = cli.config.read_bytes()
+    r = cli.run("refresh", "--force", env=NO_NET)
+    assert r.returncode == 6, r.stderr
+    assert f"The lock file {lock} {says}" in first_message(r), r.stderr
+    assert cli.config.read_bytes() == before
+    assert cli.fake.counts["token:refresh_token"] == 0
+
+
+@needs_root
+def test_a_credentials_file_of_another_user_in_a_shared_directory_says_so(cli: CLI, tmp_path: Path) -> None:
+    """file-foreign-in-shared-dir"""
+    c = _in_sticky_shared_dir(cli, tmp_path)
+    os.chown(c.config, NOBODY, NOBODY)
+    before = c.config.read_bytes()
+    r = c.run("token")
+    assert r.returncode == 6, r.stderr
+    assert f"is owned by another user (uid {NOBODY})" in first_message(r), r.stderr
+    assert f"The directory {c.config.parent} can be written by others (mode 1777)" in r.stderr, r.stderr
+    assert c.config.read_bytes() == before and os.stat(c.config).st_uid == NOBODY
+
+
+@needs_root
+def test_a_stale_temp_file_of_another_user_is_left_alone(cli: CLI, tmp_path: Path) -> None:
+    """temp-file-foreign-kept: the sweep of temp files left by killed writers takes only our own."""
+    c = _in_sticky_shared_dir(cli, tmp_path)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    theirs = c.config.parent / f".{c.config.name}.{gone.pid}.1.tmp"
+    mine = c.config.parent / f".{c.config.name}.{gone.pid}.2.tmp"
+    for path in (theirs, mine):
+        path.write_text("left by a killed writer\n")
+    os.chown(theirs, NOBODY, NOBODY)
+    r = c.run("refresh", "--force", env=NO_NET)
+    assert r.returncode == 0, r.stderr
+    assert theirs.exists(), "root removed another user's file"
+    assert not mine.exists()  # the sweep itself still works
+
+
 @needs_root
 def test_a_symlink_of_another_user_at_the_config_path_is_not_followed(cli: CLI, tmp_path: Path) -> None:
     """config-symlink-foreign: someone else's link would point us at a file of their choosing."""
@@ -345,6 +422,23 @@ def test_control_characters_in_a_profile_name_do_not_reach_the_terminal(cli: CLI
     assert "--profile $'x\\x1b]0;owned\\x07\\x1b[2J'" in line, repr(line)
 
 
+def test_a_hostile_profile_name_is_quoted_in_the_missing_field_hint(cli: CLI) -> None:
+    """hint-missing-field-profile-shell: the name is a quoted key hand-written into the file."""
+    cli.login()
+    data = read_toml(cli.config)
+    prof = data["profiles"].pop("default")
+    del prof["client_id"]
+    name = "x; touch pwned #"
+    data["profiles"][name] = prof
+    data.pop("default_profile", None)
+    cli.config.write_bytes(tomli_w.dumps(data).encode())
+    r = cli.run("status")
+    assert r.returncode == 6, r.stderr
+    assert "is missing the field client_id" in first_message(r), r.stderr
+    argv = _hint_command(r.stderr, "Set the profile up again: ")
+    assert argv[-2:] == ["--profile", name], r.stderr
+
+
 def test_the_chmod_hint_of_a_symlinked_file_names_the_link(cli: CLI, tmp_path: Path) -> None:
     """hint-chmod-symlink: not a bare `chmod 600 <target>` (which, for a link to /etc/passwd ...)."""
     cli.login()
@@ -371,6 +465,9 @@ def test_refresh_all_escapes_profile_names_from_the_file(cli: CLI) -> None:
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stdout + r.stderr and "\x07" not in r.stdout + r.stderr, repr(r.stdout + r.stderr)
     assert "a\\x1b]0;owned\\x07: refreshed" in r.stdout, repr(r.stdout)
+    r = cli.run("token", "--profile", "nope")  # the names listed in a message, too
+    assert r.returncode == 3, r.stderr
+    assert "\x1b" not in r.stderr and "profiles: a\\x1b]0;owned\\x07)" in r.stderr, repr(r.stderr)
 
 
 # -- 7. values read back from the file ---------------------------------------------------------------
@@ -438,6 +535,17 @@ def test_token_never_prints_a_stored_token_it_would_refuse_from_procore(cli: CLI
     assert says in first_message(r), r.stderr
     assert "login --profile default" in r.stderr
     assert cli.config.read_bytes() == edited
+
+
+def test_a_client_secret_with_a_line_break_in_the_file_is_never_sent(cli: CLI) -> None:
+    """file-client-secret-line-break"""
+    cli.login()
+    edited = edit_profile(cli.config, "default", client_secret="demo-client-secret\nX-Injected: yes")
+    r = cli.run("refresh", "--force", env=NO_NET)
+    assert r.returncode == 6, r.stderr
+    assert "the stored client_secret holds spaces or line breaks" in first_message(r), r.stderr
+    assert cli.config.read_bytes() == edited
+    assert cli.fake.counts["token:refresh_token"] == 0
 
 
 @pytest.mark.parametrize("case, value, says", [
