@@ -34,10 +34,12 @@ environment:
 
 
 def _seconds(text: str) -> float:
+    # The messages never repeat the value: whatever was typed there may be a secret pasted
+    # into the wrong place, and parser errors end up in cron mail.
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        raise argparse.ArgumentTypeError("the value is not a number of seconds") from None
     if not 0 <= value <= 86400 or value != value:
         raise argparse.ArgumentTypeError("must be between 0 and 86400 seconds")
     return value
@@ -59,7 +61,11 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, minus echoing unknown arguments: `--client-secret VALUE` must not print VALUE."""
+    """argparse, minus echoing what was typed: `--client-secret VALUE`, `--company-id VALUE` or a
+    secret pasted where the command goes must not be printed back (parser errors reach cron mail).
+
+    The argument's name and the valid choices stay; every value argparse quotes becomes `…`.
+    """
 
     def error(self, message: str) -> Any:  # type: ignore[override]
         prefix = "unrecognized arguments: "
@@ -69,7 +75,24 @@ class _Parser(argparse.ArgumentParser):
             message = prefix + " ".join(shown)
             if any(w.startswith("--client-secret") for w in words):
                 message += " (the client secret is never a flag: use PROCORE_CLIENT_SECRET or the hidden prompt)"
+        else:
+            message = self._masked(message)
         return super().error(message)
+
+    @staticmethod
+    def _masked(message: str) -> str:
+        """An argparse message without the values it quotes: "invalid int value: 'xyz'", "invalid
+        choice: 'xyz' (choose from ...)" (the choices are kept), "ignored explicit argument 'xyz'",
+        and "ambiguous option: --co=xyz could match ..." (the option is kept, not its value)."""
+        import re
+
+        choices = ""
+        at = message.rfind(" (choose from ")  # the last: a typed value may hold these words too
+        if at >= 0:
+            message, choices = message[:at], message[at:]
+        message = re.sub(r"'(?:[^'\\]|\\.)*'" "|" r'"(?:[^"\\]|\\.)*"', "…", message)
+        message = re.sub(r"(?<![\w-])(--?[A-Za-z0-9][\w-]*)=\S*", r"\1=…", message)
+        return message + choices
 
 
 COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt", "passphrase")
@@ -233,6 +256,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
+    from .checks import shown
     from .refresh import ensure_fresh
 
     store = _store(args)
@@ -249,6 +273,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     outcomes: list[dict[str, Any]] = []
     worst = EXIT_OK
     for name in names:
+        # Each profile on its own: one that cannot be refreshed (a bad URL or token in the file,
+        # a refused grant) is reported, and the others are still refreshed.
+        label = f"profile {shown(name, 64)}: " if name else ""
         try:
             res = ensure_fresh(store, name, min_valid=args.min_valid, force=args.force, interactive=_interactive())
         except ProcoreSetupError as exc:
@@ -256,7 +283,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             outcomes.append({"profile": name, "ok": False, "exit_code": exc.exit_code, "error": exc.message,
                              "hint": exc.hint})
             if not args.json:
-                _warn(f"profile {name}: {exc}" if name else str(exc))
+                _warn(f"{label}{exc}")
             continue
         prof = res.profile
         left = prof.seconds_left()
@@ -264,13 +291,14 @@ def cmd_refresh(args: argparse.Namespace) -> int:
                          "expires_at": prof.expires_at.isoformat() if prof.expires_at else None,
                          "seconds_left": int(left) if left is not None else None})
         if res.recovered_from_interrupt:
-            _warn(f"profile {prof.name}: note: an earlier refresh had not finished (interrupted, or answered "
-                  "with a server error); this refresh worked and the chain is intact.")
+            _warn(f"profile {shown(prof.name, 64)}: note: an earlier refresh had not finished (interrupted, or "
+                  "answered with a server error); this refresh worked and the chain is intact.")
         if res.saved_in_place:
-            _warn(f"profile {prof.name}: " + _IN_PLACE.format(path=res.path, why=res.saved_in_place))
+            _warn(f"profile {shown(prof.name, 64)}: " + _IN_PLACE.format(path=res.path, why=res.saved_in_place))
         if not args.quiet and not args.json:
             what = "refreshed" if res.refreshed else "still valid, nothing to do"
-            print(f"{prof.name}: {what}; access token valid until {_when(prof.expires_at)} ({_human(left)} left)")
+            print(f"{shown(prof.name, 64)}: {what}; access token valid until {_when(prof.expires_at)} "
+                  f"({_human(left)} left)")
     if args.json:
         import json
 

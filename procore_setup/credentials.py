@@ -20,11 +20,25 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from .errors import CredentialsFileError, LockTimeout, NotConfigured, UsageError, env_seconds
+from .errors import (
+    CredentialsFileError,
+    FileTooBig,
+    InvalidValue,
+    LockTimeout,
+    NotConfigured,
+    UsageError,
+    env_seconds,
+)
 
 SCHEMA_VERSION = 1
 FILE_NAME = "credentials.toml"
 MAX_FILE_BYTES = 1 << 20  # a credentials file is a few KB; anything this big is not ours
+# A save may grow a file into the last SAVE_ROOM bytes below MAX_FILE_BYTES only from a file
+# below that line: so the save of a new pair, which follows the in-flight mark's save, always
+# fits (two tokens at their cap, encrypted, are ~44 KB), and the next refresh is refused before
+# it sends anything.
+SAVE_ROOM = 64 << 10
+MAX_DEPTH = 32  # nesting of tables and arrays; a credentials file has 3, and writers recurse
 SECRET_FIELDS = ("client_secret", "access_token", "refresh_token")
 DEFAULT_LOCK_TIMEOUT = 60.0
 
@@ -138,6 +152,12 @@ class Credentials:
         self.profiles: dict[str, Profile] = {}
         for name, data in (self.raw.get("profiles") or {}).items():
             self.profiles[name] = Profile(name, dict(data))
+        # Profiles handed out by get(): their secrets are checked as soon as they are decrypted.
+        self._used: set[str] = set()
+        # (profile, field) -> (stored value, why) of secrets of an encrypted file that are no
+        # ciphertext of ours (plain text, an unknown enc:v2:): never used, never encrypted on a
+        # save (that would launder them), written back exactly as they were.
+        self._left: dict[tuple[str, str], tuple[str, str]] = {}
 
     # -- document-level settings -------------------------------------------------
     @property
@@ -175,23 +195,36 @@ class Credentials:
                 hint=f"Add one with: {add_command(self.path)} (or: {add_command(self.path)} login --plain)",
             )
         if not name:
-            listed = ", ".join(sorted(self.profiles))
+            listed = _listed(self.profiles)
             raise NotConfigured(
                 f"{self.path}: several profiles ({listed}) and no default one.",
                 hint="Name one with --profile NAME, or set a default in the wizard (procore-setup).",
             )
         return name
 
-    def get(self, name: str | None = None) -> Profile:
+    def get(self, name: str | None = None, *, check: bool = True) -> Profile:
+        """The profile to use (see resolve_name). With `check`, its values are checked the way
+        they were when they arrived (URLs, tokens, credentials): a profile the file holds in a
+        state the tool would refuse on arrival raises CredentialsFileError, and only that
+        profile: the others stay usable. `check=False` is for removing or renaming a profile."""
         name = self.resolve_name(name)
         try:
-            return self.profiles[name]
+            prof = self.profiles[name]
         except KeyError:
-            listed = ", ".join(sorted(self.profiles)) or "none"
             raise NotConfigured(
-                f"No profile {name!r} in {self.path} (profiles: {listed}).",
-                hint=f"Set it up with: procore-setup{_config_flag(self.path)} login --profile {name}",
+                f"No profile {name[:70]!r} in {self.path} (profiles: {_listed(self.profiles)}).",
+                hint=f"Set it up with: procore-setup{_config_flag(self.path)} login --profile {shell_quote(name)}",
             ) from None
+        if check:
+            self._used.add(name)
+            self.check(prof)
+        return prof
+
+    def check(self, prof: Profile) -> None:
+        """Raise CredentialsFileError (exit 6) if `prof` holds a value the tool would refuse."""
+        problem = _profile_problem(self, prof)
+        if problem is not None:
+            raise problem
 
     def add(self, profile: Profile) -> Profile:
         self.profiles[profile.name] = profile
@@ -220,6 +253,9 @@ def _encrypt_fields(doc: Credentials, name: str, data: dict[str, Any]) -> dict[s
         value = data.get(field)
         if value is None or crypto.is_encrypted_value(value):
             continue
+        left = doc._left.get((name, field))
+        if left is not None and left[0] == value:
+            continue  # not ours to encrypt: kept as it was stored (see Credentials._left)
         if doc.cipher is None:
             raise CredentialsFileError(
                 f"{doc.path}: internal error: cannot write a plain secret into an encrypted file "
@@ -233,16 +269,33 @@ def _config_flag(path: str) -> str:
     """` --config PATH` when PATH is not where the tool looks by default, else ''."""
     try:
         if os.environ.get("PROCORE_SETUP_CONFIG") or path != default_path():
-            return f" --config {_shell_quote(path)}"
+            return f" --config {shell_quote(path)}"
     except Exception:
-        return f" --config {_shell_quote(path)}"
+        return f" --config {shell_quote(path)}"
     return ""
 
 
-def _shell_quote(s: str) -> str:
+def shell_quote(s: str) -> str:
+    """`s` as one word of a POSIX shell command that a person can paste: shlex.quote, or for
+    text with control characters (a line break, an escape sequence) bash's $'...' form, which
+    spells them out so that they neither reach the terminal nor split the command."""
     import shlex
 
-    return shlex.quote(s)
+    if s.isprintable():
+        return shlex.quote(s)
+    out = []
+    for c in s:
+        if c in "\\'":
+            out.append("\\" + c)
+        elif c.isprintable():
+            out.append(c)
+        elif ord(c) < 0x100:
+            out.append(f"\\x{ord(c):02x}")
+        elif ord(c) < 0x10000:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(f"\\U{ord(c):08x}")
+    return "$'" + "".join(out) + "'"
 
 
 def add_command(path: str) -> str:
@@ -252,7 +305,81 @@ def add_command(path: str) -> str:
 
 def reauth_command(path: str, profile: str) -> str:
     """The exact command that re-authorizes `profile` of the file at `path`."""
-    return f"procore-setup{_config_flag(path)} login --profile {_shell_quote(profile)}"
+    return f"procore-setup{_config_flag(path)} login --profile {shell_quote(profile)}"
+
+
+def _listed(profiles: dict[str, Any]) -> str:
+    """The profile names for a message, each safe to print."""
+    from .checks import shown
+
+    return ", ".join(shown(n, 64) for n in sorted(profiles)) or "none"
+
+
+_URL_FIELDS = (("login_url", "login URL"), ("api_url", "API URL"))
+_TOKEN_FIELDS = ("access_token", "refresh_token")
+
+
+def _profile_problem(doc: Credentials, prof: Profile, *, whole_file: bool = False) -> CredentialsFileError | None:
+    """The first value of `prof` that the tool would refuse if it arrived now, as the error to
+    raise (naming the profile and the field), or None. Nothing has been sent when it is raised.
+    `whole_file`: for a command that rewrites every profile (decrypt)."""
+    from .checks import check_base_url, credential_problem, shown, token_problem
+
+    where = f"{doc.path}: profile {shown(prof.name, 64)!r}"
+
+    def fix() -> str:  # only once there is a problem: it may look up the default path (platformdirs)
+        command = reauth_command(doc.path, prof.name)
+        return f"{command} (or remove that profile), then try again. Nothing was changed" if whole_file else command
+
+    for field, what in _URL_FIELDS:
+        value = prof.data.get(field)
+        if not isinstance(value, str):
+            continue  # missing or mistyped: _check_types reports it
+        try:
+            check_base_url(value, what)
+        except InvalidValue as exc:
+            text = exc.message[0].lower() + exc.message[1:].rstrip(".")
+            return CredentialsFileError(
+                f"{where}: {text} (field {field}).",
+                hint=f"Nothing was sent, and the file was left as it is. Correct {field} in the file, "
+                f"or set the profile up again: {fix()}",
+            )
+    unopened = doc.encrypted and doc.cipher is None
+    for field in ("client_id", *SECRET_FIELDS):
+        value = prof.data.get(field)
+        if value is None:
+            continue
+        left = doc._left.get((prof.name, field))
+        if left is not None and left[0] == value:
+            why = left[1]
+        elif unopened and field in SECRET_FIELDS:
+            why = _not_ciphertext(value)
+        elif field in _TOKEN_FIELDS:
+            why = token_problem(value)
+        else:
+            why = credential_problem(value)
+        if why is not None:
+            return CredentialsFileError(
+                f"{where}: the stored {field} {why}, which the tool would refuse from Procore or at login: "
+                "the file was edited or damaged.",
+                hint=f"Nothing was sent, and the file was left as it is. Log in again with: {fix()}",
+            )
+    return None
+
+
+def _not_ciphertext(value: Any) -> str | None:
+    """Why a secret of an encrypted file is not one of our ciphertexts, or None if it is one."""
+    from .crypto import PREFIX
+
+    if isinstance(value, str) and value.startswith(PREFIX):
+        return None
+    if isinstance(value, str) and value.startswith("enc:"):
+        import re
+
+        m = re.match(r"enc:[A-Za-z0-9]{1,8}:", value)
+        return (f"is encrypted in a format this procore-setup does not know ({m.group(0) if m else 'enc:'}...; "
+                f"it writes {PREFIX}...)")
+    return "is not encrypted although the file is (plain text where a ciphertext belongs)"
 
 
 def _check_types(path: str, raw: dict[str, Any]) -> None:
@@ -279,12 +406,13 @@ def _check_types(path: str, raw: dict[str, Any]) -> None:
         raise CredentialsFileError(f"{path}: profiles must be a table of [profiles.NAME] tables.")
     for name, data in profiles.items():
         if not isinstance(data, dict):
-            raise CredentialsFileError(f"{path}: profiles.{name} must be a table.")
+            raise CredentialsFileError(f"{path}: profiles.{_shown(name)} must be a table.")
         for field in REQUIRED_FIELDS:
             if not data.get(field):
                 raise CredentialsFileError(
                     f"{path}: profile {name!r} is missing the field {field}.",
-                    hint=f"Set the profile up again: procore-setup{_config_flag(path)} login --profile {name}",
+                    hint=f"Set the profile up again: procore-setup{_config_flag(path)} login --profile "
+                    f"{shell_quote(name)}",
                 )
         for field, value in data.items():
             types = _FIELD_TYPES.get(field)
@@ -296,7 +424,7 @@ def _check_types(path: str, raw: dict[str, Any]) -> None:
                     f"{path}: profile {name!r}: {field} is encrypted, but the file has no [encryption] "
                     "table to open it with.",
                     hint="Restore the file (or its [encryption] table) from a backup, or set the profile up "
-                    f"again: procore-setup{_config_flag(path)} login --profile {name}",
+                    f"again: procore-setup{_config_flag(path)} login --profile {shell_quote(name)}",
                 )
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 want = " or ".join(t.__name__ for t in types)
@@ -311,6 +439,34 @@ def _check_types(path: str, raw: dict[str, Any]) -> None:
 
 
 _FIX_BY_LOGIN = "Set it up again with: procore-setup login (the broken file is left as it is)."
+
+
+def _shown(text: str) -> str:
+    from .checks import shown
+
+    return shown(text, 64)
+
+
+def _check_depth(path: str, raw: dict[str, Any]) -> None:
+    """Refuse values nested deeper than MAX_DEPTH: tomli-w and tomlkit recurse, so a 300-deep
+    array would make every save of the file fail. Iterative, for the same reason."""
+    stack: list[tuple[Any, int, tuple[str, ...]]] = [(raw, 0, ())]
+    while stack:
+        value, depth, where = stack.pop()
+        if depth > MAX_DEPTH:
+            if len(where) >= 3 and where[0] == "profiles":
+                what = f"profile {_shown(where[1])!r}: field {_shown(where[2])}"
+            else:
+                what = f"key {_shown(where[0])}"
+            raise CredentialsFileError(
+                f"{path}: {what} is nested more than {MAX_DEPTH} levels deep, which no credentials file is.",
+                hint="Remove that value from the file (the file was left as it is).",
+            )
+        if isinstance(value, dict):
+            # the path is kept to 3 parts (profiles, name, field): all a message needs
+            stack.extend((v, depth + 1, (where + (str(k),)) if len(where) < 3 else where) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1, where) for v in value)
 
 
 def _article(word: str) -> str:
@@ -374,10 +530,21 @@ class FileStore:
 
     # -- reading -------------------------------------------------------------------
     def read_bytes(self) -> bytes:
-        """The file's bytes after the ownership and permission checks ssh would make."""
+        """The file's bytes after the ownership and permission checks ssh would make.
+
+        Only a regular file is read, and no more than 64 KiB past MAX_FILE_BYTES: `--config`
+        pointing at a FIFO, a device or a /proc file must fail at once, not hang or read
+        gigabytes (/proc/self/pagemap says it has 0 bytes).
+        """
         path = self.path
+        self._check_link()
+        with contextlib.suppress(OSError):  # a missing file is reported by the open below
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+                raise self._not_regular(st)  # without opening it: opening a device can have effects
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(path, flags)
         except FileNotFoundError:
             if os.path.islink(self.given_path):
                 raise CredentialsFileError(
@@ -405,35 +572,84 @@ class FileStore:
                     f"{path} is a directory, not a credentials file.", hint="Point --config at a file."
                 )
             if not stat.S_ISREG(st.st_mode):
-                raise CredentialsFileError(f"{path} is not a regular file.")
+                raise self._not_regular(st)
             self._check_owner_and_mode(st)
             if st.st_size > MAX_FILE_BYTES:
-                raise CredentialsFileError(
-                    f"{path} is {st.st_size} bytes: far too big for a credentials file.",
-                    hint="Check that --config points at the right file.",
-                )
-            chunks = []
-            while True:
-                chunk = os.read(fd, 65536)
+                raise self._too_big(f"{st.st_size} bytes")
+            # O_NONBLOCK stays set: a regular file ignores it, while a pseudo-file that calls
+            # itself regular (/proc/kmsg) would otherwise block the read forever.
+            # Whole 64 KiB reads (some pseudo-files refuse odd sizes), stopping once past the cap.
+            chunks, total = [], 0
+            while total <= MAX_FILE_BYTES:
+                try:
+                    chunk = os.read(fd, 65536)
+                except BlockingIOError:
+                    raise CredentialsFileError(
+                        f"{path} cannot be read without waiting, so it is not a credentials file.",
+                        hint="Point --config at a regular file.",
+                    ) from None
+                except OSError as exc:
+                    raise CredentialsFileError(f"{path}: cannot read: {exc.strerror}.") from None
                 if not chunk:
                     break
                 chunks.append(chunk)
+                total += len(chunk)
+            if total > MAX_FILE_BYTES:
+                raise self._too_big(f"more than {MAX_FILE_BYTES} bytes")
             return b"".join(chunks)
         finally:
             os.close(fd)
+
+    def _not_regular(self, st: os.stat_result) -> CredentialsFileError:
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        return CredentialsFileError(f"{self.path} is {kind}, not a credentials file.",
+                                    hint="Point --config at a regular file.")
+
+    def _too_big(self, size: str) -> CredentialsFileError:
+        return CredentialsFileError(f"{self.path} is {size}: far too big for a credentials file.",
+                                    hint="Check that --config points at the right file.")
+
+    def _check_link(self) -> None:
+        """A symlink at the given path must be the user's own (or root's): in a directory others
+        can write to, someone else's link would point us at a file of their choosing."""
+        try:
+            st = os.lstat(self.given_path)
+        except OSError:
+            return
+        if stat.S_ISLNK(st.st_mode) and hasattr(os, "geteuid") and st.st_uid not in (os.geteuid(), 0):
+            raise CredentialsFileError(
+                f"{self.given_path} is a symlink owned by another user (uid {st.st_uid}); refusing to follow it.",
+                hint="Remove the link, or point --config at the file itself."
+                + _shared_note(os.path.dirname(self.given_path)),
+            )
+
+    def _described(self) -> str:
+        """The file as the user named it: the path given, and where it leads if that is a link."""
+        if self.given_path != self.path:
+            return f"{self.given_path} (a symlink to {self.path})"
+        return self.path
 
     def _check_owner_and_mode(self, st: os.stat_result) -> None:
         path = self.path
         if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
             raise CredentialsFileError(
-                f"{path} is owned by another user (uid {st.st_uid}); refusing to use it.",
-                hint="A credentials file must belong to the user who runs procore-setup.",
+                f"{self._described()} is owned by another user (uid {st.st_uid}); refusing to use it.",
+                hint="A credentials file must belong to the user who runs procore-setup."
+                + _shared_note(self.dir),
             )
         if st.st_mode & 0o077:
+            if self.given_path != path:
+                # chmod follows the link: say where it leads, so nobody runs `chmod 600 /etc/passwd` blind
+                hint = (f"If {path} really is your credentials file, fix it with: chmod 600 {shell_quote(path)}; "
+                        f"if not, fix the link {shell_quote(self.given_path)}.")
+            else:
+                hint = f"Fix it with: chmod 600 {shell_quote(path)}"
             raise CredentialsFileError(
-                f"Permissions {stat.S_IMODE(st.st_mode):04o} for {path} are too open: "
+                f"Permissions {stat.S_IMODE(st.st_mode):04o} for {self._described()} are too open: "
                 "group and others must have no access to a file of secrets.",
-                hint=f"Fix it with: chmod 600 {_shell_quote(path)}",
+                hint=hint,
             )
 
     def load(self) -> Credentials:
@@ -454,7 +670,13 @@ class FileStore:
         except tomllib.TOMLDecodeError as exc:
             # tomllib's message names the line and column, never the value
             raise CredentialsFileError(f"{self.path} does not parse as TOML: {exc}.", hint=_FIX_BY_LOGIN) from None
+        except RecursionError:  # tomllib recurses into nested arrays: a thousand `[` exhaust it
+            raise CredentialsFileError(
+                f"{self.path} holds values nested thousands of levels deep, which no credentials file does.",
+                hint=_FIX_BY_LOGIN,
+            ) from None
         _check_types(self.path, raw)
+        _check_depth(self.path, raw)
         return Credentials(raw, path=self.path, raw_bytes=data)
 
     def load_or_new(self) -> Credentials:
@@ -464,9 +686,15 @@ class FileStore:
         return self.load()
 
     def open_secrets(self, doc: Credentials, *, interactive: bool = False, passphrase_command: str | None = None,
-                     cipher: Any = None) -> None:
+                     cipher: Any = None, strict: bool = False) -> None:
         """Decrypt the secrets of an encrypted document in place (no-op for a plain one, or one
-        opened already). `cipher`, when given, is the document's (checked by the caller)."""
+        opened already). `cipher`, when given, is the document's (checked by the caller).
+
+        A secret that is no ciphertext of ours (plain text, an unknown `enc:v2:`) is left as it
+        is and makes its profile unusable (see Credentials.get), not the whole file; with
+        `strict` (decrypting or re-encrypting the whole file) it is an error at once. Profiles
+        handed out by get() already are checked here, once their secrets are plain.
+        """
         if not doc.encrypted or doc.cipher is not None:
             return
         from . import crypto
@@ -476,8 +704,20 @@ class FileStore:
         for name, prof in doc.profiles.items():
             for field in SECRET_FIELDS:
                 value = prof.data.get(field)
-                if value is not None and crypto.is_encrypted_value(value):
+                if value is None:
+                    continue
+                if crypto.is_encrypted_value(value):
                     prof.data[field] = doc.cipher.decrypt(value, f"{name}/{field}", path=doc.path)
+                else:
+                    doc._left[(name, field)] = (value, _not_ciphertext(value) or "is not usable")
+        if strict:
+            for name, _field in doc._left:
+                problem = _profile_problem(doc, doc.profiles[name], whole_file=True)
+                if problem is not None:
+                    raise problem
+        for name in sorted(doc._used):
+            if name in doc.profiles:
+                doc.check(doc.profiles[name])
 
     # -- writing -------------------------------------------------------------------
     def ensure_dir(self) -> None:
@@ -488,7 +728,7 @@ class FileStore:
                 raise CredentialsFileError(
                     f"The directory {self.dir} is writable by group or others, so someone else "
                     "could replace the credentials file.",
-                    hint=f"Fix it with: chmod go-w {_shell_quote(self.dir)}",
+                    hint=f"Fix it with: chmod go-w {shell_quote(self.dir)}",
                 )
             return
         try:
@@ -506,8 +746,20 @@ class FileStore:
             raise CredentialsFileError(f"Cannot create the directory {self.dir}: {exc.strerror}.") from None
 
     def save(self, doc: Credentials) -> None:
-        """Atomically replace the file with `doc`: temp file 0600, fsync, rename, fsync dir."""
+        """Atomically replace the file with `doc`: temp file 0600, fsync, rename, fsync dir.
+
+        Refused (FileTooBig, the file left as it was) when the new bytes would be more than
+        this program reads back: a file it writes must never be one it then refuses forever.
+        """
         payload = _render(doc)
+        limit = MAX_FILE_BYTES if len(doc.raw_bytes) <= MAX_FILE_BYTES - SAVE_ROOM else MAX_FILE_BYTES - SAVE_ROOM
+        if len(payload) > limit:
+            raise FileTooBig(
+                f"Not saved: {self.path} would grow to {len(payload)} bytes, more than the {limit} a credentials "
+                "file may have (this program would refuse to read it back).",
+                hint=f"The file was left as it was. Its biggest entry is {_biggest(doc)}: remove that from "
+                "the file, then try again.",
+            )
         self.write_bytes(payload)
         doc.raw_bytes = payload
 
@@ -573,7 +825,9 @@ class FileStore:
             if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
                 continue
             with contextlib.suppress(OSError):
-                os.unlink(os.path.join(self.dir, name))
+                full = os.path.join(self.dir, name)
+                if os.lstat(full).st_uid == os.geteuid():  # in a shared directory, only ever our own
+                    os.unlink(full)
 
     # -- locking -------------------------------------------------------------------
     @contextlib.contextmanager
@@ -584,10 +838,7 @@ class FileStore:
         if timeout is None:
             timeout = lock_timeout()
         self.ensure_dir()
-        try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-        except OSError as exc:  # no inode left for it, a read-only file system
-            raise FileWriteError(self.lock_path, exc) from None
+        fd = self._open_lock()
         try:
             deadline = time.monotonic() + timeout
             delay = 0.005
@@ -612,6 +863,48 @@ class FileStore:
         finally:
             os.close(fd)
 
+    def _open_lock(self) -> int:
+        """The lock file, opened without following a link, and only if it is the user's own
+        regular file that nobody else can open: in a directory others can write to (a sticky one
+        like /tmp passes ensure_dir), another user could plant a link there (root would then create
+        the file it points to) or hold a flock on a lock file of theirs and block every refresh."""
+        flags = (os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+                 | getattr(os, "O_NOFOLLOW", 0))
+        lock = self.lock_path
+        try:
+            fd = os.open(lock, flags, 0o600)
+        except OSError as exc:
+            if os.path.islink(lock):
+                raise self._bad_lock("is a symbolic link", _rm(lock)) from None
+            if isinstance(exc, PermissionError):
+                with contextlib.suppress(OSError):
+                    st = os.lstat(lock)
+                    if st.st_uid != os.geteuid():
+                        raise self._bad_lock(f"is owned by another user (uid {st.st_uid})", _FOREIGN_LOCK) from None
+            raise FileWriteError(lock, exc) from None  # no inode left for it, a read-only file system
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise self._bad_lock("is not a regular file", _rm(lock))
+            if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+                raise self._bad_lock(f"is owned by another user (uid {st.st_uid})", _FOREIGN_LOCK)
+            if st.st_mode & 0o077:
+                raise self._bad_lock(f"has permissions {stat.S_IMODE(st.st_mode):04o}, so others can open it "
+                                     "(and hold the lock)", _rm(lock))
+            if st.st_nlink != 1:
+                raise self._bad_lock("has other hard links", _rm(lock))
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _bad_lock(self, problem: str, fix: str) -> CredentialsFileError:
+        return CredentialsFileError(
+            f"The lock file {self.lock_path} {problem}: another user could block every refresh, so it is "
+            "not used. Nothing was changed.",
+            hint=fix + _shared_note(self.dir),
+        )
+
     @contextlib.contextmanager
     def transaction(self, *, timeout: float | None = None, create: bool = False, secrets: bool = True,
                     interactive: bool = False) -> Iterator[Credentials]:
@@ -627,6 +920,45 @@ class FileStore:
                 self.open_secrets(doc, interactive=interactive)
             yield doc
             self.save(doc)
+
+
+_FOREIGN_LOCK = ("It holds nothing, so its owner (or root) can remove it; or keep the credentials file in a "
+                 "directory only you can write to.")
+
+
+def _rm(lock: str) -> str:
+    return f"It holds nothing and is made again when needed; remove it with: rm -- {shell_quote(lock)}"
+
+
+def _shared_note(directory: str) -> str:
+    """A sentence for hints when `directory` can be written by others (a sticky one like /tmp
+    passes the directory check, but anyone there can plant files), else ''."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return ""
+    if not st.st_mode & 0o022:
+        return ""
+    return (f" The directory {directory} can be written by others (mode {stat.S_IMODE(st.st_mode):04o}), so "
+            "anyone can put files there: keep the credentials file in a directory only you can write to, "
+            "e.g. ~/.config/procore-setup (mkdir -m 700), and give --config its path.")
+
+
+def _biggest(doc: Credentials) -> str:
+    """The entry of `doc` that takes the most room, for the hint of a save refused as too big."""
+    best, size = "(unknown)", -1
+    for key, value in doc.raw.items():
+        if key == "profiles":
+            continue
+        if len(repr(value)) > size:
+            best, size = f"the key {_shown(key)}", len(repr(value))
+    for name, prof in doc.profiles.items():
+        for key, value in prof.data.items():
+            if key in SECRET_FIELDS:
+                continue  # capped at arrival; and a message must not measure secrets
+            if len(repr(value)) > size:
+                best, size = f"the field {_shown(key)} of profile {_shown(name)!r}", len(repr(value))
+    return best
 
 
 def lock_timeout() -> float:

@@ -37,8 +37,9 @@ Where the passphrase comes from, first that answers wins:
 1. ``PROCORE_SETUP_PASSPHRASE``;
 2. a passphrase command (``--passphrase-command``, else ``passphrase_command`` in the
    ``[encryption]`` table), split with shlex and run without a shell, stdin closed,
-   for at most ``PROCORE_SETUP_PASSPHRASE_TIMEOUT`` seconds (default 10); its stdout
-   minus one trailing newline is the passphrase;
+   without the secret-bearing ``PROCORE_*`` variables in its environment, for at most
+   ``PROCORE_SETUP_PASSPHRASE_TIMEOUT`` seconds (default 10); its stdout minus one
+   trailing newline is the passphrase. Messages name only its program, never its arguments;
 3. the OS keyring (service ``procore-setup``, user = the file's path), when the
    optional ``keyring`` package is installed and answers within 3 s;
 4. a hidden prompt, only when stdin is a terminal.
@@ -249,12 +250,42 @@ def command_timeout() -> float:
 
 
 def shown_command(command: str, *secrets: str) -> str:
-    """A passphrase command as messages show it: shortened, and with any passphrase it holds
-    (`echo hunter2`) blotted out, since messages end up in cron mail."""
+    """A passphrase command as messages show it: its program's name only, `…` for the rest.
+
+    Its arguments may hold anything (`echo hunter2`, a vault token, a path that names the
+    secret), and messages end up in cron mail. `secrets` (a passphrase it printed) are also
+    blotted out of the name, in case the program is named after one.
+    """
+    import shlex
+
+    from .checks import shown
+
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    if not words:
+        return "(empty)"
+    name = os.path.basename(words[0]) or words[0]
     for secret in secrets:
         if secret:
-            command = command.replace(secret, "…")
-    return command if len(command) <= 200 else command[:200] + "..."
+            name = name.replace(secret, "…")
+    return shown(name, 60) + (" …" if len(words) > 1 else "")
+
+
+# What a passphrase command's environment leaves out: every PROCORE_ variable that names a
+# secret (the passphrases, the client secret; the *_TIMEOUT settings are harmless). The
+# command needs none of them, and whatever it runs (a helper, a shell, a logger) could leak them.
+_SECRET_ENV_WORDS = ("SECRET", "PASSPHRASE", "TOKEN", "PASSWORD")
+
+
+def _child_env() -> dict[str, str]:
+    def secret(name: str) -> bool:
+        upper = name.upper()
+        return (upper.startswith("PROCORE") and any(w in upper for w in _SECRET_ENV_WORDS)
+                and not upper.endswith("_TIMEOUT"))
+
+    return {k: v for k, v in os.environ.items() if not secret(k)}
 
 
 def run_passphrase_command(command: str, path: str) -> str:
@@ -268,7 +299,7 @@ def run_passphrase_command(command: str, path: str) -> str:
     try:
         argv = shlex.split(command)
     except ValueError as exc:
-        raise CredentialsFileError(f"{path}: the passphrase command `{shown}` does not parse: {exc}.") from None
+        raise CredentialsFileError(f"{path}: the passphrase command `{shown}` does not parse ({exc}).") from None
     if not argv:
         raise CredentialsFileError(f"{path}: the passphrase command is empty.")
     timeout = command_timeout()
@@ -276,7 +307,7 @@ def run_passphrase_command(command: str, path: str) -> str:
         # A new session, so a timeout can kill the command and everything it started (a `sh -c`
         # wrapper's children would otherwise keep our pipe open and hang us anyway).
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=None,
-                                start_new_session=True, close_fds=True)
+                                start_new_session=True, close_fds=True, env=_child_env())
     except OSError as exc:
         raise CredentialsFileError(
             f"{path}: cannot run the passphrase command `{shown}`: {exc.strerror or exc}.",
@@ -664,7 +695,7 @@ def run_change_passphrase(store: FileStore, *, passphrase_command: str | None = 
                                          use_cache=False)
         assert old is not None
         stored_cmd = table.get("passphrase_command")  # a string: _cipher_and_source checked it
-        store.open_secrets(doc, cipher=cipher)
+        store.open_secrets(doc, cipher=cipher)  # a value it cannot open stays as it is, still refused
         new = _new_passphrase(store.path, new_passphrase_command, interactive=interactive)
         if hmac.compare_digest(new.passphrase.encode(), old.passphrase.encode()):
             raise UsageError(f"The new passphrase (from {new.label}) is the same as the old one. Nothing was changed.")
@@ -740,7 +771,7 @@ def run_decrypt(store: FileStore, *, passphrase_command: str | None = None, inte
         if not doc.encrypted:
             print(f"{store.path}: the secrets are not encrypted; nothing to do.")
             return 0
-        store.open_secrets(doc, interactive=interactive, passphrase_command=passphrase_command)
+        store.open_secrets(doc, interactive=interactive, passphrase_command=passphrase_command, strict=True)
         doc.raw.pop("encryption", None)
         doc.cipher = None
         store.save(doc)

@@ -144,3 +144,11 @@ def env_seconds(name: str, default: float, low: float, high: float) -> float:
     if not low <= value <= high:  # also false for NaN
         raise UsageError(f"{name} must be a number of seconds from {low:g} to {high:g}, not {raw[:20]!r}.")
     return value
+
+
+class InvalidValue(UsageError):
+    """A value from outside (a URL, a token, a credential) that the tool will not use."""
+
+
+class FileTooBig(CredentialsFileError):
+    """A save was refused because the file would be bigger than the tool reads back."""
