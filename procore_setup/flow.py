@@ -7,18 +7,18 @@ front-end should go back to.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import time
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from . import environments
-from .credentials import Credentials, FileStore, Profile, reauth_command
+from .credentials import Credentials, FileStore, Profile, reauth_command, shell_quote
 from .environments import OOB_REDIRECT_URI
 from .errors import (
     GrantNotSaved,
     InvalidClient,
+    InvalidValue,
     LoginIncomplete,
     ProcoreSetupError,
     ReauthRequired,
@@ -63,43 +63,14 @@ def validate_profile_name(name: str) -> str:
     return name
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def validate_base_url(url: str, what: str) -> str:
     """A login or API base URL: https, or http to a loopback host only. Returns it without a trailing '/'."""
-    url = (url or "").strip()
-    if not url:
-        raise FlowError(f"The {what} is empty.", step=ENVIRONMENT, hint="Give a URL like https://login.procore.com")
-    if any(c.isspace() for c in url):
-        raise FlowError(f"The {what} contains spaces.", step=ENVIRONMENT)
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http"):
-        raise FlowError(
-            f"The {what} must start with https:// (got {parts.scheme or 'no scheme'}).",
-            step=ENVIRONMENT, hint="Give a URL like https://login.procore.com",
-        )
-    host = parts.hostname or ""
-    if not host:
-        raise FlowError(f"The {what} has no host name.", step=ENVIRONMENT)
-    if parts.scheme == "http" and not _is_loopback(host):
-        raise FlowError(
-            f"The {what} uses plain http to {host}: the client secret and tokens would cross the network unencrypted.",
-            step=ENVIRONMENT, hint="Use https://, or http only to 127.0.0.1 / localhost (test servers).",
-        )
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise FlowError(f"The {what} must be a base URL, without ?query, #fragment or user:password@.", step=ENVIRONMENT)
+    from .checks import check_base_url
+
     try:
-        _ = parts.port
-    except ValueError:
-        raise FlowError(f"The {what} has a bad port number.", step=ENVIRONMENT) from None
-    return url.rstrip("/")
+        return check_base_url(url, what)
+    except InvalidValue as exc:  # the same rule as for a URL read back from the file
+        raise FlowError(exc.message, step=ENVIRONMENT, hint=exc.hint) from None
 
 
 def _clean_credential(value: str, what: str) -> str:
@@ -453,13 +424,13 @@ def read_profiles(store: FileStore) -> Credentials:
 def set_default_profile(store: FileStore, name: str) -> None:
     """Make `name` the file's default profile (NotConfigured if it is not in the file)."""
     with store.transaction(secrets=False) as doc:
-        doc.default_profile = doc.get(name).name
+        doc.default_profile = doc.get(name, check=False).name
 
 
 def remove_profile(store: FileStore, name: str) -> None:
     """Forget a profile and its tokens (they are not revoked at Procore: `procore-setup revoke` does that)."""
     with store.transaction(secrets=False) as doc:
-        doc.remove(doc.get(name).name)
+        doc.remove(doc.get(name, check=False).name)
 
 
 def _int_or_none(v: Any) -> int | None:
@@ -491,10 +462,9 @@ def executable() -> str:
 
 def cron_line(config_path: str, profile: str, *, every_minutes: int = 20) -> str:
     """A crontab line that keeps this profile's tokens fresh."""
-    import shlex
-
-    return (f"*/{every_minutes} * * * * {executable()} --config {shlex.quote(config_path)} refresh "
-            f"--profile {shlex.quote(profile)} --quiet")
+    # crontab turns an unescaped % into a line break: escape it after the shell quoting
+    line = f"{executable()} --config {shell_quote(config_path)} refresh --profile {shell_quote(profile)} --quiet"
+    return f"*/{every_minutes} * * * * " + line.replace("%", "\\%")
 
 
 def usage_examples(config_path: str, profile: str, company_id: int | None, api_url: str) -> tuple[str, str]:
