@@ -132,3 +132,18 @@ def env_seconds(name: str, default: float, low: float, high: float) -> float:
     if not low <= value <= high:  # also false for NaN
         raise UsageError(f"{name} must be a number of seconds from {low:g} to {high:g}, not {raw[:20]!r}.")
     return value
+
+
+class RequestRefused(NotSent):
+    """Procore (or whatever answers at its address) refused the request with an HTTP 4xx other than
+    a refused grant or client: a wrong URL (404), a malformed request (400 `invalid_request`), a
+    firewall (403). Doorkeeper checks a request before it looks at the token in it, so nothing was
+    used. Not retried: the same request gets the same answer."""
+
+
+class TokensUnusable(ProcoreSetupError):
+    """Procore answered a token request with tokens this tool cannot use (no refresh token, a
+    malformed token, a token type other than bearer). Procore issued them, so it has most
+    likely used up the refresh token or the code that was sent: a new login is probably needed."""
+
+    exit_code = EXIT_REAUTH
