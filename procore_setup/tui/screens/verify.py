@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from textual import on, work
 from textual.binding import Binding
@@ -16,6 +16,9 @@ from ...flow import VERIFY, read_profiles, step_for_error
 from ..app import describe
 from ..widgets.lists import ChoiceList
 from .base import WizardScreen
+
+if TYPE_CHECKING:
+    from textual.content import Content
 
 NO_COMPANY = "none"
 
@@ -30,10 +33,15 @@ def duration(seconds: float) -> str:
     return f"{seconds} s"
 
 
-def company_label(company: dict[str, Any]) -> str:
-    name = str(company.get("name") or "(no name)")
+def company_label(company: dict[str, Any]) -> Content:
+    """One line of the company list, as plain text: the name is Procore's, never markup."""
+    from textual.content import Content
+
+    from ...text import NAME_LIMIT, clean
+
+    name = clean(company.get("name") or "(no name)", NAME_LIMIT)
     inactive = "" if company.get("is_active", True) else "  (inactive)"
-    return f"{name}  · id {company['id']}{inactive}"
+    return Content(f"{name}  · id {clean(company['id'], 30)}{inactive}")
 
 
 class VerifyScreen(WizardScreen):
