@@ -208,7 +208,7 @@ class OAuthClient:
                     follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0),
                     mounts=_direct_mounts(self.login_url, self.api_url),
                 )
-            except (ValueError, ImportError) as exc:  # e.g. a NO_PROXY entry httpx cannot parse
+            except (ValueError, ImportError, httpx.InvalidURL) as exc:  # e.g. a NO_PROXY entry httpx cannot parse
                 raise UsageError(
                     f"The proxy settings (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) cannot be used: "
                     f"{type(exc).__name__}.", hint="Fix or unset them.") from None
