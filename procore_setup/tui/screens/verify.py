@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 from textual import on, work
 from textual.binding import Binding
@@ -16,9 +16,6 @@ from ...flow import VERIFY, read_profiles, step_for_error
 from ..app import describe
 from ..widgets.lists import ChoiceList
 from .base import WizardScreen
-
-if TYPE_CHECKING:
-    from textual.content import Content
 
 NO_COMPANY = "none"
 
@@ -33,8 +30,8 @@ def duration(seconds: float) -> str:
     return f"{seconds} s"
 
 
-def company_label(company: dict[str, Any]) -> Content:
-    """One line of the company list, as plain text: the name is Procore's, never markup."""
+def company_label(company: dict[str, Any]) -> Any:
+    """One line of the company list, a plain `textual.content.Content`: the name is Procore's, never markup."""
     from textual.content import Content
 
     from ...text import NAME_LIMIT, clean
