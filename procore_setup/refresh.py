@@ -241,8 +241,8 @@ def _save_new_pair(store: FileStore, doc: Credentials, profile: Profile) -> str 
         except CredentialsFileError as exc:  # FileWriteError, or the directory check of ensure_dir
             first = first or exc
             why = exc.reason if isinstance(exc, FileWriteError) else exc.message.rstrip(".")
-        except OSError as exc:
-            why = exc.strerror or type(exc).__name__
+        except Exception as exc:  # noqa: BLE001 - e.g. an fsync that fails after the rename: try again
+            why = (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
     try:
         _check_still_ours(store)
         store.overwrite_in_place(doc)
