@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import CLIENT_ID, CLIENT_SECRET, EXE
+from conftest import CLIENT_SECRET, EXE
 from procore_setup.testing import FakeProcore
 from test_engine_helpers import (  # noqa: F401 - eng is a fixture
     Engine,
@@ -28,7 +28,6 @@ from test_engine_helpers import (  # noqa: F401 - eng is a fixture
     load,
     mode_of,
     rewrite,
-    temp_files,
 )
 
 TOKEN_PATH = ["/oauth/token"]
