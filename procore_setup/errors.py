@@ -152,3 +152,18 @@ class InvalidValue(UsageError):
 
 class FileTooBig(CredentialsFileError):
     """A save was refused because the file would be bigger than the tool reads back."""
+
+
+class RequestRefused(NotSent):
+    """Procore (or whatever answers at its address) refused the request with an HTTP 4xx other than
+    a refused grant or client: a wrong URL (404), a malformed request (400 `invalid_request`), a
+    firewall (403). Doorkeeper checks a request before it looks at the token in it, so nothing was
+    used. Not retried: the same request gets the same answer."""
+
+
+class TokensUnusable(ProcoreSetupError):
+    """Procore answered a token request with tokens this tool cannot use (no refresh token, a
+    malformed token, a token type other than bearer). Procore issued them, so it has most
+    likely used up the refresh token or the code that was sent: a new login is probably needed."""
+
+    exit_code = EXIT_REAUTH

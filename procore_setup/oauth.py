@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import ipaddress
+import json
 import logging
 import math
+import os
 import random
 import re
 import socket
 import threading
 import time
+import zlib
 from typing import Any, Callable, TypeVar
 from urllib.parse import urlencode
 
@@ -29,10 +33,14 @@ from .errors import (
     NotSent,
     ProcoreAPIError,
     ReauthRequired,
+    RequestRefused,
     TemporaryFailure,
+    TokensUnusable,
     UnexpectedResponse,
+    UsageError,
     env_seconds,
 )
+from .text import DESCRIPTION_LIMIT, ERROR_LIMIT, clean, clean_or_none
 
 log = logging.getLogger("procore_setup.oauth")
 
@@ -52,7 +60,8 @@ class InvalidToken(ProcoreAPIError):
 class TokenSet:
     """A token response. Secrets stay out of `repr`."""
 
-    __slots__ = ("access_token", "refresh_token", "token_type", "expires_in", "created_at", "scope", "requested_at")
+    __slots__ = ("access_token", "refresh_token", "token_type", "expires_in", "created_at", "scope", "requested_at",
+                 "clamped_from")
 
     def __init__(self, access_token: str, refresh_token: str, token_type: str, expires_in: int,
                  created_at: int | None, scope: str | None, requested_at: float | None = None) -> None:
@@ -65,6 +74,7 @@ class TokenSet:
         # When the request that got this answer went out (time.time()), by our clock: the
         # token cannot have been made before it, so its life counts from here, never longer.
         self.requested_at = requested_at
+        self.clamped_from: str | None = None  # the server's expires_in, when it was cut to MAX_EXPIRES_IN
 
     def __repr__(self) -> str:
         return f"TokenSet(token_type={self.token_type!r}, expires_in={self.expires_in}, created_at={self.created_at})"
@@ -94,6 +104,85 @@ def _deadline_for(timeout: httpx.Timeout) -> float:
     return max(1.0, 2 * max(parts)) if parts else 60.0
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: this machine, where no proxy has any business."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _proxy_variable(scheme: str) -> str:
+    """The environment variable `urllib.request.getproxies` (and so httpx) takes `scheme`'s proxy
+    from: the lowercase one wins, even when empty."""
+    lower = f"{scheme}_proxy"
+    if lower in os.environ:
+        return lower
+    upper = lower.upper()
+    return upper if upper in os.environ else "the system proxy settings"
+
+
+def _proxy_problem(value: str) -> str | None:
+    """Why httpx cannot use `value` as a proxy, or None. Never quotes the value: it may hold a password."""
+    url_text = value if "://" in value else f"http://{value}"  # what httpx makes of it
+    try:
+        url = httpx.URL(url_text)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return "it is not a URL"
+    scheme = url.scheme.lower()
+    if scheme in ("socks5", "socks5h"):
+        import importlib.util
+
+        if importlib.util.find_spec("socksio") is None:
+            return "a SOCKS proxy needs the socksio package (pip install 'httpx[socks]')"
+    elif scheme not in ("http", "https"):
+        return f"{clean(scheme, 20)}:// is no proxy scheme; use http://, https:// or socks5://"
+    if not url.host:
+        return "it names no host"
+    return None
+
+
+def check_proxy_environment() -> None:
+    """Refuse (exit 2) a proxy setting httpx would choke on, naming the variable but not its value.
+
+    httpx reads HTTP_PROXY, HTTPS_PROXY and ALL_PROXY (lowercase too) and builds a transport for
+    each when a client is made, so a bad one fails every request, loopback or not.
+    """
+    import urllib.request
+
+    proxies = urllib.request.getproxies()
+    if any(h.strip() == "*" for h in proxies.get("no", "").split(",")):
+        return  # NO_PROXY=*: httpx ignores every proxy setting
+    for scheme in ("http", "https", "all"):
+        value = proxies.get(scheme)
+        problem = _proxy_problem(value) if value else None
+        if problem:
+            name = _proxy_variable(scheme)
+            raise UsageError(
+                f"{name} holds a proxy setting procore-setup cannot use: {problem}.",
+                hint=f"Fix or unset {name}. procore-setup sends Procore's https requests through HTTPS_PROXY "
+                "or ALL_PROXY (unless NO_PROXY names the host), and never uses a proxy for 127.0.0.1, ::1 "
+                "or localhost.",
+            )
+
+
+def _direct_mounts(*urls: str) -> dict[str, None]:
+    """httpx mounts that send requests to loopback hosts directly, whatever the proxy settings say:
+    a proxy would see the client secret and tokens of a plain-http test server in clear."""
+    mounts: dict[str, None] = {}
+    for url in urls:
+        try:
+            host = httpx.URL(url).host
+        except (httpx.InvalidURL, ValueError, TypeError):
+            continue  # the request itself will say what is wrong with the URL
+        if host and is_loopback(host):
+            mounts[f"all://[{host}]" if ":" in host else f"all://{host}"] = None  # None: no proxy
+    return mounts
+
+
 class OAuthClient:
     """Talks to one Procore environment (a login host and an API host) for one client."""
 
@@ -109,12 +198,21 @@ class OAuthClient:
         self._owns_http = http is None
         timeout = _timeout_from_env()
         self.deadline = _deadline_for(timeout)
-        # No keep-alive: every request opens its own connection, so the deadline below can
-        # always find the socket to cut (a handful of calls per run; nothing to gain from reuse).
-        self.http = http or httpx.Client(
-            timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=False,
-            limits=httpx.Limits(max_keepalive_connections=0),
-        )
+        if http is None:
+            check_proxy_environment()
+            try:
+                # No keep-alive: every request opens its own connection, so the deadline below can
+                # always find the socket to cut (a handful of calls per run; nothing to gain from reuse).
+                http = httpx.Client(
+                    timeout=timeout, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+                    follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0),
+                    mounts=_direct_mounts(self.login_url, self.api_url),
+                )
+            except (ValueError, ImportError, httpx.InvalidURL) as exc:  # e.g. a NO_PROXY entry httpx cannot parse
+                raise UsageError(
+                    f"The proxy settings (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) cannot be used: "
+                    f"{type(exc).__name__}.", hint="Fix or unset them.") from None
+        self.http = http
         self.max_attempts = max(1, max_attempts)
         self.retry_budget = retry_budget
         self._sleep = sleep
@@ -151,7 +249,15 @@ class OAuthClient:
                           bearer=access_token)
         if not isinstance(data, dict):
             raise UnexpectedResponse("Procore's token info answer is not a JSON object.")
-        return data
+        app = data.get("application")
+        uid = clean_or_none(app.get("uid")) if isinstance(app, dict) else None
+        seconds, owner = data.get("expires_in_seconds"), data.get("resource_owner_id")
+        return dict(
+            data,
+            resource_owner_id=owner if _is_int(owner) else clean_or_none(owner),
+            expires_in_seconds=seconds if _is_int(seconds) else None,
+            application={"uid": uid},
+        )
 
     def revoke(self, token: str) -> None:
         """Revoke an access token (and with it its refresh token). Procore answers 200 even if unknown."""
@@ -165,7 +271,8 @@ class OAuthClient:
         data = self._call("GET", f"{self.api_url}/rest/v1.0/me", what="asking who is logged in", bearer=access_token)
         if not isinstance(data, dict) or "id" not in data:
             raise UnexpectedResponse("Procore's /rest/v1.0/me answer has no user id.")
-        return data
+        # Shown on screens and stored in the file: capped and printable from here on.
+        return dict(data, login=clean_or_none(data.get("login")), name=clean_or_none(data.get("name")))
 
     def companies(self, access_token: str, *, per_page: int = 100, max_pages: int = 50) -> list[dict[str, Any]]:
         """Every company the user can reach, following pagination."""
@@ -177,7 +284,7 @@ class OAuthClient:
             )
             if not isinstance(resp_data, list):
                 raise UnexpectedResponse("Procore's /rest/v1.0/companies answer is not a list.")
-            out.extend(c for c in resp_data if isinstance(c, dict) and "id" in c)
+            out.extend(_company(c) for c in resp_data if isinstance(c, dict) and _company_id(c.get("id")) is not None)
             total = headers.get("Total")
             if total and total.isdigit() and len(out) >= int(total):
                 break
@@ -193,9 +300,29 @@ class OAuthClient:
         if self._client_secret:
             form["client_secret"] = self._client_secret
         sent: list[float] = []
-        data = self._call("POST", f"{self.login_url}/oauth/token", what=what, form=form, sent=sent)
-        tokens = _parse_token(data)
+        try:
+            data = self._call("POST", f"{self.login_url}/oauth/token", what=what, form=form, sent=sent)
+        except InvalidToken as exc:  # a 401 that is not invalid_client: a refusal like any other 4xx
+            raise RequestRefused(exc.message, hint=_REFUSED_HINT) from None
+        try:
+            tokens = _parse_token(data)
+        except UnexpectedResponse as exc:
+            if not (isinstance(data, dict) and ("access_token" in data or "refresh_token" in data)):
+                raise  # no tokens in it at all: an answer we do not understand (exit 5, the mark kept)
+            # Procore answered 200 with tokens: it has issued a new pair, and so spent what was sent.
+            spent = ("the code is used up" if form["grant_type"] == "authorization_code"
+                     else "Procore has most likely used up the stored refresh token")
+            raise TokensUnusable(
+                f"Procore answered with tokens this tool cannot use while {what} ({exc.message.rstrip('.')}): "
+                f"{spent}.",
+                hint="Open the authorize URL again for a new code." if form["grant_type"] == "authorization_code"
+                else None,
+            ) from None
         tokens.requested_at = sent[-1]  # the attempt that was answered
+        if tokens.clamped_from is not None:
+            log.warning("procore-setup: warning: %s gave the new access token a life of %s s; it is taken as "
+                        "one day (%d s) and renewed before then.", httpx.URL(self.login_url).host,
+                        tokens.clamped_from, MAX_EXPIRES_IN)
         return tokens
 
     def _call(self, method: str, url: str, *, what: str, form: dict[str, str] | None = None,
@@ -208,14 +335,14 @@ class OAuthClient:
         def once() -> Any:
             if sent is not None:
                 sent.append(time.time())
-            resp = self._send(method, url, what=what, headers=headers, form=form, params=params)
-            data = _interpret(resp, what=what, want_json=want_json)
+            resp, body = self._send(method, url, what=what, headers=headers, form=form, params=params)
+            data = _interpret(resp, body, what=what, want_json=want_json)
             return (data, resp.headers) if with_headers else data
 
         return self._with_retries(once)
 
     def _send(self, method: str, url: str, *, what: str, headers: dict[str, str],
-              form: dict[str, str] | None, params: dict[str, Any] | None) -> httpx.Response:
+              form: dict[str, str] | None, params: dict[str, Any] | None) -> tuple[httpx.Response, bytes]:
         host = httpx.URL(url).host
         sockets: list[socket.socket] = []
         expired = threading.Event()
@@ -237,8 +364,13 @@ class OAuthClient:
         timer.daemon = True
         timer.start()
         try:
-            resp = self.http.request(method, url, headers=headers, data=form, params=params,
-                                     extensions={"trace": trace})
+            request = self.http.build_request(method, url, headers=headers, data=form, params=params,
+                                              extensions={"trace": trace})
+            resp = self.http.send(request, stream=True)
+            try:
+                body = _read_body(resp, what=what)
+            finally:
+                resp.close()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             if expired.is_set():
                 raise AnswerLost(f"{host} took more than {self.deadline:g} s to answer while {what}.",
@@ -256,7 +388,7 @@ class OAuthClient:
         finally:
             timer.cancel()
         log.debug("%s %s -> %s", method, httpx.URL(url).path, resp.status_code)
-        return resp
+        return resp, body
 
     def _with_retries(self, once: Callable[[], T]) -> T:
         waited = 0.0
@@ -264,6 +396,10 @@ class OAuthClient:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return once()
+            except RequestRefused as exc:
+                # The same request would be refused again. (An earlier attempt Procore may have
+                # acted on still decides what the caller is told.)
+                raise _worst(exc, maybe_used) from None
             except TemporaryFailure as exc:
                 if _may_have_acted(exc):
                     maybe_used = exc
@@ -290,6 +426,8 @@ def _may_have_acted(exc: TemporaryFailure) -> bool:
     Procore's FAQ: any refresh call, successful or not, can use up the refresh token. Only a
     connection that was never made, or a rate limiter's 429, certainly left it alone.
     """
+    if isinstance(exc, RequestRefused):
+        return False
     if isinstance(exc, NotSent):
         return exc.status is not None and exc.status != 429
     return True
@@ -307,11 +445,13 @@ def _worst(exc: TemporaryFailure, maybe_used: TemporaryFailure | None) -> Tempor
 
 
 def _describe(exc: Exception) -> str:
+    # httpx's and h11's messages can quote what the server sent (a bad header line): clean them.
     text = str(exc) or type(exc).__name__
     low = text.lower()
+    first = clean(text.splitlines()[0] if text.strip() else type(exc).__name__, 200)
     if "certificate" in low or "ssl" in low or "tls" in low:
-        return "TLS error (" + text.splitlines()[0][:200] + ")"
-    return text.splitlines()[0][:200]
+        return "TLS error (" + first + ")"
+    return first
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
@@ -331,7 +471,80 @@ def _retry_after(resp: httpx.Response) -> float | None:
     return None
 
 
-def _interpret(resp: httpx.Response, *, what: str, want_json: bool) -> Any:
+MAX_BODY = 1 << 20  # bytes of an answer, read or decompressed: token answers are a few hundred
+_REFUSED_HINT = ("A refused request changes nothing at Procore: the stored tokens are as they were. Check that "
+                 "the profile's login and API URLs point at Procore itself; if they do, try again later.")
+
+
+class _Inflater:
+    """gzip or deflate, decompressed with a bound on the output of every step (a 1 MB gzip bomb
+    inflates to a gigabyte: httpx's own decoder would make all of it at once)."""
+
+    def __init__(self, encoding: str) -> None:
+        self.raw_deflate_tried = encoding != "deflate"
+        self.z = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS)
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        """At most `room + 1` bytes out (more than `room`: the answer is too big)."""
+        if self.z.eof:
+            return b""  # anything after the end of the stream is not part of the answer
+        try:
+            return self.z.decompress(data, room + 1)
+        except zlib.error:
+            if self.raw_deflate_tried:
+                raise
+            # "deflate" is meant to be zlib-wrapped, but some servers send raw deflate
+            self.raw_deflate_tried = True
+            self.z = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self.z.decompress(data, room + 1)
+
+
+def _read_body(resp: httpx.Response, *, what: str) -> bytes:
+    """The answer's body, never more than MAX_BODY bytes of it, before or after decompression.
+
+    An answer to a token request that is too big is a lost answer (Procore may have acted, so
+    the caller keeps its in-flight mark); an error page that is too big is only cut short, as
+    its first megabyte says all there is to say.
+    """
+    host = resp.request.url.host
+    ok = resp.status_code < 300
+
+    def too_big() -> AnswerLost:
+        return AnswerLost(f"{host} answered with more than {MAX_BODY // 1024} KiB while {what} (a token answer "
+                          "is a few hundred bytes); the rest was not read.", hint="Try again later.")
+
+    length = resp.headers.get("Content-Length", "").strip()
+    if ok and length.isdigit() and int(length) > MAX_BODY:
+        raise too_big()
+    encodings = [e.strip().lower() for e in resp.headers.get("Content-Encoding", "").split(",") if e.strip()]
+    encodings = [e for e in encodings if e != "identity"]
+    if len(encodings) > 1 or (encodings and encodings[0] not in ("gzip", "x-gzip", "deflate")):
+        raise AnswerLost(f"{host} answered in an encoding this tool does not read "
+                         f"({clean(', '.join(encodings), 40)}) while {what}.", hint="Try again later.")
+    inflater = _Inflater(encodings[0]) if encodings else None
+    out = bytearray()
+    raw = 0
+    for chunk in resp.iter_raw():
+        raw += len(chunk)
+        room = MAX_BODY - len(out)
+        try:
+            piece = inflater.feed(chunk, room) if inflater is not None else chunk[: room + 1]
+        except zlib.error:
+            raise AnswerLost(f"{host} sent a corrupt compressed answer while {what}.", hint="Try again later.") from None
+        if len(piece) > room or raw > MAX_BODY:
+            if ok:
+                raise too_big()
+            out += piece[:room]
+            break
+        out += piece
+    return bytes(out)
+
+
+def _content_type(resp: httpx.Response) -> str:
+    return clean(resp.headers.get("Content-Type", "unknown type").split(";")[0].strip() or "unknown type", 60)
+
+
+def _interpret(resp: httpx.Response, body: bytes, *, what: str, want_json: bool) -> Any:
     """Map one HTTP answer to data or to one of our exceptions."""
     host = resp.request.url.host
     status = resp.status_code
@@ -349,45 +562,72 @@ def _interpret(resp: httpx.Response, *, what: str, want_json: bool) -> Any:
             hint="Check the login and API URLs of this profile: they must point at Procore itself.",
         )
     data: Any = None
-    text = resp.text
-    if text.strip():
+    if body.strip():
         try:
-            data = resp.json()
-        except ValueError:
+            data = json.loads(body)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, too deep, too many digits
             data = None
-            if want_json or status >= 400:
-                ctype = resp.headers.get("Content-Type", "unknown type").split(";")[0]
+            if status >= 400:
+                raise _refused(f"{host} refused the request (HTTP {status}, {_content_type(resp)} instead of "
+                               f"Procore's JSON) while {what}.", status)
+            if want_json:
                 raise UnexpectedResponse(
-                    f"{host} answered HTTP {status} with {ctype}, not JSON, while {what}.",
+                    f"{host} answered HTTP {status} with {_content_type(resp)}, not JSON, while {what}.",
                     hint="Check that the profile's URLs point at Procore (not a proxy or login page).",
                 ) from None
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, str) and (status >= 400 or error in ("invalid_grant", "invalid_client", "invalid_token")):
-        desc = data.get("error_description") if isinstance(data.get("error_description"), str) else ""
-        desc = desc[:300]
+        raw_desc = data.get("error_description")
+        desc = clean(raw_desc, DESCRIPTION_LIMIT) if isinstance(raw_desc, str) else ""
         if error == "invalid_grant":
             raise ReauthRequired(f"Procore refused the grant (invalid_grant) while {what}: {desc}")
         if error == "invalid_client":
             raise InvalidClient(f"Procore refused the client id or secret (invalid_client) while {what}: {desc}")
         if error == "invalid_token":
             raise InvalidToken(f"Procore refused the access token (invalid_token) while {what}.", status=status)
-        raise ProcoreAPIError(f"Procore answered {status} {error} while {what}: {desc}", status=status)
+        said = f": {desc}" if desc else ""
+        raise _refused(f"{host} refused the request (HTTP {status} {clean(error, ERROR_LIMIT)}) while {what}{said}",
+                       status)
     if status == 401:
         raise InvalidToken(f"Procore answered 401 Unauthorized while {what}.", status=status)
     if status >= 400:
-        raise ProcoreAPIError(f"Procore answered HTTP {status} while {what}.", status=status)
+        raise _refused(f"{host} refused the request (HTTP {status}) while {what}.", status)
     if want_json and data is None:
         raise UnexpectedResponse(f"{host} answered HTTP {status} with an empty body while {what}.")
     return data
 
 
+def _refused(message: str, status: int) -> RequestRefused:
+    err = RequestRefused(message, hint=_REFUSED_HINT)
+    err.status = status
+    return err
+
+
 def _safe_location(resp: httpx.Response) -> str:
     loc = resp.headers.get("Location", "")
     # the path only: a query string could carry a code or a token
-    return loc.split("?", 1)[0][:200] or "nowhere"
+    return clean(loc.split("?", 1)[0], 200) or "nowhere"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _company_id(value: Any) -> int | None:
+    if _is_int(value):
+        return value
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 20:
+        return int(value)
+    return None
+
+
+def _company(c: dict[str, Any]) -> dict[str, Any]:
+    """A company of /companies with a usable id and a name fit to show and store."""
+    return dict(c, id=_company_id(c.get("id")), name=clean_or_none(c.get("name")))
 
 
 MAX_TOKEN_CHARS = 16384  # Procore's tokens are tens of characters; a signed JWT is a few thousand
+MAX_EXPIRES_IN = 86400  # seconds: Procore's access tokens live 5400
 _TOKEN_RE = re.compile(r"[\x21-\x7e]+")
 
 
@@ -416,13 +656,22 @@ def _parse_token(data: Any) -> TokenSet:
             raise UnexpectedResponse("Procore's token answer has a non-numeric expires_in.")
     if not math.isfinite(expires_in):  # JSON's NaN and 1e400 (infinity) parse as floats
         raise UnexpectedResponse("Procore's token answer has a non-numeric expires_in.")
-    expires_in = int(expires_in)
-    # Guard the arithmetic: a lifetime of 0 or less means "already expired"; over ten years is nonsense.
-    expires_in = max(0, min(expires_in, 10 * 365 * 86400))
+    # A lifetime of 0 or less means "already expired". More than a day is no access token Procore
+    # issues (90 minutes): believed, `token` might never renew it, and would hand out a dead token.
+    clamped_from = f"{expires_in:.3g}" if expires_in > MAX_EXPIRES_IN else None
+    expires_in = max(0, min(int(expires_in), MAX_EXPIRES_IN))
     created = data.get("created_at")
     created_at = (int(created) if isinstance(created, (int, float)) and not isinstance(created, bool)
                   and math.isfinite(created) and abs(created) < 1e11 else None)
-    token_type = data.get("token_type") if isinstance(data.get("token_type"), str) else "bearer"
-    scope = data.get("scope") if isinstance(data.get("scope"), str) else None
-    return TokenSet(access, refresh, token_type, expires_in, created_at, scope)
+    token_type = data.get("token_type")
+    if token_type is None:
+        token_type = "bearer"
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        # Every caller sends "Authorization: Bearer ...": a token of another type would be refused.
+        shown = clean(token_type, 20) if isinstance(token_type, str) else type(token_type).__name__
+        raise UnexpectedResponse(f"Procore's token answer has the token type {shown!r}, not bearer.")
+    scope = clean(data["scope"], DESCRIPTION_LIMIT) if isinstance(data.get("scope"), str) else None
+    tokens = TokenSet(access, refresh, token_type, expires_in, created_at, scope)
+    tokens.clamped_from = clamped_from
+    return tokens
 

@@ -22,6 +22,7 @@ from .errors import (
     NotSent,
     ProcoreAPIError,
     ReauthRequired,
+    TokensUnusable,
 )
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 DEFAULT_TOKEN_MIN_VALID = 300  # `token`: refresh when fewer than 5 minutes are left
 DEFAULT_REFRESH_MIN_VALID = 1200  # `refresh` (cron): refresh when fewer than 20 minutes are left
+LIFE_FIELD = "expires_in"  # in the file: the life Procore gave the stored access token, in seconds
 
 
 class RefreshResult:
@@ -80,6 +82,9 @@ def apply_tokens(profile: Profile, tokens: TokenSet, *, refreshed: bool) -> None
         last_error=None,
         reauth_required=None,
     )
+    # Kept for the margin of `_needs_refresh` (expires_at alone cannot tell a 30-second token
+    # just issued from a 90-minute one about to expire).
+    profile.data[LIFE_FIELD] = int(tokens.expires_in)
     if refreshed:
         profile.set(last_refresh_at=now)
 
@@ -93,7 +98,19 @@ def _needs_refresh(profile: Profile, min_valid: float, force: bool, reject: str 
         return True
     if reject is not None and profile.access_token == reject:
         return True  # the API refused this very token: it is no good, whatever its expiry says
-    return not profile.valid_for(min_valid)
+    return not profile.valid_for(_margin(profile, min_valid))
+
+
+def _margin(profile: Profile, min_valid: float) -> float:
+    """`min_valid`, but at most half of the stored token's whole life.
+
+    A token that lives 30 s never has 300 s left: without the cap, `token --min-valid 300` would
+    refresh on every call, and each refresh revokes the token the previous caller has just printed.
+    """
+    life = profile.data.get(LIFE_FIELD)
+    if not isinstance(life, int) or isinstance(life, bool) or life < 0:
+        return min_valid  # written by an older version (or edited): no cap
+    return min(min_valid, life / 2)
 
 
 def _check_usable(doc: Credentials, profile: Profile) -> None:
@@ -186,6 +203,13 @@ def _refresh_locked(store: FileStore, doc: Credentials, profile: Profile, client
     except ReauthRequired as exc:
         _record_reauth(store, doc, profile, exc, interrupted_at)
         raise
+    except TokensUnusable as exc:
+        # Procore issued tokens, so the stored refresh token is most likely spent. The in-flight
+        # mark stays: the next run tries the stored one and says whether the chain survived.
+        exc.hint = ("A new login is most likely needed: " + reauth_command(doc.path, profile.name)
+                    + "  (the stored values are kept; if the stored refresh token still works, the next "
+                    "refresh says so)")
+        raise
     # Save the new pair before anything else is done with it.
     apply_tokens(profile, tokens, refreshed=True)
     in_place = _save_new_pair(store, doc, profile)
@@ -200,31 +224,50 @@ def _save_new_pair(store: FileStore, doc: Credentials, profile: Profile) -> str 
     """Save a pair Procore has just issued: the only copy of its refresh token is in memory now.
 
     The atomic way first, a few times (another process may free space; an I/O error may pass).
-    If no new file can be made at all (a full disk, a quota, no inodes), the old file's own
-    blocks can still take the new content: overwriting them is not atomic, but losing the pair
-    is certain otherwise. Returns None, or why the file had to be overwritten in place.
+    Whatever stops it (a full disk, a quota, no inodes, a directory whose permissions changed
+    during the request), the old file's own blocks can still take the new content: overwriting
+    them is not atomic, but losing the pair is certain otherwise. Returns None, or why the file
+    had to be overwritten in place.
     """
     import time
 
+    first: CredentialsFileError | None = None
     why = ""
     for delay in (0.0, *SAVE_RETRY_DELAYS):
         time.sleep(delay)
         try:
             store.save(doc)
             return None
-        except FileWriteError as exc:
-            why = exc.reason
+        except CredentialsFileError as exc:  # FileWriteError, or the directory check of ensure_dir
+            first = first or exc
+            why = exc.reason if isinstance(exc, FileWriteError) else exc.message.rstrip(".")
+        except Exception as exc:  # noqa: BLE001 - e.g. an fsync that fails after the rename: try again
+            why = (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
     try:
+        _check_still_ours(store)
         store.overwrite_in_place(doc)
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the pair is lost: say so, and what to do
+        failed = (exc.strerror if isinstance(exc, OSError) else None) or \
+            (exc.message.rstrip(".") if isinstance(exc, CredentialsFileError) else type(exc).__name__)
+        fix = first.hint if first is not None and not isinstance(first, FileWriteError) and first.hint else \
+            "Fix the problem (free some space, or check the file system)"
         raise CredentialsFileError(
             f"Procore issued new tokens for profile {profile.name!r}, but they could not be saved to "
-            f"{store.path}: {why} (and writing over the old file failed too: {exc.strerror or exc}). "
-            "Procore has used up the stored refresh token, so this profile needs a new login.",
-            hint="Fix the problem (free some space, or check the file system), then: "
-            + reauth_command(doc.path, profile.name),
+            f"{store.path}: {why} (and writing over the old file failed too: {failed}). The new tokens are "
+            "lost, and Procore has used up the stored refresh token, so this profile needs a new login.",
+            hint=f"{fix.rstrip('.')}, then log in again: " + reauth_command(doc.path, profile.name),
         ) from None
     return why
+
+
+def _check_still_ours(store: FileStore) -> None:
+    """Before writing secrets over the file in place: it must still be our own owner-only
+    regular file (a directory that others can write to lets them swap it)."""
+    import stat
+
+    st = os.lstat(store.path)
+    if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077 or (hasattr(os, "geteuid") and st.st_uid != os.geteuid()):
+        raise CredentialsFileError(f"{store.path} is no longer an owner-only file of this user")
 
 
 def _record_reauth(store: FileStore, doc: Credentials, profile: Profile, exc: ReauthRequired,

@@ -121,15 +121,22 @@ def run_status(store: FileStore, name: str | None, *, as_json: bool, online: boo
         w(f"  expires:       {info['expires_at'] or 'unknown'} ({_left(info['seconds_left'])})\n")
         w(f"  last refresh:  {info['last_refresh_at'] or 'never'}\n")
         user = info["user"]
-        w(f"  user:          {(user['name'] or '') + ' <' + (user['login'] or '') + '> id ' + str(user['id']) if user else 'unknown'}\n")
+        # Names came from Procore and sit in a file anyone may have edited: printable, capped.
+        w(f"  user:          {_name(user['name']) + ' <' + _name(user['login']) + '> id ' + str(user['id']) if user else 'unknown'}\n")
         company = info["company"]
-        w(f"  company:       {str(company['id']) + ' ' + (company['name'] or '') if company else 'none chosen'}\n")
+        w(f"  company:       {str(company['id']) + ' ' + _name(company['name']) if company else 'none chosen'}\n")
         if "online" in info:
             o = info["online"]
             w(f"  online check:  {'ok, Procore says ' + str(o['expires_in_seconds']) + ' s left' if o['ok'] else 'FAILED: ' + o['error']}\n")
         for p in info["problems"]:
             w(f"  problem:       {p}\n")
     return code
+
+
+def _name(value: str | None) -> str:
+    from .text import NAME_LIMIT, clean
+
+    return clean(value, NAME_LIMIT) if value else ""
 
 
 def _left(seconds: int | None) -> str:

@@ -17,11 +17,17 @@ Other processes can drive it through the admin endpoints under `/_fake/`
 (`POST /_fake/code`, `GET /_fake/stats`, `POST|GET|DELETE /_fake/faults`,
 `POST /_fake/chaos`, `POST /_fake/revoke-all`, `POST /_fake/expire-access-tokens`,
 `POST /_fake/config`). Admin requests are never faulted and never counted.
+
+Hostile answers, for testing that a client stays bounded: `inject(gzip_bomb=N)` answers a small
+gzip stream that inflates to N bytes, `inject(huge_body=N)` streams N bytes (chunked, no length), `inject(headers=...)`
+adds headers, and (in Python only) `inject(edit=f)` passes the real JSON answer through `f`, and
+`inject(hook=f)` calls `f()` while the request is handled, after processing, before answering.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import random
@@ -30,6 +36,7 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -126,12 +133,48 @@ def _json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode("utf-8")
 
 
+_ZEROS = bytes(1 << 20)
+
+
+@functools.lru_cache(maxsize=4)
+def make_gzip_bomb(size: int) -> bytes:
+    """A valid gzip stream of `size` zero bytes (rounded up to whole MiB), about 1 KB per MiB.
+
+    Built from one independently compressed MiB repeated (a full flush resets the compressor,
+    so every MiB compresses to the same bytes): quick even for gigabytes.
+    """
+    mib = max(1, -(-size // len(_ZEROS)))
+    z = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    head = z.compress(b"")
+    block = z.compress(_ZEROS) + z.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(mib):
+        crc = zlib.crc32(_ZEROS, crc)
+    tail = b"\x03\x00" + struct.pack("<II", crc, (mib * len(_ZEROS)) & 0xFFFFFFFF)  # last block, CRC, size
+    return head + block * mib + tail
+
+
+def _huge_body(size: int) -> Iterable[bytes]:
+    """`size` bytes of a token answer that never ends, made as they are sent, in chunked encoding
+    (so no Content-Length warns the client)."""
+    start = b'{"access_token":"'
+    left = size
+    chunk = start + b"a" * (65536 - len(start))
+    while left > 0:
+        piece = chunk[: min(left, len(chunk))]
+        yield b"%x\r\n%s\r\n" % (len(piece), piece)
+        left -= len(piece)
+        chunk = b"a" * 65536
+    yield b"0\r\n\r\n"
+
+
 @dataclass
 class _Response:
     status: int
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
     drop: bool = False
+    stream: Iterable[bytes] | None = None  # sent after `body`, as it is made (Content-Length set by the maker)
 
     @classmethod
     def json(cls, status: int, obj: Any, headers: Iterable[tuple[str, str]] = ()) -> "_Response":
@@ -175,6 +218,11 @@ class _Fault:
     consume: bool = False
     body: Any = None
     content_type: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    gzip_bomb: int | None = None
+    huge_body: int | None = None
+    edit: Callable[[Any], Any] | None = None
+    hook: Callable[[], None] | None = None
 
     def matches(self, path: str) -> bool:
         return self.paths is None or any(path.startswith(p) for p in self.paths)
@@ -190,7 +238,17 @@ class _Fault:
             "consume": self.consume,
             "body": self.body,
             "content_type": self.content_type,
+            "headers": [list(h) for h in self.headers],
+            "gzip_bomb": self.gzip_bomb,
+            "huge_body": self.huge_body,
+            "edit": self.edit is not None,
+            "hook": self.hook is not None,
         }
+
+    @property
+    def replaces(self) -> bool:
+        """Whether the answer is a made-up one (not the real answer, possibly edited)."""
+        return self.drop or self.status is not None or self.gzip_bomb is not None or self.huge_body is not None
 
 
 @dataclass
@@ -302,15 +360,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(fake._handle(req))
             return
 
-        if fault.consume:
+        if fault.consume or not fault.replaces:
+            if not fault.consume:
+                fake._sleep(fault.hang)
             real = fake._handle(req)
-            fake._sleep(fault.hang)
+            if fault.consume:
+                fake._sleep(fault.hang)
             replaced = fake._fault_response(fault)
-            self._send(replaced if replaced is not None else real)
+            answer = replaced if replaced is not None else fake._edited(real, fault.edit)
         else:
             fake._sleep(fault.hang)
-            replaced = fake._fault_response(fault)
-            self._send(replaced if replaced is not None else fake._handle(req))
+            answer = fake._fault_response(fault) or fake._handle(req)
+        if fault.hook is not None:
+            fault.hook()
+        self._send(answer)
 
     def _send(self, resp: _Response) -> None:
         if resp.drop:
@@ -326,7 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
             names = {k.lower() for k, _ in resp.headers}
             for k, v in resp.headers:
                 self.send_header(k, v)
-            if "content-length" not in names:
+            if "content-length" not in names and "transfer-encoding" not in names:
                 self.send_header("Content-Length", str(len(resp.body)))
             if not hasattr(self, "_headers_buffer"):
                 self._headers_buffer = []
@@ -334,7 +397,10 @@ class _Handler(BaseHTTPRequestHandler):
             if resp.body:
                 self._headers_buffer.append(resp.body)
             self.flush_headers()
-        except OSError:  # client went away (e.g. timed out during a hang)
+            if resp.stream is not None:
+                for chunk in resp.stream:
+                    self.wfile.write(chunk)
+        except OSError:  # client went away (e.g. timed out during a hang, or read enough of a huge body)
             self.close_connection = True
 
 
@@ -581,6 +647,11 @@ class FakeProcore:
         consume: bool = False,
         body: Any = None,
         content_type: str | None = None,
+        headers: Sequence[Sequence[str]] = (),
+        gzip_bomb: int | None = None,
+        huge_body: int | None = None,
+        edit: Callable[[Any], Any] | None = None,
+        hook: Callable[[], None] | None = None,
     ) -> None:
         """Fault the next `count` requests whose path starts with one of `paths` (None: any non-admin path).
 
@@ -589,11 +660,19 @@ class FakeProcore:
         nothing else is set). `drop` closes the socket without answering. `consume=True`
         processes the request first (a refresh token is rotated, a code is used) and then
         replaces the answer with the fault: the "response lost" case.
+
+        Hostile answers: `gzip_bomb=N` answers (status 200 unless given) a gzip-encoded body that
+        inflates to N bytes; `huge_body=N` streams an N-byte body in chunked encoding; `headers` are added to a
+        made-up answer. `edit` (a function of the real answer's JSON, returning the JSON to send)
+        processes the request and changes its answer; `hook` is called after processing, just
+        before the answer goes out (e.g. to change the client's files while it waits).
         """
+        if (gzip_bomb is not None or huge_body is not None) and status is None:
+            status = 200
         if status is None and body is not None:
             status = 500
-        if status is None and not drop and not hang:
-            raise ValueError("inject() needs status, body, hang or drop")
+        if status is None and not drop and not hang and edit is None and hook is None:
+            raise ValueError("inject() needs status, body, hang, drop, gzip_bomb, huge_body, edit or hook")
         if count < 1:
             raise ValueError("count must be >= 1")
         fault = _Fault(
@@ -606,7 +685,14 @@ class FakeProcore:
             consume=bool(consume),
             body=body,
             content_type=content_type,
+            headers=tuple((str(k), str(v)) for k, v in headers),
+            gzip_bomb=int(gzip_bomb) if gzip_bomb is not None else None,
+            huge_body=int(huge_body) if huge_body is not None else None,
+            edit=edit,
+            hook=hook,
         )
+        if fault.gzip_bomb is not None:
+            make_gzip_bomb(fault.gzip_bomb)  # made now (and cached), not while a client waits
         with self._lock:
             self._faults.append(fault)
 
@@ -684,10 +770,33 @@ class FakeProcore:
             return _Fault(status=status, consume=consume, retry_after=1 if status in (429, 503) else None)
 
     def _fault_response(self, fault: _Fault) -> _Response | None:
+        resp = self._made_up_response(fault)
+        if resp is not None and fault.headers:
+            resp.headers += list(fault.headers)
+        return resp
+
+    @staticmethod
+    def _edited(real: _Response, edit: Callable[[Any], Any] | None) -> _Response:
+        if edit is None:
+            return real
+        try:
+            obj = json.loads(real.body.decode("utf-8"))
+        except ValueError:
+            return real
+        kept = [(k, v) for k, v in real.headers if k.lower() not in ("content-type", "content-length")]
+        return _Response.json(real.status, edit(obj), kept)
+
+    def _made_up_response(self, fault: _Fault) -> _Response | None:
         if fault.drop:
             return _Response(0, drop=True)
         if fault.status is None:
             return None
+        json_type = ("Content-Type", fault.content_type or "application/json; charset=utf-8")
+        if fault.gzip_bomb is not None:
+            return _Response(fault.status, make_gzip_bomb(fault.gzip_bomb), [json_type, ("Content-Encoding", "gzip")])
+        if fault.huge_body is not None:
+            return _Response(fault.status, b"", [json_type, ("Transfer-Encoding", "chunked")],
+                             stream=_huge_body(fault.huge_body))
         headers: list[tuple[str, str]] = []
         if fault.retry_after is not None:
             ra = fault.retry_after
@@ -1100,6 +1209,8 @@ class FakeProcore:
                 for item in items:
                     if not isinstance(item, dict):
                         raise TypeError("each fault must be a JSON object")
+                    if "edit" in item or "hook" in item:
+                        raise TypeError("edit and hook take Python functions: use FakeProcore.inject()")
                     self.inject(**item)
                 return _Response.json(200, {"ok": True, "pending": self.pending_faults()})
             if route == "faults" and m == "GET":

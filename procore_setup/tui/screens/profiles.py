@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from textual import on, work
 from textual.binding import Binding
+from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...credentials import file_mode
+from ...text import NAME_LIMIT, clean
 from ...flow import read_profiles, remove_profile, set_default_profile
 from ...status import profile_info
 from ..app import ADD, PROFILES, REAUTHORIZE, RECONFIGURE, describe
@@ -24,7 +26,19 @@ if TYPE_CHECKING:
 
 # The list's rows start 2 columns further right than the header (border and padding), and after the ★.
 class ProfileList(OptionList):
+    """The profiles of the file. Rows are plain text: names in the file are Procore's or anyone's
+    who edited it, never markup (`[/nope]` would crash the screen at every launch)."""
+
     BINDINGS = [Binding("enter", "select", "Reconfigure", show=False)]  # `r` in the footer says it already
+
+    def __init__(self, *content: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("markup", False)
+        super().__init__(*content, **kwargs)
+
+
+def plain(value: Any, limit: int = NAME_LIMIT) -> str:
+    """A value read from the file, fit to show: printable and capped."""
+    return clean(value, limit) if value is not None else ""
 
 
 HEADER = f"    {'Profile':<14}{'Environment':<16}{'User':<20}Access token"
@@ -137,10 +151,10 @@ class ProfilesScreen(WizardScreen):
             info = profile_info(doc, prof)
             self.infos[name] = info
             star = "★" if info["default"] else " "
-            user = prof.user_name or prof.user_login or "-"
-            row = f"{star} {name[:13]:<14}{prof.environment[:15]:<16}{user[:19]:<20}" \
+            user = plain(prof.user_name or prof.user_login or "-", 19)
+            row = f"{star} {plain(name, 13):<14}{plain(prof.environment, 15):<16}{user:<20}" \
                   f"{token_state(info, prof.seconds_left(now))}"
-            listing.add_option(Option(row, id=name))
+            listing.add_option(Option(Content(row), id=name))
             if name == self.selected:
                 chosen = i
         if doc.profiles:
@@ -173,7 +187,7 @@ class ProfilesScreen(WizardScreen):
             f"client id {info['client_id']} · secret {info['client_secret']}",
         ]
         user = info["user"]
-        who = f"user {user['name'] or ''} <{user['login'] or ''}>" if user else "user unknown"
+        who = f"user {plain(user['name'])} <{plain(user['login'])}>" if user else "user unknown"
         lines.append(f"{who} · company {self._company(info)}")
         if info["expires_at"]:
             refreshed = prof_expiry(info["last_refresh_at"]) if info["last_refresh_at"] else "never"
@@ -184,7 +198,7 @@ class ProfilesScreen(WizardScreen):
     @staticmethod
     def _company(info: dict[str, Any]) -> str:
         company = info["company"]
-        return f"{company['name'] or ''} ({company['id']})" if company else "none"
+        return f"{plain(company['name'])} ({company['id']})" if company else "none"
 
     @on(OptionList.OptionHighlighted, "#profiles")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:

@@ -30,10 +30,15 @@ def duration(seconds: float) -> str:
     return f"{seconds} s"
 
 
-def company_label(company: dict[str, Any]) -> str:
-    name = str(company.get("name") or "(no name)")
+def company_label(company: dict[str, Any]) -> Any:
+    """One line of the company list, a plain `textual.content.Content`: the name is Procore's, never markup."""
+    from textual.content import Content
+
+    from ...text import NAME_LIMIT, clean
+
+    name = clean(company.get("name") or "(no name)", NAME_LIMIT)
     inactive = "" if company.get("is_active", True) else "  (inactive)"
-    return f"{name}  · id {company['id']}{inactive}"
+    return Content(f"{name}  · id {clean(company['id'], 30)}{inactive}")
 
 
 class VerifyScreen(WizardScreen):
