@@ -30,7 +30,9 @@ environment:
   PROCORE_SETUP_PASSPHRASE_COMMAND command that prints it, for this run (as --passphrase-command)
   PROCORE_SETUP_NEW_PASSPHRASE the new passphrase, for `passphrase` run without a terminal
   PROCORE_SETUP_PASSPHRASE_TIMEOUT seconds a passphrase command may run (default 10)
-  PROCORE_SETUP_LOCK_TIMEOUT seconds to wait for another process's refresh (default 60)"""
+  PROCORE_SETUP_LOCK_TIMEOUT seconds to wait for another process's refresh (default 60)
+  PROCORE_SETUP_HTTP_TIMEOUT seconds for each network step of a request (default 15)
+  HTTPS_PROXY, ALL_PROXY, NO_PROXY  honoured for Procore's hosts; never used for 127.0.0.1/localhost"""
 
 
 def _seconds(text: str) -> float:
@@ -234,7 +236,7 @@ def _warn(text: str) -> None:
 # -- commands ----------------------------------------------------------------------------
 
 _IN_PLACE = ("warning: the new tokens are saved, but only by writing over {path} in place: a new file "
-             "could not be made ({why}). Fix that (free some space) before the next refresh.")
+             "could not be made ({why}). Fix that before the next refresh.")
 TOKEN_FALLBACK_VALID = 60  # `token` hands out the old token if it still has a minute and the refresh can't get through
 
 
@@ -358,7 +360,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
                 for token in (prof.access_token, prof.refresh_token):
                     if token:
                         client.revoke(token)
-        prof.set(access_token=None, refresh_token=None, expires_at=None, created_at=None,
+        prof.set(access_token=None, refresh_token=None, expires_at=None, expires_in=None, created_at=None,
                  refresh_started_at=None, last_error=None, reauth_required=None)
     where = "locally" if args.local_only else "at Procore and locally"
     print(f"{prof.name}: tokens revoked {where}; client settings kept.")

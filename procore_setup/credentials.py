@@ -64,6 +64,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "user_name": (str,),
     "company_id": (int,),
     "company_name": (str,),
+    "expires_in": (int,),  # the whole life Procore gave the stored access token, in seconds
 }
 REQUIRED_FIELDS = ("environment", "login_url", "api_url", "client_id")
 
@@ -770,7 +771,10 @@ class FileStore:
         payload = _render(doc)
         fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
         try:
-            st = os.fstat(fd)
+            st = os.fstat(fd)  # the file this handle writes, not whatever the path names by now
+            if (not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077
+                    or (hasattr(os, "geteuid") and st.st_uid != os.geteuid())):
+                raise OSError(errno.EPERM, f"{self.path} is no longer an owner-only file of this user")
             if st.st_blocks * 512 < len(payload):
                 raise OSError(errno.ENOSPC, "the file's own blocks cannot hold the new content")
             view, offset = memoryview(payload), 0

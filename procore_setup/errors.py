@@ -21,8 +21,10 @@ exit codes:
   1  internal error (a bug: please report it)
   2  usage error (bad command line or bad answer)
   3  not configured (no credentials file, or no such profile)
-  4  re-authorization required (refresh token or client credentials rejected)
-  5  temporary failure (network, server, rate limit, lock timeout): retry later, nothing was lost
+  4  re-authorization required (refresh token or client credentials rejected, or tokens
+     answered that cannot be used)
+  5  temporary failure (network, server, rate limit, lock timeout, a 4xx that used nothing):
+     retry later, nothing was lost
   6  credentials file unusable (insecure permissions, does not parse, missing fields,
      wrong or missing passphrase)"""
 

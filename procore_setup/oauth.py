@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import random
-import re
 import socket
 import threading
 import time
@@ -40,6 +39,7 @@ from .errors import (
     UsageError,
     env_seconds,
 )
+from .checks import token_problem
 from .text import DESCRIPTION_LIMIT, ERROR_LIMIT, clean, clean_or_none
 
 log = logging.getLogger("procore_setup.oauth")
@@ -626,9 +626,7 @@ def _company(c: dict[str, Any]) -> dict[str, Any]:
     return dict(c, id=_company_id(c.get("id")), name=clean_or_none(c.get("name")))
 
 
-MAX_TOKEN_CHARS = 16384  # Procore's tokens are tens of characters; a signed JWT is a few thousand
 MAX_EXPIRES_IN = 86400  # seconds: Procore's access tokens live 5400
-_TOKEN_RE = re.compile(r"[\x21-\x7e]+")
 
 
 def _parse_token(data: Any) -> TokenSet:
@@ -641,14 +639,11 @@ def _parse_token(data: Any) -> TokenSet:
     if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
         raise UnexpectedResponse("Procore's token answer has an empty or non-text token.")
     for token in (access, refresh):
-        # A bearer token is printable ASCII without spaces (RFC 6750). Anything else would be
-        # pasted into scripts' Authorization headers (a line break injects headers) or, when
-        # huge, make a credentials file this program then refuses to read.
-        if len(token) > MAX_TOKEN_CHARS:
-            raise UnexpectedResponse(f"Procore's token answer holds a token longer than {MAX_TOKEN_CHARS} characters.")
-        if not _TOKEN_RE.fullmatch(token):
-            raise UnexpectedResponse(
-                "Procore's token answer holds a token with spaces, line breaks or non-ASCII characters.")
+        # The rule a token read back from the file must pass too (checks.token_problem): a line
+        # break would inject headers into scripts' Authorization, a huge one bloat the file.
+        problem = token_problem(token)
+        if problem:
+            raise UnexpectedResponse(f"Procore's token answer holds a token that {problem}.")
     if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
         if isinstance(expires_in, str) and expires_in.strip().isdigit():
             expires_in = int(expires_in)

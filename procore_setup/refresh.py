@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 DEFAULT_TOKEN_MIN_VALID = 300  # `token`: refresh when fewer than 5 minutes are left
 DEFAULT_REFRESH_MIN_VALID = 1200  # `refresh` (cron): refresh when fewer than 20 minutes are left
-LIFE_FIELD = "expires_in"  # in the file: the life Procore gave the stored access token, in seconds
 
 
 class RefreshResult:
@@ -84,7 +83,7 @@ def apply_tokens(profile: Profile, tokens: TokenSet, *, refreshed: bool) -> None
     )
     # Kept for the margin of `_needs_refresh` (expires_at alone cannot tell a 30-second token
     # just issued from a 90-minute one about to expire).
-    profile.data[LIFE_FIELD] = int(tokens.expires_in)
+    profile.set(expires_in=int(tokens.expires_in))
     if refreshed:
         profile.set(last_refresh_at=now)
 
@@ -107,7 +106,7 @@ def _margin(profile: Profile, min_valid: float) -> float:
     A token that lives 30 s never has 300 s left: without the cap, `token --min-valid 300` would
     refresh on every call, and each refresh revokes the token the previous caller has just printed.
     """
-    life = profile.data.get(LIFE_FIELD)
+    life = profile.expires_in
     if not isinstance(life, int) or isinstance(life, bool) or life < 0:
         return min_valid  # written by an older version (or edited): no cap
     return min(min_valid, life / 2)
@@ -244,7 +243,6 @@ def _save_new_pair(store: FileStore, doc: Credentials, profile: Profile) -> str 
         except Exception as exc:  # noqa: BLE001 - e.g. an fsync that fails after the rename: try again
             why = (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
     try:
-        _check_still_ours(store)
         store.overwrite_in_place(doc)
     except Exception as exc:  # noqa: BLE001 - whatever it is, the pair is lost: say so, and what to do
         failed = (exc.strerror if isinstance(exc, OSError) else None) or \
@@ -258,16 +256,6 @@ def _save_new_pair(store: FileStore, doc: Credentials, profile: Profile) -> str 
             hint=f"{fix.rstrip('.')}, then log in again: " + reauth_command(doc.path, profile.name),
         ) from None
     return why
-
-
-def _check_still_ours(store: FileStore) -> None:
-    """Before writing secrets over the file in place: it must still be our own owner-only
-    regular file (a directory that others can write to lets them swap it)."""
-    import stat
-
-    st = os.lstat(store.path)
-    if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077 or (hasattr(os, "geteuid") and st.st_uid != os.geteuid()):
-        raise CredentialsFileError(f"{store.path} is no longer an owner-only file of this user")
 
 
 def _record_reauth(store: FileStore, doc: Credentials, profile: Profile, exc: ReauthRequired,
