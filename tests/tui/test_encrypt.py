@@ -164,6 +164,41 @@ async def test_an_unexpected_error_while_encrypting_leaves_the_dialog_usable(
     assert_encrypted_and_cron_needs_the_passphrase(config, fake)
 
 
+async def test_esc_while_encrypting_waits_for_the_file_to_be_written(
+        make_app: Any, fake: FakeProcore, config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leaving while the worker writes would tell the Saved screen 'not encrypted' about an encrypted file."""
+    import threading
+
+    real = crypto.encrypt_file
+    started, go_on = threading.Event(), threading.Event()
+
+    def slow(*args: Any, **kwargs: Any) -> int:
+        started.set()
+        assert go_on.wait(60), "the test never let the encryption go on"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(crypto, "encrypt_file", slow)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await _to_saved(pilot, fake)
+        await _open_dialog(pilot)
+        await type_into(pilot, "#passphrase", PASSPHRASE)
+        await type_into(pilot, "#again", PASSPHRASE)
+        await pilot.press("tab", "enter")
+        try:
+            assert started.wait(30), "the encryption did not start"
+            await pilot.press("escape")
+            await pilot.pause()
+            assert screen_name(app) == "EncryptDialog"  # still there, still at work
+        finally:
+            go_on.set()
+        await settle(pilot)
+        assert screen_name(app) == "SavedScreen"
+        assert "secrets encrypted" in str(app.screen.query_one("#saved-head").render())
+        await pilot.press("q")
+    assert_encrypted_and_cron_needs_the_passphrase(config, fake)
+
+
 async def test_a_passphrase_command_that_disagrees_is_refused_and_nothing_is_written(
         make_app: Any, fake: FakeProcore, config: Path) -> None:
     app = make_app()

@@ -101,20 +101,24 @@ class EncryptDialog(ModalScreen[bool]):
     def _encrypt(self, passphrase: str, command: str | None) -> None:
         from ... import crypto
 
-        try:
-            crypto.encrypt_file(self.store, passphrase, passphrase_command=command)
-        except ProcoreSetupError as exc:
-            self.app.call_from_thread(self._refused, str(exc), "#passphrase")
-            return
-        # Anything else is a bug: it ends the worker in ERROR, handled below.
-        self.app.call_from_thread(self.dismiss, True)
+        # Every outcome, a refusal or a bug included, arrives in on_worker_state_changed.
+        crypto.encrypt_file(self.store, passphrase, passphrase_command=command)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A worker that died of an unexpected exception must not leave the dialog frozen."""
-        if event.worker.name != "encrypt" or event.state != WorkerState.ERROR:
+        if event.worker.name != "encrypt":
             return
         event.stop()
-        error = event.worker.error
+        if event.state == WorkerState.SUCCESS:
+            self.dismiss(True)
+        elif event.state == WorkerState.ERROR:
+            self._failed(event.worker.error)
+        # CANCELLED only happens as the dialog itself goes away (the app quits): nothing to show.
+
+    def _failed(self, error: BaseException | None) -> None:
+        """Never leave the dialog frozen: say what happened and let the person try again."""
+        if isinstance(error, ProcoreSetupError):
+            self._refused(str(error), "#passphrase")
+            return
         try:
             encrypted = self.store.load().encrypted
         except Exception:  # noqa: BLE001 - the file cannot be read now: say so below
