@@ -146,7 +146,7 @@ def test_kills_at_random_moments_never_leave_a_broken_file(eng: Engine) -> None:
     rng = random.Random(1234)
     for _ in range(8):
         proc = eng.popen("refresh", "--force", "--quiet")
-        time.sleep(rng.uniform(0.0, 0.35))
+        time.sleep(rng.uniform(0.0, 0.35))  # a random moment, on purpose: this waits for nothing
         proc.send_signal(signal.SIGKILL)
         eng.collect(proc)
         tomllib.loads(eng.config.read_text())  # always parses
