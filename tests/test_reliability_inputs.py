@@ -26,6 +26,7 @@ import threading
 import time
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -56,6 +57,7 @@ class Ctx:
                             ALL_PROXY=DEAD_PROXY, HTTPS_PROXY=DEAD_PROXY, HTTP_PROXY=DEAD_PROXY,
                             NO_PROXY="127.0.0.1,localhost")
         self.servers: list[Any] = []
+        self.run_window = (datetime.now(timezone.utc), datetime.now(timezone.utc))  # set by the row's run
 
     def profile(self, url: str | None = None, *, path: Path | None = None, name: str = "default") -> dict[str, Any]:
         """A logged-in profile, written the way the tool writes it, with a live chain at the fake."""
@@ -382,11 +384,15 @@ def _token_life(seconds: int) -> Callable[[Ctx], Run]:
     return prepare
 
 
-def _check_expiry(low: float, high: float) -> Callable[[Ctx, subprocess.CompletedProcess[str]], None]:
+def _check_expiry(life: int) -> Callable[[Ctx, subprocess.CompletedProcess[str]], None]:
+    """The stored expiry is `life` seconds (what the tool makes of the answer) counted from when the
+    request went out, to the second: somewhere between the start of the run and its end."""
     def check(ctx: Ctx, r: subprocess.CompletedProcess[str]) -> None:
         prof = ctx.stored()
-        left = (prof["expires_at"] - prof["last_refresh_at"]).total_seconds()
-        assert low <= left <= high, left
+        counted_from = prof["expires_at"] - timedelta(seconds=life)
+        started, ended = ctx.run_window
+        assert started.replace(microsecond=0) <= counted_from <= ended, (prof["expires_at"], started, ended)
+        assert counted_from <= prof["last_refresh_at"] <= ended  # never later than the save itself
         assert ctx.fake.refresh_token_state(prof["refresh_token"]) == "active"
     return check
 
@@ -471,11 +477,11 @@ SERVER_ROWS = [
         _answer(status=200, body={"error": "server_error", "error_description": "try later"})),
     Row("answer-200-invalid-grant", "a 200 with an invalid_grant body", 4,
         "Procore refused the refresh token", "kept", _answer(status=200, body={"error": "invalid_grant"})),
-    Row("answer-expires-in-0", "a token with expires_in 0", 0, "", "saved", _token_life(0), _check_expiry(0, 2)),
+    Row("answer-expires-in-0", "a token with expires_in 0", 0, "", "saved", _token_life(0), _check_expiry(0)),
     Row("answer-expires-in-negative", "a token with expires_in -3600", 0, "", "saved", _token_life(-3600),
-        _check_expiry(0, 2)),
+        _check_expiry(0)),  # already expired: never a negative lifetime
     Row("answer-expires-in-huge", "a token with expires_in 10^12 s", 0, "", "saved", _token_life(10**12),
-        _check_expiry(10 * 365 * 86400 - 5, 10 * 365 * 86400)),
+        _check_expiry(10 * 365 * 86400)),  # capped at ten years
     Row("answer-expires-in-nan", "a token with expires_in NaN", 5, "non-numeric expires_in", "chain",
         _answer(status=200, body='{"access_token":"abc123","refresh_token":"def456","expires_in":NaN}',
                 content_type="application/json")),
@@ -525,11 +531,13 @@ def _execute(row: Row, ctx: Ctx) -> None:
     stored_before = ctx.stored(kept) if row.lost in ("chain", "kept") else None
     refreshes_before = ctx.fake.counts["refresh_ok"]
 
+    started = datetime.now(timezone.utc)
     try:
         r = subprocess.run([EXE, *run.args], input=run.input, capture_output=True, text=True,
                            env=dict(ctx.env, **run.env), timeout=row.timeout)
     except subprocess.TimeoutExpired:
         pytest.fail(f"procore-setup {' '.join(run.args[:2])} did not finish within {row.timeout:g} s (killed)")
+    ctx.run_window = (started, datetime.now(timezone.utc))
 
     assert r.returncode == row.code, f"exit {r.returncode}, stderr:\n{r.stderr}\nstdout:\n{r.stdout[:2000]}"
     assert row.message in first_message(r), f"first line: {first_message(r)!r}\nstderr:\n{r.stderr}"
