@@ -127,10 +127,11 @@ class EncryptDialog(ModalScreen[bool]):
             self.dismiss(True)  # the file was written before the failure: the secrets are encrypted
             return
         # Only the class name: the exception's text could hold anything, a passphrase included.
+        command = f"procore-setup --config {self.store.path}"
         state = ("the secrets in the file are still stored plainly" if encrypted is False
-                 else "check the file with `procore-setup status`")
+                 else f"check the file with `{command} status`")
         self._refused(f"Unexpected error while encrypting ({type(error).__name__}): {state}. "
-                      "Please report it; you can try again, or run `procore-setup encrypt`.", "#passphrase")
+                      f"Please report it; you can try again, or run `{command} encrypt`.", "#passphrase")
 
     def _set_busy(self, busy: bool) -> None:
         self.busy = busy
