@@ -238,12 +238,9 @@ def test_missing_passphrase_without_a_terminal_fails_at_once(cli: CLI, command: 
     cli.login()
     encrypt(cli)
     before = cli.config.read_bytes()
-    start = time.monotonic()
     # stdin is a pipe with the passphrase on it: a cron job's stdin is not a place to read it from
     r = cli.run(*command, input=PASS + "\n", timeout=30)
-    elapsed = time.monotonic() - start
     assert r.returncode == 6, r.stderr
-    assert elapsed < 15, f"took {elapsed:.1f} s"
     for way in ("PROCORE_SETUP_PASSPHRASE", "--passphrase-command", "keyring", "terminal"):
         assert way in r.stderr
     assert "Nothing was changed" in r.stderr
@@ -364,11 +361,9 @@ def test_passphrase_command_that_hangs_is_stopped(cli: CLI, tmp_path: Path, kind
     assert text != cli.config.read_text()
     cli.config.write_text(text)
     before = cli.config.read_bytes()
-    start = time.monotonic()
+    # the command sleeps 120 s: only a run that stops it finishes within the bound
     r = cli.run("token", env={"PROCORE_SETUP_PASSPHRASE_TIMEOUT": "2"}, timeout=30)
-    elapsed = time.monotonic() - start
     assert r.returncode == 6, r.stderr
-    assert elapsed < 15, f"took {elapsed:.1f} s"
     assert "did not finish within 2 s" in r.stderr and "hang.py" in r.stderr
     assert "not-yet" not in r.stderr + r.stdout
     assert cli.config.read_bytes() == before
@@ -450,10 +445,8 @@ def test_a_hung_keyring_does_not_hang_a_cron_job(cli: CLI, tmp_path: Path) -> No
         def get_password(service, username):
             time.sleep(120)
     """)
-    start = time.monotonic()
-    r = cli.run("token", env=env, timeout=30)
+    r = cli.run("token", env=env, timeout=30)  # the keyring sleeps 120 s: cut off, the test fails
     assert r.returncode == 6
-    assert time.monotonic() - start < 15
     assert "did not answer within 3 s" in r.stderr
 
 
@@ -601,10 +594,11 @@ def test_absurd_kdf_parameters_are_refused_before_any_work(cli: CLI) -> None:
     cli.login()
     encrypt(cli)
     cli.config.write_text(cli.config.read_text().replace("n = 32768", "n = 1073741824"))
-    start = time.monotonic()
-    r = cli.run("token", env=WITH_PASS)
+    before = cli.config.read_bytes()
+    # n = 2**30 would need 1 TiB of memory: refused from the parameters alone, before any key derivation
+    r = cli.run("token", env=WITH_PASS, timeout=30)
     assert r.returncode == 6 and "out of bounds" in r.stderr
-    assert time.monotonic() - start < 5
+    assert r.stdout == "" and cli.config.read_bytes() == before
 
 
 def test_ciphertexts_without_their_encryption_table_are_refused(cli: CLI) -> None:

@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -426,14 +426,13 @@ def test_fault_429_headers(fake: FakeProcore, client: httpx.Client, clock: FakeC
 
 
 def test_fault_hang(fake: FakeProcore, client: httpx.Client) -> None:
+    fake.inject(hang=600, paths="/rest/v1.0/me")
+    with pytest.raises(httpx.ReadTimeout):  # held: no answer within the client's 0.5 s
+        client.get("/rest/v1.0/me", timeout=0.5)
+    assert fake.counts["faults"] == 1 and fake.counts["status_401"] == 0  # arrived, not answered
     fake.inject(hang=0.3, paths="/rest/v1.0/me")
-    start = time.monotonic()
-    r = client.get("/rest/v1.0/me")
-    assert time.monotonic() - start >= 0.28
-    assert r.status_code == 401  # processed normally after the hang
-    fake.inject(hang=1.0)
-    with pytest.raises(httpx.ReadTimeout):
-        client.get("/rest/v1.0/me", timeout=0.2)
+    assert client.get("/rest/v1.0/me", timeout=30).status_code == 401  # processed normally after the hang
+    assert fake.counts["faults"] == 2 and fake.counts["status_401"] == 1
 
 
 def test_fault_drop(fake: FakeProcore, client: httpx.Client) -> None:
@@ -576,31 +575,73 @@ def test_cli_serves_and_stops_on_ctrl_c() -> None:
             proc.wait()
 
 
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
 def test_stop_is_prompt_with_hanging_request(clock: FakeClock) -> None:
     import threading
 
     fake = FakeProcore(clock=clock).start()
-    fake.inject(hang=30)
-    errors: list[BaseException] = []
+    fake.inject(hang=600, paths="/rest/v1.0/me")
+    outcome: list[BaseException | httpx.Response] = []
 
     def call() -> None:
         try:
-            httpx.get(fake.url + "/rest/v1.0/me", timeout=10, verify=SSL_CTX)
+            outcome.append(httpx.get(fake.url + "/rest/v1.0/me", timeout=300, verify=SSL_CTX))
         except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+            outcome.append(exc)
 
-    t = threading.Thread(target=call)
+    t = threading.Thread(target=call, daemon=True)
     t.start()
-    time.sleep(0.2)
-    start = time.monotonic()
-    fake.stop()
-    t.join(timeout=5)
-    assert time.monotonic() - start < 3
-    assert not t.is_alive()
+    try:
+        # The server has the request and holds it: its fault is taken, and nothing was answered.
+        wait_until(lambda: fake.counts["faults"] == 1, "the request to reach the server")
+        assert fake.pending_faults() == [] and fake.counts["status_401"] == 0 and t.is_alive()
+        stopper = threading.Thread(target=fake.stop, daemon=True)
+        stopper.start()
+        # Both bounds are far below the hang (600 s) and the client's own timeout (300 s): only a
+        # stop that wakes the held request and closes its connection meets them.
+        stopper.join(timeout=30)
+        assert not stopper.is_alive(), "stop() did not return"
+        t.join(timeout=30)
+        assert not t.is_alive(), "the held request was not ended by stop()"
+        # and the handler that held it woke up (it then finishes the request as usual)
+        wait_until(lambda: fake.counts["status_401"] == 1, "the held request's handler to wake", timeout=30)
+    finally:
+        fake.stop()
+    # Woken, the handler may still answer before its connection is closed; either way the request
+    # ended because of the stop, not by a timeout.
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], (httpx.Response, httpx.TransportError)), outcome
+    assert not isinstance(outcome[0], httpx.TimeoutException), outcome
+    with pytest.raises(RuntimeError):
+        fake.url  # noqa: B018 - stopped for good
 
 
-def test_stats_json_roundtrip(fake: FakeProcore) -> None:
-    assert json.loads(json.dumps(fake.stats())) == fake.stats()
+def test_stats_json_roundtrip(fake: FakeProcore, client: httpx.Client) -> None:
+    from procore_setup.testing.server import COUNTER_KEYS
+
+    tokens = login(fake, client)
+    assert refresh(client, tokens["refresh_token"]).status_code == 200
+    assert refresh(client, tokens["refresh_token"]).status_code == 400  # used: invalid_grant
+    assert client.get("/rest/v1.0/me").status_code == 401
+    expected = dict.fromkeys(COUNTER_KEYS, 0)
+    expected.update({"requests": 4, "token:authorization_code": 1, "code_ok": 1, "token:refresh_token": 2,
+                     "refresh_ok": 1, "invalid_grant": 1, "me": 1, "status_401": 1})
+    stats = fake.stats()
+    assert stats == expected
+    assert all(type(v) is int for v in stats.values())  # plain ints: JSON numbers, not Counter oddities
+    # through JSON and back, in Python and over the admin endpoint
+    assert json.loads(json.dumps(stats)) == expected
+    over_http = client.get("/_fake/stats")
+    assert over_http.headers["content-type"].startswith("application/json")
+    assert over_http.json() == expected
+    fake.reset_stats()
+    assert client.get("/_fake/stats").json() == dict.fromkeys(COUNTER_KEYS, 0)
 
 
 def test_concurrent_refresh_only_one_wins(fake: FakeProcore, client: httpx.Client) -> None:
@@ -620,12 +661,13 @@ def test_concurrent_refresh_only_one_wins(fake: FakeProcore, client: httpx.Clien
 
 def test_consume_with_hang_models_client_timeout(fake: FakeProcore, client: httpx.Client) -> None:
     tokens = login(fake, client)
-    fake.inject(hang=0.5, consume=True, paths=["/oauth/token"])
+    fake.inject(hang=600, consume=True, paths=["/oauth/token"])  # processed, then the answer is held
     with pytest.raises(httpx.ReadTimeout):
         client.post(
             "/oauth/token",
             data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
                   "client_id": CID, "client_secret": SECRET},
-            timeout=0.15,
+            timeout=0.5,
         )
-    assert fake.refresh_token_state(tokens["refresh_token"]) == "used"
+    wait_until(lambda: fake.refresh_token_state(tokens["refresh_token"]) == "used", "the refresh to be processed")
+    assert fake.counts["refresh_ok"] == 1

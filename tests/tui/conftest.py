@@ -160,6 +160,58 @@ async def paste_code(pilot: Any, code: str) -> None:
     await settle(pilot)
 
 
+def secret_forms(secret: str) -> dict[str, str]:
+    """Every form a secret could take in a file or on a screen, by kind: raw, repr- and JSON-quoted,
+    TOML- and unicode-escaped, base64 and hex encoded."""
+    import base64
+    import json
+
+    import tomli_w
+
+    raw = secret.encode()
+    return {
+        "raw": secret,
+        "repr": repr(secret),
+        "JSON": json.dumps(secret),
+        "JSON (unicode)": json.dumps(secret, ensure_ascii=False),
+        "TOML string": tomli_w.dumps({"x": secret})[len("x = "):].strip(),
+        "unicode escapes": "".join(f"\\u{ord(c):04x}" for c in secret),
+        "base64": base64.b64encode(raw).decode().rstrip("="),
+        "base64url": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        "hex": raw.hex(),
+        "HEX": raw.hex().upper(),
+    }
+
+
+def secret_leaks(text: str, secret: str) -> list[str]:
+    """The kinds of forms of `secret` that appear in `text` (the secret itself is never shown)."""
+    return [kind for kind, form in secret_forms(secret).items() if form in text]
+
+
+def assert_not_in_file(path: Path, *secrets: str) -> None:
+    """No secret in the file, in any form: neither in its bytes nor in any value TOML decodes from it."""
+    import tomllib
+
+    text = path.read_text()
+    values: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, str):
+            values.append(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                walk(key)
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tomllib.loads(text))
+    for secret in secrets:
+        assert not secret_leaks(text, secret), f"a secret is in {path} ({secret_leaks(text, secret)})"
+        assert not any(secret in v for v in values), f"a secret is in a value of {path}"
+
+
 def save_profile(config: Path, fake: FakeProcore, name: str = "default", company_id: int | None = 8675309) -> None:
     """A profile as an earlier run would have left it (set up through the same flow, without screens)."""
     from procore_setup.flow import SetupFlow

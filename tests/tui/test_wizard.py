@@ -19,12 +19,14 @@ from .conftest import (
     EXE,
     SIZE,
     Clock,
+    assert_not_in_file,
     base_env,
     message,
     paste_code,
     run_token,
     save_profile,
     screen_name,
+    secret_leaks,
     settle,
     type_into,
     jump_to_authorize,
@@ -70,7 +72,7 @@ async def test_first_run_saves_a_profile_that_token_reads(make_app: Any, fake: F
         assert str(config.resolve()) in body and "mode 0600" in body
         assert "refresh --profile default --quiet" in str(app.screen.query_one("#cron").render())
         assert "Procore-Company-Id: 8675309" in str(app.screen.query_one("#curl").render())
-        assert CLIENT_SECRET not in body  # no secret on the last screen either
+        assert secret_leaks(body, CLIENT_SECRET) == []  # no secret on the last screen either, in any form
         await pilot.press("q")
     assert app.return_code == 0
     data = tomllib.loads(config.read_text())
@@ -155,7 +157,7 @@ async def test_existing_file_opens_on_profiles(make_app: Any, fake: FakeProcore,
         row = str(app.screen.query_one("#profiles").get_option_at_index(0).prompt)
         assert "★ default" in row and "custom" in row and "Pat Builder" in row
         details = str(app.screen.query_one("#details").render())
-        assert "client id demo-client-id" in details and CLIENT_SECRET not in details
+        assert "client id demo-client-id" in details and secret_leaks(details, CLIENT_SECRET) == []
         await pilot.press("escape")  # Esc on the list: quit, nothing to lose
         await pilot.pause()
     assert app.return_code == 0
@@ -398,7 +400,12 @@ async def test_encrypted_file_needs_its_passphrase(make_app: Any, fake: FakeProc
         assert screen_name(app) == "AuthorizeScreen", message(app)
         await paste_code(pilot, fake.issue_code())
         await save_on_verify(pilot)
-    assert "client_secret = \"demo-client-secret\"" not in one_profile.read_text()  # still encrypted
+    # still encrypted, the new tokens too: no secret in the file in any quoting, escape or encoding
+    prof = tomllib.loads(one_profile.read_text())["profiles"]["default"]
+    assert all(prof[k].startswith("enc:v1:") for k in ("client_secret", "access_token", "refresh_token"))
     r = subprocess.run([EXE, "token"], capture_output=True, text=True, timeout=60,
                        env=base_env(PROCORE_SETUP_CONFIG=str(one_profile), PROCORE_SETUP_PASSPHRASE="correct horse"))
     assert r.returncode == 0, r.stderr
+    token = r.stdout.strip()
+    assert fake.access_token_valid(token)  # the new pair of the re-authorization, stored encrypted
+    assert_not_in_file(one_profile, CLIENT_SECRET, token, "correct horse")

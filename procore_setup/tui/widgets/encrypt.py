@@ -8,11 +8,15 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
+from textual.worker import Worker, WorkerState
 
 from ...credentials import FileStore
 from ...errors import ProcoreSetupError
 
 MIN_PASSPHRASE = 8
+# Textual ignores a press on a button that still shows its pressed state (for 0.2 s after the
+# last press), so a quick second press after a refusal would be lost without a trace.
+PRESSED_CLASS = "-active"
 
 
 class EncryptDialog(ModalScreen[bool]):
@@ -33,6 +37,7 @@ class EncryptDialog(ModalScreen[bool]):
     def __init__(self, store: FileStore) -> None:
         super().__init__()
         self.store = store
+        self.busy = False  # the key is being derived and the file written: one attempt at a time
 
     def compose(self) -> ComposeResult:
         with Vertical(id="enc-dialog"):
@@ -71,38 +76,71 @@ class EncryptDialog(ModalScreen[bool]):
             self.action_cancel()
 
     def action_cancel(self) -> None:
+        if self.busy:
+            # The file is being written: leaving now would hide whether it was encrypted.
+            return
         self.dismiss(False)
 
     def action_encrypt(self) -> None:
+        if self.busy:
+            return  # a second press (a double click, Enter) while the first one is at work
         passphrase = self.query_one("#passphrase", Input).value
         again = self.query_one("#again", Input).value
         command = self.query_one("#command", Input).value.strip() or None
         if len(passphrase) < MIN_PASSPHRASE:
-            self._error(f"Use a passphrase of {MIN_PASSPHRASE} characters or more.")
-            self.query_one("#passphrase", Input).focus()
+            self._refused(f"Use a passphrase of {MIN_PASSPHRASE} characters or more.", "#passphrase")
             return
         if passphrase != again:
-            self._error("The two passphrases differ. Type the same one twice.")
-            self.query_one("#again", Input).focus()
+            self._refused("The two passphrases differ. Type the same one twice.", "#again")
             return
         self._error("Encrypting (deriving the key takes a moment)...")
-        for widget in self.query("Input, Button"):
-            widget.disabled = True
+        self._set_busy(True)
         self._encrypt(passphrase, command)
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
+    @work(thread=True, exclusive=True, exit_on_error=False, name="encrypt")
     def _encrypt(self, passphrase: str, command: str | None) -> None:
         from ... import crypto
 
-        try:
-            crypto.encrypt_file(self.store, passphrase, passphrase_command=command)
-        except ProcoreSetupError as exc:
-            self.app.call_from_thread(self._failed, exc.message)
-            return
-        self.app.call_from_thread(self.dismiss, True)
+        # Every outcome, a refusal or a bug included, arrives in on_worker_state_changed.
+        crypto.encrypt_file(self.store, passphrase, passphrase_command=command)
 
-    def _failed(self, message: str) -> None:
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.name != "encrypt":
+            return
+        event.stop()
+        if event.state == WorkerState.SUCCESS:
+            self.dismiss(True)
+        elif event.state == WorkerState.ERROR:
+            self._failed(event.worker.error)
+        # CANCELLED only happens as the dialog itself goes away (the app quits): nothing to show.
+
+    def _failed(self, error: BaseException | None) -> None:
+        """Never leave the dialog frozen: say what happened and let the person try again."""
+        if isinstance(error, ProcoreSetupError):
+            self._refused(str(error), "#passphrase")
+            return
+        try:
+            encrypted = self.store.load().encrypted
+        except Exception:  # noqa: BLE001 - the file cannot be read now: say so below
+            encrypted = None
+        if encrypted:
+            self.dismiss(True)  # the file was written before the failure: the secrets are encrypted
+            return
+        # Only the class name: the exception's text could hold anything, a passphrase included.
+        command = f"procore-setup --config {self.store.path}"
+        state = ("the secrets in the file are still stored plainly" if encrypted is False
+                 else f"check the file with `{command} status`")
+        self._refused(f"Unexpected error while encrypting ({type(error).__name__}): {state}. "
+                      f"Please report it; you can try again, or run `{command} encrypt`.", "#passphrase")
+
+    def _set_busy(self, busy: bool) -> None:
+        self.busy = busy
         for widget in self.query("Input, Button"):
-            widget.disabled = False
+            widget.disabled = busy
+
+    def _refused(self, message: str, focus: str) -> None:
+        """Say why nothing was encrypted, and make the next press of Encrypt count at once."""
+        self._set_busy(False)
+        self.query_one("#encrypt", Button).remove_class(PRESSED_CLASS)
         self._error(message)
-        self.query_one("#passphrase", Input).focus()
+        self.query_one(focus, Input).focus()
