@@ -273,7 +273,10 @@ def test_token_min_valid_sets_the_margin(eng: Engine) -> None:
     first = eng.profile()["access_token"]
     assert eng.token("--min-valid", "60") == first  # 90 minutes left: nothing to do
     assert eng.token("--min-valid", "0") == first
-    second = eng.token("--min-valid", "6000")  # fewer than 6000 s left: refresh first
+    # a margin past half the token's life is cut to half: a just-issued token is used
+    assert eng.token("--min-valid", "6000") == first
+    set_expiry(eng.config, 2000)
+    second = eng.token("--min-valid", "2500")  # fewer than 2500 s left: refresh first
     assert second != first
     assert eng.fake.counts["token:refresh_token"] == 1
     set_expiry(eng.config, 200)  # within the default 5 minutes
@@ -329,7 +332,10 @@ def test_refresh_min_valid_window_and_force(eng: Engine) -> None:
     eng.login()
     r = eng.run("refresh", "--min-valid", "5000")  # 5400 s left > 5000: not due
     assert r.returncode == 0 and eng.fake.counts["token:refresh_token"] == 0
-    r = eng.run("refresh", "--min-valid", "6000")  # 5400 s left < 6000: due
+    r = eng.run("refresh", "--min-valid", "6000")  # more than the token's life: cut to half of it, not due
+    assert r.returncode == 0 and eng.fake.counts["token:refresh_token"] == 0
+    set_expiry(eng.config, 2000)
+    r = eng.run("refresh", "--min-valid", "2500")  # 2000 s left < 2500: due
     assert r.returncode == 0 and eng.fake.counts["token:refresh_token"] == 1
     r = eng.run("refresh", "--force")  # valid for 90 minutes, refreshed anyway
     assert r.returncode == 0, r.stderr

@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 from conftest import CLI, EXE
+from test_engine_helpers import set_expiry
 from procore_setup.testing import FakeProcore
 
 TOKEN_PATH = "/oauth/token"
@@ -110,8 +111,9 @@ def test_killed_mid_refresh_then_the_next_answer_lost_too_names_both(cli: CLI, f
 def test_killed_before_procore_used_the_token_the_chain_survives_and_the_next_run_says_so(
         cli: CLI, fake: FakeProcore) -> None:
     cli.login()
+    set_expiry(cli.config, 60)  # due: `token` refreshes
     fake.inject(hang=30, paths=TOKEN_PATH)  # held before processing
-    proc = cli.popen("token", "--min-valid", "86400")
+    proc = cli.popen("token")
     wait_for(lambda: fake.counts["faults"] == 1)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
