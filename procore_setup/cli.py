@@ -369,21 +369,21 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
-    from .crypto import run_encrypt
+    from .encryption import run_encrypt
 
     return run_encrypt(_store(args), passphrase_command=_opt(args, "passphrase_command"), interactive=_interactive(),
                        keyring=args.keyring)
 
 
 def cmd_passphrase(args: argparse.Namespace) -> int:
-    from .crypto import run_change_passphrase
+    from .encryption import run_change_passphrase
 
     return run_change_passphrase(_store(args), passphrase_command=_opt(args, "passphrase_command"),
                                  new_passphrase_command=args.new_passphrase_command, interactive=_interactive())
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
-    from .crypto import run_decrypt
+    from .encryption import run_decrypt
 
     return run_decrypt(_store(args), passphrase_command=_opt(args, "passphrase_command"), interactive=_interactive())
 

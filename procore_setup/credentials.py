@@ -526,6 +526,14 @@ class FileStore:
     def __repr__(self) -> str:
         return f"FileStore({self.path!r})"
 
+    def describe(self) -> str:
+        """The store as messages and `status` name it: the file's path."""
+        return self.path
+
+    def permissions(self) -> str | None:
+        """Who may read the store, for messages: the file's mode as 0600-style text."""
+        return file_mode(self.path)
+
     def exists(self) -> bool:
         return os.path.lexists(self.given_path)
 
@@ -699,8 +707,9 @@ class FileStore:
         if not doc.encrypted or doc.cipher is not None:
             return
         from . import crypto
+        from .passphrase import cipher_for
 
-        doc.cipher = cipher or crypto.cipher_for(doc, interactive=interactive,
+        doc.cipher = cipher or cipher_for(doc, interactive=interactive,
                                                  passphrase_command=passphrase_command or self.passphrase_command)
         for name, prof in doc.profiles.items():
             for field in SECRET_FIELDS:

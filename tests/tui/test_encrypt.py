@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from procore_setup import crypto
+from procore_setup import encryption
 from procore_setup.testing import FakeProcore
 
 from conftest import CLIENT_SECRET, EXE, base_env
@@ -128,7 +128,7 @@ async def test_an_unexpected_error_while_encrypting_leaves_the_dialog_usable(
         make_app: Any, fake: FakeProcore, config: Path, monkeypatch: pytest.MonkeyPatch,
         secret_guard: Any) -> None:
     secret_guard.add(PASSPHRASE, "the passphrase")
-    real = crypto.encrypt_file
+    real = encryption.encrypt_file
     calls: list[str] = []
 
     def a_bug_the_first_time(*args: Any, **kwargs: Any) -> int:
@@ -137,7 +137,7 @@ async def test_an_unexpected_error_while_encrypting_leaves_the_dialog_usable(
             raise RuntimeError(f"a bug, with the passphrase {PASSPHRASE} in its text")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(crypto, "encrypt_file", a_bug_the_first_time)
+    monkeypatch.setattr(encryption, "encrypt_file", a_bug_the_first_time)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await _to_saved(pilot, fake)
@@ -169,7 +169,7 @@ async def test_esc_while_encrypting_waits_for_the_file_to_be_written(
     """Leaving while the worker writes would tell the Saved screen 'not encrypted' about an encrypted file."""
     import threading
 
-    real = crypto.encrypt_file
+    real = encryption.encrypt_file
     started, go_on = threading.Event(), threading.Event()
 
     def slow(*args: Any, **kwargs: Any) -> int:
@@ -177,7 +177,7 @@ async def test_esc_while_encrypting_waits_for_the_file_to_be_written(
         assert go_on.wait(60), "the test never let the encryption go on"
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(crypto, "encrypt_file", slow)
+    monkeypatch.setattr(encryption, "encrypt_file", slow)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await _to_saved(pilot, fake)

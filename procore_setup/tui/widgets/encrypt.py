@@ -20,7 +20,7 @@ PRESSED_CLASS = "-active"
 
 
 class EncryptDialog(ModalScreen[bool]):
-    """Encrypts the file's secrets (crypto.encrypt_file) and returns True, or False when cancelled."""
+    """Encrypts the file's secrets (encryption.encrypt_file) and returns True, or False when cancelled."""
 
     AUTO_FOCUS = "#passphrase"
     DEFAULT_CSS = """
@@ -99,10 +99,10 @@ class EncryptDialog(ModalScreen[bool]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, name="encrypt")
     def _encrypt(self, passphrase: str, command: str | None) -> None:
-        from ... import crypto
+        from ... import encryption
 
         # Every outcome, a refusal or a bug included, arrives in on_worker_state_changed.
-        crypto.encrypt_file(self.store, passphrase, passphrase_command=command)
+        encryption.encrypt_file(self.store, passphrase, passphrase_command=command)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.name != "encrypt":

@@ -67,10 +67,10 @@ class UnlockDialog(ModalScreen[bool]):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _check(self, passphrase: str) -> None:
-        from ... import crypto
+        from ... import passphrase as passphrases
 
         try:
-            ok = crypto.unlock(self.store.load(), passphrase)
+            ok = passphrases.unlock(self.store.load(), passphrase)
         except ProcoreSetupError as exc:
             self.app.call_from_thread(self._wrong, exc.message)
             return
