@@ -18,7 +18,7 @@ from typing import AsyncGenerator, Generator
 
 import httpx
 
-from .credentials import open_store
+from .stores import open_store
 from .refresh import ensure_fresh
 
 
@@ -27,17 +27,21 @@ class ProcoreAuth(httpx.Auth):
 
     def __init__(self, profile: str | None = None, config: str | os.PathLike[str] | None = None, *,
                  min_valid: float = 120, company_header: bool = True, passphrase_command: str | None = None) -> None:
+        from . import settings
+
         self.store = open_store(config, passphrase_command=passphrase_command)
-        self.profile = profile
+        self.profile = settings.profile(profile)
+        self.http_timeout = settings.http_timeout()
         self.min_valid = min_valid
         self.company_header = company_header
 
     def __repr__(self) -> str:
-        return f"ProcoreAuth(profile={self.profile!r}, config={self.store.path!r})"
+        return f"ProcoreAuth(profile={self.profile!r}, store={self.store.describe()!r})"
 
     def _fresh(self, reject: str | None = None) -> tuple[str, int | None]:
-        result = ensure_fresh(self.store, self.profile, min_valid=self.min_valid, reject=reject, fallback_valid=30)
-        return result.profile.access_token, result.profile.company_id
+        result = ensure_fresh(self.store, self.profile, min_valid=self.min_valid, reject=reject, fallback_valid=30,
+                              http_timeout=self.http_timeout)
+        return result.access_token, result.profile.company_id
 
     def _prepare(self, request: httpx.Request, token: str, company_id: int | None) -> None:
         request.headers["Authorization"] = f"Bearer {token}"

@@ -12,7 +12,11 @@ import sys
 from typing import Any, Callable
 
 from . import __version__
+from . import settings
 from .errors import EXIT_CODES_HELP, EXIT_OK, ProcoreSetupError, UsageError
+from .hints import add_command
+from .refresh import DEFAULT_REFRESH_MIN_VALID, DEFAULT_TOKEN_MIN_VALID
+from .text import duration, time_left
 
 DESCRIPTION = """\
 Set up Procore OAuth for an installed application once, then keep the token chain alive.
@@ -69,7 +73,7 @@ class _Parser(argparse.ArgumentParser):
     The argument's name and the valid choices stay; every value argparse quotes becomes `…`.
     """
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         prefix = "unrecognized arguments: "
         if message.startswith(prefix):
             words = message[len(prefix):].split()
@@ -144,7 +148,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str, description: str | None = None,
-            passphrase_help: str | None = None) -> argparse.ArgumentParser:
+            passphrase_help: str | None = None) -> argparse.ArgumentParser | _Unused:
         if only is not None and name != only:
             return _Unused()  # not used in this run: build nothing
         p = sub.add_parser(name, help=help, description=description or help, epilog=EXIT_CODES_HELP,
@@ -154,15 +158,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     p = add("token", cmd_token, "print a valid access token (refreshing first if needed)",
             'For scripts: curl -H "Authorization: Bearer $(procore-setup token)" ...')
-    p.add_argument("--min-valid", type=_seconds, default=300, metavar="SECONDS",
-                   help="refresh first if the token expires within this many seconds (default 300)")
+    p.add_argument("--min-valid", type=_seconds, default=DEFAULT_TOKEN_MIN_VALID, metavar="SECONDS",
+                   help=f"refresh first if the token expires within this many seconds (default {DEFAULT_TOKEN_MIN_VALID})")
 
     p = add("refresh", cmd_refresh, "refresh tokens that expire soon (for cron)",
             "Refresh the access token when it expires within the window; does nothing otherwise.\n"
             "Cron example: */20 * * * * procore-setup refresh --all --quiet")
     p.add_argument("--all", action="store_true", help="every profile in the file")
-    p.add_argument("--min-valid", type=_seconds, default=1200, metavar="SECONDS",
-                   help="refresh when the token expires within this many seconds (default 1200)")
+    p.add_argument("--min-valid", type=_seconds, default=DEFAULT_REFRESH_MIN_VALID, metavar="SECONDS",
+                   help=f"refresh when the token expires within this many seconds (default {DEFAULT_REFRESH_MIN_VALID})")
     p.add_argument("--force", action="store_true", help="refresh even if the token is still valid")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
@@ -216,8 +220,13 @@ def _opt(args: argparse.Namespace, name: str) -> Any:
     return getattr(args, name, None)
 
 
+def _profile(args: argparse.Namespace) -> str | None:
+    """The profile named on the command line, else $PROCORE_SETUP_PROFILE (None: the store's default)."""
+    return settings.profile(_opt(args, "profile"))
+
+
 def _store(args: argparse.Namespace) -> Any:
-    from .credentials import open_store
+    from .stores import open_store
 
     return open_store(_opt(args, "config"), passphrase_command=_opt(args, "passphrase_command"))
 
@@ -243,17 +252,19 @@ TOKEN_FALLBACK_VALID = 60  # `token` hands out the old token if it still has a m
 def cmd_token(args: argparse.Namespace) -> int:
     from .refresh import ensure_fresh
 
-    result = ensure_fresh(_store(args), _opt(args, "profile"), min_valid=args.min_valid, interactive=_interactive(),
+    result = ensure_fresh(_store(args), _profile(args), min_valid=args.min_valid, interactive=_interactive(),
+                          http_timeout=settings.http_timeout(),
                           fallback_valid=TOKEN_FALLBACK_VALID)
     if result.warning:
         left = result.profile.seconds_left() or 0
-        _warn(f"warning: could not refresh ({result.warning}); the current token is still valid for {_human(left)}.")
+        _warn(f"warning: could not refresh ({result.warning}); the current token is still valid for "
+              f"{duration(left)}.")
     if result.recovered_from_interrupt:
         _warn("note: an earlier refresh had not finished (interrupted, or answered with a server error); "
               "this refresh worked and the chain is intact.")
     if result.saved_in_place:
-        _warn(_IN_PLACE.format(path=result.path, why=result.saved_in_place))
-    sys.stdout.write(result.profile.access_token + "\n")
+        _warn(_IN_PLACE.format(path=result.where, why=result.saved_in_place))
+    sys.stdout.write(result.access_token + "\n")
     return EXIT_OK
 
 
@@ -269,9 +280,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         if not names:
             from .errors import NotConfigured
 
-            raise NotConfigured(f"{store.path} holds no profiles.", hint="Set one up with: procore-setup")
+            raise NotConfigured(f"{store.describe()} holds no profiles yet.", hint=f"Add one with: {add_command(store)}")
     else:
-        names = [_opt(args, "profile")]
+        names = [_profile(args)]
     outcomes: list[dict[str, Any]] = []
     worst = EXIT_OK
     for name in names:
@@ -279,7 +290,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         # a refused grant) is reported, and the others are still refreshed.
         label = f"profile {shown(name, 64)}: " if name else ""
         try:
-            res = ensure_fresh(store, name, min_valid=args.min_valid, force=args.force, interactive=_interactive())
+            res = ensure_fresh(store, name, min_valid=args.min_valid, force=args.force, interactive=_interactive(),
+                               http_timeout=settings.http_timeout())
         except ProcoreSetupError as exc:
             worst = max(worst, exc.exit_code)
             outcomes.append({"profile": name, "ok": False, "exit_code": exc.exit_code, "error": exc.message,
@@ -296,11 +308,11 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             _warn(f"profile {shown(prof.name, 64)}: note: an earlier refresh had not finished (interrupted, or "
                   "answered with a server error); this refresh worked and the chain is intact.")
         if res.saved_in_place:
-            _warn(f"profile {shown(prof.name, 64)}: " + _IN_PLACE.format(path=res.path, why=res.saved_in_place))
+            _warn(f"profile {shown(prof.name, 64)}: " + _IN_PLACE.format(path=res.where, why=res.saved_in_place))
         if not args.quiet and not args.json:
             what = "refreshed" if res.refreshed else "still valid, nothing to do"
             print(f"{shown(prof.name, 64)}: {what}; access token valid until {_when(prof.expires_at)} "
-                  f"({_human(left)} left)")
+                  f"({time_left(left)})")
     if args.json:
         import json
 
@@ -311,7 +323,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .status import run_status
 
-    return run_status(_store(args), _opt(args, "profile"), as_json=args.json, online=args.online,
+    return run_status(_store(args), _profile(args), as_json=args.json, online=args.online,
+                      http_timeout=settings.http_timeout(),
                       interactive=_interactive())
 
 
@@ -345,18 +358,18 @@ def _wizard(args: argparse.Namespace, *, reauthorize: bool) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    from .credentials import reauth_command
+    from .hints import reauth_command
 
     store = _store(args)
     with store.transaction(interactive=_interactive()) as doc:
-        prof = doc.get(_opt(args, "profile"))
+        prof = doc.get(_profile(args))
         if not prof.access_token and not prof.refresh_token:
             print(f"{prof.name}: no tokens stored; nothing to revoke.")
             return EXIT_OK
         if not args.local_only:
             from .refresh import make_client
 
-            with make_client(prof) as client:
+            with make_client(prof, timeout=settings.http_timeout()) as client:
                 for token in (prof.access_token, prof.refresh_token):
                     if token:
                         client.revoke(token)
@@ -364,46 +377,45 @@ def cmd_revoke(args: argparse.Namespace) -> int:
                  refresh_started_at=None, last_error=None, reauth_required=None)
     where = "locally" if args.local_only else "at Procore and locally"
     print(f"{prof.name}: tokens revoked {where}; client settings kept.")
-    print(f"Log in again with: {reauth_command(store.path, prof.name)}")
+    print(f"Log in again with: {reauth_command(store, prof.name)}")
     return EXIT_OK
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
     from .encryption import run_encrypt
 
-    return run_encrypt(_store(args), passphrase_command=_opt(args, "passphrase_command"), interactive=_interactive(),
-                       keyring=args.keyring)
+    return _report(run_encrypt(_store(args), passphrase_command=_opt(args, "passphrase_command"),
+                               interactive=_interactive(), keyring=args.keyring))
 
 
 def cmd_passphrase(args: argparse.Namespace) -> int:
     from .encryption import run_change_passphrase
 
-    return run_change_passphrase(_store(args), passphrase_command=_opt(args, "passphrase_command"),
-                                 new_passphrase_command=args.new_passphrase_command, interactive=_interactive())
+    return _report(run_change_passphrase(_store(args), passphrase_command=_opt(args, "passphrase_command"),
+                                         new_passphrase_command=args.new_passphrase_command,
+                                         interactive=_interactive()))
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
     from .encryption import run_decrypt
 
-    return run_decrypt(_store(args), passphrase_command=_opt(args, "passphrase_command"), interactive=_interactive())
+    return _report(run_decrypt(_store(args), passphrase_command=_opt(args, "passphrase_command"),
+                               interactive=_interactive()))
+
+
+def _report(outcome: Any) -> int:
+    """Print what an encryption command did: its warnings on stderr, its lines on stdout."""
+    for warning in outcome.warnings:
+        _warn(warning)
+    for line in outcome.lines:
+        print(line)
+    return EXIT_OK
 
 
 # -- formatting helpers shared by the commands ----------------------------------------------
 
 def _when(dt: Any) -> str:
     return dt.isoformat() if dt is not None else "unknown"
-
-
-def _human(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    if seconds < 0:
-        return "expired " + _human(-seconds) + " ago"
-    if seconds < 120:
-        return f"{int(seconds)} s"
-    if seconds < 7200:
-        return f"{int(seconds // 60)} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,14 @@
-"""The `encrypt`, `decrypt` and `passphrase` commands: a store's secrets encrypted, decrypted, rekeyed."""
+"""The `encrypt`, `decrypt` and `passphrase` commands: a store's secrets encrypted, decrypted, rekeyed.
+
+Each command works in one transaction of the store (lock, read again, change, one atomic
+save; nothing written if it fails) and returns an `Outcome` that the front-end prints.
+"""
 
 from __future__ import annotations
 
 import hmac
 import os
-import sys
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .crypto import Cipher, derive_key, table_params, verify_key, new_encryption_table
@@ -23,7 +27,19 @@ from .passphrase import (
 )
 
 if TYPE_CHECKING:
-    from .credentials import Credentials, FileStore
+    from .profile import Credentials
+    from .stores.base import Store
+
+
+@dataclass
+class Outcome:
+    """What a command did, for the front-end to show: lines for stdout, warnings for stderr."""
+
+    lines: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def say(self, line: str) -> None:
+        self.lines.append(line)
 
 
 # -- the encrypt and decrypt commands -----------------------------------------------------------------
@@ -35,7 +51,7 @@ def encrypt_document(doc: Credentials, passphrase: str, *, passphrase_command: s
     saves it with `store.save(doc)` under the lock.
     """
     if doc.encrypted:
-        raise UsageError(f"{doc.path} is encrypted already.")
+        raise UsageError(f"{doc.where} is encrypted already.")
     if not passphrase:
         raise UsageError("The passphrase cannot be empty. Nothing was changed.")
     table, cipher = new_encryption_table(passphrase, passphrase_command=passphrase_command)
@@ -43,69 +59,69 @@ def encrypt_document(doc: Credentials, passphrase: str, *, passphrase_command: s
     doc.cipher = cipher
 
 
-def run_encrypt(store: FileStore, *, passphrase_command: str | None = None, interactive: bool = False,
-                keyring: bool = False) -> int:
-    """`procore-setup encrypt`: encrypt the secrets of the file, atomically, under the lock.
+def run_encrypt(store: Store, *, passphrase_command: str | None = None, interactive: bool = False,
+                keyring: bool = False) -> Outcome:
+    """`procore-setup encrypt`: encrypt the secrets of the store, atomically, under the lock.
 
-    On a file encrypted already, a new --passphrase-command is checked against the
+    On a store encrypted already, a new --passphrase-command is checked against the
     passphrase and stored, and --keyring stores the passphrase in the OS keyring; anything
     else is left as it is.
     """
     if passphrase_command is not None and not passphrase_command.strip():
         raise UsageError("--passphrase-command is empty.")
-    with store.lock():
-        doc = store.load()
+    out = Outcome()
+    where = store.describe()
+    with store.transaction(secrets=False) as doc:
         if doc.encrypted:
             if keyring:
-                _keyring_for_encrypted(store, doc, passphrase_command, interactive)
+                _keyring_for_encrypted(store, doc, passphrase_command, interactive, out)
                 if not passphrase_command:
-                    return 0
-            return _set_command(store, doc, passphrase_command, interactive)
-        source = _find_passphrase(store.path, passphrase_command, interactive=interactive, new=True)
-        _warn_if_short(source.passphrase)
-        if keyring:  # before the file changes: if the keyring cannot take it, nothing is changed
-            _store_in_keyring(store.path, source.passphrase)
-        count = _encrypt_locked(store, doc, source.passphrase, passphrase_command,
-                                check_command=source.kind != "command", label=source.label)
-    print(f"{store.path}: {count} secret(s) encrypted with the passphrase from {source.label}.")
+                    return out
+            _set_command(store, doc, passphrase_command, out)
+            return out
+        source = _find_passphrase(where, passphrase_command, interactive=interactive, new=True)
+        out.warnings += _short_warning(source.passphrase)
+        if keyring:  # before the store changes: if the keyring cannot take it, nothing is changed
+            _store_in_keyring(store, source.passphrase)
+        count = _encrypt(doc, source.passphrase, passphrase_command, check_command=source.kind != "command",
+                         label=source.label)
+    out.say(f"{where}: {count} secret(s) encrypted with the passphrase from {source.label}.")
     if keyring:
-        print("The passphrase is in the OS keyring (service procore-setup, user = the file's path): "
-              "runs of this user that can reach the keyring need nothing more.")
+        out.say("The passphrase is in the OS keyring (service procore-setup, user = the file's path): "
+                "runs of this user that can reach the keyring need nothing more.")
     elif passphrase_command:
-        print("Unattended runs will get the passphrase from the stored command.")
+        out.say("Unattended runs will get the passphrase from the stored command.")
     else:
-        print(f"Scripts and cron jobs need the passphrase: set {ENV_PASSPHRASE}, store a command with "
-              "`encrypt --passphrase-command CMD`, or keep it in the OS keyring with `encrypt --keyring`.")
-    return 0
+        out.say(f"Scripts and cron jobs need the passphrase: set {ENV_PASSPHRASE}, store a command with "
+                "`encrypt --passphrase-command CMD`, or keep it in the OS keyring with `encrypt --keyring`.")
+    return out
 
 
-def encrypt_file(store: FileStore, passphrase: str, *, passphrase_command: str | None = None) -> int:
-    """Encrypt the secrets of a plain file under `passphrase`, atomically under the lock.
+def encrypt_file(store: Store, passphrase: str, *, passphrase_command: str | None = None) -> int:
+    """Encrypt the secrets of a plain store under `passphrase`, atomically under the lock.
 
     For front-ends that ask for the passphrase themselves (the wizard's Saved screen).
     Returns how many secrets were encrypted.
     """
-    with store.lock():
-        doc = store.load()
+    with store.transaction(secrets=False) as doc:
         if doc.encrypted:
-            raise UsageError(f"{store.path} is encrypted already.")
-        return _encrypt_locked(store, doc, passphrase, passphrase_command, check_command=True,
-                               label="the wizard")
+            raise UsageError(f"{store.describe()} is encrypted already.")
+        return _encrypt(doc, passphrase, passphrase_command, check_command=True, label="the wizard")
 
 
-def _encrypt_locked(store: FileStore, doc: Credentials, passphrase: str, passphrase_command: str | None, *,
-                    check_command: bool, label: str) -> int:
+def _encrypt(doc: Credentials, passphrase: str, passphrase_command: str | None, *,
+             check_command: bool, label: str) -> int:
+    """Mark `doc` encrypted (the transaction's save encrypts its secrets); how many there are."""
     if passphrase_command and check_command:
         # The command is stored for unattended runs: it had better print this very passphrase.
-        shown = _unless_it_prints(passphrase_command, store.path, passphrase)
+        shown = _unless_it_prints(passphrase_command, doc.where, passphrase)
         if shown is not None:
             raise CredentialsFileError(
                 f"The passphrase command `{shown}` does not print the passphrase given in {label}, "
-                f"so unattended runs could not open {store.path}.",
+                f"so unattended runs could not open {doc.where}.",
                 hint="Nothing was changed. Make them agree, or give only one of them.",
             )
     encrypt_document(doc, passphrase, passphrase_command=passphrase_command)
-    store.save(doc)
     return _secret_count(doc)
 
 
@@ -118,57 +134,57 @@ def _unless_it_prints(command: str, path: str, passphrase: str, *also_hidden: st
     return shown_command(command, printed, passphrase, *also_hidden)
 
 
-def _store_in_keyring(path: str, passphrase: str) -> None:
-    """Put the passphrase of `path` in the OS keyring and read it back, or raise (exit 6)."""
-    why = keyring_store(path, passphrase)
+def _store_in_keyring(store: Store, passphrase: str) -> None:
+    """Put the passphrase of `store` in the OS keyring and read it back, or raise (exit 6)."""
+    why = keyring_store(store.key_id(), passphrase)
     if why is None:
-        back, why = keyring_passphrase(path)
+        back, why = keyring_passphrase(store.key_id())
         if back is not None and hmac.compare_digest(back.encode(), passphrase.encode()):
             return
         why = why or "it gives back a different value"
     raise CredentialsFileError(
-        f"Cannot keep the passphrase of {path} in the OS keyring: {why}.",
+        f"Cannot keep the passphrase of {store.describe()} in the OS keyring: {why}.",
         hint="Nothing was changed. The keyring needs the extra (pip install 'procore-setup[keyring]') and a "
         "working backend; or leave out --keyring and give the passphrase another way.",
     )
 
 
-def _keyring_for_encrypted(store: FileStore, doc: Credentials, command: str | None, interactive: bool) -> None:
-    """`encrypt --keyring` on a file encrypted already: check the passphrase, then keep it in the keyring."""
+def _keyring_for_encrypted(store: Store, doc: Credentials, command: str | None, interactive: bool,
+                           out: Outcome) -> None:
+    """`encrypt --keyring` on a store encrypted already: check the passphrase, then keep it in the keyring."""
     _, source = _cipher_and_source(doc, interactive=interactive, passphrase_command=command, use_cache=False)
     assert source is not None
     if source.kind == "keyring":
-        print(f"{store.path}: the OS keyring holds its passphrase already; nothing to do.")
+        out.say(f"{store.describe()}: the OS keyring holds its passphrase already; nothing to do.")
         return
-    _store_in_keyring(store.path, source.passphrase)
-    print(f"{store.path}: its passphrase (from {source.label}) is now in the OS keyring.")
+    _store_in_keyring(store, source.passphrase)
+    out.say(f"{store.describe()}: its passphrase (from {source.label}) is now in the OS keyring.")
 
 
-def _set_command(store: FileStore, doc: Credentials, command: str | None, interactive: bool) -> int:
+def _set_command(store: Store, doc: Credentials, command: str | None, out: Outcome) -> None:
+    where = store.describe()
     table = doc.encryption or {}
     if not command or command == table.get("passphrase_command"):
-        print(f"{store.path}: the secrets are encrypted already; nothing to do.")
-        print("To change the passphrase: procore-setup passphrase")
-        return 0
-    # The new command must open the file, or cron would be locked out.
-    printed = run_passphrase_command(command, store.path)
-    salt, n, r, p = table_params(store.path, table)
+        out.say(f"{where}: the secrets are encrypted already; nothing to do.")
+        out.say("To change the passphrase: procore-setup passphrase")
+        return
+    # The new command must open the store, or cron would be locked out.
+    printed = run_passphrase_command(command, where)
+    salt, n, r, p = table_params(where, table)
     if not verify_key(Cipher(derive_key(printed, salt, n, r, p)), table):
         raise CredentialsFileError(
             f"The passphrase command `{shown_command(command, printed)}` does not print the passphrase of "
-            f"{store.path}.",
+            f"{where}.",
             hint="Nothing was changed.",
         )
-    table["passphrase_command"] = command
-    store.save(doc)  # the secrets are still the stored ciphertexts: no cipher needed
-    print(f"{store.path}: passphrase command stored for unattended runs.")
-    return 0
+    table["passphrase_command"] = command  # the secrets stay the stored ciphertexts: no cipher needed
+    out.say(f"{where}: passphrase command stored for unattended runs.")
 
 
-def run_change_passphrase(store: FileStore, *, passphrase_command: str | None = None,
-                          new_passphrase_command: str | None = None, interactive: bool = False) -> int:
+def run_change_passphrase(store: Store, *, passphrase_command: str | None = None,
+                          new_passphrase_command: str | None = None, interactive: bool = False) -> Outcome:
     """`procore-setup passphrase`: encrypt the secrets again under a new passphrase, in one atomic
-    rewrite under the lock (the file is never plain on disk, not even for a moment).
+    rewrite under the lock (the store is never plain, not even for a moment).
 
     The old passphrase comes from the usual sources; the new one from --new-passphrase-command
     (then stored for unattended runs), $PROCORE_SETUP_NEW_PASSPHRASE, or a prompt on a terminal.
@@ -178,61 +194,63 @@ def run_change_passphrase(store: FileStore, *, passphrase_command: str | None = 
     """
     if new_passphrase_command is not None and not new_passphrase_command.strip():
         raise UsageError("--new-passphrase-command is empty.")
-    with store.lock():
-        doc = store.load()
-        table = doc.encryption
-        if table is None:
-            raise UsageError(f"{store.path}: the secrets are not encrypted, so there is no passphrase to change.",
-                             hint="To encrypt them: procore-setup encrypt")
-        # the key this process may know is not enough: the new passphrase is compared to the old
-        cipher, old = _cipher_and_source(doc, interactive=interactive, passphrase_command=passphrase_command,
-                                         use_cache=False)
-        assert old is not None
-        stored_cmd = table.get("passphrase_command")  # a string: _cipher_and_source checked it
-        store.open_secrets(doc, cipher=cipher)  # a value it cannot open stays as it is, still refused
-        new = _new_passphrase(store.path, new_passphrase_command, interactive=interactive)
-        if hmac.compare_digest(new.passphrase.encode(), old.passphrase.encode()):
-            raise UsageError(f"The new passphrase (from {new.label}) is the same as the old one. Nothing was changed.")
-        _warn_if_short(new.passphrase)
-        keep_cmd = new_passphrase_command or stored_cmd
-        if keep_cmd and not new_passphrase_command:
-            shown = _unless_it_prints(keep_cmd, store.path, new.passphrase, old.passphrase)
-            if shown is not None:
-                raise CredentialsFileError(
-                    f"The passphrase command stored in {store.path} (`{shown}`) does not print the new "
-                    "passphrase, so unattended runs would be locked out.",
-                    hint="Nothing was changed. Give the command that prints the new passphrase with "
-                    "--new-passphrase-command CMD, or make the stored command print the new passphrase "
-                    f"first and give the old one in {ENV_PASSPHRASE} or at the prompt.",
-                )
-        fresh, doc.cipher = new_encryption_table(new.passphrase, passphrase_command=keep_cmd)
-        for key, value in table.items():  # keys a newer version wrote survive, as everywhere
-            if key not in fresh and key != "passphrase_command":
-                fresh[key] = value
-        doc.raw["encryption"] = fresh
-        if old.kind == "keyring":
-            # The keyring entry first (checked by reading it back): if it cannot take the new
-            # passphrase, runs that rely on it would be locked out, so nothing is changed.
-            _store_in_keyring(store.path, new.passphrase)
-            try:
-                store.save(doc)
-            except BaseException:
-                keyring_store(store.path, old.passphrase)  # the file kept the old one: so does the keyring
-                raise
-        else:
-            store.save(doc)
-        count = _secret_count(doc)
-    print(f"{store.path}: passphrase changed; {count} secret(s) encrypted again under the new one "
-          f"(from {new.label}), with a new salt.")
+    out = Outcome()
+    where = store.describe()
+    keyring_changed_from: str | None = None  # the old passphrase, once the keyring holds the new one
+    try:
+        with store.transaction(secrets=False) as doc:
+            table = doc.encryption
+            if table is None:
+                raise UsageError(f"{where}: the secrets are not encrypted, so there is no passphrase to change.",
+                                 hint="To encrypt them: procore-setup encrypt")
+            # the key this process may know is not enough: the new passphrase is compared to the old
+            cipher, old = _cipher_and_source(doc, interactive=interactive, passphrase_command=passphrase_command,
+                                             use_cache=False)
+            assert old is not None
+            stored_cmd = table.get("passphrase_command")  # a string: _cipher_and_source checked it
+            store.open_secrets(doc, cipher=cipher)  # a value it cannot open stays as it is, still refused
+            new = _new_passphrase(where, new_passphrase_command, interactive=interactive)
+            if hmac.compare_digest(new.passphrase.encode(), old.passphrase.encode()):
+                raise UsageError(
+                    f"The new passphrase (from {new.label}) is the same as the old one. Nothing was changed.")
+            out.warnings += _short_warning(new.passphrase)
+            keep_cmd = new_passphrase_command or stored_cmd
+            if keep_cmd and not new_passphrase_command:
+                shown = _unless_it_prints(keep_cmd, where, new.passphrase, old.passphrase)
+                if shown is not None:
+                    raise CredentialsFileError(
+                        f"The passphrase command stored in {where} (`{shown}`) does not print the new "
+                        "passphrase, so unattended runs would be locked out.",
+                        hint="Nothing was changed. Give the command that prints the new passphrase with "
+                        "--new-passphrase-command CMD, or make the stored command print the new passphrase "
+                        f"first and give the old one in {ENV_PASSPHRASE} or at the prompt.",
+                    )
+            fresh, doc.cipher = new_encryption_table(new.passphrase, passphrase_command=keep_cmd)
+            for key, value in table.items():  # keys a newer version wrote survive, as everywhere
+                if key not in fresh and key != "passphrase_command":
+                    fresh[key] = value
+            doc.raw["encryption"] = fresh
+            if old.kind == "keyring":
+                # The keyring entry first (checked by reading it back): if it cannot take the new
+                # passphrase, runs that rely on it would be locked out, so nothing is changed.
+                _store_in_keyring(store, new.passphrase)
+                keyring_changed_from = old.passphrase
+            count = _secret_count(doc)
+    except BaseException:
+        if keyring_changed_from is not None:
+            keyring_store(store.key_id(), keyring_changed_from)  # the store kept the old one: so does the keyring
+        raise
+    out.say(f"{where}: passphrase changed; {count} secret(s) encrypted again under the new one "
+            f"(from {new.label}), with a new salt.")
     if new_passphrase_command:
-        print("Unattended runs will get the passphrase from the new stored command.")
+        out.say("Unattended runs will get the passphrase from the new stored command.")
     elif keep_cmd:
-        print("The stored passphrase command prints the new passphrase: unattended runs are unaffected.")
+        out.say("The stored passphrase command prints the new passphrase: unattended runs are unaffected.")
     if old.kind == "keyring":
-        print("The OS keyring entry now holds the new passphrase.")
+        out.say("The OS keyring entry now holds the new passphrase.")
     elif old.kind == "env":
-        print(f"Jobs that set {ENV_PASSPHRASE} need the new passphrase now.")
-    return 0
+        out.say(f"Jobs that set {ENV_PASSPHRASE} need the new passphrase now.")
+    return out
 
 
 def _new_passphrase(path: str, command: str | None, *, interactive: bool) -> _Source:
@@ -258,28 +276,33 @@ def _new_passphrase(path: str, command: str | None, *, interactive: bool) -> _So
     )
 
 
-def run_decrypt(store: FileStore, *, passphrase_command: str | None = None, interactive: bool = False) -> int:
+def run_decrypt(store: Store, *, passphrase_command: str | None = None, interactive: bool = False) -> Outcome:
     """`procore-setup decrypt`: store the secrets unencrypted again, atomically, under the lock."""
-    with store.lock():
-        doc = store.load()
+    out = Outcome()
+    where = store.describe()
+    with store.transaction(secrets=False) as doc:
         if not doc.encrypted:
-            print(f"{store.path}: the secrets are not encrypted; nothing to do.")
-            return 0
+            out.say(f"{where}: the secrets are not encrypted; nothing to do.")
+            return out
         store.open_secrets(doc, interactive=interactive, passphrase_command=passphrase_command, strict=True)
         doc.raw.pop("encryption", None)
         doc.cipher = None
-        store.save(doc)
-    print(f"{store.path}: secrets stored unencrypted again (the file stays owner-only, mode 0600).")
-    return 0
+    out.say(f"{where}: secrets stored unencrypted again ({_kept(store)}).")
+    return out
+
+
+def _kept(store: Store) -> str:
+    mode = store.permissions()
+    return f"the file stays owner-only, mode {mode}" if mode == "0600" else f"permissions: {mode}"
 
 
 def _secret_count(doc: Credentials) -> int:
-    from .credentials import SECRET_FIELDS
+    from .profile import SECRET_FIELDS
 
     return sum(1 for prof in doc.profiles.values() for f in SECRET_FIELDS if prof.data.get(f))
 
 
-def _warn_if_short(passphrase: str) -> None:
+def _short_warning(passphrase: str) -> list[str]:
     if len(passphrase) < 8:
-        print("procore-setup: warning: a passphrase shorter than 8 characters is easy to guess "
-              "from a copy of the file.", file=sys.stderr)
+        return ["warning: a passphrase shorter than 8 characters is easy to guess from a copy of the file."]
+    return []

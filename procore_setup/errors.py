@@ -6,6 +6,8 @@ status codes and Procore's own error descriptions into them.
 
 from __future__ import annotations
 
+from typing import Any
+
 # Exit codes, documented in the README and in `procore-setup --help`.
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -51,6 +53,23 @@ class UsageError(ProcoreSetupError):
     exit_code = EXIT_USAGE
 
 
+class FlowError(UsageError):
+    """A step of the set-up failed: `step` is where the person goes to fix it, and `field`
+    (when one answer is at fault) names that answer: "profile_name", "login_url", "api_url",
+    "client_id", "client_secret", "redirect_uri" or "code"."""
+
+    def __init__(self, message: str, *, step: str, hint: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.step = step
+        self.field = field
+
+
+class LoginRefused(FlowError):
+    """Procore refused the code or the client at login (invalid_grant, invalid_client)."""
+
+    exit_code = EXIT_REAUTH
+
+
 class NotConfigured(ProcoreSetupError):
     """No credentials file, or no such profile in it."""
 
@@ -61,6 +80,20 @@ class CredentialsFileError(ProcoreSetupError):
     """The credentials file exists but cannot be used: permissions, syntax, fields, passphrase."""
 
     exit_code = EXIT_FILE
+
+
+class StoreWriteError(CredentialsFileError):
+    """The store could not be written (a full disk, a quota, an I/O error); it holds what it held."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"Cannot write {where}: {reason}.",
+                         hint="The file was left as it was. Free some space (or check the file system), "
+                         "then try again.")
+        self.reason = reason
+
+
+class StoreConflict(CredentialsFileError):
+    """A save was refused: the store no longer holds what this run read from it (a stale write)."""
 
 
 class GrantNotSaved(CredentialsFileError):
@@ -83,9 +116,12 @@ class ReauthRequired(ProcoreSetupError):
     """Procore rejected the grant (`invalid_grant`): a new interactive login is needed."""
 
     exit_code = EXIT_REAUTH
-    # True when an earlier attempt of the same call went out and lost its answer: that
-    # attempt most likely used the grant, which is why this one was refused.
-    after_lost_answer = False
+
+    def __init__(self, message: str, *, hint: str | None = None, after_lost_answer: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        # True when an earlier attempt of the same call went out and lost its answer: that
+        # attempt most likely used the grant, which is why this one was refused.
+        self.after_lost_answer = after_lost_answer
 
 
 class InvalidClient(ReauthRequired):
@@ -96,15 +132,22 @@ class TemporaryFailure(ProcoreSetupError):
     """Network trouble, a 5xx, a rate limit or a lock timeout. Retry later; nothing was lost."""
 
     exit_code = EXIT_TEMPORARY
-    status: int | None = None  # the HTTP status, when Procore answered one (5xx, 429)
 
-    def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None,
+                 status: int | None = None) -> None:
         super().__init__(message, hint=hint)
         self.retry_after = retry_after
+        self.status = status  # the HTTP status, when Procore answered one (5xx, 429, 4xx)
 
 
 class NotSent(TemporaryFailure):
-    """The request certainly did not change anything at Procore (no connection, or an error answer)."""
+    """Procore certainly did nothing with the request: no connection was made, a rate limiter
+    refused it (429), or it was refused before the token in it was looked at (RequestRefused)."""
+
+
+class ServerError(TemporaryFailure):
+    """Procore answered a server error (5xx). Procore's FAQ says a refresh answered with an error
+    can still have used the refresh token, so this is not NotSent: it may have acted."""
 
 
 class AnswerLost(TemporaryFailure):
@@ -127,7 +170,11 @@ class ProcoreAPIError(ProcoreSetupError):
         self.status = status
 
 
-def env_seconds(name: str, default: float, low: float, high: float) -> float:
+class InvalidToken(ProcoreAPIError):
+    """The access token was refused (401 `invalid_token`)."""
+
+
+def env_seconds(name: str, default: float, low: float, high: float, *, environ: Any = None) -> float:
     """A number of seconds from the environment variable `name`, `default` when unset.
 
     Anything else than a number from `low` to `high` (NaN, text, 0 where 0 would hang or
@@ -136,7 +183,7 @@ def env_seconds(name: str, default: float, low: float, high: float) -> float:
     """
     import os
 
-    raw = os.environ.get(name)
+    raw = (os.environ if environ is None else environ).get(name)
     if not raw:
         return default
     try:

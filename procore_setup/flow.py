@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from . import environments
-from .credentials import Credentials, FileStore, Profile, reauth_command, shell_quote
+from .hints import reauth_command, shell_quote
+from .profile import Credentials, Profile
+
+if TYPE_CHECKING:
+    from .stores.base import Store
+from .checks import shown
 from .environments import OOB_REDIRECT_URI
 from .errors import (
+    FlowError,
     GrantNotSaved,
     InvalidClient,
+    InvalidToken,
+    LoginRefused,
     InvalidValue,
     LoginIncomplete,
     ProcoreSetupError,
@@ -43,14 +51,6 @@ DEVELOPER_PORTAL_HELP = (
 )
 
 
-class FlowError(UsageError):
-    """A step failed; `step` is where the person should go to fix it."""
-
-    def __init__(self, message: str, *, step: str, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.step = step
-
-
 # -- validation (pure functions, used by both front-ends) ----------------------------------
 
 def validate_profile_name(name: str) -> str:
@@ -63,27 +63,29 @@ def validate_profile_name(name: str) -> str:
     return name
 
 
-def validate_base_url(url: str, what: str) -> str:
+def validate_base_url(url: str, what: str, field: str | None = None) -> str:
     """A login or API base URL: https, or http to a loopback host only. Returns it without a trailing '/'."""
     from .checks import check_base_url
 
     try:
         return check_base_url(url, what)
     except InvalidValue as exc:  # the same rule as for a URL read back from the file
-        raise FlowError(exc.message, step=ENVIRONMENT, hint=exc.hint) from None
+        raise FlowError(exc.message, step=ENVIRONMENT, hint=exc.hint, field=field) from None
 
 
 def _clean_credential(value: str, what: str) -> str:
+    field = what.replace(" ", "_")  # "client id" -> client_id
     value = (value or "").strip()
     if not value:
-        raise FlowError(f"The {what} is empty.", step=CLIENT, hint=DEVELOPER_PORTAL_HELP)
+        raise FlowError(f"The {what} is empty.", step=CLIENT, hint=DEVELOPER_PORTAL_HELP, field=field)
     if any(c.isspace() for c in value):
         raise FlowError(
             f"The {what} contains spaces or line breaks: it was probably pasted with something else.",
-            step=CLIENT, hint="Copy it again from the Developer Portal.",
+            step=CLIENT, hint="Copy it again from the Developer Portal.", field=field,
         )
     if not value.isprintable() or len(value) > 512:
-        raise FlowError(f"The {what} does not look like a Procore credential.", step=CLIENT, hint=DEVELOPER_PORTAL_HELP)
+        raise FlowError(f"The {what} does not look like a Procore credential.", step=CLIENT,
+                        hint=DEVELOPER_PORTAL_HELP, field=field)
     return value
 
 
@@ -95,6 +97,7 @@ def validate_client(client_id: str, client_secret: str, known_secret: str | None
         raise FlowError(
             "The client id is the same as the client secret: the secret was probably pasted into the id field.",
             step=CLIENT, hint="Paste the Client ID into the id field and the Client Secret into the secret field.",
+            field="client_id",
         )
     return client_id, client_secret
 
@@ -127,9 +130,9 @@ def parse_code(text: str, client_secret: str | None = None) -> str:
     if "://" in compact or compact.startswith(("urn:", "/")) or "?" in compact:
         parts = urlsplit(compact)
         query = parse_qs(parts.query)
-        if "error" in query:
-            raise FlowError(
-                f"Procore answered with an error instead of a code: {query['error'][0][:80]}.",
+        if "error" in query:  # the person denied access (or Procore refused): a new authorization is needed
+            raise LoginRefused(
+                f"Procore answered with an error instead of a code: {shown(query['error'][0], 80)}.",
                 step=AUTHORIZE, hint="Open the authorize URL again and allow access.",
             )
         if query.get("code"):
@@ -169,13 +172,15 @@ def step_for_error(exc: BaseException) -> str | None:
 class SetupFlow:
     """State of one setup (or re-authorization) of one profile, and its steps."""
 
-    def __init__(self, store: FileStore, profile: str = "default", *, clock: Callable[[], float] = time.time,
-                 client_factory: Callable[..., Any] | None = None, interactive: bool = False) -> None:
+    def __init__(self, store: Store, profile: str = "default", *, clock: Callable[[], float] = time.time,
+                 client_factory: Callable[..., Any] | None = None, interactive: bool = False,
+                 http_timeout: float | None = None) -> None:
         self.store = store
         self.profile_name = validate_profile_name(profile)
         self.clock = clock
         self.client_factory = client_factory
         self.interactive = interactive
+        self.http_timeout = http_timeout
         self.environment = "production"
         self.login_url = environments.get("production").login_url
         self.api_url = environments.get("production").api_url
@@ -230,8 +235,8 @@ class SetupFlow:
                 step=ENVIRONMENT, hint="Choose one of: " + ", ".join(environments.ENVIRONMENTS),
             )
         if env_id == "custom":
-            self.login_url = validate_base_url(login_url or "", "login URL")
-            self.api_url = validate_base_url(api_url or "", "API URL")
+            self.login_url = validate_base_url(login_url or "", "login URL", "login_url")
+            self.api_url = validate_base_url(api_url or "", "API URL", "api_url")
         else:
             env = environments.get(env_id)
             if login_url or api_url:
@@ -273,7 +278,8 @@ class SetupFlow:
             return self.client_factory(self)
         from .oauth import OAuthClient
 
-        return OAuthClient(self.login_url, self.api_url, self.client_id, self._client_secret, self.redirect_uri)
+        return OAuthClient(self.login_url, self.api_url, self.client_id, self._client_secret, self.redirect_uri,
+                           timeout=self.http_timeout)
 
     def exchange(self, pasted: str) -> None:
         """Parse the pasted code, trade it for tokens and save them at once (blocking: run it in a
@@ -286,12 +292,13 @@ class SetupFlow:
                 tokens = client.exchange_code(code)
             except ReauthRequired as exc:
                 if isinstance(exc, InvalidClient):
-                    raise FlowError(
+                    raise LoginRefused(
                         "Procore refused the client id or secret (invalid_client).",
                         step=CLIENT, hint="Check both in the Developer Portal, for this environment: " + self.environment,
+                        field="client_secret",
                     ) from None
                 expired = " It is more than 10 minutes old, so it has expired." if left is not None and left <= 0 else ""
-                raise FlowError(
+                raise LoginRefused(
                     "Procore refused the code: it was already used, has expired, or belongs to another "
                     f"client or redirect URI.{expired}",
                     step=AUTHORIZE, hint="Open the authorize URL again to get a new code.",
@@ -311,8 +318,6 @@ class SetupFlow:
         """Ask Procore who is logged in and which companies they reach."""
         if self.tokens is None:
             raise FlowError("No token yet: exchange a code first.", step=CODE)
-        from .oauth import InvalidToken
-
         access = self.tokens.access_token
         with self._client() as client:
             try:
@@ -361,9 +366,9 @@ class SetupFlow:
             if not self.grant_saved:
                 raise GrantNotSaved(
                     f"Procore issued new tokens for profile {self.profile_name!r}, but they could not be "
-                    f"saved to {self.store.path}: {exc.message} The authorization code is used up.",
+                    f"saved to {self.store.describe()}: {exc.message} The authorization code is used up.",
                     hint="Fix that, then log in again: "
-                    + reauth_command(self.store.path, self.profile_name),
+                    + reauth_command(self.store, self.profile_name),
                 ) from None
             raise LoginIncomplete(
                 f"{exc.message} The profile {self.profile_name!r} is saved with its new tokens; only the "
@@ -416,18 +421,18 @@ class SetupFlow:
 
 # -- the profiles of a file, for front-ends that list and manage them ------------------------
 
-def read_profiles(store: FileStore) -> Credentials:
+def read_profiles(store: Store) -> Credentials:
     """The file as stored, secrets left as they are (never decrypted); an empty document when there is no file."""
     return store.load_or_new()
 
 
-def set_default_profile(store: FileStore, name: str) -> None:
+def set_default_profile(store: Store, name: str) -> None:
     """Make `name` the file's default profile (NotConfigured if it is not in the file)."""
     with store.transaction(secrets=False) as doc:
         doc.default_profile = doc.get(name, check=False).name
 
 
-def remove_profile(store: FileStore, name: str) -> None:
+def remove_profile(store: Store, name: str) -> None:
     """Forget a profile and its tokens (they are not revoked at Procore: `procore-setup revoke` does that)."""
     with store.transaction(secrets=False) as doc:
         doc.remove(doc.get(name, check=False).name)
@@ -460,25 +465,24 @@ def executable() -> str:
     return f"{shlex.quote(sys.executable)} -m procore_setup"
 
 
-def cron_line(config_path: str, profile: str, *, every_minutes: int = 20) -> str:
-    """A crontab line that keeps this profile's tokens fresh."""
+def cron_line(store: Store, profile: str, *, every_minutes: int = 20) -> str:
+    """A crontab line that keeps this profile's tokens fresh (naming the store: cron's HOME differs)."""
     # crontab turns an unescaped % into a line break: escape it after the shell quoting
-    line = f"{executable()} --config {shell_quote(config_path)} refresh --profile {shell_quote(profile)} --quiet"
+    line = f"{executable()}{store.cli_flag(explicit=True)} refresh --profile {shell_quote(profile)} --quiet"
     return f"*/{every_minutes} * * * * " + line.replace("%", "\\%")
 
 
-def usage_examples(config_path: str, profile: str, company_id: int | None, api_url: str) -> tuple[str, str]:
+def usage_examples(store: Store, profile: str, company_id: int | None, api_url: str) -> tuple[str, str]:
     """Two short examples of using the token: curl and Python."""
-    import shlex
-
     company = str(company_id) if company_id else "<company id>"
-    tok = f"$(procore-setup --config {shlex.quote(config_path)} token --profile {shlex.quote(profile)})"
+    key, value = store.locator()
+    tok = f"$(procore-setup{store.cli_flag(explicit=True)} token --profile {shell_quote(profile)})"
     curl = (f'curl -H "Authorization: Bearer {tok}" \\\n     -H "Procore-Company-Id: {company}" '
             f"{api_url}/rest/v1.0/projects?company_id={company}")
     python = (
         "import httpx\n"
         "from procore_setup import ProcoreAuth\n"
-        f"auth = ProcoreAuth(profile={profile!r}, config={config_path!r})\n"
+        f"auth = ProcoreAuth(profile={profile!r}, {key}={value!r})\n"
         f"with httpx.Client(base_url={api_url!r}, auth=auth) as api:\n"
         '    print(api.get("/rest/v1.0/me").json())'
     )

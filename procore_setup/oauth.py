@@ -29,15 +29,15 @@ from .environments import OOB_REDIRECT_URI
 from .errors import (
     AnswerLost,
     InvalidClient,
+    InvalidToken,
     NotSent,
-    ProcoreAPIError,
     ReauthRequired,
     RequestRefused,
+    ServerError,
     TemporaryFailure,
     TokensUnusable,
     UnexpectedResponse,
     UsageError,
-    env_seconds,
 )
 from .checks import token_problem
 from .text import DESCRIPTION_LIMIT, ERROR_LIMIT, clean, clean_or_none
@@ -51,10 +51,6 @@ RETRY_BUDGET = 30.0  # seconds of waiting between attempts, at most, for one cal
 MAX_WAIT = 20.0  # a Retry-After longer than this is not waited for: exit 5 and let cron retry
 
 T = TypeVar("T")
-
-
-class InvalidToken(ProcoreAPIError):
-    """The access token was refused (401 `invalid_token`)."""
 
 
 class TokenSet:
@@ -88,9 +84,9 @@ def authorize_url(login_url: str, client_id: str, redirect_uri: str = OOB_REDIRE
     return f"{login_url.rstrip('/')}/oauth/authorize?{urlencode(params)}"
 
 
-def _timeout_from_env() -> httpx.Timeout:
-    t = env_seconds("PROCORE_SETUP_HTTP_TIMEOUT", -1.0, 0.1, 600)
-    return DEFAULT_TIMEOUT if t < 0 else httpx.Timeout(t, connect=min(t, 5.0))
+def _timeout(seconds: float | None) -> httpx.Timeout:
+    """httpx's timeouts for `seconds` per network step (PROCORE_SETUP_HTTP_TIMEOUT), or the defaults."""
+    return DEFAULT_TIMEOUT if seconds is None else httpx.Timeout(seconds, connect=min(seconds, 5.0))
 
 
 def _deadline_for(timeout: httpx.Timeout) -> float:
@@ -189,22 +185,22 @@ class OAuthClient:
     def __init__(self, login_url: str, api_url: str, client_id: str, client_secret: str | None,
                  redirect_uri: str = OOB_REDIRECT_URI, *, http: httpx.Client | None = None,
                  max_attempts: int = MAX_ATTEMPTS, retry_budget: float = RETRY_BUDGET,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, timeout: float | None = None) -> None:
         self.login_url = login_url.rstrip("/")
         self.api_url = api_url.rstrip("/")
         self.client_id = client_id
         self._client_secret = client_secret
         self.redirect_uri = redirect_uri
         self._owns_http = http is None
-        timeout = _timeout_from_env()
-        self.deadline = _deadline_for(timeout)
+        limits = _timeout(timeout)
+        self.deadline = _deadline_for(limits)
         if http is None:
             check_proxy_environment()
             try:
                 # No keep-alive: every request opens its own connection, so the deadline below can
                 # always find the socket to cut (a handful of calls per run; nothing to gain from reuse).
                 http = httpx.Client(
-                    timeout=timeout, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+                    timeout=limits, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
                     follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0),
                     mounts=_direct_mounts(self.login_url, self.api_url),
                 )
@@ -231,9 +227,6 @@ class OAuthClient:
         self.close()
 
     # -- OAuth endpoints -------------------------------------------------------------
-    def authorize_url(self, state: str | None = None) -> str:
-        return authorize_url(self.login_url, self.client_id, self.redirect_uri, state)
-
     def exchange_code(self, code: str) -> TokenSet:
         """Trade an authorization code for the first token pair."""
         return self._token_request({"grant_type": "authorization_code", "code": code}, what="exchanging the code")
@@ -411,12 +404,12 @@ class OAuthClient:
                 self._sleep(wait)
                 waited += wait
             except ReauthRequired as exc:
-                if maybe_used is not None:
-                    # An earlier attempt reached Procore and got no usable answer: that one used the grant.
-                    exc.message += (" (An earlier attempt's answer was lost or was an error: "
-                                    f"{maybe_used.message} Procore had probably already used the grant.)")
-                    exc.after_lost_answer = True
-                raise
+                if maybe_used is None:
+                    raise
+                # An earlier attempt reached Procore and got no usable answer: that one used the grant.
+                raise type(exc)(exc.message + " (An earlier attempt's answer was lost or was an error: "
+                                f"{maybe_used.message} Procore had probably already used the grant.)",
+                                hint=exc.hint, after_lost_answer=True) from None
         raise AssertionError("unreachable")
 
 
@@ -426,11 +419,7 @@ def _may_have_acted(exc: TemporaryFailure) -> bool:
     Procore's FAQ: any refresh call, successful or not, can use up the refresh token. Only a
     connection that was never made, or a rate limiter's 429, certainly left it alone.
     """
-    if isinstance(exc, RequestRefused):
-        return False
-    if isinstance(exc, NotSent):
-        return exc.status is not None and exc.status != 429
-    return True
+    return not isinstance(exc, NotSent)
 
 
 def _worst(exc: TemporaryFailure, maybe_used: TemporaryFailure | None) -> TemporaryFailure:
@@ -438,9 +427,7 @@ def _worst(exc: TemporaryFailure, maybe_used: TemporaryFailure | None) -> Tempor
     5xx, which Procore's FAQ says can still use up a refresh token), raise AnswerLost, so the
     caller keeps its in-flight mark instead of assuming that nothing happened."""
     if maybe_used is not None and not isinstance(exc, AnswerLost):
-        err = AnswerLost(exc.message, hint=exc.hint, retry_after=exc.retry_after)
-        err.status = exc.status
-        return err
+        return AnswerLost(exc.message, hint=exc.hint, retry_after=exc.retry_after, status=exc.status)
     return exc
 
 
@@ -548,14 +535,13 @@ def _interpret(resp: httpx.Response, body: bytes, *, what: str, want_json: bool)
     """Map one HTTP answer to data or to one of our exceptions."""
     host = resp.request.url.host
     status = resp.status_code
-    if status in (429, 500, 502, 503, 504) or status >= 500:
+    if status == 429 or status >= 500:
         kind = "rate limit reached" if status == 429 else f"server error {status}"
         ra = _retry_after(resp)
         later = f" Procore asks to wait {ra:.0f} s." if ra is not None and ra >= 1 else ""
-        err = NotSent(f"{host} answered {status} ({kind}) while {what}.{later}",
-                      hint="Try again later. Nothing was changed.", retry_after=ra)
-        err.status = status
-        raise err
+        cls = NotSent if status == 429 else ServerError  # a rate limiter answers before the application
+        raise cls(f"{host} answered {status} ({kind}) while {what}.{later}",
+                  hint="Try again later. Nothing was changed.", retry_after=ra, status=status)
     if 300 <= status < 400:
         raise UnexpectedResponse(
             f"{host} redirected (HTTP {status}) while {what}, to {_safe_location(resp)}.",
@@ -598,9 +584,7 @@ def _interpret(resp: httpx.Response, body: bytes, *, what: str, want_json: bool)
 
 
 def _refused(message: str, status: int) -> RequestRefused:
-    err = RequestRefused(message, hint=_REFUSED_HINT)
-    err.status = status
-    return err
+    return RequestRefused(message, hint=_REFUSED_HINT, status=status)
 
 
 def _safe_location(resp: httpx.Response) -> str:

@@ -31,7 +31,7 @@ from .errors import CredentialsFileError, PassphraseNeeded, UsageError, env_seco
 if TYPE_CHECKING:
     import subprocess
 
-    from .credentials import Credentials
+    from .profile import Credentials
 
 ENV_PASSPHRASE = "PROCORE_SETUP_PASSPHRASE"
 ENV_NEW_PASSPHRASE = "PROCORE_SETUP_NEW_PASSPHRASE"  # for `procore-setup passphrase`, unattended
@@ -234,7 +234,8 @@ def _prompt(label: str) -> str:
         return ""
 
 
-def _find_passphrase(path: str, command: str | None, *, interactive: bool, new: bool) -> _Source:
+def _find_passphrase(path: str, command: str | None, *, interactive: bool, new: bool,
+                     prefix: str | None = None) -> _Source:
     """The first passphrase source that answers, in the documented order."""
     env = os.environ.get(ENV_PASSPHRASE)
     if env is not None:
@@ -245,7 +246,7 @@ def _find_passphrase(path: str, command: str | None, *, interactive: bool, new: 
     if command:
         printed = run_passphrase_command(command, path)
         return _Source("command", f"the passphrase command `{shown_command(command, printed)}`", printed)
-    why = ""
+    why: str | None = ""
     if not new:  # a new passphrase is chosen by the user, not found in a keyring entry
         value, why = keyring_passphrase(path)
         if value is not None:
@@ -266,15 +267,15 @@ def _find_passphrase(path: str, command: str | None, *, interactive: bool, new: 
     raise PassphraseNeeded(
         f"{path} has encrypted secrets, and no passphrase was given (stdin is not a terminal, "
         f"so none can be asked for; OS keyring: {why}).",
-        hint=_HOW_TO_GIVE.format(path=shlex.quote(path), env=ENV_PASSPHRASE),
+        hint=_HOW_TO_GIVE.format(cmd=prefix or f"procore-setup --config {shlex.quote(path)}", env=ENV_PASSPHRASE),
     )
 
 
 _HOW_TO_GIVE = """\
 Give the passphrase in one of these ways:
   - set {env} in the environment of the job;
-  - store a command that prints it: procore-setup --config {path} encrypt --passphrase-command 'pass show procore-setup';
-  - keep it in the OS keyring: pip install 'procore-setup[keyring]'; procore-setup --config {path} encrypt --keyring;
+  - store a command that prints it: {cmd} encrypt --passphrase-command 'pass show procore-setup';
+  - keep it in the OS keyring: pip install 'procore-setup[keyring]'; {cmd} encrypt --keyring;
   - run the command on a terminal, to be asked for it.
 Nothing was changed."""
 
@@ -306,17 +307,18 @@ def _cipher_and_source(doc: Credentials, *, interactive: bool, passphrase_comman
     """cipher_for, and where the right passphrase came from (None: a key this process knew)."""
     table = doc.encryption
     if table is None:
-        raise CredentialsFileError(f"{doc.path}: internal error: the file is not encrypted.")
-    salt, n, r, p = table_params(doc.path, table)
+        raise CredentialsFileError(f"{doc.where}: internal error: the file is not encrypted.")
+    salt, n, r, p = table_params(doc.where, table)
     stored_cmd = table.get("passphrase_command")
     if stored_cmd is not None and not isinstance(stored_cmd, str):
-        raise CredentialsFileError(f"{doc.path}: [encryption] passphrase_command must be a string.")
-    cache_key = (doc.path, salt, n, r, p)
+        raise CredentialsFileError(f"{doc.where}: [encryption] passphrase_command must be a string.")
+    cache_key = (doc.where, salt, n, r, p)
     known = _KEYS.get(cache_key) if use_cache else None
     if known is not None and verify_key(Cipher(known), table):
         return Cipher(known), None
     command = passphrase_command or stored_cmd or None
-    source = _find_passphrase(doc.path, command, interactive=interactive, new=False)
+    source = _find_passphrase(doc.where, command, interactive=interactive, new=False,
+                              prefix="procore-setup" + doc.store.cli_flag(explicit=True) if doc.store else None)
     attempts = 3 if source.retry else 1
     passphrase = source.passphrase
     for attempt in range(attempts):
@@ -329,7 +331,7 @@ def _cipher_and_source(doc: Credentials, *, interactive: bool, passphrase_comman
         if attempt + 1 < attempts:
             passphrase = source.retry()
     raise CredentialsFileError(
-        f"Wrong passphrase for {doc.path} (from {source.label}).",
+        f"Wrong passphrase for {doc.where} (from {source.label}).",
         hint="Nothing was changed. Check the passphrase and its source, and try again.",
     )
 
@@ -340,9 +342,9 @@ def unlock(doc: Credentials, passphrase: str) -> bool:
     table = doc.encryption
     if table is None or not passphrase:
         return False
-    salt, n, r, p = table_params(doc.path, table)
+    salt, n, r, p = table_params(doc.where, table)
     key = derive_key(passphrase, salt, n, r, p)
     if not verify_key(Cipher(key), table):
         return False
-    _KEYS[(doc.path, salt, n, r, p)] = key
+    _KEYS[(doc.where, salt, n, r, p)] = key
     return True

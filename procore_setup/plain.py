@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from . import environments
-from .credentials import FileStore, file_mode, open_store
-from .errors import EXIT_OK, EXIT_REAUTH, ProcoreSetupError, TemporaryFailure, UsageError
-from .flow import AUTHORIZE, CLIENT, CODE, FlowError, SetupFlow, cron_line, step_for_error, usage_examples
+from . import environments, settings
+from .stores import open_store
+
+if TYPE_CHECKING:
+    from .stores.base import Store
+from .errors import EXIT_OK, ProcoreSetupError, TemporaryFailure, UsageError
+from .flow import AUTHORIZE, CODE, FlowError, SetupFlow, cron_line, step_for_error, usage_examples
 
 MAX_TRIES = 3
 
@@ -96,13 +99,13 @@ def run_plain(args: argparse.Namespace) -> int:
             demo.stop()
 
 
-def _run(args: argparse.Namespace, store: FileStore, interactive: bool, *, demo_secret: str | None = None) -> int:
+def _run(args: argparse.Namespace, store: Store, interactive: bool, *, demo_secret: str | None = None) -> int:
     ask = Prompter(interactive, _say)
-    profile = getattr(args, "profile", None) or os.environ.get("PROCORE_SETUP_PROFILE") or "default"
-    flow = SetupFlow(store, profile, interactive=interactive)
+    profile = settings.profile(getattr(args, "profile", None)) or "default"
+    flow = SetupFlow(store, profile, interactive=interactive, http_timeout=settings.http_timeout())
     existing = flow.load_existing()
     if existing is not None:
-        _say(f"Profile {flow.profile_name!r} exists in {store.path}: its settings are the defaults below.")
+        _say(f"Profile {flow.profile_name!r} exists in {store.describe()}: its settings are the defaults below.")
 
     # 1. environment
     for attempt in range(MAX_TRIES):
@@ -161,15 +164,13 @@ def _run(args: argparse.Namespace, store: FileStore, interactive: bool, *, demo_
         except (FlowError, ProcoreSetupError) as exc:
             step = step_for_error(exc)
             retry = interactive and not code_arg and attempt < MAX_TRIES - 1 and step in (CODE, AUTHORIZE, None)
-            if isinstance(exc, FlowError) and step in (AUTHORIZE, CLIENT):
-                exc.exit_code = EXIT_REAUTH  # Procore refused: a new authorization is needed
             if not retry:
                 raise
             _say(f"  {exc}")
 
     # From here on the grant exists at Procore and the code is spent: nothing below may lose it.
     if flow.grant_saved:
-        _say(f"Tokens received and saved to {store.path} (profile {flow.profile_name!r}).")
+        _say(f"Tokens received and saved to {store.describe()} (profile {flow.profile_name!r}).")
     else:
         _say(f"Tokens received, but not saved yet ({flow.grant_save_error}); trying again at the end.")
     try:
@@ -181,7 +182,7 @@ def _run(args: argparse.Namespace, store: FileStore, interactive: bool, *, demo_
         raise
 
 
-def _finish(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, store: FileStore) -> int:
+def _finish(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, store: Store) -> int:
     """Verify, choose the company and finish the saved profile; a failure says what is missing."""
     code = EXIT_OK
     problem: ProcoreSetupError | None = None
@@ -206,13 +207,13 @@ def _finish(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, store: Fil
         code = EXIT_OK if temporary else problem.exit_code
         _say(f"procore-setup: {'warning: could not verify the login: ' if temporary else ''}{problem}")
         _say(f"The profile is saved with its new tokens; it has {' and '.join(flow.missing()) or 'all it needs'}.")
-    print(f"Saved profile {prof.name!r} to {store.path} (mode {file_mode(store.path)}).")
+    print(f"Saved profile {prof.name!r} to {store.describe()} (mode {store.permissions()}).")
     left = prof.seconds_left()
     if left is not None:
         print(f"The access token is valid for {int(left // 60)} min; `procore-setup token` renews it as needed.")
     print("Keep it fresh from cron with:")
-    print(f"  {cron_line(store.path, prof.name)}")
-    curl, _python = usage_examples(store.path, prof.name, prof.company_id, prof.api_url)
+    print(f"  {cron_line(store, prof.name)}")
+    curl, _python = usage_examples(store, prof.name, prof.company_id, prof.api_url)
     print("Use it:")
     print("  " + curl.replace("\n", "\n  "))
     return code

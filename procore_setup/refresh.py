@@ -3,18 +3,18 @@
 The headless module. It imports httpx (through `oauth`) only when a refresh is
 really needed, so `token` with a valid token costs a file read and no more.
 
-The sequence, all under an exclusive lock beside the credentials file:
-read again -> still needed? -> mark "refresh in flight" -> ask Procore ->
-save the new pair atomically -> only then hand the access token out.
+The sequence, all under the store's exclusive lock (written against the Store protocol:
+the file today, shared stores later): read again -> still needed? -> mark "refresh in flight"
+-> ask Procore -> save the new pair atomically -> only then hand the access token out.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from .credentials import Credentials, FileStore, FileWriteError, Profile, reauth_command, utcnow
 from .errors import (
     AnswerLost,
     CredentialsFileError,
@@ -22,11 +22,15 @@ from .errors import (
     NotSent,
     ProcoreAPIError,
     ReauthRequired,
+    StoreWriteError,
     TokensUnusable,
 )
+from .hints import reauth_command
+from .profile import Credentials, Profile, utcnow
 
 if TYPE_CHECKING:
     from .oauth import OAuthClient, TokenSet
+    from .stores.base import Store
 
 DEFAULT_TOKEN_MIN_VALID = 300  # `token`: refresh when fewer than 5 minutes are left
 DEFAULT_REFRESH_MIN_VALID = 1200  # `refresh` (cron): refresh when fewer than 20 minutes are left
@@ -35,29 +39,37 @@ DEFAULT_REFRESH_MIN_VALID = 1200  # `refresh` (cron): refresh when fewer than 20
 class RefreshResult:
     """What `ensure_fresh` did. `profile` holds the (decrypted) current data."""
 
-    __slots__ = ("profile", "refreshed", "recovered_from_interrupt", "path", "warning", "saved_in_place")
+    __slots__ = ("profile", "refreshed", "recovered_from_interrupt", "where", "warning", "saved_in_place")
 
-    def __init__(self, profile: Profile, refreshed: bool, path: str, recovered_from_interrupt: bool = False,
+    def __init__(self, profile: Profile, refreshed: bool, where: str, recovered_from_interrupt: bool = False,
                  warning: str | None = None, saved_in_place: str | None = None) -> None:
         self.profile = profile
         self.refreshed = refreshed
-        self.path = path
+        self.where = where  # the store, as messages name it
         self.recovered_from_interrupt = recovered_from_interrupt
         self.warning = warning  # set when a refresh failed but the old token was still good enough
         # set (to why) when the new pair could only be saved by overwriting the file in place
         self.saved_in_place = saved_in_place
 
+    @property
+    def access_token(self) -> str:
+        """The valid access token (ensure_fresh returns only a profile that has one)."""
+        token = self.profile.access_token
+        if not token:
+            raise AssertionError("a RefreshResult without an access token")
+        return token
+
     def __repr__(self) -> str:
         return f"RefreshResult(profile={self.profile.name!r}, refreshed={self.refreshed})"
 
 
-def make_client(profile: Profile, **kwargs: Any) -> OAuthClient:
+def make_client(profile: Profile, *, timeout: float | None = None, **kwargs: Any) -> OAuthClient:
     """An OAuthClient for the profile's environment and client."""
     from .environments import OOB_REDIRECT_URI
     from .oauth import OAuthClient
 
     return OAuthClient(profile.login_url, profile.api_url, profile.client_id, profile.client_secret,
-                       profile.redirect_uri or OOB_REDIRECT_URI, **kwargs)
+                       profile.redirect_uri or OOB_REDIRECT_URI, timeout=timeout, **kwargs)
 
 
 def apply_tokens(profile: Profile, tokens: TokenSet, *, refreshed: bool) -> None:
@@ -117,24 +129,24 @@ def _check_usable(doc: Credentials, profile: Profile) -> None:
     if profile.reauth_required:
         raise ReauthRequired(
             f"Profile {profile.name!r} needs a new login: {profile.last_error or 'Procore refused its refresh token.'}",
-            hint=f"Re-authorize with: {reauth_command(doc.path, profile.name)}",
+            hint=f"Re-authorize with: {reauth_command(doc.store, profile.name)}",
         )
     if not profile.refresh_token:
         raise ReauthRequired(
             f"Profile {profile.name!r} has no refresh token (never logged in, or revoked).",
-            hint=f"Log in with: {reauth_command(doc.path, profile.name)}",
+            hint=f"Log in with: {reauth_command(doc.store, profile.name)}",
         )
     if not profile.client_secret:
         raise CredentialsFileError(
-            f"{doc.path}: profile {profile.name!r} has no client_secret, which a refresh needs.",
-            hint=f"Set it up again with: {reauth_command(doc.path, profile.name)}",
+            f"{doc.where}: profile {profile.name!r} has no client_secret, which a refresh needs.",
+            hint=f"Set it up again with: {reauth_command(doc.store, profile.name)}",
         )
 
 
-def ensure_fresh(store: FileStore, name: str | None = None, *, min_valid: float = DEFAULT_TOKEN_MIN_VALID,
+def ensure_fresh(store: Store, name: str | None = None, *, min_valid: float = DEFAULT_TOKEN_MIN_VALID,
                  force: bool = False, reject: str | None = None, lock_timeout: float | None = None,
                  interactive: bool = False, client_factory: Any = None,
-                 fallback_valid: float | None = None) -> RefreshResult:
+                 fallback_valid: float | None = None, http_timeout: float | None = None) -> RefreshResult:
     """Return the profile with a token valid for more than `min_valid` seconds, refreshing if needed.
 
     `reject` is an access token the API has just refused: a refresh is done unless the file
@@ -149,77 +161,79 @@ def ensure_fresh(store: FileStore, name: str | None = None, *, min_valid: float 
     # key is reused for the re-read below, so waiting processes don't pay it while holding the lock.
     store.open_secrets(doc, interactive=interactive)
     if not _needs_refresh(profile, min_valid, force, reject):
-        return RefreshResult(profile, False, store.path)
+        return RefreshResult(profile, False, store.describe())
 
     with store.lock(lock_timeout):
         doc = store.load()  # read again: another process may have refreshed meanwhile
         store.open_secrets(doc, interactive=interactive)
         profile = doc.get(profile.name)
         if not _needs_refresh(profile, min_valid, force, reject):
-            return RefreshResult(profile, False, store.path)
+            return RefreshResult(profile, False, store.describe())
         _check_usable(doc, profile)
         # An earlier refresh interrupted in flight may have rotated the stored token away: then its
         # expiry proves nothing and it is no fallback.
         interrupted = profile.refresh_started_at is not None
         try:
-            return _refresh_locked(store, doc, profile, client_factory)
+            return _refresh_locked(store, doc, profile,
+                                   client_factory or functools.partial(make_client, timeout=http_timeout))
         except NotSent as exc:
             usable = fallback_valid is not None and profile.access_token != reject and profile.valid_for(fallback_valid)
             if interrupted:
                 usable = False
             if not usable or force:
                 raise
-            return RefreshResult(profile, False, store.path, warning=exc.message)
+            return RefreshResult(profile, False, store.describe(), warning=exc.message)
 
 
-def _refresh_locked(store: FileStore, doc: Credentials, profile: Profile, client_factory: Any) -> RefreshResult:
+def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_factory: Any) -> RefreshResult:
     interrupted_at = profile.refresh_started_at
-    before = doc.raw_bytes
+    before = doc.revision
     # Built first: importing httpx takes a good part of a second on a busy machine, and a
     # process killed then had sent nothing, so it must not leave an in-flight mark.
-    client = (client_factory or make_client)(profile)
+    client = client_factory(profile)
     try:
         try:
             # Record that a refresh is in flight, so a crash before the save below is explained next time.
             profile.set(refresh_started_at=utcnow())
             store.save(doc)
-            tokens = client.refresh(profile.refresh_token)
+            tokens = client.refresh(profile.refresh_token or "")  # _check_usable: there is one
         finally:
             client.close()
     except (NotSent, ProcoreAPIError):
         # Procore certainly did not act on the request (no connection, a rate limiter's 429,
-        # or a 4xx refusal): put the file back exactly as it was.
-        store.write_bytes(before)
+        # or a 4xx refusal): put the store back exactly as it was.
+        store.restore(doc, before)
         raise
     except AnswerLost as exc:
-        exc.hint = (
-            "The request reached Procore but its answer was lost or was a server error, so Procore may "
-            "have used the refresh token. "
-            "Run the command again: if Procore then refuses the grant, a new login is needed: "
-            + reauth_command(doc.path, profile.name)
+        lost = AnswerLost(
+            exc.message,
+            hint="The request reached Procore but its answer was lost or was a server error, so Procore may "
+            "have used the refresh token. Run the command again: if Procore then refuses the grant, a new "
+            "login is needed: " + reauth_command(doc.store, profile.name),
+            retry_after=exc.retry_after, status=exc.status,
         )
-        raise
+        raise lost from None
     except ReauthRequired as exc:
-        _record_reauth(store, doc, profile, exc, interrupted_at)
-        raise
+        raise _record_reauth(store, doc, profile, exc, interrupted_at) from None
     except TokensUnusable as exc:
         # Procore issued tokens, so the stored refresh token is most likely spent. The in-flight
         # mark stays: the next run tries the stored one and says whether the chain survived.
-        exc.hint = ("A new login is most likely needed: " + reauth_command(doc.path, profile.name)
-                    + "  (the stored values are kept; if the stored refresh token still works, the next "
-                    "refresh says so)")
-        raise
+        raise TokensUnusable(
+            exc.message,
+            hint="A new login is most likely needed: " + reauth_command(doc.store, profile.name)
+            + "  (the stored values are kept; if the stored refresh token still works, the next refresh says so)",
+        ) from None
     # Save the new pair before anything else is done with it.
     apply_tokens(profile, tokens, refreshed=True)
     in_place = _save_new_pair(store, doc, profile)
-    return RefreshResult(profile, True, store.path, recovered_from_interrupt=interrupted_at is not None,
+    return RefreshResult(profile, True, store.describe(), recovered_from_interrupt=interrupted_at is not None,
                          saved_in_place=in_place)
 
 
 SAVE_RETRY_DELAYS = (0.2, 0.5, 1.0)
 
 
-def _save_new_pair(store: FileStore, doc: Credentials, profile: Profile) -> str | None:
+def _save_new_pair(store: Store, doc: Credentials, profile: Profile) -> str | None:
     """Save a pair Procore has just issued: the only copy of its refresh token is in memory now.
 
     The atomic way first, a few times (another process may free space; an I/O error may pass).
@@ -237,76 +251,82 @@ def _save_new_pair(store: FileStore, doc: Credentials, profile: Profile) -> str 
         try:
             store.save(doc)
             return None
-        except CredentialsFileError as exc:  # FileWriteError, or the directory check of ensure_dir
+        except CredentialsFileError as exc:  # StoreWriteError, or the directory check of ensure_dir
             first = first or exc
-            why = exc.reason if isinstance(exc, FileWriteError) else exc.message.rstrip(".")
+            why = exc.reason if isinstance(exc, StoreWriteError) else exc.message.rstrip(".")
         except Exception as exc:  # noqa: BLE001 - e.g. an fsync that fails after the rename: try again
             why = (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
     try:
-        store.overwrite_in_place(doc)
+        store.save_last_resort(doc)
     except Exception as exc:  # noqa: BLE001 - whatever it is, the pair is lost: say so, and what to do
         failed = (exc.strerror if isinstance(exc, OSError) else None) or \
             (exc.message.rstrip(".") if isinstance(exc, CredentialsFileError) else type(exc).__name__)
-        fix = first.hint if first is not None and not isinstance(first, FileWriteError) and first.hint else \
+        fix = first.hint if first is not None and not isinstance(first, StoreWriteError) and first.hint else \
             "Fix the problem (free some space, or check the file system)"
         raise CredentialsFileError(
             f"Procore issued new tokens for profile {profile.name!r}, but they could not be saved to "
-            f"{store.path}: {why} (and writing over the old file failed too: {failed}). The new tokens are "
+            f"{store.describe()}: {why} (and writing over the old file failed too: {failed}). The new tokens are "
             "lost, and Procore has used up the stored refresh token, so this profile needs a new login.",
-            hint=f"{fix.rstrip('.')}, then log in again: " + reauth_command(doc.path, profile.name),
+            hint=f"{fix.rstrip('.')}, then log in again: " + reauth_command(doc.store, profile.name),
         ) from None
     return why
 
 
-def _record_reauth(store: FileStore, doc: Credentials, profile: Profile, exc: ReauthRequired,
-                   interrupted_at: Any) -> None:
-    """Keep every stored value, note the problem, and say exactly what to run."""
+def _record_reauth(store: Store, doc: Credentials, profile: Profile, exc: ReauthRequired,
+                   interrupted_at: Any) -> ReauthRequired:
+    """Keep every stored value, note the problem, and return the error that says exactly what to run."""
+    fix = reauth_command(doc.store, profile.name)
+    name = profile.name
     if isinstance(exc, InvalidClient):
         reason = "Procore refused the client id or secret (invalid_client)."
-        exc.hint = (
-            "Check the client id and secret in Procore's Developer Portal, then set the profile up again: "
-            + reauth_command(doc.path, profile.name)
+        err: ReauthRequired = InvalidClient(
+            exc.message,
+            hint="Check the client id and secret in Procore's Developer Portal, then set the profile up again: " + fix,
+            after_lost_answer=exc.after_lost_answer,
         )
     else:
-        reason = "Procore refused the refresh token (invalid_grant)."
+        started = interrupted_at.isoformat() if interrupted_at is not None else ""
         if exc.after_lost_answer and interrupted_at is not None:
             # Two suspects: the interrupted refresh, or this run's attempt whose answer was lost.
-            reason = (f"The last refresh (started {interrupted_at.isoformat()}) was interrupted, the next one's "
+            reason = (f"The last refresh (started {started}) was interrupted, the next one's "
                       "answer was lost, and Procore then refused the refresh token (invalid_grant).")
-            exc.message = (
-                f"The last refresh of profile {profile.name!r} (started {interrupted_at.isoformat()}) was "
-                "interrupted before its result was saved, and this run's refresh reached Procore but its answer "
-                "was lost on the way back (or was a server error); the retry was refused (invalid_grant): one of "
-                "the two had used up the refresh token. A new login is needed."
+            message = (
+                f"The last refresh of profile {name!r} (started {started}) was interrupted before its result was "
+                "saved, and this run's refresh reached Procore but its answer was lost on the way back (or was a "
+                "server error); the retry was refused (invalid_grant): one of the two had used up the refresh "
+                "token. A new login is needed."
             )
         elif exc.after_lost_answer:
             reason = ("The answer to a refresh was lost (or was a server error) and Procore then refused the "
                       "refresh token (invalid_grant).")
-            exc.message = (
-                f"The refresh of profile {profile.name!r} reached Procore but its answer was lost on the way "
-                "back (or was a server error), and the retry was refused (invalid_grant): Procore had most "
-                "likely already used the refresh token for the lost answer. A new login is needed."
+            message = (
+                f"The refresh of profile {name!r} reached Procore but its answer was lost on the way back (or was "
+                "a server error), and the retry was refused (invalid_grant): Procore had most likely already "
+                "used the refresh token for the lost answer. A new login is needed."
             )
         elif interrupted_at is not None:
-            reason = (f"The last refresh (started {interrupted_at.isoformat()}) was interrupted before its result "
+            reason = (f"The last refresh (started {started}) was interrupted before its result "
                       "was saved and had most likely used the refresh token: Procore then refused it (invalid_grant).")
-            exc.message = (
-                f"The last refresh of profile {profile.name!r} (started {interrupted_at.isoformat()}) was "
-                "interrupted before its result was saved, and Procore has now refused the refresh token "
-                "(invalid_grant): the interrupted refresh most likely used it up. A new login is needed."
+            message = (
+                f"The last refresh of profile {name!r} (started {started}) was interrupted before its result was "
+                "saved, and Procore has now refused the refresh token (invalid_grant): the interrupted refresh "
+                "most likely used it up. A new login is needed."
             )
         else:
-            exc.message = (
-                f"Procore refused the refresh token of profile {profile.name!r} (invalid_grant): the grant was "
-                "revoked, or the token was used by another copy of this file. A new login is needed."
+            reason = "Procore refused the refresh token (invalid_grant)."
+            message = (
+                f"Procore refused the refresh token of profile {name!r} (invalid_grant): the grant was revoked, "
+                "or the token was used by another copy of this file. A new login is needed."
             )
-        exc.hint = f"Re-authorize with: {reauth_command(doc.path, profile.name)}  (your stored settings are kept)"
+        err = ReauthRequired(message, hint=f"Re-authorize with: {fix}  (your stored settings are kept)",
+                             after_lost_answer=exc.after_lost_answer)
     profile.set(
         refresh_started_at=interrupted_at,
         last_error=f"{reason} ({utcnow().isoformat()})",
         reauth_required=True,
     )
     store.save(doc)
+    return err
 
 
 def get_token(profile: str | None = None, *, config: str | os.PathLike[str] | None = None,
@@ -316,7 +336,10 @@ def get_token(profile: str | None = None, *, config: str | os.PathLike[str] | No
 
     Raises a `procore_setup.errors.ProcoreSetupError` subclass on failure; its message says what to do.
     """
-    from .credentials import open_store
+    from .stores import open_store
+
+    from . import settings
 
     store = open_store(config, passphrase_command=passphrase_command)
-    return ensure_fresh(store, profile, min_valid=min_valid, force=force).profile.access_token
+    return ensure_fresh(store, settings.profile(profile), min_valid=min_valid, force=force,
+                        http_timeout=settings.http_timeout()).access_token

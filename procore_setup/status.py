@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .credentials import Credentials, FileStore, Profile, add_command, file_mode, mask, reauth_command
+from .hints import add_command, reauth_command
+from .profile import Credentials, Profile, mask
+from .text import time_left
+
+if TYPE_CHECKING:
+    from .stores.base import Store
 from .errors import EXIT_NOT_CONFIGURED, EXIT_OK, EXIT_REAUTH, ProcoreSetupError
 
 
@@ -17,7 +22,7 @@ def needs_login(prof: Profile) -> bool:
 def problems(doc: Credentials, prof: Profile) -> list[str]:
     """Plain-language problems of a profile, each with what to do."""
     out: list[str] = []
-    fix = reauth_command(doc.path, prof.name)
+    fix = reauth_command(doc.store, prof.name)
     if prof.reauth_required:
         out.append(f"needs a new login: {prof.last_error or 'Procore refused the refresh token'}; run: {fix}")
     elif prof.refresh_started_at is not None:
@@ -64,16 +69,17 @@ def profile_info(doc: Credentials, prof: Profile) -> dict[str, Any]:
     }
 
 
-def _online(store: FileStore, doc: Credentials, prof: Profile, info: dict[str, Any], interactive: bool) -> None:
+def _online(store: Store, doc: Credentials, prof: Profile, info: dict[str, Any], interactive: bool,
+            http_timeout: float | None) -> None:
     if not prof.access_token:
         info["online"] = {"ok": False, "error": "no access token stored"}
         return
-    from .oauth import InvalidToken
+    from .errors import InvalidToken
     from .refresh import make_client
 
     try:
         store.open_secrets(doc, interactive=interactive)
-        with make_client(prof) as client:
+        with make_client(prof, timeout=http_timeout) as client:
             data = client.token_info(prof.access_token)
         info["online"] = {
             "ok": True,
@@ -88,19 +94,20 @@ def _online(store: FileStore, doc: Credentials, prof: Profile, info: dict[str, A
         info["online"] = {"ok": False, "error": exc.message}
 
 
-def run_status(store: FileStore, name: str | None, *, as_json: bool, online: bool, interactive: bool) -> int:
+def run_status(store: Store, name: str | None, *, as_json: bool, online: bool, interactive: bool,
+               http_timeout: float | None = None) -> int:
     doc = store.load()
     profs = [doc.get(name)] if name or len(doc.profiles) == 1 else list(doc.profiles.values())
     infos = [profile_info(doc, p) for p in profs]
     if online:
         for p, info in zip(profs, infos):
-            _online(store, doc, p, info, interactive)
+            _online(store, doc, p, info, interactive, http_timeout)
     # A profile that cannot get a token without a person (refused, revoked, never logged in): exit 4,
     # as documented; a file without profiles is not configured (exit 3).
     code = EXIT_REAUTH if any(needs_login(p) for p in profs) else EXIT_OK
     if not profs:
         code = EXIT_NOT_CONFIGURED
-    head = {"path": store.path, "mode": file_mode(store.path), "encrypted": doc.encrypted,
+    head = {"path": store.describe(), "mode": store.permissions(), "encrypted": doc.encrypted,
             "default_profile": doc.default_profile}
     if as_json:
         import json
@@ -110,7 +117,7 @@ def run_status(store: FileStore, name: str | None, *, as_json: bool, online: boo
     w = sys.stdout.write
     w(f"file: {head['path']} (mode {head['mode']}{', secrets encrypted' if doc.encrypted else ''})\n")
     if not infos:
-        w(f"no profiles yet: add one with {add_command(store.path)}\n")
+        w(f"no profiles yet: add one with {add_command(store)}\n")
     for info in infos:
         w("\n")
         w(f"[{info['profile']}]{' (default)' if info['default'] else ''}\n")
@@ -118,7 +125,7 @@ def run_status(store: FileStore, name: str | None, *, as_json: bool, online: boo
         w(f"  login / api:   {info['login_url']}  {info['api_url']}\n")
         w(f"  client id:     {info['client_id']}   secret: {info['client_secret']}\n")
         w(f"  access token:  {info['access_token']}   refresh token: {info['refresh_token']}\n")
-        w(f"  expires:       {info['expires_at'] or 'unknown'} ({_left(info['seconds_left'])})\n")
+        w(f"  expires:       {info['expires_at'] or 'unknown'} ({time_left(info['seconds_left'])})\n")
         w(f"  last refresh:  {info['last_refresh_at'] or 'never'}\n")
         user = info["user"]
         # Names came from Procore and sit in a file anyone may have edited: printable, capped.
@@ -137,10 +144,3 @@ def _name(value: str | None) -> str:
     from .text import NAME_LIMIT, clean
 
     return clean(value, NAME_LIMIT) if value else ""
-
-
-def _left(seconds: int | None) -> str:
-    from .cli import _human
-
-    return _human(seconds) + (" left" if seconds is not None and seconds >= 0 else "")
-

@@ -67,3 +67,25 @@ def clean_or_none(value: object, limit: int = NAME_LIMIT) -> str | None:
     if isinstance(value, str):
         return clean(value, limit)
     return None
+
+
+def duration(seconds: float) -> str:
+    """A span of time for people: "45 s", "12 min", "1 h 30 min", "3 days" (the one formatter)."""
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 48 * 3600:
+        h, rest = divmod(seconds, 3600)
+        return f"{h} h {rest // 60} min" if rest >= 60 else f"{h} h"
+    return f"{seconds // 86400} days"
+
+
+def time_left(seconds: float | None) -> str:
+    """`duration` of what is left: "12 min left", "expired 3 min ago", "unknown"."""
+    if seconds is None:
+        return "unknown"
+    if seconds < 0:
+        return f"expired {duration(-seconds)} ago"
+    return f"{duration(seconds)} left"

@@ -34,7 +34,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from procore_setup import flow as flowmod  # noqa: E402
-from procore_setup.credentials import Credentials, FileStore, Profile  # noqa: E402
+from procore_setup.profile import Credentials, Profile  # noqa: E402
+from procore_setup.stores.file import FileStore  # noqa: E402
 from procore_setup.testing import FakeProcore  # noqa: E402
 from procore_setup.tui.app import ProcoreSetupApp  # noqa: E402
 
@@ -103,7 +104,7 @@ def write_profiles() -> None:
     """Two profiles as earlier runs would have left them: one fine, one whose login Procore refused."""
     store = FileStore(CONFIG)
     when = datetime.fromtimestamp(T0, timezone.utc)
-    doc = Credentials(path=store.path)
+    doc = Credentials(store=store)
     doc.add(Profile("default", {
         "environment": "production", "login_url": "https://login.procore.com", "api_url": "https://api.procore.com",
         "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uri": flowmod.OOB_REDIRECT_URI,

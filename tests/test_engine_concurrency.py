@@ -7,7 +7,7 @@ import signal
 import time
 import tomllib
 
-from procore_setup.credentials import FileStore
+from procore_setup.stores.file import FileStore
 from test_engine_helpers import (  # noqa: F401 - eng is a fixture
     CLIENT_SECRET,
     Engine,

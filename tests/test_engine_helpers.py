@@ -241,7 +241,7 @@ class Engine:
         The login front-end itself is tested through the executable (`login_cli`); tests about
         what comes after use this to keep the suite fast on a busy machine.
         """
-        from procore_setup.credentials import FileStore
+        from procore_setup.stores.file import FileStore
         from procore_setup.flow import SetupFlow
 
         flow = SetupFlow(FileStore(self.config), profile)

@@ -33,7 +33,8 @@ from typing import Any, Callable
 import pytest
 
 from conftest import CLIENT_ID, CLIENT_SECRET, EXE, base_env
-from procore_setup.credentials import FileStore, Profile
+from procore_setup.profile import Profile
+from procore_setup.stores.file import FileStore
 from procore_setup.oauth import TokenSet
 from procore_setup.refresh import apply_tokens
 from procore_setup.testing import FakeProcore
@@ -447,6 +448,15 @@ def _login_token_dead_on_arrival(ctx: Ctx) -> Run:
                input="1\n")
 
 
+def _check_grant_saved(ctx: Ctx, r: subprocess.CompletedProcess[str]) -> None:
+    """The grant was saved at the exchange, before the check refused its access token: its
+    refresh token is the live one, so nothing Procore issued was thrown away."""
+    stored = ctx.stored(ctx.config)
+    assert ctx.fake.refresh_token_state(stored["refresh_token"]) == "active"
+    assert stat.S_IMODE(os.stat(ctx.config).st_mode) == 0o600
+    assert "saved with its new tokens" in r.stderr
+
+
 def _tls_to_plain_port(ctx: Ctx) -> Run:
     ctx.profile(ctx.fake.url.replace("http://", "https://"))
     return Run(["refresh", "--force"])
@@ -504,7 +514,8 @@ SERVER_ROWS = [
     Row("answer-hang", "no answer at all (PROCORE_SETUP_HTTP_TIMEOUT=0.5)", 5, "No answer from 127.0.0.1", "chain",
         _answer(hang=600, status=503, env={"PROCORE_SETUP_HTTP_TIMEOUT": "0.5"}), timeout=30),  # never processed
     Row("login-token-dead-on-arrival", "at login, an access token Procore refuses as soon as it issued it", 4,
-        "Procore refused the access token it had just issued", "file", _login_token_dead_on_arrival),
+        "Procore refused the access token it had just issued", "saved", _login_token_dead_on_arrival,
+        _check_grant_saved),
     Row("answer-tls-error", "https:// to a plain-http port (a TLS error)", 5, "TLS error", "file",
         _tls_to_plain_port),
     Row("answer-connection-refused", "nothing listening (server down)", 5, "Cannot reach 127.0.0.1", "file",

@@ -19,10 +19,12 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from .. import flow as flowmod
+from .. import settings
 from ..flow import AUTHORIZE, CLIENT, CODE, ENVIRONMENT, SAVED, VERIFY, SetupFlow
 
 if TYPE_CHECKING:
-    from ..credentials import FileStore, Profile
+    from ..profile import Profile
+    from ..stores.base import Store
     from ..testing.demo import DemoSession
 
 PROFILES = "profiles"
@@ -76,16 +78,17 @@ class ProcoreSetupApp(App[int]):
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
 
-    def __init__(self, store: FileStore | None = None, *, profile: str | None = None,
+    def __init__(self, store: Store | None = None, *, profile: str | None = None,
                  clock: Callable[[], float] = time.time, demo: DemoSession | None = None, login: bool = False,
                  client_factory: Callable[..., Any] | None = None) -> None:
         super().__init__()
         if store is None:
-            from ..credentials import open_store
+            from ..stores import open_store
 
             store = open_store(demo.config_path if demo is not None else None)
         self.store = store
-        self.profile_arg = profile or os.environ.get("PROCORE_SETUP_PROFILE") or None
+        self.profile_arg = settings.profile(profile)
+        self.http_timeout = settings.http_timeout()  # read at the edge, used by every flow
         self.clock = clock
         self.demo = demo
         self.login = login
@@ -138,7 +141,8 @@ class ProcoreSetupApp(App[int]):
     # -- the flow ------------------------------------------------------------------------------
     def new_flow(self, name: str, *, must_be_new: bool = False) -> SetupFlow:
         """A SetupFlow for profile `name`, prefilled from the file (and in demo mode, for the demo server)."""
-        flow = SetupFlow(self.store, name, clock=self.clock, client_factory=self.client_factory, interactive=False)
+        flow = SetupFlow(self.store, name, clock=self.clock, client_factory=self.client_factory, interactive=False,
+                         http_timeout=self.http_timeout)
         existing = flow.load_existing()
         if existing is not None and must_be_new:
             raise flowmod.FlowError(
@@ -301,7 +305,7 @@ def describe(exc: BaseException) -> str:
 def run_wizard(*, config: str | None = None, profile: str | None = None, demo: bool = False,
                login: bool = False, passphrase_command: str | None = None) -> int:
     """Run the wizard in this terminal; the exit code for the CLI (0 saved or nothing to do, 130 discarded)."""
-    from ..credentials import file_mode, open_store
+    from ..stores import open_store
 
     session = None
     if demo:
@@ -316,13 +320,13 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
         saved = app.saved
         if saved is not None and app.return_code in (0, None):
             # The screen is gone now: leave what to copy in the terminal's scrollback.
-            path = app.store.path
-            print(f"Saved profile {saved.name!r} to {path} (mode {file_mode(path)}).")
+            where = app.store.describe()
+            print(f"Saved profile {saved.name!r} to {where} (mode {app.store.permissions()}).")
             if session is not None:
                 print("Demo mode: that file and the fake server are gone now.")
             else:
                 print("Keep it fresh from cron with:")
-                print(f"  {flowmod.cron_line(path, saved.name)}")
+                print(f"  {flowmod.cron_line(app.store, saved.name)}")
     finally:
         if session is not None:
             session.stop()

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import pytest
 
-from procore_setup.credentials import FileStore
+from procore_setup.stores.file import FileStore
 from procore_setup.testing import FakeProcore
 from procore_setup.tui.app import ProcoreSetupApp
 

@@ -17,7 +17,7 @@ print(" ".join(loaded))
 
 FIRST_SCREEN = """
 import sys
-from procore_setup.credentials import FileStore
+from procore_setup.stores.file import FileStore
 from procore_setup.tui.app import ProcoreSetupApp
 app = ProcoreSetupApp(FileStore(sys.argv[1]))
 app.get_default_screen()  # what the first frame shows for a new user: step 1

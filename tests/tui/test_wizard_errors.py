@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from procore_setup.credentials import FileStore
+from procore_setup.stores.file import FileStore
 from procore_setup.testing import FakeProcore
 from procore_setup.tui.app import ProcoreSetupApp, browser_problem
 

@@ -61,7 +61,7 @@ class AuthorizeScreen(WizardScreen):
         )
         yield UrlLink(self.url, id="url", classes="gap", tooltip="Enter or click: open in a browser")
         problem = browser_problem()
-        self.AUTO_FOCUS = "#copy" if problem else "#open"
+        self.AUTO_FOCUS = "#copy" if problem else "#open"  # type: ignore[misc]  # per screen instance, read by Textual on mount
         if problem is not None:
             yield Static(
                 f"No browser can be opened from here: {problem}. Copy the address (c) and open it "

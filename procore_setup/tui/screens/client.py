@@ -33,11 +33,11 @@ class ClientScreen(WizardScreen):
         flow = self.flow
         env = environments.get(flow.environment)
         if not flow.client_id:
-            self.AUTO_FOCUS = "#client_id"
+            self.AUTO_FOCUS = "#client_id"  # type: ignore[misc]  # per screen instance, read by Textual on mount
         elif not flow.has_secret:
-            self.AUTO_FOCUS = "#secret"
+            self.AUTO_FOCUS = "#secret"  # type: ignore[misc]  # per screen instance, read by Textual on mount
         else:
-            self.AUTO_FOCUS = "#next"
+            self.AUTO_FOCUS = "#next"  # type: ignore[misc]  # per screen instance, read by Textual on mount
         where = flow.login_url if flow.environment == "custom" else env.label.lower()
         yield Static(f"The OAuth credentials of your app, for {where}.", classes="question gap", markup=False)
         yield Static(DEVELOPER_PORTAL_HELP, classes="dim gap", markup=False)

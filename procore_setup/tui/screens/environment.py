@@ -59,9 +59,9 @@ class EnvironmentScreen(WizardScreen):
                 yield Static("Profile name", classes="field-label")
                 yield FieldInput(name, id="name", compact=True, max_length=64, restrict=r"[A-Za-z0-9_.\-]*",
                             placeholder="e.g. default, sandbox, acme-prod")
-            self.AUTO_FOCUS = "#envs" if name else "#name"
+            self.AUTO_FOCUS = "#envs" if name else "#name"  # type: ignore[misc]  # per screen instance, read by Textual on mount
         else:
-            self.AUTO_FOCUS = "#envs"
+            self.AUTO_FOCUS = "#envs"  # type: ignore[misc]  # per screen instance, read by Textual on mount
         yield Static("Which Procore environment is your app registered in?", classes="question")
         env_id = flow.environment if flow is not None else "production"
         options = [Option(f"{env.label:<24}{env.id}", id=env.id) for env in environments.ENVIRONMENTS.values()]

@@ -14,7 +14,6 @@ from textual.widget import Widget
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from ...credentials import file_mode
 from ...text import NAME_LIMIT, clean
 from ...flow import read_profiles, remove_profile, set_default_profile
 from ...status import profile_info
@@ -22,7 +21,7 @@ from ..app import ADD, PROFILES, REAUTHORIZE, RECONFIGURE, describe
 from .base import WizardScreen
 
 if TYPE_CHECKING:
-    from ...credentials import Credentials
+    from ...profile import Credentials
 
 # The list's rows start 2 columns further right than the header (border and padding), and after the ★.
 class ProfileList(OptionList):
@@ -125,7 +124,7 @@ class ProfilesScreen(WizardScreen):
     # -- the list -----------------------------------------------------------------------------------
     def reload(self, keep_message: bool = False, select: str | None = None) -> None:
         """Read the file again and list its profiles, keeping the highlighted one (or `select`)."""
-        path = self.wizard.store.path
+        path = self.wizard.store.describe()
         listing = self.query_one("#profiles", OptionList)
         current = listing.highlighted_option
         if select is not None:
@@ -144,7 +143,7 @@ class ProfilesScreen(WizardScreen):
             self._enable(False)
             return
         encrypted = ", secrets encrypted" if doc.encrypted else ""
-        self.query_one("#file", Static).update(f"Credentials file: {path} (mode {file_mode(path)}{encrypted})")
+        self.query_one("#file", Static).update(f"Credentials file: {path} (mode {self.wizard.store.permissions()}{encrypted})")
         now = datetime.fromtimestamp(self.wizard.clock(), timezone.utc)
         chosen = 0
         for i, (name, prof) in enumerate(doc.profiles.items()):
@@ -252,7 +251,7 @@ class ProfilesScreen(WizardScreen):
         self.app.push_screen(
             ConfirmDialog(
                 f"Remove profile {name!r}?",
-                f"Its client settings and tokens are deleted from {self.wizard.store.path}. The tokens are "
+                f"Its client settings and tokens are deleted from {self.wizard.store.describe()}. The tokens are "
                 f"not revoked at Procore (`procore-setup revoke --profile {name}` does that first). Scripts "
                 "and cron lines that use this profile will stop working.",
                 yes="Remove", no="Keep it",

@@ -8,7 +8,6 @@ from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Button, Static
 
-from ...credentials import file_mode
 from ...flow import SAVED, cron_line, usage_examples
 from .base import WizardScreen
 
@@ -36,13 +35,13 @@ class SavedScreen(WizardScreen):
         prof = self.wizard.saved
         assert prof is not None, "the Saved screen without a saved profile"
         self.profile = prof
-        self.path = self.wizard.store.path
-        self.cron = cron_line(self.path, prof.name)
-        self.curl, self.python = usage_examples(self.path, prof.name, prof.company_id, prof.api_url)
+        self.path = self.wizard.store.describe()
+        self.cron = cron_line(self.wizard.store, prof.name)
+        self.curl, self.python = usage_examples(self.wizard.store, prof.name, prof.company_id, prof.api_url)
 
     def compose_body(self) -> Iterable[Widget]:
         prof = self.profile
-        mode = file_mode(self.path)
+        mode = self.wizard.store.permissions()
         if self.wizard.demo is not None:
             note = " (a demo file: deleted when you quit)"
         else:

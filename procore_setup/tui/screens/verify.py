@@ -141,7 +141,7 @@ class VerifyScreen(WizardScreen):
     def _saved_so_far(self) -> str:
         flow = self.flow
         if flow.grant_saved:
-            return f"The new tokens are already saved to {flow.store.path}, so profile {flow.profile_name!r} works. "
+            return f"The new tokens are already saved to {flow.store.describe()}, so profile {flow.profile_name!r} works. "
         return f"The new tokens are NOT saved yet ({flow.grant_save_error}). "
 
     def _show(self) -> None:
@@ -200,5 +200,5 @@ class VerifyScreen(WizardScreen):
             self.show_error(describe(exc))
             return
         self.flow.make_default = self.query_one("#make-default", Checkbox).value
-        self.set_busy(f"Saving to {self.flow.store.path}...")
+        self.set_busy(f"Saving to {self.flow.store.describe()}...")
         self._work("save")

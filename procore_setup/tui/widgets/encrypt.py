@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 from textual.worker import Worker, WorkerState
 
-from ...credentials import FileStore
+from ...stores.base import Store
 from ...errors import ProcoreSetupError
 
 MIN_PASSPHRASE = 8
@@ -34,7 +34,7 @@ class EncryptDialog(ModalScreen[bool]):
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, store: FileStore) -> None:
+    def __init__(self, store: Store) -> None:
         super().__init__()
         self.store = store
         self.busy = False  # the key is being derived and the file written: one attempt at a time
@@ -127,7 +127,7 @@ class EncryptDialog(ModalScreen[bool]):
             self.dismiss(True)  # the file was written before the failure: the secrets are encrypted
             return
         # Only the class name: the exception's text could hold anything, a passphrase included.
-        command = f"procore-setup --config {self.store.path}"
+        command = "procore-setup" + self.store.cli_flag(explicit=True)
         state = ("the secrets in the file are still stored plainly" if encrypted is False
                  else f"check the file with `{command} status`")
         self._refused(f"Unexpected error while encrypting ({type(error).__name__}): {state}. "

@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from ...credentials import FileStore
+from ...stores.base import Store
 from ...errors import ProcoreSetupError
 
 
@@ -27,14 +27,14 @@ class UnlockDialog(ModalScreen[bool]):
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, store: FileStore) -> None:
+    def __init__(self, store: Store) -> None:
         super().__init__()
         self.store = store
 
     def compose(self) -> ComposeResult:
         with Vertical(id="unlock-dialog"):
             yield Static("This credentials file is encrypted", id="unlock-title", markup=False)
-            yield Static(f"Type the passphrase of {self.store.path} to change its profiles.", markup=False)
+            yield Static(f"Type the passphrase of {self.store.describe()} to change its profiles.", markup=False)
             yield Input(placeholder="passphrase", password=True, id="unlock-passphrase")
             yield Static("", id="unlock-error", markup=False)
             with Horizontal(id="unlock-buttons"):

@@ -1,0 +1,486 @@
+"""The profile and document model: fields, types, validation. No I/O.
+
+A document (`Credentials`) is what a store holds: its profiles, the default profile, the
+encryption table, and every key the program does not know (kept as it is). A store loads
+and saves documents; everything here works the same whichever store it came from, and
+sits on the headless fast path, so it imports only the standard library.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from .errors import CredentialsFileError, InvalidValue, NotConfigured
+from .hints import add_command, reauth_command
+
+if TYPE_CHECKING:
+    from .stores.base import Store
+
+SCHEMA_VERSION = 1
+MAX_DEPTH = 32  # nesting of tables and arrays; a credentials file has 3, and writers recurse
+SECRET_FIELDS = ("client_secret", "access_token", "refresh_token")
+
+# (name, type) of every field a profile may hold. Unknown keys are kept as they are.
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "environment": (str,),
+    "login_url": (str,),
+    "api_url": (str,),
+    "client_id": (str,),
+    "client_secret": (str,),
+    "redirect_uri": (str,),
+    "access_token": (str,),
+    "refresh_token": (str,),
+    "token_type": (str,),
+    "expires_at": (datetime,),
+    "created_at": (int,),
+    "last_refresh_at": (datetime,),
+    "refresh_started_at": (datetime,),
+    "last_error": (str,),
+    "reauth_required": (bool,),
+    "user_id": (int,),
+    "user_login": (str,),
+    "user_name": (str,),
+    "company_id": (int,),
+    "company_name": (str,),
+    "expires_in": (int,),  # the whole life Procore gave the stored access token, in seconds
+}
+REQUIRED_FIELDS = ("environment", "login_url", "api_url", "client_id")
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, to the second (what the file stores)."""
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+T = TypeVar("T")
+
+
+class _Field(Generic[T]):
+    """A typed, read-only view of one known field of `Profile.data` (None when absent)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Field[T]: ...
+    @overload
+    def __get__(self, obj: Profile, owner: type) -> T | None: ...
+
+    def __get__(self, obj: Profile | None, owner: type) -> T | None | _Field[T]:
+        if obj is None:
+            return self
+        return obj.data.get(self.key)
+
+
+class _Required:
+    """A field every stored profile has (check_document refuses a profile without it): a str."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __get__(self, obj: Profile | None, owner: type) -> str:
+        if obj is None:
+            raise AttributeError(self.key)
+        return obj.data.get(self.key) or ""
+
+
+class Profile:
+    """One named profile: an environment, a client registration and its token chain.
+
+    Secrets are plain strings here (decrypted, if the store is encrypted) and are left out of
+    `repr`. Each known field is a typed property (None when absent); `data` holds every key,
+    unknown ones included, exactly as stored.
+    """
+
+    __slots__ = ("name", "data")
+
+    def __init__(self, name: str, data: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.data: dict[str, Any] = data if data is not None else {}
+
+    environment = _Required("environment")
+    login_url = _Required("login_url")
+    api_url = _Required("api_url")
+    client_id = _Required("client_id")
+    client_secret = _Field[str]("client_secret")
+    redirect_uri = _Field[str]("redirect_uri")
+    access_token = _Field[str]("access_token")
+    refresh_token = _Field[str]("refresh_token")
+    token_type = _Field[str]("token_type")
+    expires_at = _Field[datetime]("expires_at")
+    expires_in = _Field[int]("expires_in")
+    created_at = _Field[int]("created_at")
+    last_refresh_at = _Field[datetime]("last_refresh_at")
+    refresh_started_at = _Field[datetime]("refresh_started_at")
+    last_error = _Field[str]("last_error")
+    reauth_required = _Field[bool]("reauth_required")
+    user_id = _Field[int]("user_id")
+    user_login = _Field[str]("user_login")
+    user_name = _Field[str]("user_name")
+    company_id = _Field[int]("company_id")
+    company_name = _Field[str]("company_name")
+
+    def set(self, **fields: Any) -> None:
+        """Set known fields; None removes a field."""
+        for key, value in fields.items():
+            if key not in FIELD_TYPES:
+                raise KeyError(key)
+            if value is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = value
+
+    def seconds_left(self, now: datetime | None = None) -> float | None:
+        """Seconds until the access token expires (negative when expired), None if unknown."""
+        exp = self.expires_at
+        if exp is None or not self.access_token:
+            return None
+        return (exp - (now or utcnow())).total_seconds()
+
+    def valid_for(self, seconds: float, now: datetime | None = None) -> bool:
+        left = self.seconds_left(now)
+        return left is not None and left > seconds
+
+    def copy(self) -> Profile:
+        return Profile(self.name, dict(self.data))
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.data.items() if k not in SECRET_FIELDS}
+        return f"Profile({self.name!r}, {shown!r})"
+
+
+def mask(secret: str | None) -> str:
+    """At most the last 4 characters of a secret, for status output."""
+    if not secret:
+        return "(none)"
+    if len(secret) < 12:
+        return "****"
+    return "****" + secret[-4:]
+
+
+class Credentials:
+    """The whole document: profiles, the default profile, and anything we do not know."""
+
+    def __init__(self, raw: dict[str, Any] | None = None, *, store: Store | None = None,
+                 revision: Any = None) -> None:
+        self.raw: dict[str, Any] = raw if raw is not None else {"schema_version": SCHEMA_VERSION}
+        self.store = store  # where it came from: messages name it, hints give its command-line flag
+        # What the store holds as loaded (the file: its exact bytes), so that a refresh that sent
+        # nothing can put it back, and a save can refuse to overwrite a newer one. Store-specific.
+        self.revision = revision
+        self.cipher: Any = None  # set by Store.open_secrets for an encrypted store
+        self.profiles: dict[str, Profile] = {}
+        for name, data in (self.raw.get("profiles") or {}).items():
+            self.profiles[name] = Profile(name, dict(data))
+        # Profiles handed out by get(): their secrets are checked as soon as they are decrypted.
+        self._used: set[str] = set()
+        # (profile, field) -> (stored value, why) of secrets of an encrypted file that are no
+        # ciphertext of ours (plain text, an unknown enc:v2:): never used, never encrypted on a
+        # save (that would launder them), written back exactly as they were.
+        self._left: dict[tuple[str, str], tuple[str, str]] = {}
+
+    @property
+    def where(self) -> str:
+        """The store, as messages name it (a file's path)."""
+        return self.store.describe() if self.store is not None else "the new credentials"
+
+    # -- document-level settings -------------------------------------------------
+    @property
+    def default_profile(self) -> str | None:
+        name = self.raw.get("default_profile")
+        if name:
+            return name
+        if len(self.profiles) == 1:
+            return next(iter(self.profiles))
+        return "default" if "default" in self.profiles else None
+
+    @default_profile.setter
+    def default_profile(self, name: str | None) -> None:
+        if name is None:
+            self.raw.pop("default_profile", None)
+        else:
+            self.raw["default_profile"] = name
+
+    @property
+    def encryption(self) -> dict[str, Any] | None:
+        enc = self.raw.get("encryption")
+        return enc if isinstance(enc, dict) else None
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption is not None
+
+    # -- profiles ------------------------------------------------------------------
+    def resolve_name(self, name: str | None) -> str:
+        """The profile to use: the one named, or the default (the caller has looked at
+        $PROCORE_SETUP_PROFILE: environment variables are read at the edge)."""
+        name = name or self.default_profile
+        if not name and not self.profiles:
+            raise NotConfigured(
+                f"{self.where} holds no profiles yet.",
+                hint=f"Add one with: {add_command(self.store)} (or: {add_command(self.store)} login --plain)",
+            )
+        if not name:
+            listed = _listed(self.profiles)
+            raise NotConfigured(
+                f"{self.where}: several profiles ({listed}) and no default one.",
+                hint="Name one with --profile NAME, or set a default in the wizard (procore-setup).",
+            )
+        return name
+
+    def get(self, name: str | None = None, *, check: bool = True) -> Profile:
+        """The profile to use (see resolve_name). With `check`, its values are checked the way
+        they were when they arrived (URLs, tokens, credentials): a profile the file holds in a
+        state the tool would refuse on arrival raises CredentialsFileError, and only that
+        profile: the others stay usable. `check=False` is for removing or renaming a profile."""
+        name = self.resolve_name(name)
+        try:
+            prof = self.profiles[name]
+        except KeyError:
+            raise NotConfigured(
+                f"No profile {name[:70]!r} in {self.where} (profiles: {_listed(self.profiles)}).",
+                hint=f"Set it up with: {reauth_command(self.store, name)}",
+            ) from None
+        if check:
+            self._used.add(name)
+            self.check(prof)
+        return prof
+
+    def check(self, prof: Profile) -> None:
+        """Raise CredentialsFileError (exit 6) if `prof` holds a value the tool would refuse."""
+        problem = profile_problem(self, prof)
+        if problem is not None:
+            raise problem
+
+    def add(self, profile: Profile) -> Profile:
+        self.profiles[profile.name] = profile
+        return profile
+
+    def remove(self, name: str) -> None:
+        self.profiles.pop(name, None)
+        if self.raw.get("default_profile") == name:
+            self.default_profile = None
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        # schema_version first, profiles last: easy to read by eye
+        out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+        out.update((k, v) for k, v in self.raw.items() if k not in ("schema_version", "profiles"))
+        out["profiles"] = {
+            name: _encrypt_fields(self, name, dict(prof.data)) if self.encrypted else dict(prof.data)
+            for name, prof in self.profiles.items()
+        }
+        return out
+
+
+def _encrypt_fields(doc: Credentials, name: str, data: dict[str, Any]) -> dict[str, Any]:
+    from . import crypto
+
+    for field in SECRET_FIELDS:
+        value = data.get(field)
+        if value is None or crypto.is_encrypted_value(value):
+            continue
+        left = doc._left.get((name, field))
+        if left is not None and left[0] == value:
+            continue  # not ours to encrypt: kept as it was stored (see Credentials._left)
+        if doc.cipher is None:
+            raise CredentialsFileError(
+                f"{doc.where}: internal error: cannot write a plain secret into an encrypted file "
+                "without its passphrase."
+            )
+        data[field] = doc.cipher.encrypt(value, f"{name}/{field}")
+    return data
+
+
+def _listed(profiles: dict[str, Any]) -> str:
+    """The profile names for a message, each safe to print."""
+    from .checks import shown
+
+    return ", ".join(shown(n, 64) for n in sorted(profiles)) or "none"
+
+
+_URL_FIELDS = (("login_url", "login URL"), ("api_url", "API URL"))
+_TOKEN_FIELDS = ("access_token", "refresh_token")
+
+
+def profile_problem(doc: Credentials, prof: Profile, *, whole_file: bool = False) -> CredentialsFileError | None:
+    """The first value of `prof` that the tool would refuse if it arrived now, as the error to
+    raise (naming the profile and the field), or None. Nothing has been sent when it is raised.
+    `whole_file`: for a command that rewrites every profile (decrypt)."""
+    from .checks import check_base_url, credential_problem, shown, token_problem
+
+    where = f"{doc.where}: profile {shown(prof.name, 64)!r}"
+
+    def fix() -> str:  # only once there is a problem: it may look up the default path (platformdirs)
+        command = reauth_command(doc.store, prof.name)
+        return f"{command} (or remove that profile), then try again. Nothing was changed" if whole_file else command
+
+    for field, what in _URL_FIELDS:
+        value = prof.data.get(field)
+        if not isinstance(value, str):
+            continue  # missing or mistyped: _check_types reports it
+        try:
+            check_base_url(value, what)
+        except InvalidValue as exc:
+            text = exc.message[0].lower() + exc.message[1:].rstrip(".")
+            return CredentialsFileError(
+                f"{where}: {text} (field {field}).",
+                hint=f"Nothing was sent, and the file was left as it is. Correct {field} in the file, "
+                f"or set the profile up again: {fix()}",
+            )
+    unopened = doc.encrypted and doc.cipher is None
+    for field in ("client_id", *SECRET_FIELDS):
+        value = prof.data.get(field)
+        if value is None:
+            continue
+        left = doc._left.get((prof.name, field))
+        why: str | None
+        if left is not None and left[0] == value:
+            why = left[1]
+        elif unopened and field in SECRET_FIELDS:
+            why = not_ciphertext(value)
+        elif field in _TOKEN_FIELDS:
+            why = token_problem(value)
+        else:
+            why = credential_problem(value)
+        if why is not None:
+            return CredentialsFileError(
+                f"{where}: the stored {field} {why}, which the tool would refuse from Procore or at login: "
+                "the file was edited or damaged.",
+                hint=f"Nothing was sent, and the file was left as it is. Log in again with: {fix()}",
+            )
+    return None
+
+
+def not_ciphertext(value: Any) -> str | None:
+    """Why a secret of an encrypted file is not one of our ciphertexts, or None if it is one."""
+    from .crypto import PREFIX
+
+    if isinstance(value, str) and value.startswith(PREFIX):
+        return None
+    if isinstance(value, str) and value.startswith("enc:"):
+        import re
+
+        m = re.match(r"enc:[A-Za-z0-9]{1,8}:", value)
+        return (f"is encrypted in a format this procore-setup does not know ({m.group(0) if m else 'enc:'}...; "
+                f"it writes {PREFIX}...)")
+    return "is not encrypted although the file is (plain text where a ciphertext belongs)"
+
+
+def check_document(raw: dict[str, Any], store: Store | None) -> None:
+    """Refuse a document whose structure or field types are not ours (exit 6); never writes."""
+    path = store.describe() if store is not None else "the document"
+    _check_types(path, raw, store)
+    _check_depth(path, raw)
+
+
+def _check_types(path: str, raw: dict[str, Any], store: Store | None) -> None:
+    version = raw.get("schema_version")
+    if version is None:
+        raise CredentialsFileError(f"{path}: missing field schema_version.", hint=_FIX_BY_LOGIN)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CredentialsFileError(f"{path}: schema_version must be an integer, not {type(version).__name__}.")
+    if version > SCHEMA_VERSION:
+        raise CredentialsFileError(
+            f"{path}: written by a newer procore-setup (schema version {version}; this one reads {SCHEMA_VERSION}).",
+            hint="Upgrade procore-setup (pip install -U procore-setup).",
+        )
+    if version < 1:
+        raise CredentialsFileError(f"{path}: unknown schema_version {version}.")
+    dp = raw.get("default_profile")
+    if dp is not None and not isinstance(dp, str):
+        raise CredentialsFileError(f"{path}: default_profile must be a string.")
+    enc = raw.get("encryption")
+    if enc is not None and not isinstance(enc, dict):
+        raise CredentialsFileError(f"{path}: [encryption] must be a table.")
+    profiles = raw.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise CredentialsFileError(f"{path}: profiles must be a table of [profiles.NAME] tables.")
+    for name, data in profiles.items():
+        if not isinstance(data, dict):
+            raise CredentialsFileError(f"{path}: profiles.{_shown(name)} must be a table.")
+        for field in REQUIRED_FIELDS:
+            if not data.get(field):
+                raise CredentialsFileError(
+                    f"{path}: profile {name!r} is missing the field {field}.",
+                    hint=f"Set the profile up again: {reauth_command(store, name)}",
+                )
+        for field, value in data.items():
+            types = FIELD_TYPES.get(field)
+            if types is None:
+                continue  # unknown keys survive untouched
+            if enc is None and field in SECRET_FIELDS and isinstance(value, str) and value.startswith("enc:"):
+                # else the ciphertext would be sent to Procore as if it were the token
+                raise CredentialsFileError(
+                    f"{path}: profile {name!r}: {field} is encrypted, but the file has no [encryption] "
+                    "table to open it with.",
+                    hint="Restore the file (or its [encryption] table) from a backup, or set the profile up "
+                    f"again: {reauth_command(store, name)}",
+                )
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                want = " or ".join(t.__name__ for t in types)
+                raise CredentialsFileError(
+                    f"{path}: profile {name!r}: field {field} must be {_article(want)}, "
+                    f"not {type(value).__name__}."
+                )
+            if isinstance(value, datetime) and value.tzinfo is None:
+                raise CredentialsFileError(
+                    f"{path}: profile {name!r}: field {field} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)."
+                )
+
+
+_FIX_BY_LOGIN = "Set it up again with: procore-setup login (the broken file is left as it is)."
+
+
+def _shown(text: str) -> str:
+    from .checks import shown
+
+    return shown(text, 64)
+
+
+def _check_depth(path: str, raw: dict[str, Any]) -> None:
+    """Refuse values nested deeper than MAX_DEPTH: tomli-w and tomlkit recurse, so a 300-deep
+    array would make every save of the file fail. Iterative, for the same reason."""
+    stack: list[tuple[Any, int, tuple[str, ...]]] = [(raw, 0, ())]
+    while stack:
+        value, depth, where = stack.pop()
+        if depth > MAX_DEPTH:
+            if len(where) >= 3 and where[0] == "profiles":
+                what = f"profile {_shown(where[1])!r}: field {_shown(where[2])}"
+            else:
+                what = f"key {_shown(where[0])}"
+            raise CredentialsFileError(
+                f"{path}: {what} is nested more than {MAX_DEPTH} levels deep, which no credentials file is.",
+                hint="Remove that value from the file (the file was left as it is).",
+            )
+        if isinstance(value, dict):
+            # the path is kept to 3 parts (profiles, name, field): all a message needs
+            stack.extend((v, depth + 1, (where + (str(k),)) if len(where) < 3 else where) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1, where) for v in value)
+
+
+def _article(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def biggest_entry(doc: Credentials) -> str:
+    """The entry of `doc` that takes the most room, for the hint of a save refused as too big."""
+    best, size = "(unknown)", -1
+    for key, value in doc.raw.items():
+        if key == "profiles":
+            continue
+        if len(repr(value)) > size:
+            best, size = f"the key {_shown(key)}", len(repr(value))
+    for name, prof in doc.profiles.items():
+        for key, value in prof.data.items():
+            if key in SECRET_FIELDS:
+                continue  # capped at arrival; and a message must not measure secrets
+            if len(repr(value)) > size:
+                best, size = f"the field {_shown(key)} of profile {_shown(name)!r}", len(repr(value))
+    return best
+
