@@ -244,8 +244,6 @@ def _warn(text: str) -> None:
 
 # -- commands ----------------------------------------------------------------------------
 
-_IN_PLACE = ("warning: the new tokens are saved, but only by writing over {path} in place: a new file "
-             "could not be made ({why}). Fix that before the next refresh.")
 TOKEN_FALLBACK_VALID = 60  # `token` hands out the old token if it still has a minute and the refresh can't get through
 
 
@@ -262,8 +260,8 @@ def cmd_token(args: argparse.Namespace) -> int:
     if result.recovered_from_interrupt:
         _warn("note: an earlier refresh had not finished (interrupted, or answered with a server error); "
               "this refresh worked and the chain is intact.")
-    if result.saved_in_place:
-        _warn(_IN_PLACE.format(path=result.where, why=result.saved_in_place))
+    if result.save_warning:
+        _warn("warning: " + result.save_warning)
     sys.stdout.write(result.access_token + "\n")
     return EXIT_OK
 
@@ -307,8 +305,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         if res.recovered_from_interrupt:
             _warn(f"profile {shown(prof.name, 64)}: note: an earlier refresh had not finished (interrupted, or "
                   "answered with a server error); this refresh worked and the chain is intact.")
-        if res.saved_in_place:
-            _warn(f"profile {shown(prof.name, 64)}: " + _IN_PLACE.format(path=res.where, why=res.saved_in_place))
+        if res.save_warning:
+            _warn(f"profile {shown(prof.name, 64)}: warning: {res.save_warning}")
         if not args.quiet and not args.json:
             what = "refreshed" if res.refreshed else "still valid, nothing to do"
             print(f"{shown(prof.name, 64)}: {what}; access token valid until {_when(prof.expires_at)} "

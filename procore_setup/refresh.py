@@ -22,6 +22,7 @@ from .errors import (
     NotSent,
     ProcoreAPIError,
     ReauthRequired,
+    StoreConflict,
     StoreWriteError,
     TokensUnusable,
 )
@@ -39,17 +40,17 @@ DEFAULT_REFRESH_MIN_VALID = 1200  # `refresh` (cron): refresh when fewer than 20
 class RefreshResult:
     """What `ensure_fresh` did. `profile` holds the (decrypted) current data."""
 
-    __slots__ = ("profile", "refreshed", "recovered_from_interrupt", "where", "warning", "saved_in_place")
+    __slots__ = ("profile", "refreshed", "recovered_from_interrupt", "where", "warning", "save_warning")
 
     def __init__(self, profile: Profile, refreshed: bool, where: str, recovered_from_interrupt: bool = False,
-                 warning: str | None = None, saved_in_place: str | None = None) -> None:
+                 warning: str | None = None, save_warning: str | None = None) -> None:
         self.profile = profile
         self.refreshed = refreshed
         self.where = where  # the store, as messages name it
         self.recovered_from_interrupt = recovered_from_interrupt
         self.warning = warning  # set when a refresh failed but the old token was still good enough
         # set (to why) when the new pair could only be saved by overwriting the file in place
-        self.saved_in_place = saved_in_place
+        self.save_warning = save_warning
 
     @property
     def access_token(self) -> str:
@@ -227,7 +228,7 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
     apply_tokens(profile, tokens, refreshed=True)
     in_place = _save_new_pair(store, doc, profile)
     return RefreshResult(profile, True, store.describe(), recovered_from_interrupt=interrupted_at is not None,
-                         saved_in_place=in_place)
+                         save_warning=in_place)
 
 
 SAVE_RETRY_DELAYS = (0.2, 0.5, 1.0)
@@ -239,8 +240,8 @@ def _save_new_pair(store: Store, doc: Credentials, profile: Profile) -> str | No
     The atomic way first, a few times (another process may free space; an I/O error may pass).
     Whatever stops it (a full disk, a quota, no inodes, a directory whose permissions changed
     during the request), the old file's own blocks can still take the new content: overwriting
-    them is not atomic, but losing the pair is certain otherwise. Returns None, or why the file
-    had to be overwritten in place.
+    them is not atomic, but losing the pair is certain otherwise. Returns None, or a warning
+    that says how the pair had to be saved, and why.
     """
     import time
 
@@ -251,13 +252,16 @@ def _save_new_pair(store: Store, doc: Credentials, profile: Profile) -> str | No
         try:
             store.save(doc)
             return None
+        except StoreConflict as exc:  # changed under us (by hand): no retry will change that
+            first, why = exc, exc.message.rstrip(".")
+            break
         except CredentialsFileError as exc:  # StoreWriteError, or the directory check of ensure_dir
             first = first or exc
             why = exc.reason if isinstance(exc, StoreWriteError) else exc.message.rstrip(".")
         except Exception as exc:  # noqa: BLE001 - e.g. an fsync that fails after the rename: try again
             why = (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
     try:
-        store.save_last_resort(doc)
+        how = store.save_last_resort(doc)
     except Exception as exc:  # noqa: BLE001 - whatever it is, the pair is lost: say so, and what to do
         failed = (exc.strerror if isinstance(exc, OSError) else None) or \
             (exc.message.rstrip(".") if isinstance(exc, CredentialsFileError) else type(exc).__name__)
@@ -269,7 +273,9 @@ def _save_new_pair(store: Store, doc: Credentials, profile: Profile) -> str | No
             "lost, and Procore has used up the stored refresh token, so this profile needs a new login.",
             hint=f"{fix.rstrip('.')}, then log in again: " + reauth_command(doc.store, profile.name),
         ) from None
-    return why
+    if isinstance(first, StoreConflict):
+        return f"the new tokens are saved {how} ({why}): an edit made to it during the refresh is lost."
+    return f"the new tokens are saved, but only {how} ({why}). Fix that before the next refresh."
 
 
 def _record_reauth(store: Store, doc: Credentials, profile: Profile, exc: ReauthRequired,

@@ -33,7 +33,8 @@ class Store(Protocol):
       that no longer holds `doc.revision`, what `doc` was read as.
     - `restore(doc, revision)` puts back what the store held at an earlier `doc.revision`.
     - `save_last_resort(doc)`: when `save` keeps failing after Procore issued a pair, a write
-      that may give up atomicity but keeps the pair (raises OSError or a store error if not).
+      that may give up atomicity but keeps the pair (raises OSError or a store error if not);
+      returns how it wrote, for the warning.
     - `describe()` names the store in messages and `status` (a path; a URL without its
       password); `locator()` is how scripts name it (("config", PATH): --config, config=);
       `cli_flag()` is what a printed command needs to reach it (" --config PATH", or "");
@@ -57,7 +58,7 @@ class Store(Protocol):
                     interactive: bool = False) -> ContextManager[Credentials]: ...
     def save(self, doc: Credentials) -> None: ...
     def restore(self, doc: Credentials, revision: Any) -> None: ...
-    def save_last_resort(self, doc: Credentials) -> None: ...
+    def save_last_resort(self, doc: Credentials) -> str: ...
 
 
 def open_store(config: str | os.PathLike[str] | None = None, *, passphrase_command: str | None = None,

@@ -375,12 +375,22 @@ class FileStore:
         self.write_bytes(revision)
         doc.revision = revision
 
-    def save_last_resort(self, doc: Credentials) -> None:
-        """Last resort when no new file can be made (disk full, quota, no inodes): write `doc`
-        over the existing file's own blocks. Not atomic, so only for new tokens that would
-        otherwise be lost; refused (OSError) when the file's allocated space is too small."""
+    def save_last_resort(self, doc: Credentials) -> str:
+        """Last resort for a pair Procore has just issued, when `save` keeps failing.
+
+        The pair is the only live refresh token now (the stored one is spent), so it is kept
+        whatever the file holds: a file that changed since it was read (a hand edit, which the
+        lock cannot stop) is replaced atomically all the same; when no new file can be made at
+        all (disk full, quota, no inodes), `doc` is written over the existing file's own blocks,
+        which is not atomic. Refused (OSError) when even those blocks are too small. Returns how
+        it wrote, for the warning.
+        """
         payload = _render(doc)
-        self._check_not_stale(doc)
+        # the directory refused (opened to others) or no new file can be made: in place, below
+        with contextlib.suppress(CredentialsFileError):
+            self.write_bytes(payload)
+            doc.revision = payload
+            return f"by replacing {self.path}, whatever it held"
         fd = os.open(self.path, os.O_WRONLY | fs.O_CLOEXEC | fs.O_NOFOLLOW)
         try:
             st = os.fstat(fd)  # the file this handle writes, not whatever the path names by now
@@ -396,6 +406,7 @@ class FileStore:
         finally:
             os.close(fd)
         doc.revision = payload
+        return f"by writing over {self.path} in place: a new file could not be made"
 
     def write_bytes(self, payload: bytes) -> None:
         """Atomically replace the file's content with `payload`, owner-only from the first byte."""

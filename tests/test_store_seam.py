@@ -1,0 +1,85 @@
+"""What the storage seam adds to the file store, through the real executable.
+
+A save refuses to overwrite a file that changed since it was read (a stale write), except the
+save of a pair Procore has just issued, which is kept whatever the file holds; an unchanged
+document is not rewritten; environment variables are read at the edge, so the library and the
+CLI agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+from conftest import CLI, EXE
+
+PASS = "seam-test-passphrase-7719"
+
+
+def _editing_passphrase_command(tmp_path: Path, config: Path) -> str:
+    """A passphrase command that, like a person with an editor, changes the file while it runs."""
+    script = tmp_path / "pass_and_edit.py"
+    script.write_text(textwrap.dedent(f"""\
+        with open({str(config)!r}, "a") as f:
+            f.write("# edited by hand while procore-setup worked\\n")
+        print({PASS!r})
+    """))
+    return f"{sys.executable} {script}"
+
+
+def test_a_file_changed_during_a_command_is_not_overwritten(cli: CLI, tmp_path: Path) -> None:
+    cli.login()
+    assert cli.run("encrypt", env={"PROCORE_SETUP_PASSPHRASE": PASS}).returncode == 0
+    r = cli.run("decrypt", "--passphrase-command", _editing_passphrase_command(tmp_path, cli.config))
+    assert r.returncode == 6, r.stderr
+    assert "changed while this command was working with it" in r.stderr
+    text = cli.config.read_text()
+    assert "# edited by hand while procore-setup worked" in text  # the person's edit survives
+    assert "[encryption]" in text  # and the command did nothing
+    assert oct(cli.config.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_pair_procore_issued_is_kept_even_when_the_file_changed_during_the_refresh(cli: CLI) -> None:
+    cli.login()
+
+    def edit_by_hand() -> None:  # while Procore answers: after the in-flight mark, before the save
+        with open(cli.config, "a") as f:
+            f.write("# a comment typed during the refresh\n")
+
+    cli.fake.inject(hook=edit_by_hand, paths="/oauth/token")
+    r = cli.run("refresh", "--force")
+    assert r.returncode == 0, r.stderr
+    assert "an edit made to it during the refresh is lost" in r.stderr
+    prof = tomllib.loads(cli.config.read_text())["profiles"]["default"]
+    assert cli.fake.refresh_token_state(prof["refresh_token"]) == "active"  # the new pair, saved
+    assert "refresh_started_at" not in prof
+    assert oct(cli.config.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_command_with_nothing_to_do_does_not_rewrite_the_file(cli: CLI, tmp_path: Path) -> None:
+    cli.login()
+    assert cli.run("encrypt", env={"PROCORE_SETUP_PASSPHRASE": PASS}).returncode == 0
+    before = os.stat(cli.config)
+    r = cli.run("encrypt", env={"PROCORE_SETUP_PASSPHRASE": PASS})
+    assert r.returncode == 0 and "nothing to do" in r.stdout
+    after = os.stat(cli.config)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_the_library_reads_the_profile_variable_at_its_edge_like_the_cli(cli: CLI) -> None:
+    cli.login("default")
+    cli.login("nightly")
+    env = dict(cli.env, PROCORE_SETUP_PROFILE="nightly")
+    # the script prints a digest, not the token: only `procore-setup token` prints tokens
+    code = "import hashlib; from procore_setup import get_token; print(hashlib.sha256(get_token().encode()).hexdigest())"
+    lib = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    exe = subprocess.run([EXE, "token"], capture_output=True, text=True, env=env, timeout=60)
+    assert lib.returncode == 0 and exe.returncode == 0, lib.stderr + exe.stderr
+    stored = tomllib.loads(cli.config.read_text())["profiles"]
+    assert exe.stdout.strip() == stored["nightly"]["access_token"] != stored["default"]["access_token"]
+    assert lib.stdout.strip() == hashlib.sha256(stored["nightly"]["access_token"].encode()).hexdigest()
