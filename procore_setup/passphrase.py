@@ -107,7 +107,9 @@ def _child_env() -> dict[str, str]:
 def run_passphrase_command(command: str, path: str) -> str:
     """Run the command (no shell, stdin closed, time-limited); its stdout is the passphrase.
 
-    Its stderr goes to ours, so its own diagnostics reach the user; its stdout is never shown.
+    Its stderr is captured, never passed through: under the wizard it would draw over the
+    screen. When the command fails, the last line it wrote there (made printable, capped)
+    is part of the message, so its own diagnosis still reaches the user; its stdout never is.
     """
     import shlex
     import subprocess
@@ -122,7 +124,7 @@ def run_passphrase_command(command: str, path: str) -> str:
     try:
         # A new session, so a timeout can kill the command and everything it started (a `sh -c`
         # wrapper's children would otherwise keep our pipe open and hang us anyway).
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=None,
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True, close_fds=True, env=_child_env())
     except OSError as exc:
         raise CredentialsFileError(
@@ -131,7 +133,7 @@ def run_passphrase_command(command: str, path: str) -> str:
             f"in {ENV_PASSPHRASE}.",
         ) from None
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         raise CredentialsFileError(
@@ -144,8 +146,9 @@ def run_passphrase_command(command: str, path: str) -> str:
     if proc.returncode != 0:
         how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
                else f"failed with exit code {proc.returncode}")
+        said = _last_line(err, out)
         raise CredentialsFileError(
-            f"{path}: the passphrase command `{shown}` {how}.",
+            f"{path}: the passphrase command `{shown}` {how}{f' (it said: {said})' if said else ''}.",
             hint="Run it by hand to see why; nothing was changed.",
         )
     try:
@@ -160,6 +163,21 @@ def run_passphrase_command(command: str, path: str) -> str:
         raise CredentialsFileError(f"{path}: the passphrase command `{shown}` printed nothing.",
                                    hint="It must print the passphrase on its standard output.")
     return text
+
+
+def _last_line(err: bytes, out: bytes) -> str:
+    """The last line a failed command wrote on stderr, fit for a message: printable, capped, and
+    without anything it printed on stdout (which might be a passphrase after all)."""
+    from .text import clean
+
+    lines = [line for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[-1]
+    for piece in out.decode("utf-8", "replace").split():
+        if len(piece) >= 4:
+            line = line.replace(piece, "…")
+    return clean(line.strip(), 160)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

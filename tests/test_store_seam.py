@@ -83,3 +83,16 @@ def test_the_library_reads_the_profile_variable_at_its_edge_like_the_cli(cli: CL
     stored = tomllib.loads(cli.config.read_text())["profiles"]
     assert exe.stdout.strip() == stored["nightly"]["access_token"] != stored["default"]["access_token"]
     assert lib.stdout.strip() == hashlib.sha256(stored["nightly"]["access_token"].encode()).hexdigest()
+
+
+def test_a_failing_passphrase_command_is_quoted_in_the_message_not_on_the_terminal(cli: CLI, tmp_path: Path) -> None:
+    """Its stderr is captured (under the wizard it would draw over the screen) and its last line,
+    made printable, goes into the message instead."""
+    cli.login()
+    assert cli.run("encrypt", env={"PROCORE_SETUP_PASSPHRASE": PASS}).returncode == 0
+    script = tmp_path / "vault.py"
+    script.write_text("import sys\nsys.stderr.write('vault: \\x1b[2Jsealed, unseal it first\\n')\nsys.exit(2)\n")
+    r = cli.run("token", "--passphrase-command", f"{sys.executable} {script}")
+    assert r.returncode == 6
+    assert "(it said: vault: \\x1b[2Jsealed, unseal it first)" in r.stderr  # escaped, inside the message
+    assert "\x1b" not in r.stderr
