@@ -139,7 +139,8 @@ async def paste(pilot: Any, selector: str, text: str) -> None:
 
 async def settle(pilot: Any) -> None:
     for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
+        # A failed worker is how a failure reaches the screen: wait for it, do not raise it.
+        await asyncio.gather(*(w.wait() for w in list(pilot.app.workers)), return_exceptions=True)
         await pilot.pause()
 
 
@@ -189,7 +190,7 @@ class Scene:
 
 
 async def _profiles(pilot: Any, st: Stage) -> None:
-    await pilot.pause()
+    await settle(pilot)  # the list is read by a worker
 
 
 async def _environment(pilot: Any, st: Stage) -> None:
@@ -272,6 +273,7 @@ async def _quit(pilot: Any, st: Stage) -> None:
 
 
 async def _remove(pilot: Any, st: Stage) -> None:
+    await settle(pilot)
     await pilot.press("down", "x")
     await pilot.pause()
 

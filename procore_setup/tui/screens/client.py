@@ -14,7 +14,7 @@ from ... import environments
 from ...environments import OOB_REDIRECT_URI
 from ...errors import ProcoreSetupError
 from ...flow import CLIENT, DEVELOPER_PORTAL_HELP
-from ..app import describe
+from ..shared import describe
 from ..widgets.inputs import FieldInput
 from .base import WizardScreen
 
@@ -33,11 +33,11 @@ class ClientScreen(WizardScreen):
         flow = self.flow
         env = environments.get(flow.environment)
         if not flow.client_id:
-            self.AUTO_FOCUS = "#client_id"
+            self.focus_when_shown("#client_id")
         elif not flow.has_secret:
-            self.AUTO_FOCUS = "#secret"
+            self.focus_when_shown("#secret")
         else:
-            self.AUTO_FOCUS = "#next"
+            self.focus_when_shown("#next")
         where = flow.login_url if flow.environment == "custom" else env.label.lower()
         yield Static(f"The OAuth credentials of your app, for {where}.", classes="question gap", markup=False)
         yield Static(DEVELOPER_PORTAL_HELP, classes="dim gap", markup=False)
