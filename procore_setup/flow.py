@@ -30,7 +30,6 @@ from .errors import (
     LoginIncomplete,
     ProcoreSetupError,
     ReauthRequired,
-    UsageError,
 )
 
 # Steps, in order. Front-ends map them to prompts or screens.
@@ -56,8 +55,8 @@ DEVELOPER_PORTAL_HELP = (
 def validate_profile_name(name: str) -> str:
     name = name.strip()
     if not _PROFILE_RE.match(name):
-        raise UsageError(
-            f"Profile name {name[:70]!r} is not usable.",
+        raise FlowError(
+            f"Profile name {shown(name, 70)!r} is not usable.", step=ENVIRONMENT, field="profile_name",
             hint="Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
         )
     return name
@@ -106,11 +105,16 @@ def validate_redirect_uri(uri: str) -> str:
     uri = (uri or "").strip() or OOB_REDIRECT_URI
     if uri == OOB_REDIRECT_URI:
         return uri
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(uri)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. http://[::1 (an unclosed IPv6 address)
+        usable = False
+    if not usable:
         raise FlowError(
-            f"The redirect URI {uri[:100]!r} is neither {OOB_REDIRECT_URI} nor an http(s) URL.",
+            f"The redirect URI {shown(uri, 100)!r} is neither {OOB_REDIRECT_URI} nor an http(s) URL.",
             step=CLIENT, hint=f"Leave it empty to use {OOB_REDIRECT_URI}, which shows the code on a page.",
+            field="redirect_uri",
         )
     return uri
 

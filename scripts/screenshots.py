@@ -140,7 +140,8 @@ async def paste(pilot: Any, selector: str, text: str) -> None:
 
 async def settle(pilot: Any) -> None:
     for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
+        # A failed worker is how a failure reaches the screen: wait for it, do not raise it.
+        await asyncio.gather(*(w.wait() for w in list(pilot.app.workers)), return_exceptions=True)
         await pilot.pause()
 
 
@@ -190,7 +191,7 @@ class Scene:
 
 
 async def _profiles(pilot: Any, st: Stage) -> None:
-    await pilot.pause()
+    await settle(pilot)  # the list is read by a worker
 
 
 async def _environment(pilot: Any, st: Stage) -> None:
@@ -273,6 +274,7 @@ async def _quit(pilot: Any, st: Stage) -> None:
 
 
 async def _remove(pilot: Any, st: Stage) -> None:
+    await settle(pilot)
     await pilot.press("down", "x")
     await pilot.pause()
 

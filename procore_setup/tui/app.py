@@ -1,16 +1,18 @@
 """The setup wizard's App: which screen comes next, unsaved-progress guard, and `run_wizard`.
 
 The first frame matters (people start this by hand, often over SSH), so this
-module imports only `textual.app` and the small stdlib-only `flow` module; each
-screen module is imported when it is first shown, and httpx only when a step
-talks to Procore.
+module imports only `textual.app`, the small stdlib-only `flow` module and
+`shared` (what the screens need from here); each screen module is imported when
+it is first shown, and httpx only when a step talks to Procore.
+
+Nothing here reads the credentials file on the UI thread once a file exists: the
+Profiles screen reads it, and opens a profile (which may run a passphrase command
+and derive a key), in its thread workers.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -21,53 +23,71 @@ from textual.screen import Screen
 from .. import flow as flowmod
 from .. import settings
 from ..flow import AUTHORIZE, CLIENT, CODE, ENVIRONMENT, SAVED, VERIFY, SetupFlow
+from .shared import ADD, NEW, PROFILES, REAUTHORIZE, StoreFacts, browser_problem, describe
 
 if TYPE_CHECKING:
     from ..profile import Profile
     from ..stores.base import Store
     from ..testing.demo import DemoSession
+    from .screens.base import WizardScreen
 
-PROFILES = "profiles"
 STEPS = (ENVIRONMENT, CLIENT, AUTHORIZE, CODE, VERIFY, SAVED)
+LOGIN_MODE = "login"  # the screen stack `login` moves to once its profile is open (see begin)
 
-# step -> (module under procore_setup.tui.screens, class): imported on first use
-_SCREENS: dict[str, tuple[str, str]] = {
-    PROFILES: ("profiles", "ProfilesScreen"),
-    ENVIRONMENT: ("environment", "EnvironmentScreen"),
-    CLIENT: ("client", "ClientScreen"),
-    AUTHORIZE: ("authorize", "AuthorizeScreen"),
-    CODE: ("code", "CodeScreen"),
-    VERIFY: ("verify", "VerifyScreen"),
-    SAVED: ("saved", "SavedScreen"),
+
+# Each screen's module is imported on first use, by a plain import a type checker and
+# import-linter can follow (no module names in strings).
+def _profiles_screen(**kwargs: Any) -> WizardScreen:
+    from .screens.profiles import ProfilesScreen
+
+    return ProfilesScreen(**kwargs)
+
+
+def _environment_screen(**kwargs: Any) -> WizardScreen:
+    from .screens.environment import EnvironmentScreen
+
+    return EnvironmentScreen(**kwargs)
+
+
+def _client_screen(**kwargs: Any) -> WizardScreen:
+    from .screens.client import ClientScreen
+
+    return ClientScreen(**kwargs)
+
+
+def _authorize_screen(**kwargs: Any) -> WizardScreen:
+    from .screens.authorize import AuthorizeScreen
+
+    return AuthorizeScreen(**kwargs)
+
+
+def _code_screen(**kwargs: Any) -> WizardScreen:
+    from .screens.code import CodeScreen
+
+    return CodeScreen(**kwargs)
+
+
+def _verify_screen(**kwargs: Any) -> WizardScreen:
+    from .screens.verify import VerifyScreen
+
+    return VerifyScreen(**kwargs)
+
+
+def _saved_screen(**kwargs: Any) -> WizardScreen:
+    from .screens.saved import SavedScreen
+
+    return SavedScreen(**kwargs)
+
+
+_SCREENS: dict[str, Callable[..., WizardScreen]] = {
+    PROFILES: _profiles_screen,
+    ENVIRONMENT: _environment_screen,
+    CLIENT: _client_screen,
+    AUTHORIZE: _authorize_screen,
+    CODE: _code_screen,
+    VERIFY: _verify_screen,
+    SAVED: _saved_screen,
 }
-
-# What the person is doing with a profile; decides the first step and what is asked.
-NEW = "new"  # first profile of a new file, or `login` for a profile that does not exist yet
-ADD = "add"  # another profile in an existing file
-RECONFIGURE = "reconfigure"  # every step, prefilled from the stored profile
-REAUTHORIZE = "reauthorize"  # only a new login, keeping the client settings
-
-
-def browser_problem(environ: dict[str, str] | None = None, platform: str | None = None) -> str | None:
-    """Why a browser probably cannot be opened from here, or None when it probably can.
-
-    Guessing wrong in the other direction is worse: on a headless box `webbrowser`
-    may start a text browser inside this very terminal, on top of the wizard.
-    """
-    env = os.environ if environ is None else environ
-    platform = sys.platform if platform is None else platform
-    ssh = any(env.get(k) for k in ("SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"))
-    if env.get("BROWSER"):
-        return None  # the person told us how to open one
-    if platform == "win32":
-        return None
-    if platform == "darwin":
-        return "this is an SSH session, so a browser would open on the remote Mac" if ssh else None
-    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
-        return None
-    if ssh:
-        return "this is an SSH session without a display"
-    return "there is no graphical display here (DISPLAY is not set)"
 
 
 class ProcoreSetupApp(App[int]):
@@ -97,24 +117,20 @@ class ProcoreSetupApp(App[int]):
         self.mode = NEW
         self.dirty = False  # a step was completed and nothing saved since
         self.saved: Profile | None = None  # the last profile saved in this run
-        self.exit_code = 0
-        self.needs_passphrase = False  # the last start() failed for want of a passphrase
 
     # -- start-up ------------------------------------------------------------------------
     def get_default_screen(self) -> Screen[Any]:
-        """The first screen: the list of profiles when there is a file, else the first step."""
-        if self.login:
-            name = self._login_profile()
-            if name is not None:
-                error = self.start(REAUTHORIZE, name)
-                if error is None:
-                    return self.make_screen(AUTHORIZE)
-                return self.make_screen(PROFILES, error=error, selected=name)
-            self.start(NEW, self.profile_arg or "default")
-            return self.make_screen(ENVIRONMENT)
+        """The first screen: the list of profiles when there is a file, else the first step.
+
+        With a file, even `login` starts on the list: reading the file and opening the
+        profile's secrets (a passphrase command may take seconds) happen in its workers,
+        and the step it leads to then takes its place.
+        """
         if self.store.exists():
-            return self.make_screen(PROFILES, selected=self.profile_arg)
-        self.start(NEW, self.profile_arg or "default")
+            return self.make_screen(PROFILES, selected=self.profile_arg, login=self.login)
+        # No file yet, so nothing to read: the flow is ready at once.
+        self.mode = NEW
+        self.new_flow(self.profile_arg or "default")
         return self.make_screen(ENVIRONMENT)
 
     def on_ready(self) -> None:
@@ -122,55 +138,34 @@ class ProcoreSetupApp(App[int]):
         # to the Authorize step (which builds its URL with it) does not stall the screen.
         self.run_worker(_load_http_client, thread=True, group="prefetch", exit_on_error=False)
 
-    def _login_profile(self) -> str | None:
-        """The stored profile `procore-setup login` re-authorizes, or None to set one up from scratch."""
-        if not self.store.exists():
-            return None
-        try:
-            doc = flowmod.read_profiles(self.store)
-        except Exception:
-            return self.profile_arg or "default"  # let the Profiles screen show what is wrong
-        name = self.profile_arg or doc.default_profile
-        return name if name in doc.profiles else None
-
-    def make_screen(self, step: str, **kwargs: Any) -> Screen[Any]:
-        module, cls = _SCREENS[step]
-        mod = importlib.import_module(f"{__package__}.screens.{module}")
-        return getattr(mod, cls)(**kwargs)
+    def make_screen(self, step: str, **kwargs: Any) -> WizardScreen:
+        return _SCREENS[step](**kwargs)
 
     # -- the flow ------------------------------------------------------------------------------
-    def new_flow(self, name: str, *, must_be_new: bool = False) -> SetupFlow:
-        """A SetupFlow for profile `name`, prefilled from the file (and in demo mode, for the demo server)."""
+    def open_flow(self, name: str, *, must_be_new: bool = False) -> SetupFlow:
+        """A SetupFlow for profile `name`, prefilled from the file (and in demo mode, for the demo server).
+
+        It reads the file and opens its secrets, which may run a passphrase command and
+        derives a key: call it from a thread worker (or where there is no file yet). It
+        changes nothing in the app; `begin` takes the flow on the UI thread.
+        """
         flow = SetupFlow(self.store, name, clock=self.clock, client_factory=self.client_factory, interactive=False,
                          http_timeout=self.http_timeout)
         existing = flow.load_existing()
         if existing is not None and must_be_new:
             raise flowmod.FlowError(
-                f"There is already a profile called {flow.profile_name!r}.", step=ENVIRONMENT,
+                f"There is already a profile called {flow.profile_name!r}.", step=ENVIRONMENT, field="profile_name",
                 hint="Pick another name, or go back (Esc) and choose Reconfigure for that profile.",
             )
         if existing is None and self.demo is not None:
             flow.set_environment("custom", self.demo.url, self.demo.url)
             flow.set_client(self.demo.client_id, self.demo.client_secret)
-        self.flow = flow
         return flow
 
-    def start(self, mode: str, name: str | None) -> str | None:
-        """Begin setting up profile `name` in `mode`; returns an error message, or None."""
-        self.mode = mode
-        self.dirty = False
-        self.flow = None
-        if name is None:  # ADD: the name is asked on the Environment screen
-            return None
-        self.needs_passphrase = False
-        try:
-            self.new_flow(name)
-        except Exception as exc:  # an unreadable file or a wrong passphrase: say so where the person is
-            from ..errors import PassphraseNeeded
-
-            self.needs_passphrase = isinstance(exc, PassphraseNeeded)
-            return describe(exc)
-        return None
+    def new_flow(self, name: str, *, must_be_new: bool = False) -> SetupFlow:
+        """open_flow, made the current flow at once (blocking: only where there is no file to read yet)."""
+        self.flow = self.open_flow(name, must_be_new=must_be_new)
+        return self.flow
 
     @property
     def asks_profile_name(self) -> bool:
@@ -179,23 +174,21 @@ class ProcoreSetupApp(App[int]):
         return self.mode == ADD
 
     # -- navigation ----------------------------------------------------------------------------
-    def begin(self, mode: str, name: str | None = None) -> None:
-        """From the Profiles screen: add, reconfigure or re-authorize a profile."""
-        error = self.start(mode, name)
-        if error is not None and self.needs_passphrase:
-            # An encrypted file that no env, command or keyring opens: ask here, then try again.
-            from .widgets.unlock import UnlockDialog
-
-            def unlocked(ok: bool | None) -> None:
-                if ok:
-                    self.begin(mode, name)
-
-            self.push_screen(UnlockDialog(self.store), unlocked)
-            return
-        if error is not None:
-            self.screen_error(error)
-            return
-        self.push_screen(self.make_screen(AUTHORIZE if mode == REAUTHORIZE else ENVIRONMENT))
+    def begin(self, mode: str, flow: SetupFlow | None = None, *, first: bool = False) -> None:
+        """Start setting up a profile in `mode` with `flow` (opened by a worker; None to add one,
+        whose name step 1 asks): show its first step on top of the list, or (`first`) as the
+        first screen, as if the wizard had started there (`login`: Esc on it quits)."""
+        self.mode = mode
+        self.dirty = False
+        self.flow = flow
+        step = AUTHORIZE if mode == REAUTHORIZE else ENVIRONMENT
+        if first:
+            # A screen stack of its own, whose first screen is the step (Textual cannot switch
+            # the default screen for another one); the list it started on stays behind, unseen.
+            self.add_mode(LOGIN_MODE, lambda: self.make_screen(step))
+            self.switch_mode(LOGIN_MODE)
+        else:
+            self.push_screen(self.make_screen(step))
 
     def next_step(self, step: str) -> None:
         """The person finished `step`: show the one after it."""
@@ -229,22 +222,16 @@ class ProcoreSetupApp(App[int]):
         else:  # the first run started at step 1, which stays underneath
             self.push_screen(self.make_screen(PROFILES, selected=self.saved.name if self.saved else None))
 
-    def saved_profile(self, profile: Profile) -> None:
+    def saved_profile(self, profile: Profile, facts: StoreFacts) -> None:
+        """The profile is saved; `facts` about the file were read by the worker that saved it."""
         self.saved = profile
         self.dirty = False
-        self.push_screen(self.make_screen(SAVED))
-
-    def screen_error(self, text: str) -> None:
-        show = getattr(self.screen, "show_error", None)
-        if show is not None:
-            show(text)
-        else:
-            self.notify(text, severity="error")
+        self.push_screen(self.make_screen(SAVED, facts=facts))
 
     # -- quitting ---------------------------------------------------------------------------------
     async def action_quit(self) -> None:
         if not self.dirty:
-            self.exit(self.exit_code)
+            self.exit(0)
             return
         from .widgets.dialogs import ConfirmDialog
 
@@ -289,17 +276,7 @@ def _and(items: list[str]) -> str:
 
 
 def _load_http_client() -> None:
-    importlib.import_module("procore_setup.oauth")
-
-
-def describe(exc: BaseException) -> str:
-    """A message for the screen: our errors say what to do; anything else is a bug, named without values."""
-    from ..errors import ProcoreSetupError
-
-    if isinstance(exc, ProcoreSetupError):
-        return str(exc)
-    return (f"Unexpected error: {type(exc).__name__}. Nothing was saved. "
-            "Please report it (PROCORE_SETUP_DEBUG=1 shows details in the plain login).")
+    from .. import oauth  # noqa: F401 - imported now, used by the Authorize step
 
 
 def run_wizard(*, config: str | None = None, profile: str | None = None, demo: bool = False,
@@ -320,13 +297,13 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
         saved = app.saved
         if saved is not None and app.return_code in (0, None):
             # The screen is gone now: leave what to copy in the terminal's scrollback.
-            where = app.store.describe()
-            print(f"Saved profile {saved.name!r} to {where} (mode {app.store.permissions()}).")
+            store = app.store
+            print(f"Saved profile {saved.name!r} to {store.describe()} (mode {store.permissions()}).")
             if session is not None:
                 print("Demo mode: that file and the fake server are gone now.")
             else:
                 print("Keep it fresh from cron with:")
-                print(f"  {flowmod.cron_line(app.store, saved.name)}")
+                print(f"  {flowmod.cron_line(store, saved.name)}")
     finally:
         if session is not None:
             session.stop()

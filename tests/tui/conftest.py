@@ -62,7 +62,12 @@ def make_app(config: Path, clock: Clock) -> Callable[..., ProcoreSetupApp]:
 
 async def settle(pilot: Any, timeout: float = 30.0) -> None:
     """Wait until no worker runs and the screen is not busy, twice in a row (a finished worker's
-    message may push a screen whose own worker starts when it mounts)."""
+    end may push a screen whose own worker starts when it mounts).
+
+    A worker that fails is no test failure here: that is how a failure reaches the screen
+    (shared.WorkReporting), and the test asserts what the screen then says.
+    """
+    import asyncio
     import time
 
     app = pilot.app
@@ -70,7 +75,8 @@ async def settle(pilot: Any, timeout: float = 30.0) -> None:
     calm = 0
     while calm < 2:
         assert time.monotonic() < deadline, "the wizard did not settle"
-        await app.workers.wait_for_complete()
+        waits = asyncio.gather(*(w.wait() for w in list(app.workers)), return_exceptions=True)
+        await asyncio.wait_for(waits, max(0.1, deadline - time.monotonic()))
         await pilot.pause()
         running = any(not w.is_finished for w in app.workers)
         calm = 0 if running or getattr(app.screen, "busy", False) else calm + 1
@@ -125,7 +131,7 @@ async def walk_to_authorize(pilot: Any, fake: FakeProcore, *, secret: str = CLIE
     await type_into(pilot, "#login_url", fake.url)
     await type_into(pilot, "#api_url", fake.url)
     await pilot.press("enter")
-    await pilot.pause()
+    await settle(pilot)  # adding a profile to a file: the file is read by a worker first
     assert screen_name(app) == "ClientScreen", message(app)
     await type_into(pilot, "#client_id", client_id)
     await type_into(pilot, "#secret", secret)
@@ -230,3 +236,47 @@ def run_token(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The real `procore-setup token`, as a script would run it."""
     return subprocess.run([EXE, "token", *args], capture_output=True, text=True, timeout=60,
                           env=base_env(PROCORE_SETUP_CONFIG=str(config)))
+
+
+class GatedCommand:
+    """A passphrase command that waits, as a slow vault or a hardware key would, until the test lets
+    it go on: it marks that it started, optionally writes `stderr` to its standard error, then waits
+    (a bounded poll) for the test's go-ahead file before printing the passphrase."""
+
+    def __init__(self, tmp_path: Path, passphrase: str, *, stderr: str = "") -> None:
+        import shlex
+        import sys
+        import textwrap
+
+        self.started = tmp_path / "command-started"
+        self.go = tmp_path / "command-go"
+        script = tmp_path / "gated_passphrase.py"
+        script.write_text(textwrap.dedent(f"""\
+            import os, sys, time
+            if {stderr!r}:
+                sys.stderr.write({stderr!r} + "\\n")
+                sys.stderr.flush()
+            open({str(self.started)!r}, "w").close()
+            deadline = time.monotonic() + 60
+            while not os.path.exists({str(self.go)!r}):
+                if time.monotonic() > deadline:
+                    sys.exit(3)
+                time.sleep(0.02)
+            print({passphrase!r})
+        """))
+        self.command = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))}"
+
+    def encrypt(self, config: Path) -> None:
+        """Encrypt `config` with this command stored in it (the command is let through for that)."""
+        self.release()
+        r = subprocess.run([EXE, "--config", str(config), "encrypt", "--passphrase-command", self.command],
+                           capture_output=True, text=True, timeout=60, env=base_env(), stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stderr
+        self.hold()
+
+    def hold(self) -> None:
+        self.go.unlink(missing_ok=True)
+        self.started.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        self.go.touch()

@@ -44,7 +44,7 @@ def focused(app: Any) -> str:
 
 
 def dialog_error(app: Any) -> str:
-    return str(app.screen.query_one("#enc-error").render())
+    return str(app.screen.query_one("#dialog-error").render())
 
 
 def assert_encrypted_and_cron_needs_the_passphrase(config: Path, fake: FakeProcore) -> None:

@@ -70,7 +70,7 @@ async def test_names_in_the_file_are_plain_text_on_the_profiles_screen(make_app:
     config.write_text(tomli_w.dumps(doc))
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await settle(pilot)  # the list is read by a worker
         assert screen_name(app) == "ProfilesScreen", message(app)
         listing = app.screen.query_one("#profiles")
         on_screen = shown(listing)

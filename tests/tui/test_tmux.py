@@ -161,3 +161,47 @@ def test_demo_in_tmux_walks_without_a_browser(tmp_path: Path, terminal_env: dict
         assert not Path(path).exists()
     finally:
         term.close()
+
+
+def test_a_passphrase_commands_stderr_never_draws_over_the_wizard(tmp_path: Path, fake: FakeProcore,
+                                                                 terminal_env: dict[str, str]) -> None:
+    """Its diagnostics belong in the message the wizard shows, not on top of the screen."""
+    from .conftest import GatedCommand, save_profile
+
+    garbage = "GARBAGE-ON-SCREEN"
+    config = tmp_path / "conf" / "credentials.toml"
+    save_profile(config, fake)
+    command = GatedCommand(tmp_path, "correct horse battery", stderr=garbage)
+    command.encrypt(config)
+    term = Terminal(tmp_path, f"{EXE} --config {config}; echo WIZARD-EXIT=$?; sleep 60", terminal_env)
+    seen: list[str] = []
+
+    def look() -> str:
+        screen = term.screen()
+        seen.append(screen)
+        return screen
+
+    try:
+        term.wait_for("Credentials file:")
+        term.wait_for("mode 0600")  # the list is read
+        term.keys("l")  # re-authorize: the stored command is run, and writes to its stderr
+        deadline = time.monotonic() + 30
+        while not command.started.exists():  # it has written its stderr by then
+            assert time.monotonic() < deadline, "the passphrase command did not start"
+            time.sleep(0.05)
+        # What the command wrote reaches the terminal at once if it is not captured; the wizard
+        # draws nothing meanwhile (it waits for the command), so it would stay on screen.
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and garbage not in joined(look()):
+            time.sleep(0.1)
+        command.release()
+        term.wait_for("Step 3 of 6")
+        look()
+        term.keys("Escape")  # Esc on the step: back to the list
+        term.wait_for("Credentials file:")
+        look()
+    finally:
+        command.release()
+        term.close()
+    leaked = [screen for screen in seen if garbage in screen or garbage in joined(screen)]
+    assert not leaked, "the passphrase command's stderr drew over the wizard:\n" + leaked[0]

@@ -152,7 +152,7 @@ def one_profile(fake: FakeProcore, config: Path) -> Path:
 async def test_existing_file_opens_on_profiles(make_app: Any, fake: FakeProcore, one_profile: Path) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await settle(pilot)  # the list is read by a worker
         assert screen_name(app) == "ProfilesScreen"
         row = str(app.screen.query_one("#profiles").get_option_at_index(0).prompt)
         assert "★ default" in row and "custom" in row and "Pat Builder" in row
@@ -167,8 +167,9 @@ async def test_reconfigure_keeps_the_stored_secret(make_app: Any, fake: FakeProc
     before = tomllib.loads(one_profile.read_text())["profiles"]["default"]
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
         await pilot.press("r")
-        await pilot.pause()
+        await settle(pilot)  # the profile is opened by a worker
         assert screen_name(app) == "EnvironmentScreen"
         assert not app.screen.query("#name")  # the name of an existing profile is not asked
         assert app.screen.query_one("#login_url").value == fake.url  # prefilled from the file
@@ -195,8 +196,9 @@ async def test_reauthorize_only_skips_to_authorize(make_app: Any, fake: FakeProc
     before = tomllib.loads(one_profile.read_text())["profiles"]["default"]
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
         await pilot.press("l")
-        await pilot.pause()
+        await settle(pilot)
         assert screen_name(app) == "AuthorizeScreen"
         await paste_code(pilot, fake.issue_code())
         await save_on_verify(pilot)
@@ -215,7 +217,7 @@ async def test_reauthorize_only_skips_to_authorize(make_app: Any, fake: FakeProc
 async def test_login_command_goes_straight_to_authorize(make_app: Any, one_profile: Path) -> None:
     app = make_app(login=True)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await settle(pilot)  # the file is read and the profile opened by workers
         assert screen_name(app) == "AuthorizeScreen"  # `procore-setup login`: the client settings are kept
         assert app.mode == "reauthorize" and app.flow.client_id == CLIENT_ID and app.flow.has_secret
         await pilot.press("escape")  # the first screen: Esc leaves, nothing was changed
@@ -241,13 +243,14 @@ async def test_add_a_second_profile_and_make_it_the_default(make_app: Any, fake:
                                                             one_profile: Path) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
         await pilot.press("a")
         await pilot.pause()
         assert screen_name(app) == "EnvironmentScreen"
         await type_into(pilot, "#name", "default")
         await pilot.press("enter")  # to the list of environments
         await pilot.press("enter")  # production
-        await pilot.pause()
+        await settle(pilot)  # the file is read by a worker
         assert "already a profile called 'default'" in message(app)
         await walk_to_authorize(pilot, fake, name="sandbox")
         await paste_code(pilot, fake.issue_code())
@@ -274,7 +277,7 @@ async def test_set_default_and_remove_with_confirmation(make_app: Any, fake: Fak
     save_profile(one_profile, fake, "second")
     app = make_app(profile="second")  # --profile: that one is highlighted
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await settle(pilot)
         listing = app.screen.query_one("#profiles")
         assert listing.highlighted_option.id == "second"
         await pilot.press("d")
@@ -309,7 +312,7 @@ async def test_broken_file_is_shown_not_overwritten(make_app: Any, config: Path)
     before = config.read_bytes()
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await settle(pilot)
         assert screen_name(app) == "ProfilesScreen"
         assert "cannot be used" in message(app) and "missing the field" in message(app)
         assert app.screen.check_action("add", ()) is None  # greyed out in the footer
@@ -371,21 +374,21 @@ async def test_encrypted_file_needs_its_passphrase(make_app: Any, fake: FakeProc
     before = one_profile.read_bytes()
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await settle(pilot)
         assert "secrets encrypted" in str(app.screen.query_one("#file").render())
         assert "(encrypted)" in str(app.screen.query_one("#details").render())
         await pilot.press("l")  # re-authorize: the stored secret must be decrypted first
-        await pilot.pause()
+        await settle(pilot)
         assert screen_name(app) == "UnlockDialog"  # no env, command or keyring: the wizard asks
         await type_into(pilot, "#unlock-passphrase", "wrong horse")
         await pilot.press("enter")
         await settle(pilot)
-        assert "Wrong passphrase" in str(app.screen.query_one("#unlock-error").render())
+        assert "Wrong passphrase" in str(app.screen.query_one("#dialog-error").render())
         await pilot.press("escape")  # cancel: back on the list, nothing changed
         await pilot.pause()
         assert screen_name(app) == "ProfilesScreen"
         await pilot.press("l")
-        await pilot.pause()
+        await settle(pilot)
         await type_into(pilot, "#unlock-passphrase", "correct horse")
         await pilot.press("enter")
         await settle(pilot)
@@ -395,8 +398,9 @@ async def test_encrypted_file_needs_its_passphrase(make_app: Any, fake: FakeProc
     monkeypatch.setenv("PROCORE_SETUP_PASSPHRASE", "correct horse")
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
         await pilot.press("l")
-        await pilot.pause()
+        await settle(pilot)
         assert screen_name(app) == "AuthorizeScreen", message(app)
         await paste_code(pilot, fake.issue_code())
         await save_on_verify(pilot)

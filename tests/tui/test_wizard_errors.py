@@ -76,6 +76,7 @@ async def test_profile_name_is_checked(make_app: Any, fake: FakeProcore, config:
     save_profile(config, fake)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)  # the list is read by a worker
         await pilot.press("a")  # add a profile: its name is asked
         await pilot.pause()
         assert app.focused.id == "name"
@@ -295,8 +296,9 @@ async def test_refused_client_while_reauthorizing_opens_client_credentials(make_
     fake.client_secret = "rotated-in-the-portal"  # the app's secret was changed in the Developer Portal
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
         await pilot.press("l")  # re-authorize only
-        await pilot.pause()
+        await settle(pilot)
         await paste_code(pilot, fake.issue_code())
         assert screen_name(app) == "ClientScreen" and "invalid_client" in message(app)
         await type_into(pilot, "#secret", "rotated-in-the-portal")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
-from textual import on, work
+from textual import work
 from textual.binding import Binding
-from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Link, Static
 
 from ...flow import AUTHORIZE, CODE
-from ..app import browser_problem, describe
+from ..shared import browser_problem, describe
 from ..widgets.countdown import Countdown
 from .base import WizardScreen
 
@@ -41,14 +40,6 @@ class AuthorizeScreen(WizardScreen):
     ]
     BUTTON_ACTIONS = {"back": "back", "open": "open", "copy": "copy", "fetch": "fetch_demo_code", "next": "next"}
 
-    class DemoCode(Message):
-        """The demo server's authorize page was fetched (code) or could not be (error)."""
-
-        def __init__(self, code: str | None, error: str | None) -> None:
-            super().__init__()
-            self.code = code
-            self.error = error
-
     def __init__(self, error: str | None = None) -> None:
         super().__init__(error=error)
         self.url = ""
@@ -61,7 +52,7 @@ class AuthorizeScreen(WizardScreen):
         )
         yield UrlLink(self.url, id="url", classes="gap", tooltip="Enter or click: open in a browser")
         problem = browser_problem()
-        self.AUTO_FOCUS = "#copy" if problem else "#open"  # type: ignore[misc]  # per screen instance, read by Textual on mount
+        self.focus_when_shown("#copy" if problem else "#open")
         if problem is not None:
             yield Static(
                 f"No browser can be opened from here: {problem}. Copy the address (c) and open it "
@@ -134,24 +125,21 @@ class AuthorizeScreen(WizardScreen):
         self.set_busy("Fetching the fake login page...")
         self._fetch(self.url)
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
-    def _fetch(self, url: str) -> None:
+    @work(thread=True, exclusive=True, exit_on_error=False, name="demo-code")
+    def _fetch(self, url: str) -> str | None:
         demo = self.wizard.demo
-        try:
-            assert demo is not None
-            self.post_message(self.DemoCode(demo.fetch_code(url), None))
-        except Exception as exc:
-            self.post_message(self.DemoCode(None, f"Could not fetch the demo page: {describe_fetch(exc)}"))
+        assert demo is not None
+        return demo.fetch_code(url)
 
-    @on(DemoCode)
-    def _demo_code(self, message: DemoCode) -> None:
-        self.set_busy(None)
-        if message.error is not None or message.code is None:
-            self.show_error(message.error or "The demo page showed no code.")
+    def work_done(self, name: str, result: Any) -> None:
+        if not result:
+            self.show_error("The demo page showed no code.")
             return
         self.wizard.dirty = True
-        self.app.push_screen(self.wizard.make_screen(CODE, code=message.code))
+        self.app.push_screen(self.wizard.make_screen(CODE, code=result))
 
+    def work_failed(self, name: str, error: BaseException) -> None:
+        self.show_error(f"Could not fetch the demo page: {describe_fetch(error)}")
 
 
 def describe_fetch(exc: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""What every wizard screen shares: the title line, the message line, busy state, Esc for back."""
+"""What every wizard screen shares: the title line, the message line, busy state, the end of its
+workers (shared.WorkReporting), Esc for back."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Static
 
-from ...flow import AUTHORIZE, CLIENT, CODE, ENVIRONMENT, SAVED, VERIFY, SetupFlow
+from ...flow import AUTHORIZE, CLIENT, CODE, ENVIRONMENT, SAVED, VERIFY, SetupFlow, step_for_error
+from ..shared import PROFILES, WorkReporting, describe
 
 if TYPE_CHECKING:
     from ..app import ProcoreSetupApp
@@ -25,12 +27,15 @@ STEP_TITLES = {
     CODE: "Paste the code",
     VERIFY: "Verify, choose company",
     SAVED: "Saved",
-    "profiles": "Profiles",
+    PROFILES: "Profiles",
 }
 
 
-class WizardScreen(Screen[None]):
+class WizardScreen(WorkReporting, Screen[None]):
     """A screen of the wizard. Subclasses set STEP and fill `compose_body` and `compose_buttons`.
+
+    Work that may block (the file, Procore, a passphrase command) runs in thread workers;
+    `set_busy` locks the form meanwhile, and their end arrives in `work_done` / `work_failed`.
 
     No `on_mount` here: Textual calls the handler of every class in the MRO, so a base
     handler would run again after the subclass's.
@@ -88,6 +93,12 @@ class WizardScreen(Screen[None]):
     def compose_body(self) -> Iterable[Widget]:
         return ()
 
+    def focus_when_shown(self, selector: str) -> None:
+        """What gets the focus when this screen is first shown (Textual's AUTO_FOCUS, for this
+        screen only). Chosen in compose, it is one focus change and one restyle; focusing in
+        on_mount would be two."""
+        setattr(self, "AUTO_FOCUS", selector)  # a ClassVar in Textual's types; an instance value works alike
+
     def compose_buttons(self) -> Iterable[Widget]:
         return ()
 
@@ -138,6 +149,14 @@ class WizardScreen(Screen[None]):
                 target.focus()
             else:
                 self.focus_next()
+
+    def sent_back(self, error: BaseException) -> bool:
+        """Go back to the step that fixes `error`, showing it there, if that is another step."""
+        step = step_for_error(error)
+        if step is not None and step != self.STEP:
+            self.wizard.back_to(step, describe(error))
+            return True
+        return False
 
     # -- keys and buttons ---------------------------------------------------------------------
     @on(Button.Pressed)

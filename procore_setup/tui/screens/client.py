@@ -14,7 +14,7 @@ from ... import environments
 from ...environments import OOB_REDIRECT_URI
 from ...errors import ProcoreSetupError
 from ...flow import CLIENT, DEVELOPER_PORTAL_HELP
-from ..app import describe
+from ..shared import describe
 from ..widgets.inputs import FieldInput
 from .base import WizardScreen
 
@@ -33,11 +33,11 @@ class ClientScreen(WizardScreen):
         flow = self.flow
         env = environments.get(flow.environment)
         if not flow.client_id:
-            self.AUTO_FOCUS = "#client_id"  # type: ignore[misc]  # per screen instance, read by Textual on mount
+            self.focus_when_shown("#client_id")
         elif not flow.has_secret:
-            self.AUTO_FOCUS = "#secret"  # type: ignore[misc]  # per screen instance, read by Textual on mount
+            self.focus_when_shown("#secret")
         else:
-            self.AUTO_FOCUS = "#next"  # type: ignore[misc]  # per screen instance, read by Textual on mount
+            self.focus_when_shown("#next")
         where = flow.login_url if flow.environment == "custom" else env.label.lower()
         yield Static(f"The OAuth credentials of your app, for {where}.", classes="question gap", markup=False)
         yield Static(DEVELOPER_PORTAL_HELP, classes="dim gap", markup=False)
@@ -114,7 +114,7 @@ class ClientScreen(WizardScreen):
             self.flow.set_client(client_id, secret or None, redirect or OOB_REDIRECT_URI)
         except ProcoreSetupError as exc:
             self.show_error(str(exc))
-            self._focus_for(exc.message.lower())
+            self._focus_for(getattr(exc, "field", None))
             return
         except Exception as exc:  # pragma: no cover - a bug; keep the wizard alive and say so
             self.show_error(describe(exc))
@@ -122,11 +122,7 @@ class ClientScreen(WizardScreen):
         self.clear_message()
         self.wizard.next_step(CLIENT)
 
-    def _focus_for(self, text: str) -> None:
-        if "redirect" in text:
-            field = "redirect"
-        elif "client id" in text:
-            field = "client_id"
-        else:
-            field = "secret"
-        self.query_one(f"#{field}", Input).focus()
+    def _focus_for(self, field: str | None) -> None:
+        """The input of the answer the error names (FlowError.field); the secret when it names none."""
+        widget = {"redirect_uri": "redirect", "client_id": "client_id"}.get(field or "", "secret")
+        self.query_one(f"#{widget}", Input).focus()

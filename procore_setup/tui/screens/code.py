@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 from textual import on, work
 from textual.binding import Binding
-from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Static
 
+from ...errors import ProcoreSetupError
 from ...flow import CODE, step_for_error
-from ..app import describe
+from ..shared import describe
 from ..widgets.countdown import Countdown
 from ..widgets.inputs import PasteInput
 from .base import WizardScreen
@@ -24,13 +24,6 @@ class CodeScreen(WizardScreen):
     NUMBER = 4
     AUTO_FOCUS = "#code"
     BINDINGS = [Binding("enter", "next", "Exchange the code")]
-
-    class Exchanged(Message):
-        """The exchange worker finished; `error` is None when tokens arrived."""
-
-        def __init__(self, error: BaseException | None) -> None:
-            super().__init__()
-            self.error = error
 
     def __init__(self, error: str | None = None, code: str = "") -> None:
         super().__init__(error=error)
@@ -65,34 +58,18 @@ class CodeScreen(WizardScreen):
         self.set_busy(f"Exchanging the code with {host}...")
         self._exchange(pasted)
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
+    @work(thread=True, exclusive=True, exit_on_error=False, name="exchange")
     def _exchange(self, pasted: str) -> None:
-        try:
-            self.flow.exchange(pasted)
-        except Exception as exc:  # every failure is reported to the screen, never raised in the worker
-            self.post_message(self.Exchanged(exc))
-        else:
-            self.post_message(self.Exchanged(None))
+        self.flow.exchange(pasted)  # its outcome, any exception included, arrives in work_done/work_failed
 
-    @on(Exchanged)
-    def _exchanged(self, message: Exchanged) -> None:
-        self.set_busy(None)
-        exc = message.error
-        if exc is None:
-            self.wizard.next_step(CODE)
+    def work_done(self, name: str, result: Any) -> None:
+        self.wizard.next_step(CODE)
+
+    def work_failed(self, name: str, error: BaseException) -> None:
+        if self.sent_back(error):
             return
-        step = step_for_error(exc)
-        if step is not None and step != CODE:
-            self.wizard.back_to(step, describe(exc))
-            return
-        text = describe(exc)
-        if step is None and not _is_bug(exc):
-            text += "\n" + RETRY
+        text = describe(error)
+        if step_for_error(error) is None and isinstance(error, ProcoreSetupError):
+            text += "\n" + RETRY  # network trouble: the same code may still work (a bug would fail again)
         self.show_error(text)
         self.query_one("#code", PasteInput).focus()
-
-
-def _is_bug(exc: BaseException) -> bool:
-    from ...errors import ProcoreSetupError
-
-    return not isinstance(exc, ProcoreSetupError)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 from urllib.parse import urlsplit
 
-from textual import on
+from textual import on, work
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
@@ -14,8 +14,8 @@ from textual.widgets.option_list import Option
 
 from ... import environments
 from ...errors import ProcoreSetupError
-from ...flow import ENVIRONMENT, FlowError, validate_profile_name
-from ..app import describe
+from ...flow import ENVIRONMENT, FlowError, SetupFlow, validate_profile_name
+from ..shared import describe
 from ..widgets.inputs import FieldInput
 from .base import WizardScreen
 
@@ -59,9 +59,9 @@ class EnvironmentScreen(WizardScreen):
                 yield Static("Profile name", classes="field-label")
                 yield FieldInput(name, id="name", compact=True, max_length=64, restrict=r"[A-Za-z0-9_.\-]*",
                             placeholder="e.g. default, sandbox, acme-prod")
-            self.AUTO_FOCUS = "#envs" if name else "#name"  # type: ignore[misc]  # per screen instance, read by Textual on mount
+            self.focus_when_shown("#envs" if name else "#name")
         else:
-            self.AUTO_FOCUS = "#envs"  # type: ignore[misc]  # per screen instance, read by Textual on mount
+            self.focus_when_shown("#envs")
         yield Static("Which Procore environment is your app registered in?", classes="question")
         env_id = flow.environment if flow is not None else "production"
         options = [Option(f"{env.label:<24}{env.id}", id=env.id) for env in environments.ENVIRONMENTS.values()]
@@ -143,13 +143,42 @@ class EnvironmentScreen(WizardScreen):
 
     # -- continue ---------------------------------------------------------------------------------
     def action_next(self) -> None:
+        if self.busy:
+            return
+        app = self.wizard
+        if app.asks_profile_name:
+            try:
+                name = validate_profile_name(self.query_one("#name", Input).value)
+            except ProcoreSetupError as exc:
+                self.show_error(str(exc))
+                self._focus_for(exc)
+                return
+            if app.flow is None or app.flow.profile_name != name:
+                # A new profile in an existing file: the file is read (and an encrypted one's
+                # secrets opened) first, in a worker; the step goes on in work_done.
+                self.set_busy(f"Reading {app.store.describe()}...")
+                self._open(name)
+                return
+        self._go_on()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, name="open")
+    def _open(self, name: str) -> SetupFlow:
+        return self.wizard.open_flow(name, must_be_new=True)
+
+    def work_done(self, name: str, result: Any) -> None:
+        self.wizard.flow = result
+        self._go_on()
+
+    def work_failed(self, name: str, error: BaseException) -> None:
+        self.show_error(describe(error))
+        if isinstance(error, ProcoreSetupError):
+            self._focus_for(error)
+
+    def _go_on(self) -> None:
+        """Set the environment chosen on the flow, and on to step 2."""
         app = self.wizard
         env_id = self._selected()
         try:
-            if app.asks_profile_name:
-                name = validate_profile_name(self.query_one("#name", Input).value)
-                if app.flow is None or app.flow.profile_name != name:
-                    app.new_flow(name, must_be_new=True)
             flow = self.flow
             if env_id == "custom":
                 flow.set_environment("custom", self._url("login_url"), self._url("api_url"))
@@ -166,14 +195,13 @@ class EnvironmentScreen(WizardScreen):
         app.next_step(ENVIRONMENT)
 
     def _focus_for(self, exc: ProcoreSetupError) -> None:
-        text = exc.message.lower()
-        if not isinstance(exc, FlowError) or "profile" in text:
+        """The input of the answer the error names (FlowError.field)."""
+        field = exc.field if isinstance(exc, FlowError) else "profile_name"
+        if field == "profile_name":
             if self.wizard.asks_profile_name:
                 self.query_one("#name", Input).focus()
-        elif "api url" in text:
-            self.query_one("#api_url", Input).focus()
-        elif "login url" in text:
-            self.query_one("#login_url", Input).focus()
+        elif field in ("api_url", "login_url"):
+            self.query_one(f"#{field}", Input).focus()
 
 
 def _hostname(url: str) -> str:

@@ -3,25 +3,27 @@ set the default, remove."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable
 
 from textual import on, work
 from textual.binding import Binding
 from textual.content import Content
-from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from ...text import NAME_LIMIT, clean
+from ...errors import PassphraseNeeded
+from ...text import NAME_LIMIT, clean, duration
 from ...flow import read_profiles, remove_profile, set_default_profile
 from ...status import profile_info
-from ..app import ADD, PROFILES, REAUTHORIZE, RECONFIGURE, describe
+from ..shared import ADD, BACKGROUND, NEW, PROFILES, REAUTHORIZE, RECONFIGURE, describe
 from .base import WizardScreen
 
 if TYPE_CHECKING:
     from ...profile import Credentials
+    from ...flow import SetupFlow
 
 # The list's rows start 2 columns further right than the header (border and padding), and after the ★.
 class ProfileList(OptionList):
@@ -44,13 +46,7 @@ HEADER = f"    {'Profile':<14}{'Environment':<16}{'User':<20}Access token"
 
 
 def _left(seconds: float) -> str:
-    if seconds < 0:
-        return "expired (renews)"
-    if seconds < 3600:
-        return f"valid {int(seconds // 60)} min"
-    if seconds < 48 * 3600:
-        return f"valid {int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
-    return f"valid {int(seconds // 86400)} days"
+    return "expired (renews)" if seconds < 0 else f"valid {duration(seconds)}"
 
 
 def token_state(info: dict[str, Any], seconds_left: float | None) -> str:
@@ -61,6 +57,15 @@ def token_state(info: dict[str, Any], seconds_left: float | None) -> str:
     if seconds_left is None:
         return "unknown"
     return _left(seconds_left)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The file as the list shows it, read by a worker: the document, each profile's status, the mode."""
+
+    doc: Credentials
+    infos: dict[str, dict[str, Any]]
+    permissions: str | None
 
 
 def prof_expiry(iso: str | None) -> str:
@@ -75,7 +80,12 @@ def prof_expiry(iso: str | None) -> str:
 
 class ProfilesScreen(WizardScreen):
     """The actions are the footer's keys (they take clicks too): no button row, like step 1,
-    since this is the first screen whenever a file exists."""
+    since this is the first screen whenever a file exists.
+
+    Nothing here reads the file on the UI thread: the list is read by a worker (the actions
+    wait for it, greyed out), and opening a profile, which may run a passphrase command and
+    derive a key, is a worker with a busy line, while Esc and Ctrl+Q keep working.
+    """
 
     DEFAULT_CSS = """
     #profiles { height: auto; max-height: 8; }
@@ -92,23 +102,22 @@ class ProfilesScreen(WizardScreen):
         Binding("escape", "app.quit", "Quit", show=False),
     ]
 
-    class Changed(Message):
-        """A worker changed the file (or failed to)."""
-
-        def __init__(self, note: str, error: BaseException | None) -> None:
-            super().__init__()
-            self.note = note
-            self.error = error
-
-    def __init__(self, error: str | None = None, selected: str | None = None) -> None:
+    def __init__(self, error: str | None = None, selected: str | None = None, login: bool = False) -> None:
+        """`login`: `procore-setup login`, which re-authorizes `selected` (or the default profile)
+        once the file is read, or sets it up when the file does not hold it; the step it leads
+        to takes the place of this screen."""
         super().__init__(error=error)
         self.selected = selected
+        self.login = login
         self.doc: Credentials | None = None
         self.infos: dict[str, dict[str, Any]] = {}
         self._resumed = False
+        self._reading = False
+        self._clear_after_read = False
+        self._opening = (RECONFIGURE, "")  # the mode and profile of the last open
 
     def compose_body(self) -> Iterable[Widget]:
-        yield Static("", id="file", classes="gap", markup=False)
+        yield Static(f"Credentials file: {self.wizard.store.describe()}", id="file", classes="gap", markup=False)
         yield Static(HEADER, id="profiles-header", classes="dim", markup=False)
         yield ProfileList(id="profiles", classes="gap")
         yield Static("", id="details", markup=False)
@@ -119,54 +128,66 @@ class ProfilesScreen(WizardScreen):
     def on_screen_resume(self) -> None:
         if self._resumed:
             self.reload(keep_message=True)  # back from a wizard that may have saved
-        self._resumed = True  # the first resume is the first showing: on_mount has just read the file
+        self._resumed = True  # the first resume is the first showing: on_mount has just started the read
 
     # -- the list -----------------------------------------------------------------------------------
     def reload(self, keep_message: bool = False, select: str | None = None) -> None:
-        """Read the file again and list its profiles, keeping the highlighted one (or `select`)."""
-        path = self.wizard.store.describe()
-        listing = self.query_one("#profiles", OptionList)
-        current = listing.highlighted_option
+        """Read the file again (in a worker) and list its profiles, keeping the highlighted one (or `select`)."""
         if select is not None:
             self.selected = select
-        elif current is not None and current.id:
-            self.selected = current.id
-        listing.clear_options()
-        self.infos = {}
-        try:
-            self.doc = doc = read_profiles(self.wizard.store)
-        except Exception as exc:
-            self.doc = None
-            self.query_one("#file", Static).update(f"Credentials file: {path}")
-            self.query_one("#details", Static).update("")
-            self.show_error("The file cannot be used: " + describe(exc))
-            self._enable(False)
-            return
+        elif not self._reading:  # while a read is on its way, the list on screen is older than `selected`
+            current = self.query_one("#profiles", OptionList).highlighted_option
+            if current is not None and current.id:
+                self.selected = current.id
+        self._reading = True
+        self._clear_after_read = self._clear_after_read or not keep_message
+        self._read()
+
+    # BACKGROUND: a read never locks the form, nor ends the busy state of an open beside it
+    # (the list is read again when the unlock dialog closes, as the opening starts).
+    @work(thread=True, exclusive=True, exit_on_error=False, group=BACKGROUND, name="read")
+    def _read(self) -> Listing:
+        store = self.wizard.store
+        doc = read_profiles(store)
+        infos = {name: profile_info(doc, prof) for name, prof in doc.profiles.items()}
+        return Listing(doc, infos, store.permissions())
+
+    def _listed(self, listing: Listing) -> None:
+        """Show what the read worker found."""
+        doc = listing.doc
+        self.doc = doc
+        self.infos = listing.infos
+        listing_widget = self.query_one("#profiles", OptionList)
+        listing_widget.clear_options()
         encrypted = ", secrets encrypted" if doc.encrypted else ""
-        self.query_one("#file", Static).update(f"Credentials file: {path} (mode {self.wizard.store.permissions()}{encrypted})")
+        self.query_one("#file", Static).update(
+            f"Credentials file: {self.wizard.store.describe()} (mode {listing.permissions or '?'}{encrypted})")
         now = datetime.fromtimestamp(self.wizard.clock(), timezone.utc)
         chosen = 0
         for i, (name, prof) in enumerate(doc.profiles.items()):
-            info = profile_info(doc, prof)
-            self.infos[name] = info
+            info = self.infos[name]
             star = "★" if info["default"] else " "
             user = plain(prof.user_name or prof.user_login or "-", 19)
             row = f"{star} {plain(name, 13):<14}{plain(prof.environment, 15):<16}{user:<20}" \
                   f"{token_state(info, prof.seconds_left(now))}"
-            listing.add_option(Option(Content(row), id=name))
+            listing_widget.add_option(Option(Content(row), id=name))
             if name == self.selected:
                 chosen = i
         if doc.profiles:
-            listing.highlighted = chosen
-            self._show_details(listing.highlighted_option.id if listing.highlighted_option else None)
+            listing_widget.highlighted = chosen
+            self._show_details(listing_widget.highlighted_option.id if listing_widget.highlighted_option else None)
         else:
             self.query_one("#details", Static).update("No profiles in this file yet: press a to add one.")
-        self._enable(True)
-        if not keep_message:
-            self.clear_message()
-
-    def _enable(self, ok: bool) -> None:
         self.refresh_bindings()  # the footer greys out what cannot be done now (check_action)
+
+    def _unreadable(self, error: BaseException) -> None:
+        self.doc = None
+        self.infos = {}
+        self.query_one("#profiles", OptionList).clear_options()
+        self.query_one("#file", Static).update(f"Credentials file: {self.wizard.store.describe()}")
+        self.query_one("#details", Static).update("")
+        self.show_error("The file cannot be used: " + describe(error))
+        self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("reconfigure", "reauthorize", "set_default", "remove"):
@@ -216,22 +237,36 @@ class ProfilesScreen(WizardScreen):
         self.app.call_next(self.app.action_quit)
 
     def action_add(self) -> None:
-        if self.doc is not None:
+        if self.doc is not None and not self.busy:
             self.wizard.begin(ADD)
 
     def action_reconfigure(self) -> None:
         name = self._current()
         if name:
-            self.wizard.begin(RECONFIGURE, name)
+            self.open_profile(RECONFIGURE, name)
 
     def action_reauthorize(self) -> None:
         name = self._current()
         if name:
-            self.wizard.begin(REAUTHORIZE, name)
+            self.open_profile(REAUTHORIZE, name)
+
+    def open_profile(self, mode: str, name: str) -> None:
+        """Reconfigure or re-authorize `name`: its secrets are opened in a worker, then its first step shows."""
+        if self.busy:
+            return
+        doc = self.doc
+        how = " (decrypting its secrets)" if doc is not None and doc.encrypted else ""
+        self._opening = (mode, name)
+        self.set_busy(f"Opening profile {name!r}{how}...")
+        self._open(mode, name)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, name="open")
+    def _open(self, mode: str, name: str) -> tuple[str, SetupFlow]:
+        return mode, self.wizard.open_flow(name)
 
     def action_set_default(self) -> None:
         name = self._current()
-        if not name:
+        if not name or self.busy:
             return
         if self.infos[name]["default"]:
             self.show_notice(f"{name!r} is already the default profile.")
@@ -240,7 +275,7 @@ class ProfilesScreen(WizardScreen):
 
     def action_remove(self) -> None:
         name = self._current()
-        if not name:
+        if not name or self.busy:
             return
         from ..widgets.dialogs import ConfirmDialog
 
@@ -263,26 +298,67 @@ class ProfilesScreen(WizardScreen):
         self.set_busy("Removing..." if what == "remove" else "Setting the default profile...")
         self._write(what, name)
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
-    def _write(self, what: str, name: str) -> None:
+    @work(thread=True, exclusive=True, exit_on_error=False, name="write")
+    def _write(self, what: str, name: str) -> str:
         store = self.wizard.store
-        try:
-            if what == "remove":
-                remove_profile(store, name)
-                note = f"Removed profile {name!r}."
-            else:
-                set_default_profile(store, name)
-                note = f"{name!r} is now the default profile."
-        except Exception as exc:
-            self.post_message(self.Changed("", exc))
-        else:
-            self.post_message(self.Changed(note, None))
+        if what == "remove":
+            remove_profile(store, name)
+            return f"Removed profile {name!r}."
+        set_default_profile(store, name)
+        return f"{name!r} is now the default profile."
 
-    @on(Changed)
-    def _changed(self, message: Changed) -> None:
-        self.set_busy(None)
-        self.reload()
-        if message.error is not None:
-            self.show_error(describe(message.error))
-        else:
-            self.show_notice(message.note)
+    # -- the end of the workers ----------------------------------------------------------------------
+    def work_done(self, name: str, result: Any) -> None:
+        if name == "read":
+            self._reading = False
+            login = self._login_profile(result.doc) if self.login else None
+            if login is not None:
+                self.selected = login[1]
+            self._listed(result)
+            if self._clear_after_read:
+                self._clear_after_read = False
+                self.clear_message()
+            if login is not None:
+                self.open_profile(*login)
+        elif name == "open":
+            mode, flow = result
+            first = self.login  # `login`: the step takes this screen's place, as if it were the first
+            self.login = False
+            self.wizard.begin(mode, flow, first=first)
+        else:  # "write"
+            self.show_notice(result)
+            self.reload(keep_message=True)
+
+    def work_failed(self, name: str, error: BaseException) -> None:
+        if name == "read":
+            self._reading = False
+            self._clear_after_read = False
+            self.login = False  # nothing to re-authorize from a file that cannot be read: say why here
+            self._unreadable(error)
+        elif name == "open":
+            if isinstance(error, PassphraseNeeded) and not self.login:
+                self._ask_passphrase(*self._opening)  # no env, command or keyring opened it: ask here
+            else:
+                self.show_error(describe(error))
+            self.login = False
+        else:  # "write"
+            self.show_error(describe(error))
+            self.reload(keep_message=True)
+
+    def _login_profile(self, doc: Credentials) -> tuple[str, str]:
+        """What `procore-setup login` does with this file: re-authorize the profile it names
+        (--profile, else the file's default) when the file holds it, else set that one up."""
+        arg = self.wizard.profile_arg
+        name = arg or doc.default_profile
+        if name is not None and name in doc.profiles:
+            return REAUTHORIZE, name
+        return NEW, arg or "default"
+
+    def _ask_passphrase(self, mode: str, name: str) -> None:
+        from ..widgets.unlock import UnlockDialog
+
+        def unlocked(ok: bool | None) -> None:
+            if ok:
+                self.open_profile(mode, name)  # its key is known in this process now
+
+        self.app.push_screen(UnlockDialog(self.wizard.store), unlocked)

@@ -9,6 +9,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Static
 
 from ...flow import SAVED, cron_line, usage_examples
+from ..shared import StoreFacts
 from .base import WizardScreen
 
 
@@ -30,26 +31,29 @@ class SavedScreen(WizardScreen):
     BUTTON_ACTIONS = {"copy-cron": "copy('cron')", "copy-curl": "copy('curl')", "copy-python": "copy('python')",
                       "encrypt": "encrypt", "profiles": "profiles", "done": "done"}
 
-    def __init__(self, error: str | None = None) -> None:
+    def __init__(self, facts: StoreFacts, error: str | None = None) -> None:
+        """`facts` about the file come from the worker that saved it: nothing is read here."""
         super().__init__(error=error)
         prof = self.wizard.saved
         assert prof is not None, "the Saved screen without a saved profile"
         self.profile = prof
-        self.path = self.wizard.store.describe()
-        self.cron = cron_line(self.wizard.store, prof.name)
-        self.curl, self.python = usage_examples(self.wizard.store, prof.name, prof.company_id, prof.api_url)
+        self.permissions = facts.permissions or "?"
+        self.encrypted = facts.encrypted
+        store = self.wizard.store
+        self.cron = cron_line(store, prof.name)
+        self.curl, self.python = usage_examples(store, prof.name, prof.company_id, prof.api_url)
 
     def compose_body(self) -> Iterable[Widget]:
         prof = self.profile
-        mode = self.wizard.store.permissions()
+        mode = self.permissions
         if self.wizard.demo is not None:
             note = " (a demo file: deleted when you quit)"
         else:
             note = ": only you can read it" if mode == "0600" else ""
-        if self._encrypted():
+        if self.encrypted:
             note += "; secrets encrypted"
-        yield Static(f"✓ Saved profile {prof.name!r} to {self.path}, mode {mode}{note}.", id="saved-head",
-                     classes="ok gap", markup=False)
+        yield Static(f"✓ Saved profile {prof.name!r} to {self.wizard.store.describe()}, mode {mode}{note}.",
+                     id="saved-head", classes="ok gap", markup=False)
         yield Static("Keep the tokens fresh from cron (crontab -e):", classes="question", markup=False)
         yield Static(self.cron, id="cron", classes="code gap", markup=False)
         yield Static("Use the token from a shell, or from Python:", classes="question", markup=False)
@@ -60,7 +64,7 @@ class SavedScreen(WizardScreen):
         yield Button("Copy cron line", id="copy-cron", compact=True)
         yield Button("Copy curl", id="copy-curl", compact=True)
         yield Button("Copy Python", id="copy-python", compact=True)
-        yield Button("Encrypt", id="encrypt", compact=True, disabled=self._encrypted())
+        yield Button("Encrypt", id="encrypt", compact=True, disabled=self.encrypted)
         yield Button("Profiles", id="profiles", compact=True)
         yield Button("Done", id="done", variant="primary", compact=True)
 
@@ -69,21 +73,16 @@ class SavedScreen(WizardScreen):
         self.app.copy_to_clipboard(text)
         self.show_notice(f"Copied the {what} {'line' if what == 'cron' else 'example'} to the clipboard (OSC 52).")
 
-    def _encrypted(self) -> bool:
-        try:
-            return self.wizard.store.load().encrypted
-        except Exception:
-            return False
-
     def action_encrypt(self) -> None:
         """Offer encryption at rest (issue: encrypt the secrets, optionally, without breaking cron)."""
-        if self._encrypted():
+        if self.encrypted:
             self.show_notice("The secrets in this file are encrypted already.")
             return
         from ..widgets.encrypt import EncryptDialog
 
         def done(encrypted: bool | None) -> None:
             if encrypted:
+                self.encrypted = True
                 self.query_one("#encrypt", Button).disabled = True
                 head = self.query_one("#saved-head", Static)
                 head.update(f"{head.content}".rstrip(".") + "; secrets encrypted.")

@@ -7,27 +7,17 @@ from typing import Any, Iterable
 
 from textual import on, work
 from textual.binding import Binding
-from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, OptionList, Static
 from textual.widgets.option_list import Option
 
-from ...flow import VERIFY, read_profiles, step_for_error
-from ..app import describe
+from ...flow import VERIFY, read_profiles
+from ...text import duration
+from ..shared import BACKGROUND, StoreFacts, describe, store_facts
 from ..widgets.lists import ChoiceList
 from .base import WizardScreen
 
 NO_COMPANY = "none"
-
-
-def duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds >= 3600:
-        h, rest = divmod(seconds, 3600)
-        return f"{h} h {rest // 60} min" if rest >= 60 else f"{h} h"
-    if seconds >= 60:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
 
 
 def company_label(company: dict[str, Any]) -> Any:
@@ -54,14 +44,6 @@ class VerifyScreen(WizardScreen):
     ]
     BUTTON_ACTIONS = {"back": "back", "retry": "retry", "save": "save"}
 
-    class Done(Message):
-        """A worker finished: `what` is "verify" or "save"; `error` is None on success."""
-
-        def __init__(self, what: str, error: BaseException | None) -> None:
-            super().__init__()
-            self.what = what
-            self.error = error
-
     def compose_body(self) -> Iterable[Widget]:
         yield Static("", id="who", markup=False)
         yield Static("", id="expiry", classes="gap", markup=False)
@@ -77,20 +59,20 @@ class VerifyScreen(WizardScreen):
 
     def on_mount(self) -> None:
         self.query_one("#retry").display = False
-        self.query_one("#make-default").display = self._offer_default()
+        self.query_one("#make-default").display = False  # until the file says whether to offer it
         for widget in ("#company-question", "#companies"):
             self.query_one(widget).display = False
+        self._offer_default()
         if self.flow.user:
             self._show()
         else:
             self.action_retry()
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group=BACKGROUND, name="offer-default")
     def _offer_default(self) -> bool:
-        """Only when the file holds other profiles and another one is the default."""
-        try:
-            doc = read_profiles(self.flow.store)
-        except Exception:
-            return False
+        """Offer to make this profile the default only when the file holds other profiles and
+        another one is the default (read off the UI thread, beside the call to Procore)."""
+        doc = read_profiles(self.flow.store)
         others = [name for name in doc.profiles if name != self.flow.profile_name]
         return bool(others) and doc.default_profile != self.flow.profile_name
 
@@ -101,47 +83,44 @@ class VerifyScreen(WizardScreen):
         self.query_one("#retry").display = False
         host = self.flow.api_url.split("://", 1)[-1]
         self.set_busy(f"Asking {host} who is logged in...")
-        self._work("verify")
+        self._verify()
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
-    def _work(self, what: str) -> None:
-        try:
-            if what == "verify":
-                self.flow.verify()
-            else:
-                self.flow.save()
-        except Exception as exc:
-            self.post_message(self.Done(what, exc))
+    @work(thread=True, exclusive=True, exit_on_error=False, name="verify")
+    def _verify(self) -> None:
+        self.flow.verify()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, name="save")
+    def _save(self) -> StoreFacts:
+        self.flow.save()
+        return store_facts(self.flow.store)  # for the Saved screen, read here rather than on the UI thread
+
+    def work_done(self, name: str, result: Any) -> None:
+        if name == "offer-default":
+            self.query_one("#make-default").display = bool(result)
+        elif name == "verify":
+            self._show()
         else:
-            self.post_message(self.Done(what, None))
+            assert self.flow.saved_profile is not None
+            self.wizard.saved_profile(self.flow.saved_profile, result)
 
-    @on(Done)
-    def _done(self, message: Done) -> None:
-        self.set_busy(None)
-        exc = message.error
-        if exc is None:
-            if message.what == "verify":
-                self._show()
-            else:
-                assert self.flow.saved_profile is not None
-                self.wizard.saved_profile(self.flow.saved_profile)
+    def work_failed(self, name: str, error: BaseException) -> None:
+        if name == "offer-default":
+            return  # only an offer: without it the file's default stays as it is
+        if self.sent_back(error):
             return
-        step = step_for_error(exc)
-        if step is not None and step != VERIFY:
-            self.wizard.back_to(step, describe(exc))
-            return
-        if message.what == "verify":
+        if name == "verify":
             self.query_one("#retry").display = True
             self.query_one("#retry", Button).focus()
-            self.show_error(describe(exc) + "\n" + self._saved_so_far()
+            self.show_error(describe(error) + "\n" + self._saved_so_far()
                             + "Press r to try again, or Ctrl+S to finish without verifying.")
         else:
-            self.show_error(describe(exc) + "\nPress Ctrl+S to try again.")
+            self.show_error(describe(error) + "\nPress Ctrl+S to try again.")
 
     def _saved_so_far(self) -> str:
         flow = self.flow
         if flow.grant_saved:
-            return f"The new tokens are already saved to {flow.store.describe()}, so profile {flow.profile_name!r} works. "
+            return (f"The new tokens are already saved to {flow.store.describe()}, "
+                    f"so profile {flow.profile_name!r} works. ")
         return f"The new tokens are NOT saved yet ({flow.grant_save_error}). "
 
     def _show(self) -> None:
@@ -201,4 +180,4 @@ class VerifyScreen(WizardScreen):
             return
         self.flow.make_default = self.query_one("#make-default", Checkbox).value
         self.set_busy(f"Saving to {self.flow.store.describe()}...")
-        self._work("save")
+        self._save()

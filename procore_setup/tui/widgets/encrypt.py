@@ -2,62 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Any, Iterable
+
 from textual import on, work
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, Input, Static
-from textual.worker import Worker, WorkerState
 
 from ...stores.base import Store
 from ...errors import ProcoreSetupError
+from .dialogs import Dialog
 
 MIN_PASSPHRASE = 8
-# Textual ignores a press on a button that still shows its pressed state (for 0.2 s after the
-# last press), so a quick second press after a refusal would be lost without a trace.
-PRESSED_CLASS = "-active"
 
 
-class EncryptDialog(ModalScreen[bool]):
-    """Encrypts the file's secrets (encryption.encrypt_file) and returns True, or False when cancelled."""
+class EncryptDialog(Dialog[bool]):
+    """Encrypts the file's secrets (encryption.encrypt_file) and returns True, or None when cancelled."""
 
     AUTO_FOCUS = "#passphrase"
     DEFAULT_CSS = """
-    EncryptDialog { align: center middle; background: $background 60%; }
-    #enc-dialog { width: 72; height: auto; padding: 0 2; border: thick $primary; background: $surface; }
-    #enc-title { text-style: bold; }
-    #enc-dialog Input { margin: 0; }
-    #enc-error { color: $error; height: auto; }
-    #enc-buttons { height: 1; align-horizontal: right; margin-top: 1; }
-    #enc-buttons Button { margin-left: 2; }
+    EncryptDialog #dialog Input { margin: 0; }
     """
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BUTTON_ACTIONS = {"cancel": "cancel", "encrypt": "encrypt"}
 
     def __init__(self, store: Store) -> None:
-        super().__init__()
+        super().__init__("Encrypt the secrets in this file")
         self.store = store
-        self.busy = False  # the key is being derived and the file written: one attempt at a time
+        # Whether the file was encrypted after all when the worker failed with a bug (it is read
+        # there, off the UI thread; None: it could not be read).
+        self._encrypted_after_bug: bool | None = None
 
-    def compose(self) -> ComposeResult:
-        with Vertical(id="enc-dialog"):
-            yield Static("Encrypt the secrets in this file", id="enc-title", markup=False)
-            yield Static(
-                "The client secret and tokens are stored AES-GCM encrypted under a key derived from this "
-                "passphrase (scrypt). Everything else stays readable. Cron and scripts then need the "
-                "passphrase: PROCORE_SETUP_PASSPHRASE, the command below, or the OS keyring.",
-                markup=False,
-            )
-            yield Input(placeholder="passphrase (8 characters or more)", password=True, id="passphrase")
-            yield Input(placeholder="the same passphrase again", password=True, id="again")
-            yield Input(placeholder="optional: command that prints it, e.g. pass show procore", id="command")
-            yield Static("", id="enc-error", markup=False)
-            with Horizontal(id="enc-buttons"):
-                yield Button("Cancel", id="cancel", compact=True)
-                yield Button("Encrypt", id="encrypt", variant="primary", compact=True)
+    def compose_body(self) -> Iterable[Widget]:
+        yield Static(
+            "The client secret and tokens are stored AES-GCM encrypted under a key derived from this "
+            "passphrase (scrypt). Everything else stays readable. Cron and scripts then need the "
+            "passphrase: PROCORE_SETUP_PASSPHRASE, the command below, or the OS keyring.",
+            markup=False,
+        )
+        yield Input(placeholder="passphrase (8 characters or more)", password=True, id="passphrase")
+        yield Input(placeholder="the same passphrase again", password=True, id="again")
+        yield Input(placeholder="optional: command that prints it, e.g. pass show procore", id="command")
 
-    def _error(self, text: str) -> None:
-        self.query_one("#enc-error", Static).update(text)
+    def compose_buttons(self) -> Iterable[Widget]:
+        yield Button("Cancel", id="cancel", compact=True)
+        yield Button("Encrypt", id="encrypt", variant="primary", compact=True)
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
@@ -67,20 +54,6 @@ class EncryptDialog(ModalScreen[bool]):
         else:
             self.focus_next()
 
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "encrypt":
-            self.action_encrypt()
-        else:
-            self.action_cancel()
-
-    def action_cancel(self) -> None:
-        if self.busy:
-            # The file is being written: leaving now would hide whether it was encrypted.
-            return
-        self.dismiss(False)
-
     def action_encrypt(self) -> None:
         if self.busy:
             return  # a second press (a double click, Enter) while the first one is at work
@@ -88,41 +61,35 @@ class EncryptDialog(ModalScreen[bool]):
         again = self.query_one("#again", Input).value
         command = self.query_one("#command", Input).value.strip() or None
         if len(passphrase) < MIN_PASSPHRASE:
-            self._refused(f"Use a passphrase of {MIN_PASSPHRASE} characters or more.", "#passphrase")
+            self.refuse(f"Use a passphrase of {MIN_PASSPHRASE} characters or more.", "#passphrase")
             return
         if passphrase != again:
-            self._refused("The two passphrases differ. Type the same one twice.", "#again")
+            self.refuse("The two passphrases differ. Type the same one twice.", "#again")
             return
-        self._error("Encrypting (deriving the key takes a moment)...")
-        self._set_busy(True)
+        self.set_busy("Encrypting (deriving the key takes a moment)...")
         self._encrypt(passphrase, command)
 
     @work(thread=True, exclusive=True, exit_on_error=False, name="encrypt")
     def _encrypt(self, passphrase: str, command: str | None) -> None:
         from ... import encryption
 
-        # Every outcome, a refusal or a bug included, arrives in on_worker_state_changed.
-        encryption.encrypt_file(self.store, passphrase, passphrase_command=command)
+        try:
+            encryption.encrypt_file(self.store, passphrase, passphrase_command=command)
+        except ProcoreSetupError:
+            raise  # a refusal: nothing was written
+        except Exception:
+            self._encrypted_after_bug = _encrypted(self.store)  # was the file written before the bug?
+            raise
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.name != "encrypt":
-            return
-        event.stop()
-        if event.state == WorkerState.SUCCESS:
-            self.dismiss(True)
-        elif event.state == WorkerState.ERROR:
-            self._failed(event.worker.error)
-        # CANCELLED only happens as the dialog itself goes away (the app quits): nothing to show.
+    def work_done(self, name: str, result: Any) -> None:
+        self.dismiss(True)
 
-    def _failed(self, error: BaseException | None) -> None:
+    def work_failed(self, name: str, error: BaseException) -> None:
         """Never leave the dialog frozen: say what happened and let the person try again."""
         if isinstance(error, ProcoreSetupError):
-            self._refused(str(error), "#passphrase")
+            self.refuse(str(error), "#passphrase")
             return
-        try:
-            encrypted = self.store.load().encrypted
-        except Exception:  # noqa: BLE001 - the file cannot be read now: say so below
-            encrypted = None
+        encrypted = self._encrypted_after_bug
         if encrypted:
             self.dismiss(True)  # the file was written before the failure: the secrets are encrypted
             return
@@ -130,17 +97,13 @@ class EncryptDialog(ModalScreen[bool]):
         command = "procore-setup" + self.store.cli_flag(explicit=True)
         state = ("the secrets in the file are still stored plainly" if encrypted is False
                  else f"check the file with `{command} status`")
-        self._refused(f"Unexpected error while encrypting ({type(error).__name__}): {state}. "
-                      f"Please report it; you can try again, or run `{command} encrypt`.", "#passphrase")
+        self.refuse(f"Unexpected error while encrypting ({type(error).__name__}): {state}. "
+                    f"Please report it; you can try again, or run `{command} encrypt`.", "#passphrase")
 
-    def _set_busy(self, busy: bool) -> None:
-        self.busy = busy
-        for widget in self.query("Input, Button"):
-            widget.disabled = busy
 
-    def _refused(self, message: str, focus: str) -> None:
-        """Say why nothing was encrypted, and make the next press of Encrypt count at once."""
-        self._set_busy(False)
-        self.query_one("#encrypt", Button).remove_class(PRESSED_CLASS)
-        self._error(message)
-        self.query_one(focus, Input).focus()
+def _encrypted(store: Store) -> bool | None:
+    """Whether the store's secrets are encrypted now; None when it cannot be read."""
+    try:
+        return store.load().encrypted
+    except Exception:  # noqa: BLE001 - the file cannot be read now: the message says to check it
+        return None

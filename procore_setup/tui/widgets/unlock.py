@@ -2,85 +2,71 @@
 
 from __future__ import annotations
 
+from typing import Any, Iterable
+
 from textual import on, work
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 
 from ...stores.base import Store
 from ...errors import ProcoreSetupError
+from ..shared import describe
+from .dialogs import Dialog
+
+WRONG = "Wrong passphrase. Nothing was changed; try again."
 
 
-class UnlockDialog(ModalScreen[bool]):
-    """Returns True once the passphrase opened the file (its key is then remembered in this process)."""
+class UnlockDialog(Dialog[bool]):
+    """Returns True once the passphrase opened the file (its key is then remembered in this
+    process), or None when cancelled."""
 
     AUTO_FOCUS = "#unlock-passphrase"
-    DEFAULT_CSS = """
-    UnlockDialog { align: center middle; background: $background 60%; }
-    #unlock-dialog { width: 72; height: auto; padding: 0 2; border: thick $primary; background: $surface; }
-    #unlock-title { text-style: bold; }
-    #unlock-error { color: $error; height: auto; }
-    #unlock-buttons { height: 1; align-horizontal: right; margin-top: 1; }
-    #unlock-buttons Button { margin-left: 2; }
-    """
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BUTTON_ACTIONS = {"cancel": "cancel", "unlock": "unlock"}
 
     def __init__(self, store: Store) -> None:
-        super().__init__()
+        super().__init__("This credentials file is encrypted")
         self.store = store
 
-    def compose(self) -> ComposeResult:
-        with Vertical(id="unlock-dialog"):
-            yield Static("This credentials file is encrypted", id="unlock-title", markup=False)
-            yield Static(f"Type the passphrase of {self.store.describe()} to change its profiles.", markup=False)
-            yield Input(placeholder="passphrase", password=True, id="unlock-passphrase")
-            yield Static("", id="unlock-error", markup=False)
-            with Horizontal(id="unlock-buttons"):
-                yield Button("Cancel", id="cancel", compact=True)
-                yield Button("Unlock", id="unlock", variant="primary", compact=True)
+    def compose_body(self) -> Iterable[Widget]:
+        yield Static(f"Type the passphrase of {self.store.describe()} to change its profiles.", markup=False)
+        yield Input(placeholder="passphrase", password=True, id="unlock-passphrase")
+
+    def compose_buttons(self) -> Iterable[Widget]:
+        yield Button("Cancel", id="cancel", compact=True)
+        yield Button("Unlock", id="unlock", variant="primary", compact=True)
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.action_unlock()
 
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "unlock":
-            self.action_unlock()
-        else:
-            self.action_cancel()
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)
-
     def action_unlock(self) -> None:
+        if self.busy:
+            return  # a second press while the key is being derived
         passphrase = self.query_one("#unlock-passphrase", Input).value
         if not passphrase:
-            self.query_one("#unlock-error", Static).update("Type the passphrase first.")
+            self.refuse("Type the passphrase first.", "#unlock-passphrase")
             return
-        self.query_one("#unlock-error", Static).update("Checking (deriving the key takes a moment)...")
+        self.set_busy("Checking (deriving the key takes a moment)...")
         self._check(passphrase)
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
-    def _check(self, passphrase: str) -> None:
+    @work(thread=True, exclusive=True, exit_on_error=False, name="unlock")
+    def _check(self, passphrase: str) -> bool:
         from ... import passphrase as passphrases
 
-        try:
-            ok = passphrases.unlock(self.store.load(), passphrase)
-        except ProcoreSetupError as exc:
-            self.app.call_from_thread(self._wrong, exc.message)
-            return
-        if ok:
-            self.app.call_from_thread(self.dismiss, True)
+        return passphrases.unlock(self.store.load(), passphrase)
+
+    def work_done(self, name: str, result: Any) -> None:
+        # Here, on the UI thread, while the dialog is still the screen on top (a worker's end
+        # never reaches a dialog that is gone): the one place it is dismissed with success.
+        if result:
+            self.dismiss(True)
         else:
-            self.app.call_from_thread(self._wrong, "Wrong passphrase. Nothing was changed; try again.")
+            self._wrong(WRONG)
+
+    def work_failed(self, name: str, error: BaseException) -> None:
+        self._wrong(error.message if isinstance(error, ProcoreSetupError) else describe(error))
 
     def _wrong(self, message: str) -> None:
-        box = self.query_one("#unlock-passphrase", Input)
-        box.value = ""
-        box.focus()
-        self.query_one("#unlock-error", Static).update(message)
+        self.refuse(message, "#unlock-passphrase")
+        self.query_one("#unlock-passphrase", Input).value = ""
