@@ -365,13 +365,18 @@ async def test_busy_state_while_exchanging(make_app: Any, fake: FakeProcore) -> 
 
 # -- Verify ---------------------------------------------------------------------------------------------
 
+async def _verify_while_me_fails(pilot: Any, fake: FakeProcore) -> None:
+    """Exchange a code while /rest/v1.0/me answers 502 to every attempt: Verify shows the failure."""
+    await jump_to_authorize(pilot, fake)
+    fake.inject(status=502, count=3, retry_after=0, paths="/rest/v1.0/me")
+    await paste_code(pilot, fake.issue_code())
+    assert screen_name(pilot.app) == "VerifyScreen"
+
+
 async def test_verify_network_trouble_is_retried_in_place(make_app: Any, fake: FakeProcore, config: Path) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await jump_to_authorize(pilot, fake)
-        fake.inject(status=502, count=3, retry_after=0, paths="/rest/v1.0/me")
-        await paste_code(pilot, fake.issue_code())
-        assert screen_name(app) == "VerifyScreen"
+        await _verify_while_me_fails(pilot, fake)
         assert "502" in message(app) and "Press r to try again" in message(app)
         assert "already saved" in message(app)
         assert app.screen.query_one("#retry").display
@@ -391,10 +396,7 @@ async def test_verification_that_keeps_failing_still_leaves_a_working_profile(
         make_app: Any, fake: FakeProcore, config: Path) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await jump_to_authorize(pilot, fake)
-        fake.inject(status=502, count=3, retry_after=0, paths="/rest/v1.0/me")
-        await paste_code(pilot, fake.issue_code())
-        assert screen_name(app) == "VerifyScreen"
+        await _verify_while_me_fails(pilot, fake)
         assert "Ctrl+S to finish without verifying" in message(app)
         await pilot.press("ctrl+s")
         await settle(pilot)
