@@ -16,7 +16,6 @@ from . import settings
 from .errors import EXIT_CODES_HELP, EXIT_OK, ProcoreSetupError, UsageError
 from .hints import add_command
 from .refresh import DEFAULT_REFRESH_MIN_VALID, DEFAULT_TOKEN_MIN_VALID
-from .text import duration, time_left
 
 DESCRIPTION = """\
 Set up Procore OAuth for an installed application once, then keep the token chain alive.
@@ -248,6 +247,7 @@ TOKEN_FALLBACK_VALID = 60  # `token` hands out the old token if it still has a m
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    from . import text
     from .refresh import ensure_fresh
 
     result = ensure_fresh(_store(args), _profile(args), min_valid=args.min_valid, interactive=_interactive(),
@@ -256,7 +256,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     if result.warning:
         left = result.profile.seconds_left() or 0
         _warn(f"warning: could not refresh ({result.warning}); the current token is still valid for "
-              f"{duration(left)}.")
+              f"{text.duration(left)}.")
     if result.recovered_from_interrupt:
         _warn("note: an earlier refresh had not finished (interrupted, or answered with a server error); "
               "this refresh worked and the chain is intact.")
@@ -267,6 +267,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
+    from . import text
     from .checks import shown
     from .refresh import ensure_fresh
 
@@ -310,7 +311,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         if not args.quiet and not args.json:
             what = "refreshed" if res.refreshed else "still valid, nothing to do"
             print(f"{shown(prof.name, 64)}: {what}; access token valid until {_when(prof.expires_at)} "
-                  f"({time_left(left)})")
+                  f"({text.time_left(left)})")
     if args.json:
         import json
 

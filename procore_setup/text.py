@@ -9,8 +9,6 @@ the headless fast path (`status`).
 
 from __future__ import annotations
 
-import unicodedata
-
 NAME_LIMIT = 200  # a user's name or login, a company name
 ERROR_LIMIT = 100  # an OAuth `error` code (Doorkeeper's are about 20 characters)
 DESCRIPTION_LIMIT = 300  # an `error_description`, a server's header or exception text
@@ -20,6 +18,7 @@ ELLIPSIS = "…"
 def _escaped(ch: str) -> str:
     if ch.isprintable():
         return ch
+    import unicodedata  # only for text that needs escaping: not on the fast path
     if ch == "\t" or unicodedata.category(ch) == "Zs":  # a no-break or ideographic space: still a space
         return " "
     code = ord(ch)
