@@ -291,6 +291,8 @@ class SetupFlow:
         False, `grant_save_error` says why) and `save` writes them with everything else."""
         code = parse_code(pasted, self._client_secret)
         left = self.seconds_left()
+        # The code is single-use: a store that would refuse the tokens must say so before it is sent.
+        self.store.check_writable()
         with self._client() as client:
             try:
                 tokens = client.exchange_code(code)
@@ -314,6 +316,8 @@ class SetupFlow:
             self._write(tokens=True)
         except ProcoreSetupError as exc:
             self.grant_save_error = exc.message
+        except Exception as exc:  # noqa: BLE001 - a bug must not lose the grant either: save() tries again
+            self.grant_save_error = f"unexpected {type(exc).__name__}"
         else:
             self.grant_saved, self.grant_save_error = True, None
 

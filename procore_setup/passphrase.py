@@ -107,9 +107,9 @@ def _child_env() -> dict[str, str]:
 def run_passphrase_command(command: str, path: str) -> str:
     """Run the command (no shell, stdin closed, time-limited); its stdout is the passphrase.
 
-    Its stderr is captured, never passed through: under the wizard it would draw over the
-    screen. When the command fails, the last line it wrote there (made printable, capped)
-    is part of the message, so its own diagnosis still reaches the user; its stdout never is.
+    Its stderr is captured and dropped, never passed through: under the wizard it would draw
+    over the screen, and quoted in a message it could carry what the message must not (a
+    trace of the command, the passphrase itself). A failure says to run it by hand.
     """
     import shlex
     import subprocess
@@ -133,7 +133,7 @@ def run_passphrase_command(command: str, path: str) -> str:
             f"in {ENV_PASSPHRASE}.",
         ) from None
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, _err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         raise CredentialsFileError(
@@ -146,10 +146,9 @@ def run_passphrase_command(command: str, path: str) -> str:
     if proc.returncode != 0:
         how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
                else f"failed with exit code {proc.returncode}")
-        said = _last_line(err, out)
         raise CredentialsFileError(
-            f"{path}: the passphrase command `{shown}` {how}{f' (it said: {said})' if said else ''}.",
-            hint="Run it by hand to see why; nothing was changed.",
+            f"{path}: the passphrase command `{shown}` {how}.",
+            hint="Run it by hand to see why (its error output is not shown here); nothing was changed.",
         )
     try:
         text = out.decode("utf-8")
@@ -163,21 +162,6 @@ def run_passphrase_command(command: str, path: str) -> str:
         raise CredentialsFileError(f"{path}: the passphrase command `{shown}` printed nothing.",
                                    hint="It must print the passphrase on its standard output.")
     return text
-
-
-def _last_line(err: bytes, out: bytes) -> str:
-    """The last line a failed command wrote on stderr, fit for a message: printable, capped, and
-    without anything it printed on stdout (which might be a passphrase after all)."""
-    from .text import clean
-
-    lines = [line for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
-    if not lines:
-        return ""
-    line = lines[-1]
-    for piece in out.decode("utf-8", "replace").split():
-        if len(piece) >= 4:
-            line = line.replace(piece, "…")
-    return clean(line.strip(), 160)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

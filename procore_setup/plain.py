@@ -179,6 +179,9 @@ def _run(args: argparse.Namespace, store: Store, interactive: bool, *, demo_secr
         if flow.grant_saved:
             _say(f"\ninterrupted: profile {flow.profile_name!r} is saved with its new tokens "
                  f"({'; '.join(flow.missing())}).")
+        else:
+            _say(f"\ninterrupted: the new tokens Procore issued were not saved ({flow.grant_save_error}), "
+                 "and the code is used up: log in again.")
         raise
 
 

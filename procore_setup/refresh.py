@@ -253,7 +253,7 @@ def _save_new_pair(store: Store, doc: Credentials, profile: Profile) -> str | No
             store.save(doc)
             return None
         except StoreConflict as exc:  # changed under us (by hand): no retry will change that
-            first, why = exc, exc.message.rstrip(".")
+            first, why = exc, "the file changed while the refresh ran"
             break
         except CredentialsFileError as exc:  # StoreWriteError, or the directory check of ensure_dir
             first = first or exc
@@ -331,7 +331,12 @@ def _record_reauth(store: Store, doc: Credentials, profile: Profile, exc: Reauth
         last_error=f"{reason} ({utcnow().isoformat()})",
         reauth_required=True,
     )
-    store.save(doc)
+    try:
+        store.save(doc)
+    except CredentialsFileError as failed:  # the refusal stands; only its record could not be kept
+        note = f" (This could not be recorded in {store.describe()}: {failed.message.rstrip('.')}.)"
+        cls = type(err)
+        return cls(err.message + note, hint=err.hint, after_lost_answer=err.after_lost_answer)
     return err
 
 

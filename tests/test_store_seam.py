@@ -85,14 +85,59 @@ def test_the_library_reads_the_profile_variable_at_its_edge_like_the_cli(cli: CL
     assert lib.stdout.strip() == hashlib.sha256(stored["nightly"]["access_token"].encode()).hexdigest()
 
 
-def test_a_failing_passphrase_command_is_quoted_in_the_message_not_on_the_terminal(cli: CLI, tmp_path: Path) -> None:
-    """Its stderr is captured (under the wizard it would draw over the screen) and its last line,
-    made printable, goes into the message instead."""
+def test_a_failing_passphrase_commands_error_output_reaches_neither_terminal_nor_message(
+        cli: CLI, tmp_path: Path) -> None:
+    """Its stderr is captured and dropped: under the wizard it would draw over the screen, and in a
+    message it could carry a trace of the command or the passphrase itself."""
     cli.login()
     assert cli.run("encrypt", env={"PROCORE_SETUP_PASSPHRASE": PASS}).returncode == 0
     script = tmp_path / "vault.py"
-    script.write_text("import sys\nsys.stderr.write('vault: \\x1b[2Jsealed, unseal it first\\n')\nsys.exit(2)\n")
+    script.write_text("import sys\nprint('ace bid cow')\n"
+                      "sys.stderr.write('vault: \\x1b[2Jsealed, refusing ace bid cow\\n')\nsys.exit(2)\n")
     r = cli.run("token", "--passphrase-command", f"{sys.executable} {script}")
     assert r.returncode == 6
-    assert "(it said: vault: \\x1b[2Jsealed, unseal it first)" in r.stderr  # escaped, inside the message
-    assert "\x1b" not in r.stderr
+    assert "failed with exit code 2" in r.stderr and "Run it by hand" in r.stderr
+    assert "sealed" not in r.stderr and "ace bid" not in r.stderr and "\x1b" not in r.stderr
+
+
+def test_a_login_into_a_store_that_cannot_take_the_grant_fails_before_the_code_is_sent(cli: CLI) -> None:
+    from conftest import CLIENT_ID, CLIENT_SECRET
+
+    cli.config.parent.mkdir(mode=0o700)
+    cli.config.parent.chmod(0o770)  # the store would refuse to write here: the code must not be spent
+    code = cli.fake.issue_code()
+    r = cli.run("login", "--plain", "--environment", "custom", "--login-url", cli.fake.url, "--api-url",
+                cli.fake.url, "--client-id", CLIENT_ID, f"--code={code}", env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
+    assert r.returncode == 6, r.stderr
+    assert "writable by group or others" in r.stderr
+    assert cli.fake.counts["token:authorization_code"] == 0  # nothing was sent: the code still works
+    cli.config.parent.chmod(0o700)
+    again = cli.run("login", "--plain", "--environment", "custom", "--login-url", cli.fake.url, "--api-url",
+                    cli.fake.url, "--client-id", CLIENT_ID, f"--code={code}", input="1\n",
+                    env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_refused_refresh_stays_exit_4_when_the_file_changed_during_it(cli: CLI) -> None:
+    cli.login()
+    cli.fake.inject(status=400, body={"error": "invalid_grant", "error_description": "revoked"},
+                    paths="/oauth/token", hook=lambda: _append(cli.config, "# typed during the refresh\n"))
+    r = cli.run("refresh", "--force")
+    assert r.returncode == 4, r.stderr
+    assert "could not be recorded" in r.stderr and "login --profile default" in r.stderr
+    assert "# typed during the refresh" in cli.config.read_text()
+
+
+def test_a_hand_edit_during_a_refresh_procore_never_saw_is_not_undone(cli: CLI) -> None:
+    cli.login()
+    cli.fake.inject(status=429, count=3, retry_after=0, paths="/oauth/token",
+                    hook=lambda: _append(cli.config, "# typed while rate-limited\n"))
+    r = cli.run("refresh", "--force")
+    assert r.returncode == 5, r.stderr
+    assert "# typed while rate-limited" in cli.config.read_text()
+    assert oct(cli.config.stat().st_mode & 0o777) == "0o600"
+
+
+def _append(path: Path, text: str) -> None:
+    with open(path, "a") as f:
+        f.write(text)

@@ -31,7 +31,9 @@ class Store(Protocol):
       `transaction` is lock, read again, change, save.
     - `save(doc)` is atomic and versioned: it refuses (StoreConflict) to overwrite a store
       that no longer holds `doc.revision`, what `doc` was read as.
-    - `restore(doc, revision)` puts back what the store held at an earlier `doc.revision`.
+    - `restore(doc, revision)` puts back what the store held at an earlier `doc.revision`,
+      unless the store changed since (then it leaves it and returns False).
+    - `check_writable()` raises now if a save would be refused (before a login sends its code).
     - `save_last_resort(doc)`: when `save` keeps failing after Procore issued a pair, a write
       that may give up atomicity but keeps the pair (raises OSError or a store error if not);
       returns how it wrote, for the warning.
@@ -57,7 +59,8 @@ class Store(Protocol):
     def transaction(self, *, timeout: float | None = None, create: bool = False, secrets: bool = True,
                     interactive: bool = False) -> ContextManager[Credentials]: ...
     def save(self, doc: Credentials) -> None: ...
-    def restore(self, doc: Credentials, revision: Any) -> None: ...
+    def restore(self, doc: Credentials, revision: Any) -> bool: ...
+    def check_writable(self) -> None: ...
     def save_last_resort(self, doc: Credentials) -> str: ...
 
 

@@ -369,11 +369,24 @@ class FileStore:
                 hint="Run the command again. Nothing was changed by this run.",
             )
 
-    def restore(self, doc: Credentials, revision: Any) -> None:
+    def restore(self, doc: Credentials, revision: Any) -> bool:
         """Put back what the store held at `revision` (from `doc.revision` earlier), byte for byte:
-        after a refresh that certainly did nothing at Procore."""
+        after a refresh that certainly did nothing at Procore. Not over a file that changed since
+        `doc` was last saved (a hand edit): that is left as it is (False), mark and all."""
+        try:
+            self._check_not_stale(doc)
+        except StoreConflict:
+            return False
         self.write_bytes(revision)
         doc.revision = revision
+        return True
+
+    def check_writable(self) -> None:
+        """Raise (exit 6) now if a save would be refused: before a login sends its single-use
+        code, so that a grant is never issued into a store that cannot take it."""
+        with self.lock():  # the directory (made 0700 if missing) and the lock file, checked
+            if self.exists():
+                self.load()
 
     def save_last_resort(self, doc: Credentials) -> str:
         """Last resort for a pair Procore has just issued, when `save` keeps failing.
@@ -430,7 +443,11 @@ class FileStore:
                 raise
         except OSError as exc:  # a full disk, a quota, a read-only or failing file system
             raise StoreWriteError(self.path, exc.strerror or str(exc)) from None
-        fs.fsync_dir(self.dir)
+        # The rename is done: a directory that cannot be synced (EIO on a failing disk) must not
+        # make a save that happened look like one that did not (the caller would retry on bytes
+        # that are already in place). The next save syncs it again.
+        with contextlib.suppress(OSError):
+            fs.fsync_dir(self.dir)
         self._sweep_stale_temps()
 
     def _sweep_stale_temps(self) -> None:

@@ -235,6 +235,11 @@ class ProcoreSetupApp(App[int]):
             return
         from .widgets.dialogs import ConfirmDialog
 
+        if getattr(self.screen, "STEP", None) == CODE and getattr(self.screen, "busy", False):
+            # The code is on its way to Procore: quitting now could lose the grant it brings back.
+            self.screen.show_notice("The code is being exchanged: wait a moment, then quit "  # type: ignore[attr-defined]
+                                    "(the tokens are saved as soon as they arrive).")
+            return
         flow = self.flow
         name = flow.profile_name if flow else ""
         if flow is not None and flow.grant_saved:

@@ -65,13 +65,18 @@ async def test_ctrl_q_before_the_exchange_still_warns_that_the_setup_is_discarde
 
 async def test_a_grant_the_file_cannot_take_is_kept_in_memory_and_saved_by_ctrl_s(
         make_app: Any, fake: FakeProcore, config: Path) -> None:
-    """The early save fails (the file does not parse); the tokens wait in memory, Ctrl+S writes them."""
+    """The early save fails (the file is damaged while Procore answers, after the check made before
+    the code was sent); the tokens wait in memory, Ctrl+S writes them."""
     config.parent.mkdir(mode=0o700)
+
+    def damage() -> None:
+        config.write_text("this is not toml [")
+        config.chmod(0o600)
+
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await jump_to_authorize(pilot, fake)
-        config.write_text("this is not toml [")
-        config.chmod(0o600)
+        fake.inject(hook=damage, paths="/oauth/token")
         await paste_code(pilot, fake.issue_code())
         assert screen_name(app) == "VerifyScreen"
         assert "NOT saved yet" in message(app) and "does not parse" in message(app)
