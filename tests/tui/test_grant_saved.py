@@ -49,6 +49,34 @@ async def test_ctrl_q_on_the_company_screen_says_the_tokens_are_saved_and_quits_
         assert "company_id" not in prof and prof["client_id"] == CLIENT_ID
 
 
+async def test_ctrl_q_while_the_code_is_being_exchanged_waits_for_the_grant(
+        make_app: Any, fake: FakeProcore, config: Path) -> None:
+    import asyncio
+
+    from .conftest import type_into
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await jump_to_authorize(pilot, fake)
+        fake.inject(hang=3, paths="/oauth/token")  # Procore takes its time to answer
+        await pilot.press("n")
+        await pilot.pause()
+        await type_into(pilot, "#code", fake.issue_code())
+        await pilot.press("enter")
+        deadline = asyncio.get_running_loop().time() + 30
+        while fake.pending_faults():  # until the request is at the server, which holds it
+            assert asyncio.get_running_loop().time() < deadline, "the exchange never reached the server"
+            await asyncio.sleep(0.02)
+        assert app.screen.busy
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert screen_name(app) == "CodeScreen" and "being exchanged" in message(app)
+        await settle(pilot)
+        assert screen_name(app) == "VerifyScreen"  # the exchange finished and the grant is saved
+    r = run_token(config)
+    assert r.returncode == 0 and fake.access_token_valid(r.stdout.strip())
+
+
 async def test_ctrl_q_before_the_exchange_still_warns_that_the_setup_is_discarded(
         make_app: Any, fake: FakeProcore, config: Path) -> None:
     app = make_app()
