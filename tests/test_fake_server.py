@@ -676,7 +676,7 @@ def test_consume_with_hang_models_client_timeout(fake: FakeProcore, client: http
 # -- the client-credentials grant (a demo service account) -----------------------------------
 
 SA_ID = "demo-service-account-id"
-SA_SECRET = "demo-service-account-secret"
+SA_SECRET = "demo-dmsa-client-secret"
 
 
 def client_credentials(client: httpx.Client, *, basic: bool = False, secret: str = SA_SECRET) -> httpx.Response:

@@ -14,7 +14,7 @@ Standard library only. Typical use::
         assert fake.counts["refresh_ok"] == 1
 
 A demo service account (Procore's Developer Managed Service Accounts: the client-credentials
-grant) has its own client, "demo-service-account-id"/"demo-service-account-secret"
+grant) has its own client, "demo-service-account-id"/"demo-dmsa-client-secret"
 (`service_account_client_id`/`service_account_client_secret`), installed in the companies
 `service_account_companies` (by default the first of DEFAULT_COMPANIES). Its tokens come with
 no refresh token and `"token_type": "Bearer"` (capital B, as Doorkeeper writes it), and, as in
@@ -74,9 +74,9 @@ OOB_REDIRECT_URI = "urn:ietf:wg:oauth:2.0:oob"
 DEFAULT_USER: dict[str, Any] = {"id": 4242, "login": "pat@example.com", "name": "Pat Builder"}
 
 SERVICE_ACCOUNT_CLIENT_ID = "demo-service-account-id"
-SERVICE_ACCOUNT_CLIENT_SECRET = "demo-service-account-secret"
+SERVICE_ACCOUNT_CLIENT_SECRET = "demo-dmsa-client-secret"
 # Who /rest/v1.0/me says a service account's token belongs to (DMSA: a user the app's install creates).
-SERVICE_ACCOUNT_USER: dict[str, Any] = {"id": 9001, "login": "demo-service-account@example.com",
+SERVICE_ACCOUNT_USER: dict[str, Any] = {"id": 9001, "login": "robot@builder-demo.example",
                                         "name": "Demo Service Account"}
 
 DEFAULT_COMPANIES: list[dict[str, Any]] = [
