@@ -292,3 +292,37 @@ def test_encryption_covers_the_secret_and_the_token(cli: CLI, fake: FakeProcore)
     assert "rotated-dmsa-secret-0042" not in cli.config.read_text()
     assert stored(cli)["client_secret"].startswith("enc:v1:")
     assert token(cli, "--profile", "robot", env=PASS) == token(cli, "--profile", "robot", env=PASS)
+
+
+def test_on_a_terminal_the_company_id_is_asked_for_and_checked(cli: CLI, fake: FakeProcore) -> None:
+    import subprocess
+
+    from conftest import EXE
+
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [EXE, "login", "--plain", "--service-account", "--profile", "robot", "--environment", "custom",
+             "--login-url", fake.url, "--api-url", fake.url, "--client-id", SA_ID],
+            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(cli.env, PROCORE_CLIENT_SECRET=SA_SECRET))
+        os.write(master, f"{COMPANY}\n".encode())  # the answer waits in the terminal until it is asked
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 0, err
+    assert "could not be listed" in err and "app.procore.com/<COMPANY ID>/company/home/list" in err
+    prof = stored(cli)
+    # asked, then checked with the header: the name comes from the companies the app is installed in
+    assert prof["company_id"] == COMPANY and prof["company_name"] == "Builder Demo Co."
+    assert prof["user_name"] == "Demo Service Account"
+    assert fake.counts["companies"] == 2 and fake.counts["token:client_credentials"] == 1
+
+
+def test_demo_offers_the_service_account_path(cli: CLI) -> None:
+    r = cli.run("login", "--plain", "--demo", "--service-account",
+                env={"PROCORE_CLIENT_SECRET": "a-real-secret-never-sent"})
+    assert r.returncode == 0, r.stderr
+    assert "Demo mode" in r.stderr and "Saved service account profile 'default'" in r.stdout
+    assert not cli.config.exists()  # a throwaway file, not the user's
