@@ -179,8 +179,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "The client secret comes from $PROCORE_CLIENT_SECRET or a hidden prompt (or a line of stdin\n"
             "when stdin is not a terminal), never from the command line. When stdin is not a terminal the\n"
             "answers are read from it, one a line, in this order, skipping those given as flags: environment,\n"
-            "login URL and API URL (custom only), client id, client secret, code, company number.")
+            "login URL and API URL (custom only), client id, client secret, code, company number.\n"
+            "With --service-account (a Developer Managed Service Account: the client-credentials grant) there\n"
+            "is no browser and no code: the token is requested with the client id and secret, then checked.")
     p.add_argument("--plain", action="store_true", help="line prompts instead of the full-screen wizard")
+    p.add_argument("--service-account", action="store_true",
+                   help="a service account (client credentials, no browser, no code; with --plain)")
     p.add_argument("--environment", metavar="ID",
                    help="production, sandbox, monthly-sandbox, federal or custom")
     p.add_argument("--login-url", metavar="URL", help="login base URL (custom environment)")
@@ -332,8 +336,9 @@ def cmd_login(args: argparse.Namespace) -> int:
         from .plain import run_plain
 
         return run_plain(args)
-    for flag in ("environment", "login_url", "api_url", "client_id", "code", "company_id", "redirect_uri"):
-        if getattr(args, flag, None) is not None:
+    for flag in ("environment", "login_url", "api_url", "client_id", "code", "company_id", "redirect_uri",
+                 "service_account"):
+        if getattr(args, flag, None) not in (None, False):
             raise UsageError(f"--{flag.replace('_', '-')} goes with `login --plain`.",
                              hint="Add --plain, or leave the flag out to use the wizard.")
     return _wizard(args, reauthorize=True)
@@ -375,6 +380,10 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         prof.set(access_token=None, refresh_token=None, expires_at=None, expires_in=None, created_at=None,
                  refresh_started_at=None, last_error=None, reauth_required=None)
     where = "locally" if args.local_only else "at Procore and locally"
+    if prof.is_service_account:
+        print(f"{prof.name}: token revoked {where}; client settings kept.")
+        print("The next `procore-setup token` requests a new one with the stored client credentials.")
+        return EXIT_OK
     print(f"{prof.name}: tokens revoked {where}; client settings kept.")
     print(f"Log in again with: {reauth_command(store, prof.name)}")
     return EXIT_OK

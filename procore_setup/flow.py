@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import environments
 from .hints import reauth_command, shell_quote
-from .profile import Credentials, Profile
+from .profile import SERVICE_ACCOUNT, USER, Credentials, Profile
 
 if TYPE_CHECKING:
     from .stores.base import Store
@@ -205,6 +205,9 @@ class SetupFlow:
         self.grant_saved = False
         self.grant_save_error: str | None = None  # why the early save failed (the tokens are in memory)
         self.companies_error: str | None = None  # why the list of companies could not be read
+        # USER (a person's login: authorize, code) or SERVICE_ACCOUNT (client credentials, no browser).
+        self.kind = USER
+        self.user_error: str | None = None  # a service account: why /me could not be read
 
     def __repr__(self) -> str:
         return f"SetupFlow(profile={self.profile_name!r}, environment={self.environment!r}, client_id={self.client_id!r})"
@@ -228,6 +231,7 @@ class SetupFlow:
             self._client_secret = prof.client_secret or ""
             self.redirect_uri = prof.redirect_uri or OOB_REDIRECT_URI
             self.company_id = prof.company_id
+            self.kind = prof.kind
         return prof
 
     # -- step 1: environment --------------------------------------------------------------
@@ -290,6 +294,7 @@ class SetupFlow:
         worker in a UI). If that first save fails, the tokens stay in memory (`grant_saved` is
         False, `grant_save_error` says why) and `save` writes them with everything else."""
         code = parse_code(pasted, self._client_secret)
+        self.kind = USER  # a code is a person's login, whatever the profile was before
         left = self.seconds_left()
         # The code is single-use: a store that would refuse the tokens must say so before it is sent.
         self.store.check_writable()
@@ -320,6 +325,60 @@ class SetupFlow:
             self.grant_save_error = f"unexpected {type(exc).__name__}"
         else:
             self.grant_saved, self.grant_save_error = True, None
+
+    # -- a service account: steps 3 and 4 are one request ---------------------------------------
+    def request_token(self) -> None:
+        """A service account's first token (the client-credentials grant), saved at once like a
+        person's grant (blocking: run it in a worker in a UI)."""
+        self.kind = SERVICE_ACCOUNT
+        with self._client() as client:
+            try:
+                tokens = client.client_credentials()
+            except ReauthRequired:
+                raise LoginRefused(
+                    "Procore refused the client id or secret (invalid_client): they are wrong, the secret was "
+                    "rotated, or the app is not installed in any company.",
+                    step=CLIENT, hint="Check both on the app's Manage App page (OAuth Credentials), for this "
+                    "environment: " + self.environment, field="client_secret",
+                ) from None
+        self.tokens = tokens
+        self.grant_saved = False
+        self.user, self.token_info, self.companies = {}, {}, []
+        try:
+            self._write(tokens=True)
+        except ProcoreSetupError as exc:
+            self.grant_save_error = exc.message
+        else:
+            self.grant_saved, self.grant_save_error = True, None
+
+    def verify_service_account(self) -> None:
+        """Token info, then who the token is (/me) and the companies the app is installed in,
+        sending Procore-Company-Id when a company is known: in Multiple Procore Zones a service
+        account's token needs it even there. Without one those two may be refused; that is not
+        fatal (`user_error`, `companies_error` say why), the company can be given by hand."""
+        if self.tokens is None:
+            raise FlowError("No token yet: request one first.", step=CLIENT)
+        access = self.tokens.access_token
+        with self._client() as client:
+            try:
+                self.token_info = client.token_info(access)
+            except InvalidToken:
+                raise ReauthRequired(
+                    "Procore refused the access token it had just issued (revoked meanwhile, or already expired).",
+                    hint="Run the same login again.",
+                ) from None
+            try:
+                self.user = client.me(access, company_id=self.company_id)
+                self.user_error = None
+            except ProcoreSetupError as exc:
+                self.user, self.user_error = {}, exc.message
+            try:
+                self.companies = client.companies(access, company_id=self.company_id)
+                self.companies_error = None
+            except ProcoreSetupError as exc:
+                self.companies, self.companies_error = [], exc.message
+        if self.company_id is None and len(self.companies) == 1:
+            self.company_id = int(self.companies[0]["id"])
 
     # -- step 5: verify -------------------------------------------------------------------------
     def verify(self) -> None:
@@ -394,6 +453,7 @@ class SetupFlow:
             prof.set(
                 environment=self.environment, login_url=self.login_url, api_url=self.api_url,
                 client_id=self.client_id, client_secret=self._client_secret, redirect_uri=self.redirect_uri,
+                kind=SERVICE_ACCOUNT if self.kind == SERVICE_ACCOUNT else None,  # absent: a person's login
             )
             if tokens:
                 apply_tokens(prof, self.tokens, refreshed=False)

@@ -237,9 +237,14 @@ class OAuthClient:
             {"grant_type": "refresh_token", "refresh_token": refresh_token}, what="refreshing the token"
         )
 
-    def token_info(self, access_token: str) -> dict[str, Any]:
+    def client_credentials(self) -> TokenSet:
+        """A service account's token (the client-credentials grant): no code, no refresh token.
+        Nothing is single-use here, so a lost answer costs only the request."""
+        return self._token_request({"grant_type": "client_credentials"}, what="requesting a service account's token")
+
+    def token_info(self, access_token: str, *, company_id: int | None = None) -> dict[str, Any]:
         data = self._call("GET", f"{self.login_url}/oauth/token/info", what="asking for token info",
-                          bearer=access_token)
+                          bearer=access_token, company_id=company_id)
         if not isinstance(data, dict):
             raise UnexpectedResponse("Procore's token info answer is not a JSON object.")
         app = data.get("application")
@@ -260,20 +265,25 @@ class OAuthClient:
         self._call("POST", f"{self.login_url}/oauth/revoke", what="revoking the token", form=form, want_json=False)
 
     # -- API endpoints -------------------------------------------------------------------
-    def me(self, access_token: str) -> dict[str, Any]:
-        data = self._call("GET", f"{self.api_url}/rest/v1.0/me", what="asking who is logged in", bearer=access_token)
+    def me(self, access_token: str, *, company_id: int | None = None) -> dict[str, Any]:
+        """Who the token belongs to. `company_id` sends Procore-Company-Id, which a service
+        account's token needs even here (Multiple Procore Zones)."""
+        data = self._call("GET", f"{self.api_url}/rest/v1.0/me", what="asking who is logged in", bearer=access_token,
+                          company_id=company_id)
         if not isinstance(data, dict) or "id" not in data:
             raise UnexpectedResponse("Procore's /rest/v1.0/me answer has no user id.")
         # Shown on screens and stored in the file: capped and printable from here on.
         return dict(data, login=clean_or_none(data.get("login")), name=clean_or_none(data.get("name")))
 
-    def companies(self, access_token: str, *, per_page: int = 100, max_pages: int = 50) -> list[dict[str, Any]]:
-        """Every company the user can reach, following pagination."""
+    def companies(self, access_token: str, *, per_page: int = 100, max_pages: int = 50,
+                  company_id: int | None = None) -> list[dict[str, Any]]:
+        """Every company the user (or the service account's app) can reach, following pagination;
+        `company_id` sends Procore-Company-Id (see `me`)."""
         out: list[dict[str, Any]] = []
         for page in range(1, max_pages + 1):
             resp_data, headers = self._call(
                 "GET", f"{self.api_url}/rest/v1.0/companies", what="listing companies", bearer=access_token,
-                params={"page": page, "per_page": per_page}, with_headers=True,
+                params={"page": page, "per_page": per_page}, with_headers=True, company_id=company_id,
             )
             if not isinstance(resp_data, list):
                 raise UnexpectedResponse("Procore's /rest/v1.0/companies answer is not a list.")
@@ -289,7 +299,10 @@ class OAuthClient:
 
     # -- plumbing --------------------------------------------------------------------------
     def _token_request(self, form: dict[str, str], *, what: str) -> TokenSet:
-        form = dict(form, client_id=self.client_id, redirect_uri=self.redirect_uri)
+        grant = form["grant_type"]
+        form = dict(form, client_id=self.client_id)
+        if grant != "client_credentials":  # no redirect in that grant
+            form["redirect_uri"] = self.redirect_uri
         if self._client_secret:
             form["client_secret"] = self._client_secret
         sent: list[float] = []
@@ -298,17 +311,21 @@ class OAuthClient:
         except InvalidToken as exc:  # a 401 that is not invalid_client: a refusal like any other 4xx
             raise RequestRefused(exc.message, hint=_REFUSED_HINT) from None
         try:
-            tokens = _parse_token(data)
+            tokens = _parse_token(data, with_refresh=grant != "client_credentials")
         except UnexpectedResponse as exc:
             if not (isinstance(data, dict) and ("access_token" in data or "refresh_token" in data)):
                 raise  # no tokens in it at all: an answer we do not understand (exit 5, the mark kept)
+            if grant == "client_credentials":  # nothing single-use was spent: the next request may work
+                raise UnexpectedResponse(
+                    f"Procore answered with a token this tool cannot use while {what} ({exc.message.rstrip('.')}).",
+                    hint="Try again later; nothing stored was used up.") from None
             # Procore answered 200 with tokens: it has issued a new pair, and so spent what was sent.
-            spent = ("the code is used up" if form["grant_type"] == "authorization_code"
+            spent = ("the code is used up" if grant == "authorization_code"
                      else "Procore has most likely used up the stored refresh token")
             raise TokensUnusable(
                 f"Procore answered with tokens this tool cannot use while {what} ({exc.message.rstrip('.')}): "
                 f"{spent}.",
-                hint="Open the authorize URL again for a new code." if form["grant_type"] == "authorization_code"
+                hint="Open the authorize URL again for a new code." if grant == "authorization_code"
                 else None,
             ) from None
         tokens.requested_at = sent[-1]  # the attempt that was answered
@@ -320,10 +337,12 @@ class OAuthClient:
 
     def _call(self, method: str, url: str, *, what: str, form: dict[str, str] | None = None,
               bearer: str | None = None, params: dict[str, Any] | None = None, want_json: bool = True,
-              with_headers: bool = False, sent: list[float] | None = None) -> Any:
+              with_headers: bool = False, sent: list[float] | None = None, company_id: int | None = None) -> Any:
         headers = {"Accept": "application/json"}
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
+        if company_id is not None:
+            headers["Procore-Company-Id"] = str(int(company_id))
 
         def once() -> Any:
             if sent is not None:
@@ -613,16 +632,20 @@ def _company(c: dict[str, Any]) -> dict[str, Any]:
 MAX_EXPIRES_IN = 86400  # seconds: Procore's access tokens live 5400
 
 
-def _parse_token(data: Any) -> TokenSet:
+def _parse_token(data: Any, *, with_refresh: bool = True) -> TokenSet:
+    """A token answer, checked and capped. `with_refresh=False` (the client-credentials grant):
+    no refresh token is expected, and one sent anyway is not kept (nothing would use it)."""
     if not isinstance(data, dict):
         raise UnexpectedResponse("Procore's token answer is not a JSON object.")
-    missing = [k for k in ("access_token", "refresh_token", "expires_in") if k not in data]
+    wanted = ("access_token", "refresh_token", "expires_in") if with_refresh else ("access_token", "expires_in")
+    missing = [k for k in wanted if k not in data]
     if missing:
         raise UnexpectedResponse(f"Procore's token answer lacks {', '.join(missing)}.")
-    access, refresh, expires_in = data["access_token"], data["refresh_token"], data["expires_in"]
-    if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
+    access, expires_in = data["access_token"], data["expires_in"]
+    refresh = data["refresh_token"] if with_refresh else ""
+    if not isinstance(access, str) or not access or not isinstance(refresh, str) or (with_refresh and not refresh):
         raise UnexpectedResponse("Procore's token answer has an empty or non-text token.")
-    for token in (access, refresh):
+    for token in (access, refresh) if with_refresh else (access,):
         # The rule a token read back from the file must pass too (checks.token_problem): a line
         # break would inject headers into scripts' Authorization, a huge one bloat the file.
         problem = token_problem(token)

@@ -89,11 +89,18 @@ def run_plain(args: argparse.Namespace) -> int:
         # Always the fake's own client: a real secret in PROCORE_CLIENT_SECRET must not go to it.
         args.environment, args.login_url, args.api_url = "custom", demo.url, demo.url
         args.client_id = demo.client_id
+        demo_secret: str | None = demo.client_secret
+        if getattr(args, "service_account", False):
+            args.client_id = demo.fake.service_account_client_id
+            demo_secret = demo.fake.service_account_client_secret
         _say(f"Demo mode: a fake Procore server runs at {demo.url}; nothing real is touched.")
         _say(f"Throwaway credentials file: {config}")
     try:
         store = open_store(config, passphrase_command=getattr(args, "passphrase_command", None))
-        return _run(args, store, interactive, demo_secret=demo.client_secret if demo else None)
+        secret = demo_secret if demo is not None else None
+        if getattr(args, "service_account", False):
+            return _run_service_account(args, store, interactive, demo_secret=secret)
+        return _run(args, store, interactive, demo_secret=secret)
     finally:
         if demo is not None:
             demo.stop()
@@ -106,8 +113,28 @@ def _run(args: argparse.Namespace, store: Store, interactive: bool, *, demo_secr
     existing = flow.load_existing()
     if existing is not None:
         _say(f"Profile {flow.profile_name!r} exists in {store.describe()}: its settings are the defaults below.")
+    _ask_environment(flow, args, ask, interactive)
+    _ask_client(flow, args, ask, interactive, demo_secret)
+    _authorize_and_exchange(flow, args, ask, interactive)
 
-    # 1. environment
+    # From here on the grant exists at Procore and the code is spent: nothing below may lose it.
+    if flow.grant_saved:
+        _say(f"Tokens received and saved to {store.describe()} (profile {flow.profile_name!r}).")
+    else:
+        _say(f"Tokens received, but not saved yet ({flow.grant_save_error}); trying again at the end.")
+    try:
+        return _finish(flow, args, ask, store)
+    except KeyboardInterrupt:
+        if flow.grant_saved:
+            _say(f"\ninterrupted: profile {flow.profile_name!r} is saved with its new tokens "
+                 f"({'; '.join(flow.missing())}).")
+        else:
+            _say(f"\ninterrupted: the new tokens Procore issued were not saved ({flow.grant_save_error}), "
+                 "and the code is used up: log in again.")
+        raise
+
+
+def _ask_environment(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, interactive: bool) -> None:
     for attempt in range(MAX_TRIES):
         env_id = args.environment
         if not env_id:
@@ -131,7 +158,9 @@ def _run(args: argparse.Namespace, store: Store, interactive: bool, *, demo_secr
     _say(f"Using {flow.environment}: login {flow.login_url}, API {flow.api_url}")
     _say("Client credentials and tokens belong to this one environment.")
 
-    # 2. client credentials
+
+def _ask_client(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, interactive: bool,
+                demo_secret: str | None) -> None:
     for attempt in range(MAX_TRIES):
         client_id = args.client_id or ask.ask("Client ID", flow.client_id or None, what="client id")
         secret = demo_secret or os.environ.get("PROCORE_CLIENT_SECRET")
@@ -146,7 +175,8 @@ def _run(args: argparse.Namespace, store: Store, interactive: bool, *, demo_secr
                 raise
             _say(f"  {exc}")
 
-    # 3-4. authorize, paste the code, exchange
+
+def _authorize_and_exchange(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, interactive: bool) -> None:
     code_arg = args.code
     for attempt in range(MAX_TRIES):
         url = flow.start_authorization()
@@ -167,22 +197,6 @@ def _run(args: argparse.Namespace, store: Store, interactive: bool, *, demo_secr
             if not retry:
                 raise
             _say(f"  {exc}")
-
-    # From here on the grant exists at Procore and the code is spent: nothing below may lose it.
-    if flow.grant_saved:
-        _say(f"Tokens received and saved to {store.describe()} (profile {flow.profile_name!r}).")
-    else:
-        _say(f"Tokens received, but not saved yet ({flow.grant_save_error}); trying again at the end.")
-    try:
-        return _finish(flow, args, ask, store)
-    except KeyboardInterrupt:
-        if flow.grant_saved:
-            _say(f"\ninterrupted: profile {flow.profile_name!r} is saved with its new tokens "
-                 f"({'; '.join(flow.missing())}).")
-        else:
-            _say(f"\ninterrupted: the new tokens Procore issued were not saved ({flow.grant_save_error}), "
-                 "and the code is used up: log in again.")
-        raise
 
 
 def _finish(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, store: Store) -> int:
@@ -264,3 +278,117 @@ def _choose_company(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, *,
         if not ask.interactive or attempt == MAX_TRIES - 1:
             raise UsageError(f"{answer[:20]!r} is not a company number from 1 to {len(companies)}.")
         _say(f"  Give a number from 1 to {len(companies)}, or press Enter for none.")
+
+
+# -- a service account: client credentials, no browser, no code ------------------------------
+
+def _run_service_account(args: argparse.Namespace, store: Store, interactive: bool, *,
+                         demo_secret: str | None = None) -> int:
+    """`login --plain --service-account`: request a token with the client credentials, save it
+    at once, verify it, choose the company, save. Again on the same profile: the secret is
+    replaced (rotated) and every other setting kept."""
+    from .profile import SERVICE_ACCOUNT
+
+    if args.code or args.redirect_uri:
+        raise UsageError("--code and --redirect-uri go with a person's login, not --service-account.",
+                         hint="A service account signs in with its client id and secret only.")
+    ask = Prompter(interactive, _say)
+    profile = settings.profile(getattr(args, "profile", None)) or "default"
+    flow = SetupFlow(store, profile, interactive=interactive, http_timeout=settings.http_timeout())
+    existing = flow.load_existing()
+    if existing is not None:
+        _say(f"Profile {flow.profile_name!r} exists in {store.describe()}: its settings are the defaults below.")
+        if existing.kind != SERVICE_ACCOUNT:
+            _say("It is a person's login now; it becomes a service account.")
+    if args.company_id is not None:
+        flow.company_id = args.company_id  # known before verifying: sent as Procore-Company-Id
+    _ask_environment(flow, args, ask, interactive)
+    _ask_client(flow, args, ask, interactive, demo_secret)
+    flow.request_token()
+    if flow.grant_saved:
+        _say(f"Token received and saved to {store.describe()} (profile {flow.profile_name!r}).")
+    else:
+        _say(f"Token received, but not saved yet ({flow.grant_save_error}); trying again at the end.")
+    return _finish_service_account(flow, args, ask, store)
+
+
+def _finish_service_account(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, store: Store) -> int:
+    code = EXIT_OK
+    problem: ProcoreSetupError | None = None
+    if not args.no_verify:
+        try:
+            flow.verify_service_account()
+            if not flow.companies and flow.company_id is None:
+                company = _ask_company_id(flow, ask)
+                if company is not None:  # verify again, now with the header
+                    flow.company_id = company
+                    flow.verify_service_account()
+        except ProcoreSetupError as exc:
+            problem = exc
+    if problem is None and not args.no_verify:
+        left = flow.token_info.get("expires_in_seconds")
+        _say(f"Token checked with Procore's token info ({left} s left)." if left is not None
+             else "Token checked with Procore's token info.")
+        if flow.user:
+            _say(f"The token is the service account {flow.user.get('name')} <{flow.user.get('login')}> "
+                 f"(user id {flow.user.get('id')}).")
+        elif flow.user_error:
+            _say(f"Who the token is could not be read: {flow.user_error}")
+        try:
+            _choose_service_account_company(flow, args, ask)
+        except ProcoreSetupError as exc:  # an explicit --company-id the app is not installed in
+            problem = exc
+            flow.choose_company(None)
+    prof = flow.save()
+    if problem is not None:
+        temporary = isinstance(problem, TemporaryFailure)
+        code = EXIT_OK if temporary else problem.exit_code
+        _say(f"procore-setup: {'warning: could not verify the token: ' if temporary else ''}{problem}")
+        _say(f"The profile is saved with its token; it has {' and '.join(flow.missing()) or 'all it needs'}.")
+    print(f"Saved service account profile {prof.name!r} to {store.describe()} (mode {store.permissions()}).")
+    left = prof.seconds_left()
+    if left is not None:
+        print(f"The access token is valid for {int(left // 60)} min; `procore-setup token` requests a new one "
+              "as needed (no refresh token, no cron job needed).")
+    curl, _python = usage_examples(store, prof.name, prof.company_id, prof.api_url)
+    print("Use it:")
+    print("  " + curl.replace("\n", "\n  "))
+    return code
+
+
+def _ask_company_id(flow: SetupFlow, ask: Prompter) -> int | None:
+    """The companies could not be listed without a company (Multiple Procore Zones): ask for the
+    id on a terminal; without one, say that the profile has none."""
+    why = flow.companies_error or "Procore listed none"
+    if not ask.interactive:
+        _say(f"The companies could not be listed ({why}); no default company is saved "
+             "(give --company-id ID to choose one).")
+        return None
+    _say(f"The companies the app is installed in could not be listed ({why}).")
+    _say("The company id is in the address bar of Procore after logging in: "
+         "https://app.procore.com/<COMPANY ID>/company/home/list")
+    for attempt in range(MAX_TRIES):
+        answer = ask.ask_optional("Company id (Enter for none)", what="company id")
+        if not answer:
+            _say("No default company is saved.")
+            return None
+        if answer.isdigit() and len(answer) < 20 and int(answer) > 0:
+            return int(answer)
+        _say("  A company id is a number, e.g. 8675309.")
+    raise UsageError("No usable company id was given.", hint="Give --company-id ID.")
+
+
+def _choose_service_account_company(flow: SetupFlow, args: argparse.Namespace, ask: Prompter) -> None:
+    if flow.companies:
+        if args.company_id is not None:
+            try:
+                flow.choose_company(args.company_id)
+            except FlowError:
+                raise UsageError(f"Company {args.company_id} is not one the app is installed in.",
+                                 hint="Give one of: " + ", ".join(str(c["id"]) for c in flow.companies)) from None
+            _say(f"Default company: {flow.company_name()} ({flow.company_id}).")
+            return
+        _choose_company(flow, args, ask, verified=True)
+        return
+    if flow.company_id is not None:
+        _say(f"Default company: {flow.company_id} (not checked: {flow.companies_error or 'Procore listed none'}).")

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .errors import CredentialsFileError, InvalidValue, NotConfigured
-from .hints import add_command, reauth_command
+from .hints import add_command, command, reauth_command, shell_quote
 
 if TYPE_CHECKING:
     from .stores.base import Store
@@ -44,7 +44,13 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "company_id": (int,),
     "company_name": (str,),
     "expires_in": (int,),  # the whole life Procore gave the stored access token, in seconds
+    "kind": (str,),  # how the profile signs in (KINDS); absent: a person's login
 }
+# The kinds of profile: a person's login (the authorization code, with a single-use refresh
+# token) or a service account (the client-credentials grant: no person, no refresh token).
+USER = "user"
+SERVICE_ACCOUNT = "service_account"
+KINDS = (USER, SERVICE_ACCOUNT)
 REQUIRED_FIELDS = ("environment", "login_url", "api_url", "client_id")
 
 
@@ -125,6 +131,17 @@ class Profile:
     company_id = _Field[int]("company_id")
     company_name = _Field[str]("company_name")
 
+    @property
+    def kind(self) -> str:
+        """USER or SERVICE_ACCOUNT (check_document refuses any other); a profile written before
+        kinds existed is a person's login."""
+        value = self.data.get("kind")
+        return value if isinstance(value, str) and value else USER
+
+    @property
+    def is_service_account(self) -> bool:
+        return self.kind == SERVICE_ACCOUNT
+
     def set(self, **fields: Any) -> None:
         """Set known fields; None removes a field."""
         for key, value in fields.items():
@@ -152,6 +169,14 @@ class Profile:
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.data.items() if k not in SECRET_FIELDS}
         return f"Profile({self.name!r}, {shown!r})"
+
+
+def login_command(store: Store | None, prof: Profile) -> str:
+    """The exact command that gives `prof` a token again: a person's login, or, for a service
+    account, the one that re-enters its client secret."""
+    if prof.is_service_account:
+        return command(store, "login", "--plain", "--service-account", "--profile", shell_quote(prof.name))
+    return reauth_command(store, prof.name)
 
 
 def mask(secret: str | None) -> str:
@@ -316,7 +341,7 @@ def profile_problem(doc: Credentials, prof: Profile, *, whole_file: bool = False
     where = f"{doc.where}: profile {shown(prof.name, 64)!r}"
 
     def fix() -> str:  # only once there is a problem: it may look up the default path (platformdirs)
-        command = reauth_command(doc.store, prof.name)
+        command = login_command(doc.store, prof)
         return f"{command} (or remove that profile), then try again. Nothing was changed" if whole_file else command
 
     for field, what in _URL_FIELDS:
@@ -426,6 +451,13 @@ def _check_types(path: str, raw: dict[str, Any], store: Store | None) -> None:
                 raise CredentialsFileError(
                     f"{path}: profile {name!r}: field {field} must be {_article(want)}, "
                     f"not {type(value).__name__}."
+                )
+            if field == "kind" and value not in KINDS:
+                raise CredentialsFileError(
+                    f"{path}: profile {_shown(name)!r}: unknown kind {_shown(str(value))!r} (this procore-setup knows "
+                    f"{' and '.join(KINDS)}).",
+                    hint="Correct the field kind in the file (the file was left as it is), or upgrade procore-setup "
+                    "if a newer one wrote it.",
                 )
             if isinstance(value, datetime) and value.tzinfo is None:
                 raise CredentialsFileError(

@@ -24,10 +24,11 @@ from .errors import (
     ReauthRequired,
     StoreConflict,
     StoreWriteError,
+    TemporaryFailure,
     TokensUnusable,
 )
 from .hints import reauth_command
-from .profile import Credentials, Profile, utcnow
+from .profile import Credentials, Profile, login_command, utcnow
 
 if TYPE_CHECKING:
     from .oauth import OAuthClient, TokenSet
@@ -86,7 +87,7 @@ def apply_tokens(profile: Profile, tokens: TokenSet, *, refreshed: bool) -> None
         start = min(now, datetime.fromtimestamp(int(tokens.requested_at), timezone.utc))
     profile.set(
         access_token=tokens.access_token,
-        refresh_token=tokens.refresh_token,
+        refresh_token=tokens.refresh_token or None,  # a service account's token comes without one
         token_type=tokens.token_type or "bearer",
         expires_at=start + timedelta(seconds=tokens.expires_in),
         created_at=tokens.created_at,
@@ -127,6 +128,9 @@ def _margin(profile: Profile, min_valid: float) -> float:
 
 def _check_usable(doc: Credentials, profile: Profile) -> None:
     """Refuse early, without a request, when a refresh cannot possibly work."""
+    if profile.is_service_account:
+        _check_service_account(doc, profile)
+        return
     if profile.reauth_required:
         raise ReauthRequired(
             f"Profile {profile.name!r} needs a new login: {profile.last_error or 'Procore refused its refresh token.'}",
@@ -141,6 +145,23 @@ def _check_usable(doc: Credentials, profile: Profile) -> None:
         raise CredentialsFileError(
             f"{doc.where}: profile {profile.name!r} has no client_secret, which a refresh needs.",
             hint=f"Set it up again with: {reauth_command(doc.store, profile.name)}",
+        )
+
+
+def _check_service_account(doc: Credentials, profile: Profile) -> None:
+    """A service account needs its client secret, and nothing else, to get a token."""
+    fix = login_command(doc.store, profile)
+    if profile.reauth_required:
+        raise InvalidClient(
+            f"Profile {profile.name!r} needs its client secret entered again: "
+            f"{profile.last_error or 'Procore refused the client id or secret.'}",
+            hint=f"Enter the current secret with: {fix}  (the profile's other settings are kept)",
+        )
+    if not profile.client_secret:
+        raise CredentialsFileError(
+            f"{doc.where}: profile {profile.name!r} is a service account with no client_secret, which a token "
+            "request needs.",
+            hint=f"Enter it with: {fix}",
         )
 
 
@@ -174,16 +195,50 @@ def ensure_fresh(store: Store, name: str | None = None, *, min_valid: float = DE
         # An earlier refresh interrupted in flight may have rotated the stored token away: then its
         # expiry proves nothing and it is no fallback.
         interrupted = profile.refresh_started_at is not None
+        factory = client_factory or functools.partial(make_client, timeout=http_timeout)
         try:
-            return _refresh_locked(store, doc, profile,
-                                   client_factory or functools.partial(make_client, timeout=http_timeout))
-        except NotSent as exc:
+            if profile.is_service_account:
+                return _request_locked(store, doc, profile, factory)
+            return _refresh_locked(store, doc, profile, factory)
+        except TemporaryFailure as exc:
+            # A refresh answered by anything but NotSent may have used the refresh token. A service
+            # account's request spends nothing: whatever went wrong, the stored token is as good as it was.
+            if not isinstance(exc, NotSent) and not profile.is_service_account:
+                raise
             usable = fallback_valid is not None and profile.access_token != reject and profile.valid_for(fallback_valid)
             if interrupted:
                 usable = False
             if not usable or force:
                 raise
             return RefreshResult(profile, False, store.describe(), warning=exc.message)
+
+
+def _request_locked(store: Store, doc: Credentials, profile: Profile, client_factory: Any) -> RefreshResult:
+    """A service account's new token (the client-credentials grant), under the lock.
+
+    Nothing is single-use: no in-flight mark, and a request that fails leaves the store as it
+    was. The new token is saved before it is handed out, so the processes waiting for the lock
+    read it instead of asking for one each.
+    """
+    client = client_factory(profile)
+    try:
+        tokens = client.client_credentials()
+    except ReauthRequired:  # invalid_client: the secret was rotated, or the app uninstalled
+        fix = login_command(doc.store, profile)
+        profile.set(last_error=f"Procore refused the client id or secret (invalid_client). ({utcnow().isoformat()})",
+                    reauth_required=True)
+        store.save(doc)
+        raise InvalidClient(
+            f"Procore refused the client id or secret of service account profile {profile.name!r} "
+            "(invalid_client): the secret was rotated, or the app was uninstalled from the company.",
+            hint=f"Check the app's OAuth Credentials in Procore (Manage App), then enter the current secret with: "
+            f"{fix}  (the profile's other settings are kept)",
+        ) from None
+    finally:
+        client.close()
+    apply_tokens(profile, tokens, refreshed=True)
+    store.save(doc)
+    return RefreshResult(profile, True, store.describe())
 
 
 def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_factory: Any) -> RefreshResult:

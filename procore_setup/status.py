@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .hints import add_command, reauth_command
-from .profile import Credentials, Profile, mask
+from .hints import add_command
+from .profile import Credentials, Profile, login_command, mask
 from .text import time_left
 
 if TYPE_CHECKING:
@@ -15,14 +15,23 @@ from .errors import EXIT_NOT_CONFIGURED, EXIT_OK, EXIT_REAUTH, ProcoreSetupError
 
 
 def needs_login(prof: Profile) -> bool:
-    """Whether only a person's new login can give this profile a token again."""
+    """Whether only a person's new login (or, for a service account, the secret entered again)
+    can give this profile a token again. A service account has no refresh token by design: it
+    asks for a new token with its client credentials whenever it needs one."""
+    if prof.is_service_account:
+        return bool(prof.reauth_required) or not prof.client_secret
     return bool(prof.reauth_required) or not prof.refresh_token
+
+
+KIND_NAMES = {"user": "a person's login", "service_account": "service account (client credentials)"}
 
 
 def problems(doc: Credentials, prof: Profile) -> list[str]:
     """Plain-language problems of a profile, each with what to do."""
     out: list[str] = []
-    fix = reauth_command(doc.store, prof.name)
+    fix = login_command(doc.store, prof)
+    if prof.is_service_account:
+        return _service_account_problems(prof, fix)
     if prof.reauth_required:
         out.append(f"needs a new login: {prof.last_error or 'Procore refused the refresh token'}; run: {fix}")
     elif prof.refresh_started_at is not None:
@@ -41,6 +50,20 @@ def problems(doc: Credentials, prof: Profile) -> list[str]:
     return out
 
 
+def _service_account_problems(prof: Profile, fix: str) -> list[str]:
+    out: list[str] = []
+    if prof.reauth_required:
+        out.append(f"needs its client secret entered again: {prof.last_error or 'Procore refused the client'}; "
+                   f"run: {fix}")
+    elif not prof.client_secret:
+        out.append(f"no client secret stored; no token can be requested; run: {fix}")
+    else:
+        left = prof.seconds_left()
+        if left is not None and left <= 0:
+            out.append("access token expired; `procore-setup token` or `refresh` requests a new one")
+    return out
+
+
 def profile_info(doc: Credentials, prof: Profile) -> dict[str, Any]:
     left = prof.seconds_left()
     enc = doc.encrypted
@@ -51,6 +74,7 @@ def profile_info(doc: Credentials, prof: Profile) -> dict[str, Any]:
 
     return {
         "profile": prof.name,
+        "kind": prof.kind,
         "default": doc.default_profile == prof.name,
         "environment": prof.environment,
         "login_url": prof.login_url,
@@ -121,10 +145,14 @@ def run_status(store: Store, name: str | None, *, as_json: bool, online: bool, i
     for info in infos:
         w("\n")
         w(f"[{info['profile']}]{' (default)' if info['default'] else ''}\n")
+        w(f"  kind:          {KIND_NAMES.get(info['kind'], info['kind'])}\n")
         w(f"  environment:   {info['environment']}\n")
         w(f"  login / api:   {info['login_url']}  {info['api_url']}\n")
         w(f"  client id:     {info['client_id']}   secret: {info['client_secret']}\n")
-        w(f"  access token:  {info['access_token']}   refresh token: {info['refresh_token']}\n")
+        if info["kind"] == "service_account":
+            w(f"  access token:  {info['access_token']}   (no refresh token: a new token is requested as needed)\n")
+        else:
+            w(f"  access token:  {info['access_token']}   refresh token: {info['refresh_token']}\n")
         w(f"  expires:       {info['expires_at'] or 'unknown'} ({time_left(info['seconds_left'])})\n")
         w(f"  last refresh:  {info['last_refresh_at'] or 'never'}\n")
         user = info["user"]

@@ -13,6 +13,16 @@ Standard library only. Typical use::
         ...  # point the client at fake.url, client id/secret "demo-client-id"/"demo-client-secret"
         assert fake.counts["refresh_ok"] == 1
 
+A demo service account (Procore's Developer Managed Service Accounts: the client-credentials
+grant) has its own client, "demo-service-account-id"/"demo-dmsa-client-secret"
+(`service_account_client_id`/`service_account_client_secret`), installed in the companies
+`service_account_companies` (by default the first of DEFAULT_COMPANIES). Its tokens come with
+no refresh token and `"token_type": "Bearer"` (capital B, as Doorkeeper writes it), and, as in
+Procore's Multiple Procore Zones, `/rest/v1.0/me` and `/rest/v1.0/companies` answer them only
+with a `Procore-Company-Id` header naming one of those companies: without it they answer 400
+`invalid_request` (the header is a required parameter, as on every other endpoint), with a
+company the app is not installed in 403 `forbidden`.
+
 Other processes can drive it through the admin endpoints under `/_fake/`
 (`POST /_fake/code`, `GET /_fake/stats`, `POST|GET|DELETE /_fake/faults`,
 `POST /_fake/chaos`, `POST /_fake/revoke-all`, `POST /_fake/expire-access-tokens`,
@@ -49,6 +59,9 @@ __all__ = [
     "OOB_REDIRECT_URI",
     "DEFAULT_USER",
     "DEFAULT_COMPANIES",
+    "SERVICE_ACCOUNT_CLIENT_ID",
+    "SERVICE_ACCOUNT_CLIENT_SECRET",
+    "SERVICE_ACCOUNT_USER",
     "INVALID_GRANT",
     "INVALID_CLIENT",
     "INVALID_TOKEN",
@@ -59,6 +72,12 @@ __all__ = [
 OOB_REDIRECT_URI = "urn:ietf:wg:oauth:2.0:oob"
 
 DEFAULT_USER: dict[str, Any] = {"id": 4242, "login": "pat@example.com", "name": "Pat Builder"}
+
+SERVICE_ACCOUNT_CLIENT_ID = "demo-service-account-id"
+SERVICE_ACCOUNT_CLIENT_SECRET = "demo-dmsa-client-secret"
+# Who /rest/v1.0/me says a service account's token belongs to (DMSA: a user the app's install creates).
+SERVICE_ACCOUNT_USER: dict[str, Any] = {"id": 9001, "login": "robot@builder-demo.example",
+                                        "name": "Demo Service Account"}
 
 DEFAULT_COMPANIES: list[dict[str, Any]] = [
     {"id": 8675309, "name": "Builder Demo Co.", "is_active": True, "my_company": True, "logo_url": None},
@@ -113,9 +132,11 @@ COUNTER_KEYS: tuple[str, ...] = (
     "authorize_page",
     "token:authorization_code",
     "token:refresh_token",
+    "token:client_credentials",
     "token:invalid",
     "code_ok",
     "refresh_ok",
+    "client_credentials_ok",
     "invalid_grant",
     "token_info",
     "revoke",
@@ -204,7 +225,8 @@ class _TokenPair:
     life: int
     access_revoked: bool = False
     access_expired: bool = False  # forced by expire_access_tokens()
-    refresh_state: str = "active"  # active | used | revoked
+    refresh_state: str = "active"  # active | used | revoked | none (a service account's token has none)
+    service_account: bool = False  # issued by the client-credentials grant
 
 
 @dataclass
@@ -481,9 +503,15 @@ class FakeProcore:
         per_page_default: int = 100,
         strict_replay: bool = False,
         verbose: bool = False,
+        service_account_client_id: str = SERVICE_ACCOUNT_CLIENT_ID,
+        service_account_client_secret: str = SERVICE_ACCOUNT_CLIENT_SECRET,
+        service_account_companies: Sequence[int] | None = None,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
+        # The demo service account: its own client (rotate the secret by assigning a new one).
+        self.service_account_client_id = service_account_client_id
+        self.service_account_client_secret = service_account_client_secret
         self.access_token_life = int(access_token_life)
         self.code_life = int(code_life)
         self.host = host
@@ -495,6 +523,9 @@ class FakeProcore:
             {"is_active": True, "my_company": False, "logo_url": None, **dict(c)} for c in base
         ]
         self.per_page_default = int(per_page_default)
+        self.service_account_companies: list[int] = (
+            [int(c) for c in service_account_companies] if service_account_companies is not None
+            else [int(self.companies[0]["id"])] if self.companies else [])
         self.strict_replay = strict_replay
         self.verbose = verbose
 
@@ -860,6 +891,12 @@ class FakeProcore:
         return pair
 
     @staticmethod
+    def _service_account_body(pair: _TokenPair) -> dict[str, Any]:
+        # Doorkeeper's client-credentials answer: no refresh token, and "Bearer" capitalised.
+        return {"access_token": pair.access_token, "token_type": "Bearer", "expires_in": pair.life,
+                "created_at": pair.created_at}
+
+    @staticmethod
     def _token_body(pair: _TokenPair) -> dict[str, Any]:
         return {
             "access_token": pair.access_token,
@@ -1010,12 +1047,20 @@ class FakeProcore:
 
     # token -----------------------------------------------------------------------
 
-    def _client_ok(self, req: _Request, params: Mapping[str, str]) -> bool:
+    @staticmethod
+    def _client_of(req: _Request, params: Mapping[str, str]) -> tuple[str | None, str | None]:
+        """The client id and secret of a request: from the form, else from HTTP Basic."""
         cid, secret = params.get("client_id"), params.get("client_secret")
         basic = req.basic()
         if basic is not None and cid is None:
             cid, secret = basic
-        return cid == self.client_id and secret == self.client_secret
+        return cid, secret
+
+    def _client_ok(self, req: _Request, params: Mapping[str, str]) -> bool:
+        return self._client_of(req, params) == (self.client_id, self.client_secret)
+
+    def _service_account_ok(self, req: _Request, params: Mapping[str, str]) -> bool:
+        return self._client_of(req, params) == (self.service_account_client_id, self.service_account_client_secret)
 
     @staticmethod
     def _missing(name: str) -> _Response:
@@ -1038,12 +1083,22 @@ class FakeProcore:
     def _token(self, req: _Request) -> _Response:
         params = req.params()
         grant_type = params.get("grant_type", "")
-        if grant_type not in ("authorization_code", "refresh_token"):
+        if grant_type not in ("authorization_code", "refresh_token", "client_credentials"):
             self._counts["token:invalid"] += 1
             if not grant_type:
                 return self._missing("grant_type")
             return _Response.json(400, UNSUPPORTED_GRANT_TYPE)
         self._counts[f"token:{grant_type}"] += 1
+        if grant_type == "client_credentials":
+            if not self._service_account_ok(req, params):
+                return self._invalid_client()
+            self._counts["client_credentials_ok"] += 1
+            pair = self._new_pair(self._next_grant())
+            # No refresh token: the client's credentials get the next token.
+            self._refresh.pop(pair.refresh_token, None)
+            pair.refresh_state, pair.service_account = "none", True
+            return _Response.json(200, self._service_account_body(pair),
+                                  [("Cache-Control", "no-store"), ("Pragma", "no-cache")])
         if grant_type == "authorization_code":
             for name in ("code", "redirect_uri"):
                 if not params.get(name):
@@ -1089,18 +1144,19 @@ class FakeProcore:
         return _Response.json(
             200,
             {
-                "resource_owner_id": self.user.get("id"),
+                # A client-credentials token has no resource owner (Doorkeeper: null).
+                "resource_owner_id": None if pair.service_account else self.user.get("id"),
                 "scope": [],
                 "scopes": [],
                 "expires_in_seconds": max(remaining, 0),
-                "application": {"uid": self.client_id},
+                "application": {"uid": self.service_account_client_id if pair.service_account else self.client_id},
                 "created_at": pair.created_at,
             },
         )
 
     def _revoke(self, req: _Request) -> _Response:
         params = req.params()
-        if not self._client_ok(req, params):
+        if not (self._client_ok(req, params) or self._service_account_ok(req, params)):
             return _Response.json(403, UNAUTHORIZED_REVOKE)
         token = params.get("token", "")
         pair = self._access.get(token) or self._refresh.get(token)
@@ -1112,14 +1168,41 @@ class FakeProcore:
 
     # API -------------------------------------------------------------------------
 
+    def _company_header_problem(self, req: _Request) -> _Response | None:
+        """For a service account's token (Multiple Procore Zones): the answer to a request without
+        a Procore-Company-Id header of a company the app is installed in, or None."""
+        header = req.headers.get("procore-company-id", "").strip()
+        if not header:
+            return _Response.json(400, {
+                "error": "invalid_request",
+                "error_description": "Missing required header: Procore-Company-Id (a service account's token "
+                "needs it on every request).",
+            })
+        if not header.isdigit() or int(header) not in self.service_account_companies:
+            return _Response.json(403, {
+                "error": "forbidden",
+                "error_description": "The app is not installed in the company of the Procore-Company-Id header.",
+            })
+        return None
+
     def _me(self, req: _Request) -> _Response:
-        if self._valid_access(req.bearer()) is None:
+        pair = self._valid_access(req.bearer())
+        if pair is None:
             return self._unauthorized()
+        if pair.service_account:
+            return self._company_header_problem(req) or _Response.json(200, dict(SERVICE_ACCOUNT_USER))
         return _Response.json(200, {k: self.user.get(k) for k in ("id", "login", "name")})
 
     def _companies(self, req: _Request) -> _Response:
-        if self._valid_access(req.bearer()) is None:
+        pair = self._valid_access(req.bearer())
+        if pair is None:
             return self._unauthorized()
+        companies = self.companies
+        if pair.service_account:
+            problem = self._company_header_problem(req)
+            if problem is not None:
+                return problem
+            companies = [c for c in self.companies if int(c["id"]) in self.service_account_companies]
         q = req.query_params()
         try:
             page = max(int(q.get("page") or 1), 1)
@@ -1129,9 +1212,9 @@ class FakeProcore:
             per_page = max(int(q.get("per_page") or self.per_page_default), 1)
         except ValueError:
             per_page = self.per_page_default
-        total = len(self.companies)
+        total = len(companies)
         last = max((total + per_page - 1) // per_page, 1)
-        items = self.companies[(page - 1) * per_page : page * per_page]
+        items = companies[(page - 1) * per_page : page * per_page]
         host = req.headers.get("host", "").strip()
         base = f"http://{host}" if host else self.url
 
