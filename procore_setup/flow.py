@@ -314,6 +314,11 @@ class SetupFlow:
                     f"client or redirect URI.{expired}",
                     step=AUTHORIZE, hint="Open the authorize URL again to get a new code.",
                 ) from None
+        self._keep(tokens)
+
+    def _keep(self, tokens: Any) -> None:
+        """Hold the tokens Procore just issued and save them at once; if that fails they stay in
+        memory (`grant_saved` False, `grant_save_error` why) and `save` writes them with the rest."""
         self.tokens = tokens
         self.grant_saved = False
         self.user, self.token_info, self.companies = {}, {}, []
@@ -341,15 +346,7 @@ class SetupFlow:
                     step=CLIENT, hint="Check both on the app's Manage App page (OAuth Credentials), for this "
                     "environment: " + self.environment, field="client_secret",
                 ) from None
-        self.tokens = tokens
-        self.grant_saved = False
-        self.user, self.token_info, self.companies = {}, {}, []
-        try:
-            self._write(tokens=True)
-        except ProcoreSetupError as exc:
-            self.grant_save_error = exc.message
-        else:
-            self.grant_saved, self.grant_save_error = True, None
+        self._keep(tokens)
 
     def verify_service_account(self) -> None:
         """Token info, then who the token is (/me) and the companies the app is installed in,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import environments, settings
 from .stores import open_store
@@ -201,7 +201,6 @@ def _authorize_and_exchange(flow: SetupFlow, args: argparse.Namespace, ask: Prom
 
 def _finish(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, store: Store) -> int:
     """Verify, choose the company and finish the saved profile; a failure says what is missing."""
-    code = EXIT_OK
     problem: ProcoreSetupError | None = None
     if not args.no_verify:
         try:
@@ -217,23 +216,35 @@ def _finish(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, store: Sto
         problem = problem or exc
         flow.choose_company(None)
     prof = flow.save()
-    if problem is not None:
-        # The profile works either way. Network trouble while verifying is only a warning (exit 0):
-        # a script that retried the whole login would need a new code. A refusal is not.
-        temporary = isinstance(problem, TemporaryFailure)
-        code = EXIT_OK if temporary else problem.exit_code
-        _say(f"procore-setup: {'warning: could not verify the login: ' if temporary else ''}{problem}")
-        _say(f"The profile is saved with its new tokens; it has {' and '.join(flow.missing()) or 'all it needs'}.")
+    code = _problem_said(flow, problem, "the login", "its new tokens")
     print(f"Saved profile {prof.name!r} to {store.describe()} (mode {store.permissions()}).")
     left = prof.seconds_left()
     if left is not None:
         print(f"The access token is valid for {int(left // 60)} min; `procore-setup token` renews it as needed.")
     print("Keep it fresh from cron with:")
     print(f"  {cron_line(store, prof.name)}")
+    _use_it(store, prof)
+    return code
+
+
+def _problem_said(flow: SetupFlow, problem: ProcoreSetupError | None, what: str, holds: str) -> int:
+    """Say what a failed step after the token arrived left missing; the exit code it means.
+
+    The profile works either way. Network trouble while verifying is only a warning (exit 0):
+    a script that retried the whole login would need a new code. A refusal is not.
+    """
+    if problem is None:
+        return EXIT_OK
+    temporary = isinstance(problem, TemporaryFailure)
+    _say(f"procore-setup: {f'warning: could not verify {what}: ' if temporary else ''}{problem}")
+    _say(f"The profile is saved with {holds}; it has {' and '.join(flow.missing()) or 'all it needs'}.")
+    return EXIT_OK if temporary else problem.exit_code
+
+
+def _use_it(store: Store, prof: Any) -> None:
     curl, _python = usage_examples(store, prof.name, prof.company_id, prof.api_url)
     print("Use it:")
     print("  " + curl.replace("\n", "\n  "))
-    return code
 
 
 def _choose_company(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, *, verified: bool) -> None:
@@ -313,7 +324,6 @@ def _run_service_account(args: argparse.Namespace, store: Store, interactive: bo
 
 
 def _finish_service_account(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, store: Store) -> int:
-    code = EXIT_OK
     problem: ProcoreSetupError | None = None
     if not args.no_verify:
         try:
@@ -340,19 +350,13 @@ def _finish_service_account(flow: SetupFlow, args: argparse.Namespace, ask: Prom
             problem = exc
             flow.choose_company(None)
     prof = flow.save()
-    if problem is not None:
-        temporary = isinstance(problem, TemporaryFailure)
-        code = EXIT_OK if temporary else problem.exit_code
-        _say(f"procore-setup: {'warning: could not verify the token: ' if temporary else ''}{problem}")
-        _say(f"The profile is saved with its token; it has {' and '.join(flow.missing()) or 'all it needs'}.")
+    code = _problem_said(flow, problem, "the token", "its token")
     print(f"Saved service account profile {prof.name!r} to {store.describe()} (mode {store.permissions()}).")
     left = prof.seconds_left()
     if left is not None:
         print(f"The access token is valid for {int(left // 60)} min; `procore-setup token` requests a new one "
               "as needed (no refresh token, no cron job needed).")
-    curl, _python = usage_examples(store, prof.name, prof.company_id, prof.api_url)
-    print("Use it:")
-    print("  " + curl.replace("\n", "\n  "))
+    _use_it(store, prof)
     return code
 
 
