@@ -106,13 +106,19 @@ def run_plain(args: argparse.Namespace) -> int:
             demo.stop()
 
 
-def _run(args: argparse.Namespace, store: Store, interactive: bool, *, demo_secret: str | None = None) -> int:
+def _start(args: argparse.Namespace, store: Store, interactive: bool) -> tuple[Prompter, SetupFlow, Any]:
+    """The prompter, the flow of the profile asked for, and that profile as stored (or None)."""
     ask = Prompter(interactive, _say)
     profile = settings.profile(getattr(args, "profile", None)) or "default"
     flow = SetupFlow(store, profile, interactive=interactive, http_timeout=settings.http_timeout())
     existing = flow.load_existing()
     if existing is not None:
         _say(f"Profile {flow.profile_name!r} exists in {store.describe()}: its settings are the defaults below.")
+    return ask, flow, existing
+
+
+def _run(args: argparse.Namespace, store: Store, interactive: bool, *, demo_secret: str | None = None) -> int:
+    ask, flow, _existing = _start(args, store, interactive)
     _ask_environment(flow, args, ask, interactive)
     _ask_client(flow, args, ask, interactive, demo_secret)
     _authorize_and_exchange(flow, args, ask, interactive)
@@ -303,14 +309,9 @@ def _run_service_account(args: argparse.Namespace, store: Store, interactive: bo
     if args.code or args.redirect_uri:
         raise UsageError("--code and --redirect-uri go with a person's login, not --service-account.",
                          hint="A service account signs in with its client id and secret only.")
-    ask = Prompter(interactive, _say)
-    profile = settings.profile(getattr(args, "profile", None)) or "default"
-    flow = SetupFlow(store, profile, interactive=interactive, http_timeout=settings.http_timeout())
-    existing = flow.load_existing()
-    if existing is not None:
-        _say(f"Profile {flow.profile_name!r} exists in {store.describe()}: its settings are the defaults below.")
-        if existing.kind != SERVICE_ACCOUNT:
-            _say("It is a person's login now; it becomes a service account.")
+    ask, flow, existing = _start(args, store, interactive)
+    if existing is not None and existing.kind != SERVICE_ACCOUNT:
+        _say("It is a person's login now; it becomes a service account.")
     if args.company_id is not None:
         flow.company_id = args.company_id  # known before verifying: sent as Procore-Company-Id
     _ask_environment(flow, args, ask, interactive)
