@@ -26,6 +26,7 @@ Scripts use `procore-setup token`; cron runs `procore-setup refresh --all --quie
 EPILOG = EXIT_CODES_HELP + """
 
 environment:
+  PROCORE_SETUP_STORE        a shared store's URL (postgresql://..., redis://...), as --store
   PROCORE_SETUP_CONFIG       credentials file (default: the user config dir)
   PROCORE_SETUP_PROFILE      profile to use (default: the file's default profile)
   PROCORE_CLIENT_SECRET      client secret for `login --plain` (never a flag)
@@ -100,8 +101,8 @@ class _Parser(argparse.ArgumentParser):
         return message + choices
 
 
-COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt", "passphrase")
-_GLOBAL_WITH_VALUE = ("--config", "--profile", "--passphrase-command")
+COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt", "passphrase", "store")
+_GLOBAL_WITH_VALUE = ("--config", "--store", "--profile", "--passphrase-command")
 
 
 def _command_in(argv: list[str]) -> str | None:
@@ -130,6 +131,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         # on the main parser and on every command, so both `--profile P token` and `token --profile P` work
         p.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
                        help="credentials file (default: $PROCORE_SETUP_CONFIG or the user config dir)")
+        p.add_argument("--store", metavar="URL", default=argparse.SUPPRESS,
+                       help="a shared store: postgresql://USER@HOST:PORT/DB, redis://[:PASSWORD@]HOST[:PORT]/DB, "
+                       "rediss://... (default: $PROCORE_SETUP_STORE, else the credentials file)")
         p.add_argument("--profile", metavar="NAME", default=argparse.SUPPRESS,
                        help="profile to use (default: $PROCORE_SETUP_PROFILE or the file's default)")
         p.add_argument("--passphrase-command", metavar="CMD", default=argparse.SUPPRESS,
@@ -209,6 +213,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             passphrase_help="command whose output is the current passphrase")
     p.add_argument("--new-passphrase-command", metavar="CMD",
                    help="command whose output is the new passphrase (stored in the file for unattended runs)")
+
+    p = add("store", cmd_store, "set up a shared store, or move profiles between stores",
+            "procore-setup --store URL store init [--print]: create the shared store's table (or print its SQL)\n"
+            "procore-setup [--store URL | --config PATH] store move --to URL [--profile P | --all]: move profiles\n"
+            "from this store to another one, leaving a tombstone here that names where they went")
+    p.add_argument("action", choices=("init", "move"), help="init: create (or print) the schema; move: move profiles")
+    p.add_argument("--print", action="store_true", dest="print_sql", help="init: print the SQL instead of running it")
+    p.add_argument("--to", metavar="URL", help="move: the store to move to (a URL, or a credentials file's path)")
+    p.add_argument("--all", action="store_true", help="move: every profile")
     return parser
 
 
@@ -231,7 +244,7 @@ def _profile(args: argparse.Namespace) -> str | None:
 def _store(args: argparse.Namespace) -> Any:
     from .stores import open_store
 
-    return open_store(_opt(args, "config"), passphrase_command=_opt(args, "passphrase_command"))
+    return open_store(_opt(args, "config"), store=_opt(args, "store"), passphrase_command=_opt(args, "passphrase_command"))
 
 
 def _interactive() -> bool:
@@ -279,10 +292,13 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     if args.all:
         if _opt(args, "profile"):
             raise UsageError("Give either --profile or --all, not both.")
-        names: list[str | None] = sorted(store.load().profiles)
+        doc = store.load()
+        names: list[str | None] = sorted(doc.profiles)
         if not names:
             from .errors import NotConfigured
 
+            if doc.moved:  # a cron job left pointing at a store whose profiles moved away
+                raise doc.moved_error(sorted(doc.moved)[0])
             raise NotConfigured(f"{store.describe()} holds no profiles yet.", hint=f"Add one with: {add_command(store)}")
     else:
         names = [_profile(args)]
@@ -356,7 +372,7 @@ def _wizard(args: argparse.Namespace, *, reauthorize: bool) -> int:
         )
     from .tui.app import run_wizard
 
-    return run_wizard(config=_opt(args, "config"), profile=_opt(args, "profile"),
+    return run_wizard(config=_opt(args, "config"), store_url=_opt(args, "store"), profile=_opt(args, "profile"),
                       demo=bool(_opt(args, "demo")), login=reauthorize,
                       passphrase_command=_opt(args, "passphrase_command"))
 
@@ -409,6 +425,22 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
 
     return _report(run_decrypt(_store(args), passphrase_command=_opt(args, "passphrase_command"),
                                interactive=_interactive()))
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    from .movestore import run_init, run_move
+
+    if args.action == "init":
+        return _report(run_init(_store(args), print_sql=args.print_sql))
+    if not args.to:
+        raise UsageError("store move needs --to URL: the store to move the profiles to.")
+    if args.all and _opt(args, "profile"):
+        raise UsageError("Give either --profile or --all, not both.")
+    from .stores import open_store
+
+    destination = open_store(store=args.to, passphrase_command=_opt(args, "passphrase_command"))
+    return _report(run_move(_store(args), destination, None if args.all else _profile(args),
+                            interactive=_interactive()))
 
 
 def _report(outcome: Any) -> int:

@@ -216,3 +216,17 @@ class TokensUnusable(ProcoreSetupError):
     likely used up the refresh token or the code that was sent: a new login is probably needed."""
 
     exit_code = EXIT_REAUTH
+
+
+class StoreUnavailable(TemporaryFailure):
+    """A shared store could not be reached, or its connection dropped: nothing was changed by
+    this run that the next run cannot finish (exit 5)."""
+
+
+class StoreRefused(CredentialsFileError):
+    """A shared store refused this run (wrong password, no such database, no rights, a schema it
+    does not know): exit 6, like a credentials file that cannot be used."""
+
+
+class ProfileMoved(NotConfigured):
+    """The profile was moved to another store (`store move`); this copy is only a tombstone."""

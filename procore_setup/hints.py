@@ -45,3 +45,11 @@ def add_command(store: Store | None) -> str:
 def reauth_command(store: Store | None, profile: str) -> str:
     """The exact command that re-authorizes `profile` of `store`."""
     return command(store, "login", "--profile", shell_quote(profile))
+
+
+def store_flag(where: str) -> str:
+    """The command-line flag that names a store as `Store.describe` names it: ` --store URL` for
+    a shared store (its URL never holds a password), ` --config PATH` for a file."""
+    if "://" in where:
+        return f" --store {shell_quote(where)}"
+    return f" --config {shell_quote(where)}"

@@ -95,13 +95,17 @@ def shown_command(command: str, *secrets: str) -> str:
 _SECRET_ENV_WORDS = ("SECRET", "PASSPHRASE", "TOKEN", "PASSWORD")
 
 
+# A shared store's URL may hold its password; libpq and redis-cli read theirs from these.
+_STORE_SECRET_ENV = ("PROCORE_SETUP_STORE", "PGPASSWORD", "REDISCLI_AUTH")
+
+
 def _child_env() -> dict[str, str]:
     def secret(name: str) -> bool:
         upper = name.upper()
         return (upper.startswith("PROCORE") and any(w in upper for w in _SECRET_ENV_WORDS)
                 and not upper.endswith("_TIMEOUT"))
 
-    return {k: v for k, v in os.environ.items() if not secret(k)}
+    return {k: v for k, v in os.environ.items() if not secret(k) and k.upper() not in _STORE_SECRET_ENV}
 
 
 def run_passphrase_command(command: str, path: str) -> str:

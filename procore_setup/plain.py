@@ -80,12 +80,13 @@ def run_plain(args: argparse.Namespace) -> int:
     interactive = sys.stdin is not None and sys.stdin.isatty()
     demo = None
     config = getattr(args, "config", None)
+    store_url = getattr(args, "store", None)
     if getattr(args, "demo", False):
         from .testing.demo import DemoSession
 
         demo = DemoSession()
         demo.start()
-        config = demo.config_path
+        config, store_url = demo.config_path, None
         # Always the fake's own client: a real secret in PROCORE_CLIENT_SECRET must not go to it.
         args.environment, args.login_url, args.api_url = "custom", demo.url, demo.url
         args.client_id = demo.client_id
@@ -96,7 +97,7 @@ def run_plain(args: argparse.Namespace) -> int:
         _say(f"Demo mode: a fake Procore server runs at {demo.url}; nothing real is touched.")
         _say(f"Throwaway credentials file: {config}")
     try:
-        store = open_store(config, passphrase_command=getattr(args, "passphrase_command", None))
+        store = open_store(config, store=store_url, passphrase_command=getattr(args, "passphrase_command", None))
         secret = demo_secret if demo is not None else None
         if getattr(args, "service_account", False):
             return _run_service_account(args, store, interactive, demo_secret=secret)
@@ -223,7 +224,7 @@ def _finish(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, store: Sto
         flow.choose_company(None)
     prof = flow.save()
     code = _problem_said(flow, problem, "the login", "its new tokens")
-    print(f"Saved profile {prof.name!r} to {store.describe()} (mode {store.permissions()}).")
+    print(f"Saved profile {prof.name!r} to {store.describe()} ({store.access_note()}).")
     left = prof.seconds_left()
     if left is not None:
         print(f"The access token is valid for {int(left // 60)} min; `procore-setup token` renews it as needed.")
@@ -352,7 +353,7 @@ def _finish_service_account(flow: SetupFlow, args: argparse.Namespace, ask: Prom
             flow.choose_company(None)
     prof = flow.save()
     code = _problem_said(flow, problem, "the token", "its token")
-    print(f"Saved service account profile {prof.name!r} to {store.describe()} (mode {store.permissions()}).")
+    print(f"Saved service account profile {prof.name!r} to {store.describe()} ({store.access_note()}).")
     left = prof.seconds_left()
     if left is not None:
         print(f"The access token is valid for {int(left // 60)} min; `procore-setup token` requests a new one "

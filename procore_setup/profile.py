@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from .errors import CredentialsFileError, InvalidValue, NotConfigured
-from .hints import add_command, command, reauth_command, shell_quote
+from .errors import CredentialsFileError, InvalidValue, NotConfigured, ProfileMoved
+from .hints import add_command, command, reauth_command, shell_quote, store_flag
 
 if TYPE_CHECKING:
     from .stores.base import Store
@@ -45,6 +45,9 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "company_name": (str,),
     "expires_in": (int,),  # the whole life Procore gave the stored access token, in seconds
     "kind": (str,),  # how the profile signs in (KINDS); absent: a person's login
+    # set on the copy a `store move` is writing, until the source holds its tombstone: a copy
+    # with it is not live yet, so nothing refreshes it (see Credentials.get)
+    "moving_from": (str,),
 }
 # The kinds of profile: a person's login (the authorization code, with a single-use refresh
 # token) or a service account (the client-credentials grant: no person, no refresh token).
@@ -245,6 +248,8 @@ class Credentials:
         """The profile to use: the one named, or the default (the caller has looked at
         $PROCORE_SETUP_PROFILE: environment variables are read at the edge)."""
         name = name or self.default_profile
+        if not name and not self.profiles and self.moved:
+            raise self.moved_error(sorted(self.moved)[0])
         if not name and not self.profiles:
             raise NotConfigured(
                 f"{self.where} holds no profiles yet.",
@@ -267,6 +272,8 @@ class Credentials:
         try:
             prof = self.profiles[name]
         except KeyError:
+            if name in self.moved:
+                raise self.moved_error(name) from None
             raise NotConfigured(
                 f"No profile {name[:70]!r} in {self.where} (profiles: {_listed(self.profiles)}).",
                 hint=f"Set it up with: {reauth_command(self.store, name)}",
@@ -274,7 +281,51 @@ class Credentials:
         if check:
             self._used.add(name)
             self.check(prof)
+            source = prof.data.get("moving_from")
+            if isinstance(source, str):
+                from .checks import shown
+
+                raise NotConfigured(
+                    f"Profile {shown(name, 64)!r} in {self.where} is the copy of an unfinished move from "
+                    f"{shown(source, 200)}: it is not used until the move is done (the original is still live).",
+                    hint="Finish the move with: procore-setup" + store_flag(source)
+                    + f" store move --to {shell_quote(self.where)} --profile {shell_quote(name)}",
+                )
         return prof
+
+    # -- tombstones of `store move` ------------------------------------------------
+    @property
+    def moved(self) -> dict[str, dict[str, Any]]:
+        """Profiles moved to another store: name -> {"to": where, "at": when}."""
+        moved = self.raw.get("moved")
+        return moved if isinstance(moved, dict) else {}
+
+    def mark_moved(self, name: str, to: str) -> None:
+        """Replace profile `name` by a tombstone naming `to` (a store, as `describe` names it)."""
+        self.profiles.pop(name, None)
+        self.raw.setdefault("moved", {})[name] = {"to": to, "at": utcnow()}
+
+    def unmark_moved(self, name: str) -> None:
+        moved = self.raw.get("moved")
+        if isinstance(moved, dict):
+            moved.pop(name, None)
+            if not moved:
+                self.raw.pop("moved")
+
+    def moved_error(self, name: str) -> ProfileMoved:
+        from .checks import shown
+
+        entry = self.moved.get(name) or {}
+        to = str(entry.get("to", "another store"))
+        at = entry.get("at")
+        when = f" on {at.isoformat()}" if isinstance(at, datetime) else ""
+        flag = store_flag(to)
+        return ProfileMoved(
+            f"Profile {shown(name, 64)!r} was moved from {self.where} to {shown(to, 200)}{when}; this copy is "
+            "no longer used, and nothing was refreshed.",
+            hint=f"Point the job at the new store: procore-setup{flag} token --profile {shell_quote(name)}"
+            + (f"  (or set PROCORE_SETUP_STORE={shell_quote(to)})" if "://" in to else ""),
+        )
 
     def check(self, prof: Profile) -> None:
         """Raise CredentialsFileError (exit 6) if `prof` holds a value the tool would refuse."""
@@ -283,6 +334,7 @@ class Credentials:
             raise problem
 
     def add(self, profile: Profile) -> Profile:
+        self.unmark_moved(profile.name)  # a new profile of that name lives here again
         self.profiles[profile.name] = profile
         return profile
 
@@ -422,6 +474,10 @@ def _check_types(path: str, raw: dict[str, Any], store: Store | None) -> None:
     enc = raw.get("encryption")
     if enc is not None and not isinstance(enc, dict):
         raise CredentialsFileError(f"{path}: [encryption] must be a table.")
+    moved = raw.get("moved", {})
+    if not isinstance(moved, dict) or not all(isinstance(v, dict) and isinstance(v.get("to"), str)
+                                              for v in moved.values()):
+        raise CredentialsFileError(f"{path}: [moved] must be a table of [moved.NAME] tables, each with a `to`.")
     profiles = raw.get("profiles", {})
     if not isinstance(profiles, dict):
         raise CredentialsFileError(f"{path}: profiles must be a table of [profiles.NAME] tables.")

@@ -131,15 +131,26 @@ def run_status(store: Store, name: str | None, *, as_json: bool, online: bool, i
     code = EXIT_REAUTH if any(needs_login(p) for p in profs) else EXIT_OK
     if not profs:
         code = EXIT_NOT_CONFIGURED
-    head = {"path": store.describe(), "mode": store.permissions(), "encrypted": doc.encrypted,
-            "default_profile": doc.default_profile}
+    kind, _ = store.locator()
+    head = {"store": store.describe(), "store_kind": getattr(store, "kind", "file") if kind == "store" else "file",
+            "path": store.describe(), "mode": store.permissions() if kind == "config" else None,
+            "readable_by": store.permissions(), "encrypted": doc.encrypted, "default_profile": doc.default_profile}
+    moved = {n: str(m.get("to")) for n, m in doc.moved.items()}
+    if moved:
+        head["moved"] = moved
     if as_json:
         import json
 
         print(json.dumps(dict(head, profiles=infos), indent=2))
         return code
     w = sys.stdout.write
-    w(f"file: {head['path']} (mode {head['mode']}{', secrets encrypted' if doc.encrypted else ''})\n")
+    label = "file" if kind == "config" else "store"
+    w(f"{label}: {head['path']} ({store.access_note()}{', secrets encrypted' if doc.encrypted else ''})\n")
+    note = getattr(store, "durability_note", None)
+    if note is not None and note():
+        w(f"note: {note()}\n")
+    for gone, to in sorted(moved.items()):
+        w(f"moved: profile {_name(gone)!r} now lives in {_name(to)}\n")
     if not infos:
         w(f"no profiles yet: add one with {add_command(store)}\n")
     for info in infos:

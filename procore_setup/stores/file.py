@@ -32,7 +32,8 @@ from ..errors import (
     UsageError,
 )
 from ..hints import shell_quote
-from ..profile import SECRET_FIELDS, Credentials, biggest_entry, check_document, not_ciphertext, profile_problem
+from ..profile import Credentials, biggest_entry, check_document
+from .base import StoreCommon
 
 FILE_NAME = "credentials.toml"
 MAX_FILE_BYTES = 1 << 20  # a credentials file is a few KB; anything this big is not ours
@@ -60,7 +61,7 @@ def _render(doc: Credentials) -> bytes:
 
 
 
-class FileStore:
+class FileStore(StoreCommon):
     """The credentials file on the local disk, with a lock file beside it.
 
     `path` None: the user config directory's file. `named_by_env`: the path came from
@@ -93,6 +94,9 @@ class FileStore:
     def permissions(self) -> str | None:
         """Who may read the store, for messages: the file's mode as 0600-style text."""
         return fs.mode_text(self.path)
+
+    def access_note(self) -> str:
+        return f"mode {self.permissions()}"
 
     def locator(self) -> tuple[str, str]:
         """How a script names this store: `--config PATH`, `ProcoreAuth(config=PATH)`."""
@@ -270,41 +274,6 @@ class FileStore:
         if not os.path.lexists(self.given_path):
             return Credentials(store=self)
         return self.load()
-
-    def open_secrets(self, doc: Credentials, *, interactive: bool = False, passphrase_command: str | None = None,
-                     cipher: Any = None, strict: bool = False) -> None:
-        """Decrypt the secrets of an encrypted document in place (no-op for a plain one, or one
-        opened already). `cipher`, when given, is the document's (checked by the caller).
-
-        A secret that is no ciphertext of ours (plain text, an unknown `enc:v2:`) is left as it
-        is and makes its profile unusable (see Credentials.get), not the whole file; with
-        `strict` (decrypting or re-encrypting the whole file) it is an error at once. Profiles
-        handed out by get() already are checked here, once their secrets are plain.
-        """
-        if not doc.encrypted or doc.cipher is not None:
-            return
-        from .. import crypto
-        from ..passphrase import cipher_for
-
-        doc.cipher = cipher or cipher_for(doc, interactive=interactive,
-                                                 passphrase_command=passphrase_command or self.passphrase_command)
-        for name, prof in doc.profiles.items():
-            for field in SECRET_FIELDS:
-                value = prof.data.get(field)
-                if value is None:
-                    continue
-                if crypto.is_encrypted_value(value):
-                    prof.data[field] = doc.cipher.decrypt(value, f"{name}/{field}", path=doc.where)
-                else:
-                    doc._left[(name, field)] = (value, not_ciphertext(value) or "is not usable")
-        if strict:
-            for name, _field in doc._left:
-                problem = profile_problem(doc, doc.profiles[name], whole_file=True)
-                if problem is not None:
-                    raise problem
-        for name in sorted(doc._used):
-            if name in doc.profiles:
-                doc.check(doc.profiles[name])
 
     # -- writing -------------------------------------------------------------------
     def ensure_dir(self) -> None:
@@ -542,22 +511,6 @@ class FileStore:
             "not used. Nothing was changed.",
             hint=fix + _shared_note(self.dir),
         )
-
-    @contextlib.contextmanager
-    def transaction(self, *, timeout: float | None = None, create: bool = False, secrets: bool = True,
-                    interactive: bool = False) -> Iterator[Credentials]:
-        """Lock, read again, let the caller change the document, then save it atomically.
-
-        Nothing is written if the block raises.
-        """
-        if not create and not self.exists():
-            self.load()  # raises NotConfigured before the lock would create the directory and lock file
-        with self.lock(timeout):
-            doc = self.load_or_new() if create else self.load()
-            if secrets:
-                self.open_secrets(doc, interactive=interactive)
-            yield doc
-            self.save(doc)
 
 
 

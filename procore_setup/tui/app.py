@@ -285,7 +285,7 @@ def _load_http_client() -> None:
 
 
 def run_wizard(*, config: str | None = None, profile: str | None = None, demo: bool = False,
-               login: bool = False, passphrase_command: str | None = None) -> int:
+               login: bool = False, passphrase_command: str | None = None, store_url: str | None = None) -> int:
     """Run the wizard in this terminal; the exit code for the CLI (0 saved or nothing to do, 130 discarded)."""
     from ..stores import open_store
 
@@ -294,16 +294,16 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
         from ..testing.demo import DemoSession
 
         session = DemoSession().start()
-        config = session.config_path
+        config, store_url = session.config_path, None
     try:
-        app = ProcoreSetupApp(open_store(config, passphrase_command=passphrase_command), profile=profile,
+        app = ProcoreSetupApp(open_store(config, store=store_url, passphrase_command=passphrase_command), profile=profile,
                               demo=session, login=login)
         result = app.run()
         saved = app.saved
         if saved is not None and app.return_code in (0, None):
             # The screen is gone now: leave what to copy in the terminal's scrollback.
             store = app.store
-            print(f"Saved profile {saved.name!r} to {store.describe()} (mode {store.permissions()}).")
+            print(f"Saved profile {saved.name!r} to {store.describe()} ({store.access_note()}).")
             if session is not None:
                 print("Demo mode: that file and the fake server are gone now.")
             else:

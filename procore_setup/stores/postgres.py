@@ -1,0 +1,286 @@
+"""The shared store on PostgreSQL: one table, one row per profile plus one for the settings.
+
+The lock is a transaction-level advisory lock held by a connection of its own for as long as
+the refresh runs (read, decide, mark in flight, ask Procore, save): no other host can hold it
+at the same time, `lock_timeout` bounds the wait, and it goes away with its connection, so a
+killed holder never leaves it behind. Reads and writes go through a second connection in
+autocommit mode, so the in-flight mark is committed before the request goes out. Every write
+is one transaction that first moves the document row's version from the one this run read
+(compare-and-set): a holder that lost its lock (its connection was terminated, the server
+restarted) can never overwrite what the next holder saved.
+
+psycopg 3 is imported here, and this module only when the store is a postgresql:// URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+from ..errors import StoreRefused, StoreUnavailable, UsageError
+from .shared import MAX_DOCUMENT_BYTES, MAX_ROWS, STORE_SCHEMA, EMPTY, Revision, SharedStore, decode, encode
+
+TABLE = "procore_setup"
+CONNECT_TIMEOUT = 10  # seconds, unless the URL gives connect_timeout
+WRITE_LOCK_TIMEOUT_MS = 10000  # a writer stopped inside its transaction holds the document row
+LOCK_CLASS = 1347571523  # the advisory lock's first key ("PROC"); the second is hashtext(TABLE)
+
+SCHEMA_SQL = f"""\
+-- procore-setup's shared credentials store (schema {STORE_SCHEMA}). One row per profile
+-- (kind 'profile'), plus one (kind 'document', name '') for the default profile, the
+-- encryption parameters and the version that every save checks.
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    kind           text        NOT NULL CHECK (kind IN ('document', 'profile')),
+    name           text        NOT NULL,
+    fields         jsonb       NOT NULL,
+    version        bigint      NOT NULL,
+    schema_version integer     NOT NULL DEFAULT {STORE_SCHEMA},
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, name)
+);
+"""
+
+GRANT_SQL = f"""\
+-- The role that cron jobs and scripts use needs these rights on this one table, and no others:
+-- GRANT SELECT, INSERT, UPDATE, DELETE ON {TABLE} TO the_runtime_role;
+"""
+
+_SELECT = (f"SELECT kind, name, CASE WHEN octet_length(fields::text) <= {MAX_DOCUMENT_BYTES} THEN fields::text END, "
+           f"octet_length(fields::text), version, schema_version FROM {TABLE} LIMIT {MAX_ROWS + 1}")
+
+
+def _driver() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise UsageError(
+            "The PostgreSQL store needs the psycopg driver, which is not installed.",
+            hint="Install it with: pip install 'procore-setup[postgres]'",
+        ) from None
+    return psycopg
+
+
+class PostgresStore(SharedStore):
+    """A PostgreSQL database that several hosts share. Built by `stores.open_store`."""
+
+    kind = "PostgreSQL"
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._pg = _driver()
+        self._conn: Any = None
+        self._ready = False  # the table is known to exist and be writable by this role
+
+    def permissions(self) -> str | None:
+        return f"any database role with rights on table {TABLE}"
+
+    # -- connections -----------------------------------------------------------------
+    def _connect(self, *, autocommit: bool) -> Any:
+        kwargs: dict[str, Any] = {"autocommit": autocommit, "application_name": "procore-setup"}
+        if "connect_timeout" not in self._url:
+            kwargs["connect_timeout"] = CONNECT_TIMEOUT
+        try:
+            return self._pg.connect(self._url, **kwargs)
+        except self._pg.Error as exc:
+            raise self._error(exc, "connecting") from None
+        except ValueError:  # a URL libpq cannot parse: never echo it (it may hold the password)
+            raise UsageError(
+                f"The PostgreSQL store URL {self.describe()} does not parse.",
+                hint="Use postgresql://USER@HOST:PORT/DATABASE (the password from PGPASSWORD or ~/.pgpass, or in the URL).",
+            ) from None
+
+    def _data(self) -> Any:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._drop_connection()
+            self._conn = self._connect(autocommit=True)
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _error(self, exc: Any, doing: str) -> Exception:
+        """The error a driver exception means, in words, without the password."""
+        state = getattr(exc, "sqlstate", None) or ""
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        detail = self.scrub(first)
+        low = first.lower()
+        where = f"The PostgreSQL store {self.describe()}"
+        if state.startswith("28") or "password authentication failed" in low or "no password supplied" in low \
+                or ("role" in low and "does not exist" in low):
+            return StoreRefused(f"{where} refused the login: {detail}.",
+                                hint="Check the user and password (in the URL, PGPASSWORD or ~/.pgpass). Nothing was changed.")
+        if state == "3D000" or ("database" in low and "does not exist" in low):
+            return StoreRefused(f"{where} names a database that does not exist: {detail}.",
+                                hint="Check the database name in the URL, or create it (createdb). Nothing was changed.")
+        if state == "42501":
+            return StoreRefused(
+                f"{where} refused {doing}: this role has no rights on the table {TABLE} ({detail}).",
+                hint=f"As the table's owner, grant them: GRANT SELECT, INSERT, UPDATE, DELETE ON {TABLE} TO <this role>; "
+                "(procore-setup store init --print shows the SQL). Nothing was changed.",
+            )
+        if "ssl" in low and "required" in low:
+            return StoreRefused(f"{where}: {detail}.", hint="Check sslmode in the URL. Nothing was changed.")
+        if isinstance(exc, self._pg.OperationalError) or state[:2] in ("08", "57", "53") or \
+                isinstance(exc, self._pg.InterfaceError):
+            return StoreUnavailable(
+                f"{where} could not be reached, or dropped the connection, while {doing}: {detail}.",
+                hint="Check that the server is up and reachable from here, then try again. Nothing was lost.",
+            )
+        return StoreRefused(f"{where} failed while {doing}: {detail}.",
+                            hint="Check the store with: procore-setup store init --print. Nothing was changed.")
+
+    # -- the primitives ----------------------------------------------------------------
+    def _read(self) -> Revision:
+        conn = self._data()
+        try:
+            rows = conn.execute(_SELECT).fetchall()
+        except self._pg.errors.UndefinedTable:
+            self._ready = False
+            return EMPTY
+        except self._pg.Error as exc:
+            if getattr(exc, "sqlstate", None) is None or isinstance(exc, self._pg.OperationalError):
+                self._drop_connection()
+            raise self._error(exc, "reading") from None
+        return self._parse(rows)
+
+    def _parse(self, rows: list[tuple[Any, ...]]) -> Revision:
+        where = f"The PostgreSQL store {self.describe()}"
+        if len(rows) > MAX_ROWS:
+            raise StoreRefused(f"{where} holds more than {MAX_ROWS} rows in {TABLE}: far too many for procore-setup.",
+                               hint="Check that the URL names the right database. Nothing was changed.")
+        version, settings, profiles, total = 0, None, {}, 0
+        for kind, name, text, size, row_version, schema in rows:
+            if schema is not None and schema > STORE_SCHEMA:
+                raise StoreRefused(
+                    f"{where} was written by a newer procore-setup (store schema {schema}; this one knows {STORE_SCHEMA}).",
+                    hint="Upgrade procore-setup (pip install -U 'procore-setup[postgres]'). Nothing was changed.",
+                )
+            total += size or 0
+            if text is None or total > MAX_DOCUMENT_BYTES:
+                raise StoreRefused(f"{where} holds more than {MAX_DOCUMENT_BYTES} bytes: far too big for procore-setup.",
+                                   hint="Check that the URL names the right database. Nothing was changed.")
+            value = decode(text)
+            if not isinstance(value, dict):
+                raise StoreRefused(f"{where}: the row ({self.scrub(str(kind))}, {self.scrub(str(name))!r}) of {TABLE} "
+                                   "does not hold a JSON object.", hint="Correct or delete that row.")
+            if kind == "document":
+                version, settings = int(row_version), value
+            elif kind == "profile":
+                profiles[name] = value
+        return Revision(version, settings, profiles)
+
+    def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
+               deletes: list[str]) -> bool:
+        conn = self._data()
+        try:
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = {WRITE_LOCK_TIMEOUT_MS}")
+                if expect == 0:
+                    cur = conn.execute(
+                        f"INSERT INTO {TABLE} (kind, name, fields, version, schema_version) "
+                        "VALUES ('document', '', %s::jsonb, %s, %s) ON CONFLICT (kind, name) DO NOTHING",
+                        (encode(settings), new, STORE_SCHEMA))
+                else:
+                    cur = conn.execute(
+                        f"UPDATE {TABLE} SET fields = %s::jsonb, version = %s, schema_version = %s, updated_at = now() "
+                        "WHERE kind = 'document' AND name = '' AND version = %s",
+                        (encode(settings), new, STORE_SCHEMA, expect))
+                if cur.rowcount != 1:
+                    raise _Stale
+                if upserts:
+                    conn.cursor().executemany(
+                        f"INSERT INTO {TABLE} (kind, name, fields, version, schema_version) "
+                        "VALUES ('profile', %s, %s::jsonb, %s, %s) ON CONFLICT (kind, name) DO UPDATE "
+                        "SET fields = EXCLUDED.fields, version = EXCLUDED.version, updated_at = now()",
+                        [(name, encode(fields), new, STORE_SCHEMA) for name, fields in upserts.items()])
+                if deletes:
+                    conn.execute(f"DELETE FROM {TABLE} WHERE kind = 'profile' AND name = ANY(%s)", (deletes,))
+        except _Stale:
+            return False
+        except self._pg.Error as exc:
+            err = self._error(exc, "saving")
+            if isinstance(err, StoreUnavailable):
+                self._drop_connection()
+            raise err from None
+        return True
+
+    @contextlib.contextmanager
+    def _hold_lock(self, timeout: float) -> Iterator[None]:
+        conn = self._connect(autocommit=False)  # its own connection: the lock lives in its transaction
+        try:
+            try:
+                key = (LOCK_CLASS, TABLE)
+                if timeout <= 0:
+                    got = conn.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", key).fetchone()[0]
+                    if not got:
+                        raise self._lock_timeout(timeout)
+                else:
+                    conn.execute(f"SET LOCAL lock_timeout = {max(1, int(timeout * 1000))}")
+                    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", key)
+            except self._pg.errors.LockNotAvailable:
+                raise self._lock_timeout(timeout) from None
+            except self._pg.Error as exc:
+                raise self._error(exc, "waiting for the lock") from None
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()  # ends the transaction: the lock is released
+
+    def _prepare_write(self) -> None:
+        if self._ready:
+            return
+        conn = self._data()
+        try:
+            if conn.execute("SELECT to_regclass(%s) IS NULL", (TABLE,)).fetchone()[0]:
+                self.create_schema()
+            rights = conn.execute(
+                "SELECT " + " AND ".join(f"has_table_privilege(%s, '{p}')" for p in ("SELECT", "INSERT", "UPDATE", "DELETE")),
+                (TABLE,) * 4).fetchone()[0]
+        except self._pg.Error as exc:
+            raise self._error(exc, "checking the table") from None
+        if not rights:
+            raise StoreRefused(
+                f"The PostgreSQL store {self.describe()}: this role may not read and write the table {TABLE}.",
+                hint=f"As the table's owner, grant it: GRANT SELECT, INSERT, UPDATE, DELETE ON {TABLE} TO <this role>; "
+                "Nothing was changed.",
+            )
+        self._ready = True
+
+    def schema_sql(self) -> str:
+        """The SQL `store init --print` prints, for a database owner to run."""
+        return SCHEMA_SQL + GRANT_SQL
+
+    def init(self) -> str:
+        """`store init`: create the table if it is missing, and check this role may use it."""
+        created = self.create_schema()
+        self._ready = False
+        self._prepare_write()
+        return (f"Created the table {TABLE} in {self.describe()}." if created else
+                f"{self.describe()} has the table {TABLE} already.") + " This role may read and write it."
+
+    def create_schema(self) -> bool:
+        """Create the table if it is missing; True if this call created it."""
+        conn = self._data()
+        try:
+            if not conn.execute("SELECT to_regclass(%s) IS NULL", (TABLE,)).fetchone()[0]:
+                return False
+            with conn.transaction():
+                conn.execute(SCHEMA_SQL)
+        except (self._pg.errors.DuplicateTable, self._pg.errors.UniqueViolation):
+            return False  # another host made it at the same moment
+        except self._pg.errors.InsufficientPrivilege:
+            raise StoreRefused(
+                f"The PostgreSQL store {self.describe()} has no {TABLE} table yet, and this role may not create it.",
+                hint="Have the database's owner run the SQL that `procore-setup store init --print` prints (or run "
+                "`procore-setup --store URL store init` as a role that may). Nothing was changed.",
+            ) from None
+        except self._pg.Error as exc:
+            raise self._error(exc, "creating the table") from None
+        return True
+
+
+class _Stale(Exception):
+    """The document row no longer holds the version this run read: roll back, write nothing."""

@@ -1,0 +1,375 @@
+"""What the shared stores (PostgreSQL, Redis) have in common, written once.
+
+A shared store keeps the document as rows: one per profile (its fields, unknown ones
+included) and one for the document-level settings (the default profile, the encryption
+table, any key the program does not know), all under ONE version number. The version is the
+fence: every save is a compare-and-set against the version this run read, so a writer whose
+lock is gone (its connection was killed, its lease ran out while it was stopped) can never
+overwrite a newer pair; what it holds is then refused, and said so.
+
+A subclass gives the primitives: `_read()` (one consistent snapshot), `_write()` (one atomic
+compare-and-set), `_hold_lock()`, `_prepare_write()`, the connection handling, and the
+wording of `permissions()`. Everything else (loading, the diff, the retries after a dropped
+connection, the last-resort save of a pair Procore has just issued) is here.
+
+Standard library only at module level: the drivers are imported by the subclasses, and only
+when their store is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import time
+from datetime import date, datetime, time as dtime
+from typing import Any, Iterator, NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..errors import LockTimeout, NotConfigured, StoreConflict, StoreUnavailable
+from ..hints import add_command, shell_quote
+from ..profile import SCHEMA_VERSION, SECRET_FIELDS, Credentials, check_document
+from .base import StoreCommon
+
+STORE_SCHEMA = 1  # the layout of the rows; a store written by a newer layout is refused
+MAX_DOCUMENT_BYTES = 1 << 20  # as for the file: a store holds a few KB; anything this big is not ours
+MAX_ROWS = 10000
+# Reconnect-and-save after a dropped connection: bounded, about 10 s in all for a save, and
+# about 30 s more for a pair Procore has just issued (a server restart takes a few seconds).
+SAVE_RETRY_DELAYS = (0.0, 0.2, 0.5, 1.0, 2.0, 3.0, 3.0)
+LAST_RESORT_SECONDS = 30.0
+
+
+class Revision(NamedTuple):
+    """What the store held when a document was read: its version (0: nothing yet), the settings
+    row (None: none yet) and each profile's fields, as decoded values."""
+
+    version: int
+    settings: dict[str, Any] | None
+    profiles: dict[str, dict[str, Any]]
+
+
+EMPTY = Revision(0, None, {})
+
+
+# -- values: TOML's types in JSON ---------------------------------------------------
+
+def encode(value: Any) -> str:
+    """JSON text for a row's value; datetimes and non-finite floats, which JSON lacks, tagged."""
+    return json.dumps(_tag(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True)
+
+
+def decode(text: str) -> Any:
+    return json.loads(text, object_hook=_untag)
+
+
+def _tag(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _tag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tag(v) for v in value]
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, dtime):
+        return {"$time": value.isoformat()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}
+    return value
+
+
+def _untag(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        (key, value), = obj.items()
+        if isinstance(value, str):
+            try:
+                if key == "$datetime":
+                    return datetime.fromisoformat(value)
+                if key == "$date":
+                    return date.fromisoformat(value)
+                if key == "$time":
+                    return dtime.fromisoformat(value)
+                if key == "$float":
+                    return float(value)
+            except ValueError:
+                return obj  # not ours: kept as it is, and the field checks say what is wrong
+    return obj
+
+
+def rows_of(doc: Credentials) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(settings, profiles) as the store keeps them, secrets encrypted if the document is."""
+    raw = doc.to_toml_dict()
+    profiles = raw.pop("profiles")
+    return raw, profiles
+
+
+# -- URLs ---------------------------------------------------------------------------
+
+def without_password(url: str) -> str:
+    """The URL with its password left out (user info and a `password=` parameter), for every
+    message, `status`, a printed command and a repr: what a person may see of the store."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a store URL that does not parse)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}@{host}" if user else host
+    query = parts.query
+    if query:
+        pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k.lower() != "password"]
+        query = urlencode(pairs)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The password(s) a URL holds, to scrub from any text a driver or server hands back."""
+    found = []
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(url)
+        if parts.password:
+            found.append(parts.password)
+            from urllib.parse import unquote
+
+            found.append(unquote(parts.password))
+        for k, v in parse_qsl(parts.query, keep_blank_values=True):
+            if k.lower() == "password" and v:
+                found.append(v)
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+class SharedStore(StoreCommon):
+    """A store on a server that several hosts share. Subclasses: PostgresStore, RedisStore."""
+
+    kind = "shared"  # "PostgreSQL", "Redis": how messages name the kind of store
+
+    def __init__(self, url: str, *, passphrase_command: str | None = None, lock_timeout: float = 60.0,
+                 named_by_env: bool = False) -> None:
+        self._url = url  # may hold the password: never shown, never in a repr
+        self.url = without_password(url)
+        self._secrets = url_secrets(url)
+        self.passphrase_command = passphrase_command or None
+        self.lock_timeout = lock_timeout
+        self._named_by_env = named_by_env
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    # -- naming ------------------------------------------------------------------
+    def describe(self) -> str:
+        return self.url
+
+    def locator(self) -> tuple[str, str]:
+        """How a script names this store: `--store URL`, `ProcoreAuth(store=URL)`."""
+        return "store", self.url
+
+    def cli_flag(self, explicit: bool = False) -> str:
+        """` --store URL` (without its password: libpq's PGPASSWORD or ~/.pgpass, or the URL in
+        $PROCORE_SETUP_STORE, gives it) unless the store came from $PROCORE_SETUP_STORE, which the
+        same environment still has; always with `explicit` (a cron line)."""
+        if self._named_by_env and not explicit:
+            return ""
+        return f" --store {shell_quote(self.url)}"
+
+    def key_id(self) -> str:
+        return self.url
+
+    def permissions(self) -> str | None:
+        """Who can read the store: the server's own access control decides, not a file mode."""
+        raise NotImplementedError
+
+    def access_note(self) -> str:
+        return f"{self.kind}; readable by {self.permissions()}"
+
+    def scrub(self, text: str) -> str:
+        """Text from the driver or the server, printable, capped, and without the store's password."""
+        from ..text import clean
+
+        for secret in self._secrets:
+            text = text.replace(secret, "****")
+        return clean(text, 300)
+
+    # -- primitives a subclass gives ------------------------------------------------
+    def _read(self) -> Revision:
+        """One consistent snapshot of the rows (EMPTY when there are none, or no schema yet)."""
+        raise NotImplementedError
+
+    def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
+               deletes: list[str]) -> bool:
+        """Atomically: if the version is still `expect`, write the rows and set it to `new` (True);
+        else change nothing (False). Raises StoreUnavailable if the connection is lost."""
+        raise NotImplementedError
+
+    def _hold_lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _prepare_write(self) -> None:
+        """Before the first write: make the schema if there is none and the role may (else say what
+        to run), and check that this role may write."""
+        raise NotImplementedError
+
+    def _drop_connection(self) -> None:
+        """Forget the data connection, so that the next call makes a new one."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._drop_connection()
+
+    # -- reading -------------------------------------------------------------------
+    def exists(self) -> bool:
+        rev = self._read()
+        return rev.settings is not None or bool(rev.profiles)
+
+    def load(self) -> Credentials:
+        rev = self._read()
+        if rev.settings is None and not rev.profiles:
+            raise NotConfigured(
+                f"The {self.kind} store {self.url} holds no procore-setup credentials yet.",
+                hint=f"Set one up with: {add_command(self)} (or: {add_command(self)} login --plain)",
+            )
+        return self._document(rev)
+
+    def load_or_new(self) -> Credentials:
+        rev = self._read()
+        if rev.settings is None and not rev.profiles:
+            return Credentials(store=self, revision=rev)
+        return self._document(rev)
+
+    def _document(self, rev: Revision) -> Credentials:
+        raw: dict[str, Any] = copy.deepcopy(rev.settings) if rev.settings is not None else \
+            {"schema_version": SCHEMA_VERSION}
+        raw["profiles"] = copy.deepcopy(rev.profiles)
+        check_document(raw, self)
+        return Credentials(raw, store=self, revision=rev)
+
+    # -- locking -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the store's exclusive lock (across hosts), waiting at most `timeout` seconds."""
+        with self._hold_lock(self.lock_timeout if timeout is None else timeout):
+            yield
+
+    def _lock_timeout(self, timeout: float) -> LockTimeout:
+        return LockTimeout(
+            f"Another procore-setup process (on this host or another) has held the lock of the {self.kind} "
+            f"store {self.url} for more than {timeout:g} s.",
+            hint="It may be hung on the network; try again later. Nothing was changed.",
+        )
+
+    # -- writing -------------------------------------------------------------------
+    def check_writable(self) -> None:
+        """Raise now if a save would be refused (before a login sends its single-use code)."""
+        self._prepare_write()
+        self.load_or_new()
+
+    def save(self, doc: Credentials) -> None:
+        """Write what changed, as one compare-and-set against the version `doc` was read at."""
+        settings, profiles = rows_of(doc)
+        doc.revision = self._commit(self._revision(doc), settings, profiles)
+
+    def restore(self, doc: Credentials, revision: Any) -> bool:
+        """Put back the rows of `revision`, unless the store changed since `doc` was last saved."""
+        if not isinstance(revision, Revision):
+            return False
+        try:
+            doc.revision = self._commit(self._revision(doc), revision.settings or {}, revision.profiles)
+        except StoreConflict:
+            return False
+        return True
+
+    def _revision(self, doc: Credentials) -> Revision:
+        rev = doc.revision
+        return rev if isinstance(rev, Revision) else EMPTY
+
+    def _commit(self, base: Revision, settings: dict[str, Any], profiles: dict[str, dict[str, Any]]) -> Revision:
+        if base.settings == settings and base.profiles == profiles:
+            return base  # nothing changed: no write, no new version
+        self._check_size(settings, profiles)
+        upserts = {name: fields for name, fields in profiles.items() if base.profiles.get(name) != fields}
+        deletes = [name for name in base.profiles if name not in profiles]
+        wanted = Revision(base.version + 1, settings, profiles)
+        if base.version == 0:
+            self._prepare_write()
+        lost: StoreUnavailable | None = None
+        for delay in SAVE_RETRY_DELAYS:
+            time.sleep(delay)
+            try:
+                if self._write(base.version, wanted.version, settings, upserts, deletes):
+                    return wanted
+            except StoreUnavailable as exc:  # the connection dropped: a new one, and again
+                lost = exc
+                self._drop_connection()
+                continue
+            if lost is not None and self._read() == wanted:
+                return wanted  # the write before the drop had committed: its answer was what got lost
+            raise StoreConflict(
+                f"The {self.kind} store {self.url} changed while this command was working with it (another "
+                "process wrote it without holding the lock, or this one lost its lock); it was not overwritten.",
+                hint="Run the command again. Nothing was changed by this run.",
+            )
+        assert lost is not None
+        raise lost
+
+    def _check_size(self, settings: dict[str, Any], profiles: dict[str, dict[str, Any]]) -> None:
+        from ..errors import FileTooBig
+
+        size = len(encode(settings)) + sum(len(encode(f)) + len(n) for n, f in profiles.items())
+        if size > MAX_DOCUMENT_BYTES or len(profiles) >= MAX_ROWS:
+            raise FileTooBig(
+                f"Not saved: the {self.kind} store {self.url} would hold {size} bytes in {len(profiles)} profiles, "
+                "more than procore-setup reads back.",
+                hint="The store was left as it was. Remove profiles or fields nobody uses, then try again.",
+            )
+
+    def save_last_resort(self, doc: Credentials) -> str:
+        """For a pair Procore has just issued, when `save` failed: keep trying for a while (a
+        server restarting, a connection that comes back), and write it over what the store holds
+        now, but only if no newer pair reached the store meanwhile (the fence). Raises if not."""
+        deadline = time.monotonic() + LAST_RESORT_SECONDS
+        delay = 0.5
+        settings, profiles = rows_of(doc)
+        mine = self._revision(doc)
+        while True:
+            try:
+                current = self._read()
+                merged = dict(current.profiles)
+                for name, fields in profiles.items():
+                    if mine.profiles.get(name) == fields:
+                        continue  # this run did not change it: whatever is there now stays
+                    now = current.profiles.get(name)
+                    if now != mine.profiles.get(name) and self._chain(doc, name, now) != \
+                            self._chain(doc, name, mine.profiles.get(name)):
+                        raise StoreConflict(
+                            f"The {self.kind} store {self.url} already holds newer tokens for profile {name!r} than "
+                            "the ones this run read (another host refreshed it after this one lost its lock), so "
+                            "this run's tokens were not written over them.",
+                            hint="Nothing is lost: the store's tokens are the live ones. Run the command again.",
+                        )
+                    merged[name] = fields
+                keep = settings if current.version == mine.version else (current.settings or settings)
+                doc.revision = self._commit(current, keep, merged)
+                return f"to {self.url} after the connection came back"
+            except StoreUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                self._drop_connection()
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
+
+    @staticmethod
+    def _chain(doc: Credentials, name: str, fields: dict[str, Any] | None) -> tuple[Any, ...]:
+        """A profile's token chain, as plain values (ciphertexts differ on every save)."""
+        if fields is None:
+            return (None, None)
+        out = []
+        for field in ("refresh_token", "access_token"):
+            value = fields.get(field)
+            if value is not None and doc.cipher is not None and field in SECRET_FIELDS:
+                with contextlib.suppress(Exception):
+                    value = doc.cipher.decrypt(value, f"{name}/{field}", path=doc.where)
+            out.append(value)
+        return tuple(out)
