@@ -341,7 +341,9 @@ class SharedStore(StoreCommon):
                     if mine.profiles.get(name) == fields:
                         continue  # this run did not change it: whatever is there now stays
                     now = current.profiles.get(name)
-                    if now != mine.profiles.get(name) and self._chain(doc, name, now) != \
+                    # A profile that vanished (a Redis restarted without persistence) holds no newer
+                    # pair: this one is the only live copy, so it is written back.
+                    if now is not None and now != mine.profiles.get(name) and self._chain(doc, name, now) != \
                             self._chain(doc, name, mine.profiles.get(name)):
                         raise StoreConflict(
                             f"The {self.kind} store {self.url} already holds newer tokens for profile {name!r} than "
