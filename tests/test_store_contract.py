@@ -1,0 +1,366 @@
+"""One contract, every store: the same behaviours against the file, PostgreSQL and Redis.
+
+Each test runs the real executable in subprocesses on two "hosts" (two HOMEs, nothing shared
+but the store named by PROCORE_SETUP_STORE, and, for the file, the file itself) against the
+fake Procore server over HTTP, and reads the store back in-process through `open_store`.
+The servers are real (tests/servers.py); where one cannot be had the test skips with the
+reason, and CI requires them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from conftest import CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from procore_setup.profile import utcnow
+from procore_setup.stores import open_store
+from procore_setup.testing import FakeProcore
+from test_engine_helpers import assert_no_secrets, issued_secrets, wait_for
+
+TOKEN_PATH = ["/oauth/token"]
+KINDS = ("file", "postgres", "redis")
+
+
+class Host:
+    """One machine's view: its own HOME (so nothing can be shared through ~/.config), the store's URL."""
+
+    def __init__(self, shared: "Shared", home: Path) -> None:
+        self.shared = shared
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+        self.env = base_env(HOME=str(home), PROCORE_SETUP_STORE=shared.url, PROCORE_SETUP_LOCK_TIMEOUT="30",
+                            XDG_CONFIG_HOME=str(home / ".config"))
+
+    def run(self, *args: str, input: str = "", env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run([EXE, *args], input=input, capture_output=True, text=True,
+                           env=dict(self.env, **(env or {})), timeout=timeout)
+        return self.shared.check(r, token=args[:1] == ("token",))
+
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen([EXE, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=dict(self.env, **(env or {})))
+
+    def collect(self, proc: subprocess.Popen[str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        out, err = proc.communicate(timeout=timeout)
+        r = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        return self.shared.check(r, token=list(proc.args)[1:2] == ["token"])
+
+    def token(self) -> str:
+        r = self.run("token")
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    def login(self, profile: str = "default", *extra: str) -> subprocess.CompletedProcess[str]:
+        fake = self.shared.fake
+        r = self.run("login", "--plain", "--profile", profile, "--environment", "custom", "--login-url", fake.url,
+                     "--api-url", fake.url, "--client-id", CLIENT_ID, "--code=" + fake.issue_code(), *extra,
+                     input="1\n", env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
+        assert r.returncode == 0, r.stderr
+        return r
+
+    def nothing_written_here(self) -> bool:
+        """No credentials file (nor anything else of ours) under this host's HOME."""
+        return not any(p.name.startswith(("credentials", "procore")) for p in self.home.rglob("*"))
+
+
+class Shared:
+    """One store, the fake Procore, and what the test may look at: the store's rows, raw."""
+
+    def __init__(self, kind: str, url: str, fake: FakeProcore, tmp: Path, raw: Callable[[], str],
+                 secrets: list[str]) -> None:
+        self.kind = kind
+        self.url = url
+        self.fake = fake
+        self.tmp = tmp
+        self.raw = raw  # everything the store holds, as text (the file; pg_dump; every Redis key)
+        self.hosts = [Host(self, tmp / f"host{i}") for i in (1, 2)]
+        self._secrets = secrets  # the store's own password(s)
+        self._seen: list[tuple[subprocess.CompletedProcess[str], str | None]] = []
+
+    def store(self, **kw: Any) -> Any:
+        return open_store(store=self.url, environ={}, **kw)
+
+    def profile(self, name: str = "default") -> dict[str, Any]:
+        return dict(self.store().load().profiles[name].data)
+
+    def edit(self, change: Callable[[Any], None]) -> None:
+        """Change the stored document the way the program does (under the lock, versioned)."""
+        store = self.store()
+        with store.lock():
+            doc = store.load()
+            change(doc)
+            store.save(doc)
+
+    def expire(self, name: str = "default") -> None:
+        self.fake.expire_access_tokens()
+        self.edit(lambda doc: doc.profiles[name].set(expires_at=utcnow() - timedelta(seconds=60)))
+
+    def secrets(self) -> set[str]:
+        return issued_secrets(self.fake) | set(self._secrets)
+
+    def check(self, r: subprocess.CompletedProcess[str], *, token: bool) -> subprocess.CompletedProcess[str]:
+        printed = r.stdout.strip() if token and r.returncode == 0 else None
+        assert_no_secrets(r, self.secrets(), printed_token=printed)
+        self._seen.append((r, printed))
+        return r
+
+    def finish(self) -> None:
+        for r, printed in self._seen:
+            assert_no_secrets(r, self.secrets(), printed_token=printed)
+
+
+@pytest.fixture(params=KINDS)
+def shared(request: pytest.FixtureRequest, tmp_path: Path, fake: FakeProcore) -> Iterator[Shared]:
+    kind = request.param
+    if kind == "file":
+        path = tmp_path / "shared" / "credentials.toml"
+        s = Shared(kind, str(path), fake, tmp_path, lambda: path.read_text() if path.exists() else "", [])
+    elif kind == "postgres":
+        url = request.getfixturevalue("pg_store_url")
+        server = request.getfixturevalue("pg_server")
+        s = Shared(kind, url, fake, tmp_path, lambda: server.dump(url), [server.app_password])
+    else:
+        url = request.getfixturevalue("redis_store_url")
+        server = request.getfixturevalue("redis_server")
+        s = Shared(kind, url, fake, tmp_path, lambda: server.dump_all(url), [server.password])
+    yield s
+    s.finish()
+
+
+def _hold_answers(fake: FakeProcore, **fault: Any) -> threading.Event:
+    """The fake holds the next token request just before its answer goes out, until the event is set."""
+    release = threading.Event()
+    fake.inject(hook=lambda: release.wait(120), paths=TOKEN_PATH, **fault)
+    return release
+
+
+# -- the contract ------------------------------------------------------------------------------------
+
+def test_a_login_on_one_host_serves_the_other_and_writes_no_file_there(shared: Shared) -> None:
+    one, two = shared.hosts
+    r = one.login()
+    assert "Saved profile 'default'" in r.stdout
+    token = two.token()
+    assert shared.fake.access_token_valid(token)
+    assert token == shared.profile()["access_token"]
+    assert shared.fake.counts["token:refresh_token"] == 0  # the stored token was used, nothing sent
+    status = two.run("status")
+    assert status.returncode == 0, status.stderr
+    assert shared.store().describe() in status.stdout
+    for secret in shared._secrets:  # noqa: SLF001 - the store's password is never shown
+        assert secret not in shared.store().describe()
+    if shared.kind != "file":
+        assert one.nothing_written_here() and two.nothing_written_here()
+
+
+def test_twenty_token_calls_from_two_hosts_after_expiry_refresh_once(shared: Shared) -> None:
+    one, two = shared.hosts
+    one.login()
+    old = shared.profile()["access_token"]
+    shared.expire()
+    procs = [(h, h.popen("token")) for _ in range(10) for h in (one, two)]
+    results = [h.collect(p) for h, p in procs]
+    assert [r.returncode for r in results] == [0] * 20, [r.stderr for r in results if r.returncode]
+    tokens = {r.stdout.strip() for r in results}
+    assert len(tokens) == 1, "all 20 print the same token"
+    token = tokens.pop()
+    assert token != old and shared.fake.access_token_valid(token)
+    assert shared.fake.counts["token:refresh_token"] == 1  # exactly one refresh reached Procore
+    assert shared.fake.counts["invalid_grant"] == 0
+    assert shared.profile()["access_token"] == token
+
+
+def test_a_host_waiting_for_the_lock_reads_again_and_sends_nothing(shared: Shared) -> None:
+    one, two = shared.hosts
+    one.login()
+    shared.expire()
+    release = _hold_answers(shared.fake)
+    first = one.popen("token")
+    wait_for(lambda: shared.fake.counts["faults"] >= 1, what="the first refresh to reach Procore", timeout=30)
+    marked = shared.profile()
+    assert marked.get("refresh_started_at") is not None  # the in-flight mark is in the store before the answer
+    second = two.popen("token")
+    try:
+        wait_for(lambda: second.poll() is None and _waiting_for_lock(shared, second), timeout=30,
+                 what="the second host to wait for the lock")
+    finally:
+        release.set()
+    a, b = one.collect(first), two.collect(second)
+    assert (a.returncode, b.returncode) == (0, 0), (a.stderr, b.stderr)
+    assert a.stdout == b.stdout
+    assert shared.fake.counts["token:refresh_token"] == 1
+    assert b.stderr == ""
+
+
+def _waiting_for_lock(shared: Shared, proc: subprocess.Popen[str]) -> bool:
+    """Whether `proc` has got as far as waiting for the store's lock (it has read the expired token)."""
+    if shared.kind == "postgres":
+        return _pg_lock_waiters(shared) >= 1
+    # The file and Redis locks are polled, so no server records a waiter: the process is alive and
+    # has not finished, which with the first holding the lock means it is waiting (or about to).
+    return proc.poll() is None
+
+
+def _pg_lock_waiters(shared: Shared) -> int:
+    import psycopg
+
+    with psycopg.connect(shared.url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_host_killed_after_procore_answered_is_explained_on_the_other(shared: Shared) -> None:
+    one, two = shared.hosts
+    one.login()
+    held = shared.profile()["refresh_token"]
+    release = _hold_answers(shared.fake, consume=True, drop=True)
+    proc = one.popen("refresh", "--force")
+    try:
+        wait_for(lambda: shared.fake.refresh_token_state(held) == "used", what="Procore to use the refresh token",
+                 timeout=30)
+        proc.send_signal(signal.SIGKILL)
+        r = one.collect(proc)
+        assert r.returncode == -signal.SIGKILL
+    finally:
+        release.set()
+    kept = shared.profile()
+    assert kept["refresh_token"] == held and kept.get("refresh_started_at") is not None
+    r = two.run("token")
+    assert r.returncode == 4, r.stderr
+    assert "interrupted" in r.stderr and r.stdout == ""
+    assert "login --profile default" in r.stderr
+    after = shared.profile()
+    assert after["client_secret"] == CLIENT_SECRET and after["refresh_token"] == held  # nothing thrown away
+
+
+def test_a_host_killed_before_procore_acted_leaves_a_chain_the_other_recovers(shared: Shared) -> None:
+    one, two = shared.hosts
+    one.login()
+    old = shared.profile()
+    shared.fake.inject(hang=60, paths=TOKEN_PATH)  # held before Procore looks at it
+    proc = one.popen("refresh", "--force")
+    wait_for(lambda: shared.fake.counts["faults"] >= 1, what="the refresh to reach Procore", timeout=30)
+    proc.send_signal(signal.SIGKILL)
+    assert one.collect(proc).returncode == -signal.SIGKILL
+    assert shared.fake.refresh_token_state(old["refresh_token"]) == "active"
+    shared.fake.clear_faults()
+    r = two.run("token")
+    assert r.returncode == 0, r.stderr
+    assert "chain is intact" in r.stderr
+    assert shared.fake.access_token_valid(r.stdout.strip())
+
+
+def test_invalid_grant_keeps_everything_and_names_the_store(shared: Shared) -> None:
+    one, two = shared.hosts
+    one.login()
+    before = shared.profile()
+    shared.fake.revoke_all()
+    r = two.run("refresh", "--force")
+    assert r.returncode == 4, r.stderr
+    assert "invalid_grant" in r.stderr
+    assert "login --profile default" in r.stderr
+    after = shared.profile()
+    for field in ("client_id", "client_secret", "refresh_token", "access_token", "company_id", "user_id"):
+        assert after[field] == before[field], field
+    assert after["reauth_required"] is True
+    assert two.run("status").returncode == 4
+
+
+def test_fields_the_program_does_not_know_survive_a_refresh(shared: Shared) -> None:
+    one, two = shared.hosts
+    one.login()
+
+    def add(doc: Any) -> None:
+        doc.profiles["default"].data["team_note"] = "owned by the data team"
+        doc.raw["x_custom"] = {"kept": [1, 2, 3]}
+
+    shared.edit(add)
+    r = two.run("refresh", "--force")
+    assert r.returncode == 0, r.stderr
+    doc = shared.store().load()
+    assert doc.profiles["default"].data["team_note"] == "owned by the data team"
+    assert doc.raw["x_custom"] == {"kept": [1, 2, 3]}
+    assert doc.profiles["default"].access_token != ""
+
+
+def test_encryption_leaves_no_plain_secret_in_the_store(shared: Shared) -> None:
+    one, two = shared.hosts
+    one.login()
+    plain = shared.profile()
+    env = {"PROCORE_SETUP_PASSPHRASE": "correct horse battery staple 42"}
+    r = one.run("encrypt", env=env)
+    assert r.returncode == 0, r.stderr
+    raw = shared.raw()
+    assert raw  # the dump does show the store
+    for field in ("client_secret", "access_token", "refresh_token"):
+        assert plain[field] not in raw, field
+    assert "enc:" in raw
+    token = two.run("token", env=env)
+    assert token.returncode == 0, token.stderr
+    assert token.stdout.strip() == plain["access_token"]
+    refused = two.run("token")
+    assert refused.returncode == 6 and "passphrase" in refused.stderr.lower()
+    forced = two.run("refresh", "--force", env=env)  # a refresh writes ciphertext only
+    assert forced.returncode == 0, forced.stderr
+    raw = shared.raw()
+    for secret in issued_secrets(shared.fake):
+        assert secret not in raw
+
+
+def test_revoke_on_one_host_is_seen_by_the_other(shared: Shared) -> None:
+    one, two = shared.hosts
+    one.login()
+    token = shared.profile()["access_token"]
+    r = one.run("revoke")
+    assert r.returncode == 0, r.stderr
+    assert not shared.fake.access_token_valid(token)
+    t = two.run("token")
+    assert t.returncode == 4 and t.stdout == ""
+    assert two.run("status").returncode == 4
+    assert shared.profile()["client_secret"] == CLIENT_SECRET  # client settings kept
+
+
+def test_status_json_names_the_store_without_its_password(shared: Shared) -> None:
+    import json
+
+    one, _ = shared.hosts
+    one.login()
+    r = one.run("status", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["store"] == shared.store().describe()
+    assert data["store_kind"] == {"file": "file", "postgres": "PostgreSQL", "redis": "Redis"}[shared.kind]
+    for secret in shared._secrets:  # noqa: SLF001
+        assert secret not in r.stdout
+
+
+def test_store_move_leaves_one_live_copy(shared: Shared, tmp_path: Path) -> None:
+    """From this store to a file and back: the old copy is a tombstone that names the new store."""
+    one, two = shared.hosts
+    one.login()
+    token = shared.profile()["access_token"]
+    elsewhere = tmp_path / "elsewhere" / "credentials.toml"
+    r = one.run("store", "move", "--to", str(elsewhere))
+    assert r.returncode == 0, r.stderr
+    gone = two.run("token")
+    assert gone.returncode == 3 and gone.stdout == ""
+    assert "moved" in gone.stderr and str(elsewhere) in gone.stderr
+    assert "--config" in gone.stderr
+    sent = shared.fake.counts["token:refresh_token"]
+    assert two.run("refresh", "--all").returncode == 3
+    assert shared.fake.counts["token:refresh_token"] == sent  # the tombstone never refreshes
+    there = two.run("token", env={"PROCORE_SETUP_STORE": str(elsewhere)})
+    assert there.returncode == 0 and there.stdout.strip() == token
+    back = two.run("--store", str(elsewhere), "store", "move", "--to", shared.url, env={"PROCORE_SETUP_STORE": ""})
+    assert back.returncode == 0, back.stderr
+    assert two.token() == token
+    assert two.run("token", env={"PROCORE_SETUP_STORE": str(elsewhere)}).returncode == 3
