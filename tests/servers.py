@@ -119,8 +119,6 @@ class PostgresServer:
     """One PostgreSQL cluster for the session. Databases and roles come and go per test."""
 
     def __init__(self, bindir: Path, run_as: str | None) -> None:
-        import psycopg  # noqa: F401 - the caller checked it imports
-
         self.bindir = bindir
         self.run_as = run_as  # "postgres" when we are root, else None (run the binaries directly)
         self.password = _password()  # the superuser's
