@@ -12,6 +12,8 @@ import pytest
 
 from procore_setup.testing import FakeProcore
 
+pytest_plugins = ["servers"]  # real PostgreSQL and Redis servers for the store tests (tests/servers.py)
+
 EXE = str(Path(sys.executable).with_name("procore-setup"))
 CLIENT_ID = "demo-client-id"
 CLIENT_SECRET = "demo-client-secret"
