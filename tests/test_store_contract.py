@@ -131,9 +131,26 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path, fake: FakeProcore) ->
     else:
         url = request.getfixturevalue("redis_store_url")
         server = request.getfixturevalue("redis_server")
-        s = Shared(kind, url, fake, tmp_path, lambda: server.dump_all(url), [server.password])
+        s = Shared(kind, url, fake, tmp_path, lambda: _redis_dump(url), [server.password])
     yield s
     s.finish()
+
+
+def _redis_dump(url: str) -> str:
+    """Every key of the store's Redis database and what it holds, as text."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    out = []
+    try:
+        for key in client.scan_iter(count=1000):
+            kind = client.type(key).decode()
+            value: Any = {"string": client.get, "hash": client.hgetall, "list": lambda k: client.lrange(k, 0, -1),
+                          "set": client.smembers, "zset": lambda k: client.zrange(k, 0, -1)}.get(kind, client.dump)(key)
+            out.append(f"{key!r} {kind} {value!r}")
+    finally:
+        client.close()
+    return "\n".join(out)
 
 
 def _hold_answers(fake: FakeProcore, **fault: Any) -> threading.Event:
