@@ -26,10 +26,13 @@ class ProcoreAuth(httpx.Auth):
     """Bearer auth from a procore-setup profile, for `httpx.Client` and `httpx.AsyncClient`."""
 
     def __init__(self, profile: str | None = None, config: str | os.PathLike[str] | None = None, *,
-                 min_valid: float = 120, company_header: bool = True, passphrase_command: str | None = None) -> None:
+                 min_valid: float = 120, company_header: bool = True, passphrase_command: str | None = None,
+                 store: str | None = None) -> None:
+        """`store`: a shared store's URL (postgresql://, redis://) or a file's path; else `config`,
+        else $PROCORE_SETUP_STORE / $PROCORE_SETUP_CONFIG, else the user's credentials file."""
         from . import settings
 
-        self.store = open_store(config, passphrase_command=passphrase_command)
+        self.store = open_store(config, store=store, passphrase_command=passphrase_command)
         self.profile = settings.profile(profile)
         self.http_timeout = settings.http_timeout()
         self.min_valid = min_valid

@@ -397,8 +397,11 @@ def _record_reauth(store: Store, doc: Credentials, profile: Profile, exc: Reauth
 
 def get_token(profile: str | None = None, *, config: str | os.PathLike[str] | None = None,
               min_valid: float = DEFAULT_TOKEN_MIN_VALID, force: bool = False,
-              passphrase_command: str | None = None) -> str:
-    """A valid access token for `profile` of the credentials file, refreshing under the lock if needed.
+              passphrase_command: str | None = None, store: str | None = None) -> str:
+    """A valid access token for `profile`, refreshing under the store's lock if needed.
+
+    The store: `store` (a postgresql:// or redis:// URL, or a file's path), else `config` (a
+    credentials file), else $PROCORE_SETUP_STORE or $PROCORE_SETUP_CONFIG, else the user's file.
 
     Raises a `procore_setup.errors.ProcoreSetupError` subclass on failure; its message says what to do.
     """
@@ -406,6 +409,6 @@ def get_token(profile: str | None = None, *, config: str | os.PathLike[str] | No
 
     from . import settings
 
-    store = open_store(config, passphrase_command=passphrase_command)
-    return ensure_fresh(store, settings.profile(profile), min_valid=min_valid, force=force,
+    opened = open_store(config, store=store, passphrase_command=passphrase_command)
+    return ensure_fresh(opened, settings.profile(profile), min_valid=min_valid, force=force,
                         http_timeout=settings.http_timeout()).access_token
