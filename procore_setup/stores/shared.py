@@ -178,6 +178,14 @@ class SharedStore(StoreCommon):
     def key_id(self) -> str:
         return self.url
 
+    def password_note(self) -> str | None:
+        """What to tell a person about the commands printed for this store, when its URL holds a
+        password that they leave out; None when there is nothing to say."""
+        if not self._secrets:
+            return None
+        return ("(The store's password is left out of the commands above: give the jobs the whole URL in "
+                "PROCORE_SETUP_STORE" + (", or PGPASSWORD or ~/.pgpass" if self.kind == "PostgreSQL" else "") + ".)")
+
     def permissions(self) -> str | None:
         """Who can read the store: the server's own access control decides, not a file mode."""
         raise NotImplementedError
