@@ -270,6 +270,9 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
         )
         raise lost from None
     except ReauthRequired as exc:
+        newer = _refreshed_elsewhere(store, profile, sent=profile.refresh_token)
+        if newer is not None:
+            return RefreshResult(newer, False, store.describe())
         raise _record_reauth(store, doc, profile, exc, interrupted_at) from None
     except TokensUnusable as exc:
         # Procore issued tokens, so the stored refresh token is most likely spent. The in-flight
@@ -287,6 +290,25 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
 
 
 SAVE_RETRY_DELAYS = (0.2, 0.5, 1.0)
+
+
+def _refreshed_elsewhere(store: Store, profile: Profile, *, sent: str | None) -> Profile | None:
+    """After Procore refused the refresh token this run sent: the profile as the store holds it
+    now, if another process has saved a newer pair meanwhile (a shared store's holder that lost
+    its lock to a dropped connection: the next holder refreshed first), else None.
+
+    Only a different refresh token with a valid access token counts; anything else, and any
+    trouble reading, leaves the refusal to be recorded as usual.
+    """
+    try:
+        doc = store.load()
+        store.open_secrets(doc)
+        now = doc.get(profile.name)
+    except Exception:  # noqa: BLE001 - the refusal stands; it is recorded by the caller
+        return None
+    if now.refresh_token and now.refresh_token != sent and not now.reauth_required and now.valid_for(60):
+        return now
+    return None
 
 
 def _save_new_pair(store: Store, doc: Credentials, profile: Profile) -> str | None:
@@ -308,7 +330,7 @@ def _save_new_pair(store: Store, doc: Credentials, profile: Profile) -> str | No
             store.save(doc)
             return None
         except StoreConflict as exc:  # changed under us (by hand): no retry will change that
-            first, why = exc, "the file changed while the refresh ran"
+            first, why = exc, f"{store.describe()} changed while the refresh ran"
             break
         except CredentialsFileError as exc:  # StoreWriteError, or the directory check of ensure_dir
             first = first or exc

@@ -31,7 +31,8 @@ Other processes can drive it through the admin endpoints under `/_fake/`
 Hostile answers, for testing that a client stays bounded: `inject(gzip_bomb=N)` answers a small
 gzip stream that inflates to N bytes, `inject(huge_body=N)` streams N bytes (chunked, no length), `inject(headers=...)`
 adds headers, and (in Python only) `inject(edit=f)` passes the real JSON answer through `f`, and
-`inject(hook=f)` calls `f()` while the request is handled, after processing, before answering.
+`inject(hook=f)` calls `f()` while the request is handled, after processing, before answering;
+`inject(gate=f)` calls it before processing.
 """
 
 from __future__ import annotations
@@ -245,6 +246,7 @@ class _Fault:
     huge_body: int | None = None
     edit: Callable[[Any], Any] | None = None
     hook: Callable[[], None] | None = None
+    gate: Callable[[], None] | None = None
 
     def matches(self, path: str) -> bool:
         return self.paths is None or any(path.startswith(p) for p in self.paths)
@@ -265,6 +267,7 @@ class _Fault:
             "huge_body": self.huge_body,
             "edit": self.edit is not None,
             "hook": self.hook is not None,
+            "gate": self.gate is not None,
         }
 
     @property
@@ -382,6 +385,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(fake._handle(req))
             return
 
+        if fault.gate is not None:
+            fault.gate()  # before Procore looks at the request
         if fault.consume or not fault.replaces:
             if not fault.consume:
                 fake._sleep(fault.hang)
@@ -683,6 +688,7 @@ class FakeProcore:
         huge_body: int | None = None,
         edit: Callable[[Any], Any] | None = None,
         hook: Callable[[], None] | None = None,
+        gate: Callable[[], None] | None = None,
     ) -> None:
         """Fault the next `count` requests whose path starts with one of `paths` (None: any non-admin path).
 
@@ -696,14 +702,15 @@ class FakeProcore:
         inflates to N bytes; `huge_body=N` streams an N-byte body in chunked encoding; `headers` are added to a
         made-up answer. `edit` (a function of the real answer's JSON, returning the JSON to send)
         processes the request and changes its answer; `hook` is called after processing, just
-        before the answer goes out (e.g. to change the client's files while it waits).
+        before the answer goes out (e.g. to change the client's files while it waits); `gate` is called
+        before the request is looked at (e.g. to hold it until the test lets it through).
         """
         if (gzip_bomb is not None or huge_body is not None) and status is None:
             status = 200
         if status is None and body is not None:
             status = 500
-        if status is None and not drop and not hang and edit is None and hook is None:
-            raise ValueError("inject() needs status, body, hang, drop, gzip_bomb, huge_body, edit or hook")
+        if status is None and not drop and not hang and edit is None and hook is None and gate is None:
+            raise ValueError("inject() needs status, body, hang, drop, gzip_bomb, huge_body, edit, hook or gate")
         if count < 1:
             raise ValueError("count must be >= 1")
         fault = _Fault(
@@ -721,6 +728,7 @@ class FakeProcore:
             huge_body=int(huge_body) if huge_body is not None else None,
             edit=edit,
             hook=hook,
+            gate=gate,
         )
         if fault.gzip_bomb is not None:
             make_gzip_bomb(fault.gzip_bomb)  # made now (and cached), not while a client waits

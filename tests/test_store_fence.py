@@ -1,0 +1,97 @@
+"""A lock holder that lost its lock (its connection was terminated mid-refresh) while another
+host took over: the version fence and the re-read after a refusal keep exactly one live chain.
+
+Only a shared store can lose a lock its holder still believes in; PostgreSQL here (its lock
+connection is terminated with pg_terminate_backend), Redis in its own suite (a lease that ran out).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from test_store_contract import TOKEN_PATH, Shared, shared  # noqa: F401 - shared is the fixture
+from test_engine_helpers import wait_for
+
+pytestmark = pytest.mark.parametrize("shared", ["postgres"], indirect=True)
+
+
+def _lock_connection(shared: Shared) -> int:
+    """The pid of the backend that holds the store's advisory lock, once it holds it."""
+    import psycopg
+
+    with psycopg.connect(shared.url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _terminate(shared: Shared, pid: int) -> None:
+    import psycopg
+
+    with psycopg.connect(shared.url, autocommit=True) as conn:
+        assert conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+
+
+def _held(fake: Any, **where: Any) -> threading.Event:
+    release = threading.Event()
+    fake.inject(paths=TOKEN_PATH, **{k: (lambda: release.wait(120)) for k in where})
+    return release
+
+
+def test_a_holder_refused_after_losing_its_lock_reads_the_newer_pair_and_exits_0(shared: Shared) -> None:
+    """Host 1's refresh waits before Procore looks at it; its lock connection dies; host 2 refreshes
+    first. Procore then refuses host 1's (spent) refresh token: host 1 finds host 2's pair in the store
+    and uses it, instead of calling for a new login or marking the live chain as needing one."""
+    one, two = shared.hosts
+    one.login()
+    spent = shared.profile()["refresh_token"]
+    release = _held(shared.fake, gate=True)
+    first = one.popen("refresh", "--force")
+    try:
+        wait_for(lambda: shared.fake.counts["faults"] >= 1, what="host 1's refresh to reach Procore", timeout=30)
+        wait_for(lambda: _lock_connection(shared) > 0, what="host 1 to hold the lock", timeout=30)
+        _terminate(shared, _lock_connection(shared))
+        second = two.run("refresh", "--force")
+        assert second.returncode == 0, second.stderr
+    finally:
+        release.set()
+    r = one.collect(first)
+    stored = shared.profile()
+    assert shared.fake.refresh_token_state(spent) == "used"
+    assert shared.fake.refresh_token_state(stored["refresh_token"]) == "active"  # host 2's pair is the live one
+    assert shared.fake.counts["invalid_grant"] == 1  # host 1's late, spent refresh token
+    assert r.returncode == 0, r.stderr
+    assert not stored.get("reauth_required") and stored.get("refresh_started_at") is None
+    assert two.token() == stored["access_token"]
+
+
+def test_a_holder_whose_answer_comes_after_the_next_holder_was_refused_saves_the_only_live_pair(shared: Shared) -> None:
+    """Host 1's refresh is processed (Procore rotates the pair) and its answer is held; its lock
+    connection dies; host 2 retries the stored, now spent, refresh token and is refused. Host 1's
+    pair is then the only live one: it is saved over host 2's "needs a login" mark, not lost."""
+    one, two = shared.hosts
+    one.login()
+    spent = shared.profile()["refresh_token"]
+    release = _held(shared.fake, hook=True)
+    first = one.popen("refresh", "--force")
+    try:
+        wait_for(lambda: shared.fake.refresh_token_state(spent) == "used", what="Procore to rotate the pair", timeout=30)
+        wait_for(lambda: _lock_connection(shared) > 0, what="host 1 to hold the lock", timeout=30)
+        _terminate(shared, _lock_connection(shared))
+        second = two.run("refresh", "--force")
+        assert second.returncode == 4, second.stderr  # the stored token was spent by host 1's request
+        assert shared.profile().get("reauth_required") is True
+    finally:
+        release.set()
+    r = one.collect(first)
+    assert r.returncode == 0, r.stderr
+    stored = shared.profile()
+    assert stored["refresh_token"] != spent
+    assert shared.fake.refresh_token_state(stored["refresh_token"]) == "active"
+    assert not stored.get("reauth_required")
+    assert two.token() == stored["access_token"]
+    assert shared.fake.counts["token:refresh_token"] == 2
