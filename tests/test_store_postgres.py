@@ -349,6 +349,8 @@ def test_a_holder_that_lost_its_lock_after_procore_answered_keeps_its_pair(pg: S
         release.set()
     a = one.collect(first)
     assert a.returncode == 0, a.stderr
+    assert "lost its lock" in a.stderr and "no newer tokens" in a.stderr, a.stderr
+    assert "connection came back" not in a.stderr, a.stderr  # it was the lock that was lost, not the data
     prof = _chain_intact(pg)
     assert prof["refresh_token"] != held
     assert two.token() == prof["access_token"]
