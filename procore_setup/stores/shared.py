@@ -362,7 +362,12 @@ class SharedStore(StoreCommon):
                     merged[name] = fields
                 keep = settings if current.version == mine.version else (current.settings or settings)
                 doc.revision = self._commit(current, keep, merged)
-                return f"to {self.url} after the connection came back"
+                if current.version == mine.version:
+                    return f"to {self.url} after the connection came back"
+                # Someone wrote after this run read (it had lost its lock), but not a newer pair:
+                # what it wrote (a refusal on the spent token, say) is what this pair replaces.
+                return (f"to {self.url} over what another process wrote there after this run had lost its lock "
+                        "(it held no newer tokens)")
             except StoreUnavailable:
                 if time.monotonic() + delay > deadline:
                     raise
