@@ -230,3 +230,8 @@ class StoreRefused(CredentialsFileError):
 
 class ProfileMoved(NotConfigured):
     """The profile was moved to another store (`store move`); this copy is only a tombstone."""
+
+
+class NewerTokensInStore(TemporaryFailure):
+    """A pair this run holds was not saved because the store already holds newer tokens (another
+    holder refreshed, or a person logged in, after this run lost its lock): nothing is lost."""

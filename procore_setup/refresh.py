@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AnswerLost,
+    NewerTokensInStore,
+    ProcoreSetupError,
+    StoreUnavailable,
     CredentialsFileError,
     InvalidClient,
     NotSent,
@@ -272,7 +275,9 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
     except ReauthRequired as exc:
         newer = _refreshed_elsewhere(store, profile, sent=profile.refresh_token)
         if newer is not None:
-            return RefreshResult(newer, False, store.describe())
+            return RefreshResult(newer, False, store.describe(), save_warning=(
+                "another process refreshed this profile after this run lost its lock, so Procore refused this "
+                "run's (spent) refresh token; the newer tokens it saved are used, and nothing was overwritten."))
         raise _record_reauth(store, doc, profile, exc, interrupted_at) from None
     except TokensUnusable as exc:
         # Procore issued tokens, so the stored refresh token is most likely spent. The in-flight
@@ -332,21 +337,30 @@ def _save_new_pair(store: Store, doc: Credentials, profile: Profile) -> str | No
         except StoreConflict as exc:  # changed under us (by hand): no retry will change that
             first, why = exc, f"{store.describe()} changed while the refresh ran"
             break
+        except StoreUnavailable as exc:  # a shared store that retried its own reconnects already
+            why = exc.message.rstrip(".")
+            break
         except CredentialsFileError as exc:  # StoreWriteError, or the directory check of ensure_dir
             first = first or exc
             why = exc.reason if isinstance(exc, StoreWriteError) else exc.message.rstrip(".")
         except Exception as exc:  # noqa: BLE001 - e.g. an fsync that fails after the rename: try again
             why = (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
+    shared = store.locator()[0] != "config"
     try:
         how = store.save_last_resort(doc)
+    except NewerTokensInStore:
+        raise  # not lost: the store's tokens are newer, and live
     except Exception as exc:  # noqa: BLE001 - whatever it is, the pair is lost: say so, and what to do
         failed = (exc.strerror if isinstance(exc, OSError) else None) or \
-            (exc.message.rstrip(".") if isinstance(exc, CredentialsFileError) else type(exc).__name__)
+            (exc.message.rstrip(".") if isinstance(exc, ProcoreSetupError) else type(exc).__name__)
         fix = first.hint if first is not None and not isinstance(first, StoreWriteError) and first.hint else \
-            "Fix the problem (free some space, or check the file system)"
+            ("Bring the store back (check that it is up and reachable from here)" if shared else
+             "Fix the problem (free some space, or check the file system)")
+        last = "the retries after that failed too" if shared else "writing over the old file failed too"
+        said = why if failed == why else f"{why} ({last}: {failed})"
         raise CredentialsFileError(
             f"Procore issued new tokens for profile {profile.name!r}, but they could not be saved to "
-            f"{store.describe()}: {why} (and writing over the old file failed too: {failed}). The new tokens are "
+            f"{store.describe()}: {said}. The new tokens are "
             "lost, and Procore has used up the stored refresh token, so this profile needs a new login.",
             hint=f"{fix.rstrip('.')}, then log in again: " + reauth_command(doc.store, profile.name),
         ) from None

@@ -192,7 +192,7 @@ def test_an_answer_that_arrives_while_the_server_is_down_is_saved_when_it_is_bac
     assert pg.fake.counts["token:refresh_token"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="refresh.py (not this helper's file): _save_new_pair words a shared store that stays down as 'StoreUnavailable (and writing over the old file failed too: StoreUnavailable)' with a hint to free disk space")
+
 def test_an_answer_the_server_never_comes_back_for_is_said_to_be_lost(pg: Shared, pg_server: Any) -> None:
     """PostgreSQL stops as Procore answers and stays down past every retry: the run says exactly
     that the new pair could not be saved, where, and what to do."""
@@ -299,7 +299,7 @@ def test_a_waiters_connection_terminated_is_exit_5_and_loses_nothing(pg: Shared,
 
 # -- a stale writer: a holder whose lock was lost ---------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="refresh.py (not this helper's file): _record_reauth tells the stale holder that a new login is needed when its save is refused because another host refreshed meanwhile")
+
 def test_a_holder_that_lost_its_lock_before_procore_acted_does_not_overwrite_the_newer_pair(
         pg: Shared, pg_server: Any) -> None:
     """Host 1's lock connection dies while its refresh waits at Procore's door; host 2 takes the
@@ -357,7 +357,7 @@ def test_a_holder_that_lost_its_lock_after_procore_answered_keeps_its_pair(pg: S
     assert pg.fake.counts["token:refresh_token"] == 2
 
 
-@pytest.mark.xfail(strict=True, reason="refresh.py (not this helper's file): _save_new_pair says the tokens are lost and a new login is needed when save_last_resort refused them because the store holds a newer pair")
+
 def test_a_late_pair_from_a_holder_that_lost_its_lock_never_replaces_a_newer_login(pg: Shared,
                                                                                    pg_server: Any) -> None:
     """The fence of the last-resort save: host 1's refresh is answered after its lock was lost and

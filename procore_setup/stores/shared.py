@@ -27,7 +27,7 @@ from datetime import date, datetime, time as dtime
 from typing import Any, Iterator, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import LockTimeout, NotConfigured, StoreConflict, StoreUnavailable
+from ..errors import EXIT_TEMPORARY, LockTimeout, NewerTokensInStore, NotConfigured, StoreConflict, StoreUnavailable
 from ..hints import add_command, shell_quote
 from ..profile import SCHEMA_VERSION, SECRET_FIELDS, Credentials, check_document
 from .base import StoreCommon
@@ -314,11 +314,13 @@ class SharedStore(StoreCommon):
                 continue
             if lost is not None and self._read() == wanted:
                 return wanted  # the write before the drop had committed: its answer was what got lost
-            raise StoreConflict(
+            conflict = StoreConflict(
                 f"The {self.kind} store {self.url} changed while this command was working with it (another "
                 "process wrote it without holding the lock, or this one lost its lock); it was not overwritten.",
                 hint="Run the command again. Nothing was changed by this run.",
             )
+            conflict.exit_code = EXIT_TEMPORARY  # a lost lock, not a store that cannot be used: retry
+            raise conflict
         assert lost is not None
         raise lost
 
@@ -353,7 +355,7 @@ class SharedStore(StoreCommon):
                     # pair: this one is the only live copy, so it is written back.
                     if now is not None and now != mine.profiles.get(name) and self._chain(doc, name, now) != \
                             self._chain(doc, name, mine.profiles.get(name)):
-                        raise StoreConflict(
+                        raise NewerTokensInStore(
                             f"The {self.kind} store {self.url} already holds newer tokens for profile {name!r} than "
                             "the ones this run read (another host refreshed it after this one lost its lock), so "
                             "this run's tokens were not written over them.",
