@@ -1,6 +1,10 @@
 """Chaos run: bench/soak.py with faults and SIGKILLs (the same as `bench/soak.py --chaos`).
 
     .venv/bin/python bench/chaos.py [--duration 120] [--kills 200] [--json FILE]
+    .venv/bin/python bench/chaos.py --store postgres --hosts 2 [--conn-kills 100]   # a shared store
+
+With --store, a second killer terminates the workers' store connections (--conn-kills, default
+100; 0 turns it off). See bench/soak.py.
 """
 
 from __future__ import annotations

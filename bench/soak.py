@@ -12,8 +12,17 @@ Procore had used the refresh token but the answer never reached the file (the an
 replaced by a fault, or the process was killed before its write), avoidable (a bug) otherwise.
 After an unavoidable loss the run checks the tool's message, logs in again and goes on.
 
+Shared stores (--store URL, or --store postgres / --store redis to start a throwaway server for
+the run, see bench/_servers.py): the chain lives in the store, and --hosts N splits the workers
+into N "hosts", each with its own HOME and no credentials file at all (the run checks that no
+file under any HOME holds the chain). The monitor reads the store instead of the file, and in
+a chaos run a second killer terminates the workers' store connections (PostgreSQL:
+pg_terminate_backend; Redis: CLIENT KILL) at random moments, mostly the refresh-lock holder's
+and those of a worker whose refresh Procore is handling.
+
     .venv/bin/python bench/soak.py [--duration 120] [--workers 8] [--json]
     .venv/bin/python bench/soak.py --chaos [--duration 120] [--kills 200] [--json]
+    .venv/bin/python bench/soak.py --store postgres --hosts 2 [--chaos --conn-kills 100]
 
 Exit status 0 when every must-be-zero figure is zero, 1 otherwise. Only 127.0.0.1 is used.
 """
@@ -40,6 +49,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from procore_setup.testing import FakeProcore
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _servers import ServerUnavailable, redis_store_available, store_scheme, store_url  # noqa: E402
 
 EXE = str(Path(sys.executable).with_name("procore-setup"))
 CLIENT_ID = "demo-client-id"
@@ -71,9 +83,10 @@ class RecordingFake(FakeProcore):
     (the token is used but the answer never reaches the file).
     """
 
-    def __init__(self, *args: Any, lock_path: str, hold: float = 0.0, seed: int = 0, **kw: Any) -> None:
+    def __init__(self, *args: Any, lock_holder: Callable[[], int | None], hold: float = 0.0, seed: int = 0,
+                 **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.lock_path = lock_path
+        self._lock_holder = lock_holder
         self.hold = hold
         self.candidates: Callable[[], list[int]] = lambda: []  # the live worker pids
         self.rotations: dict[str, Rotation] = {}
@@ -85,7 +98,8 @@ class RecordingFake(FakeProcore):
         self._hold_rng = random.Random(seed)
 
     def lock_holder(self) -> int | None:
-        return lock_holder(self.lock_path)
+        """The worker pid holding the refresh lock (of the file, or of the shared store), or None."""
+        return self._lock_holder()
 
     def _track(self, conn: socket.socket, add: bool) -> None:
         super()._track(conn, add)
@@ -210,6 +224,127 @@ def lock_holder(lock_path: str) -> int | None:
     return None
 
 
+# -- a shared store, seen from outside: who holds its lock, and its connections to kill -------------
+
+class PostgresAdmin:
+    """The workers' sessions on the store's database, through a connection of the store's own role
+    (a role may see and terminate its own sessions: no superuser needed, so a given URL works)."""
+
+    LOCK_CLASS = 1347571523  # procore_setup.stores.postgres.LOCK_CLASS: the advisory lock's first key
+
+    def __init__(self, url: str) -> None:
+        from urllib.parse import urlsplit
+
+        self.url = url
+        self.port = urlsplit(url).port or 5432
+        self._conn: Any = None
+        self._mu = threading.Lock()  # one connection, used by the killers and the classifier
+
+    def _query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        with self._mu:
+            for attempt in range(2):
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10,
+                                                     application_name="procore-bench-admin")
+                    return list(self._conn.execute(sql, params).fetchall())
+                except psycopg.OperationalError:
+                    self._conn = None
+                    if attempt:
+                        raise
+        return []
+
+    def sessions(self) -> list[tuple[int, int, bool]]:
+        """(backend pid, client port, holds the refresh lock) of every other session of this role here."""
+        rows = self._query(
+            "SELECT a.pid, a.client_port, EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted"
+            " AND l.locktype = 'advisory' AND l.classid = %s) FROM pg_stat_activity a"
+            " WHERE a.usename = current_user AND a.datname = current_database() AND a.pid <> pg_backend_pid()"
+            " AND a.backend_type = 'client backend' AND a.client_port IS NOT NULL", (self.LOCK_CLASS,))
+        return [(int(pid), int(port), bool(lock)) for pid, port, lock in rows]
+
+    def owner(self, client_port: int, pids: list[int]) -> int | None:
+        return socket_owner(client_port, self.port, pids)
+
+    def lock_holder(self, pids: list[int]) -> int | None:
+        try:
+            for _backend, port, lock in self.sessions():
+                if lock:
+                    return self.owner(port, pids)
+        except Exception:  # noqa: BLE001 - a lookup that failed finds no holder; the killer picks another
+            return None
+        return None
+
+    def worker_sessions(self, pids: list[int]) -> list[tuple[int, int, bool]]:
+        """(backend, worker pid, is the lock connection) for the sessions that belong to workers."""
+        out = []
+        for backend, port, lock in self.sessions():
+            owner = self.owner(port, pids)
+            if owner is not None:
+                out.append((backend, owner, lock))
+        return out
+
+    def kill(self, backend: int) -> bool:
+        rows = self._query("SELECT pg_terminate_backend(%s)", (backend,))
+        return bool(rows and rows[0][0])
+
+    def close(self) -> None:
+        with self._mu:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+class RedisAdmin:
+    """The workers' connections to the store's Redis (CLIENT LIST / CLIENT KILL ID). The lock's
+    holder is not visible from outside (a key holds a random token), so no lock holder is named."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+        from urllib.parse import urlsplit
+
+        self.port = urlsplit(url).port or 6379
+        self._client = redis.Redis.from_url(url, socket_timeout=10, single_connection_client=True)
+        self._mu = threading.Lock()
+
+    def lock_holder(self, pids: list[int]) -> int | None:
+        return None
+
+    def worker_sessions(self, pids: list[int]) -> list[tuple[int, int, bool]]:
+        with self._mu:
+            clients = self._client.client_list(_type="normal")
+            me = self._client.client_id()
+        out = []
+        for c in clients:
+            if int(c["id"]) == int(me):
+                continue
+            port = int(str(c.get("addr", ":0")).rsplit(":", 1)[1])
+            owner = socket_owner(port, self.port, pids)
+            if owner is not None:
+                out.append((int(c["id"]), owner, False))
+        return out
+
+    def kill(self, client_id: int) -> bool:
+        with self._mu:
+            return bool(self._client.execute_command("CLIENT", "KILL", "ID", client_id))
+
+    def close(self) -> None:
+        with self._mu:
+            self._client.close()
+
+
+def store_admin(url: str) -> PostgresAdmin | RedisAdmin:
+    return PostgresAdmin(url) if store_scheme(url) == "postgres" else RedisAdmin(url)
+
+
+def no_password(url: str) -> str:
+    from procore_setup.stores.shared import without_password
+
+    return without_password(url)
+
+
 # -- one run of a worker process ---------------------------------------------------------------
 
 @dataclass
@@ -223,6 +358,7 @@ class Outcome:
     pid: int
     first_line: str = ""
     stderr: str = ""
+    host: int = 0
     refreshed: bool | None = None
     api: dict[str, int] = field(default_factory=dict)
 
@@ -238,6 +374,9 @@ class Loss:
     message: str  # that run's first line
     later_message: str  # the first line a later run printed (reauth_required already set)
     relogin_attempts: int = 0
+    # No chain was lost: the stored refresh token is live and the profile not marked for a new
+    # login, yet a run said it needed one (a false alarm; no re-login follows).
+    chain_alive: bool = False
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -267,8 +406,14 @@ def pattern(line: str) -> str:
 class Soak:
     def __init__(self, *, duration: float, workers: int, chaos: bool, kills: int, token_life: int = 2,
                  seed: int = 1, rate: float = 0.15, hold: float = 0.15, quiet: bool = False,
-                 inject: list[dict[str, Any]] | None = None) -> None:
+                 inject: list[dict[str, Any]] | None = None, store: str | None = None, hosts: int = 1,
+                 conn_kills: int = 0) -> None:
+        if hosts < 1 or (hosts > 1 and store is None):
+            raise ValueError("--hosts N (N > 1) needs a shared store (--store): hosts share no file")
         self.duration = duration
+        self.store = store  # a shared store's URL (with its password: never printed), or None: the file
+        self.hosts = hosts
+        self.conn_kills_target = conn_kills if chaos and store is not None else 0
         self.workers = workers
         self.chaos = chaos
         self.kills_target = kills if chaos else 0
@@ -281,11 +426,30 @@ class Soak:
         self.rng = random.Random(seed)
         self.tmp = Path(tempfile.mkdtemp(prefix="procore-soak-"))
         self.config = self.tmp / "conf" / "credentials.toml"
-        self.fake = RecordingFake(access_token_life=token_life, lock_path=str(self.config) + ".lock", hold=self.hold,
+        self.admin = store_admin(store) if store is not None else None
+        lock_path = str(self.config) + ".lock"
+        holder: Callable[[], int | None] = (lambda: lock_holder(lock_path)) if self.admin is None else \
+            (lambda: self.admin.lock_holder(list(self.live)) if self.admin is not None else None)
+        self.fake = RecordingFake(access_token_life=token_life, lock_holder=holder, hold=self.hold,
                                   seed=seed, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("PROCORE_", "COVERAGE"))}
-        self.env.update(PROCORE_SETUP_CONFIG=str(self.config), PROCORE_SETUP_LOCK_TIMEOUT="30",
-                        PROCORE_SETUP_HTTP_TIMEOUT="10")
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("PROCORE_", "COVERAGE", "XDG_"))}
+        base.update(PROCORE_SETUP_LOCK_TIMEOUT="30", PROCORE_SETUP_HTTP_TIMEOUT="10")
+        self.homes: list[Path] = []
+        self.envs: list[dict[str, str]] = []
+        if store is None:
+            self.envs.append(dict(base, PROCORE_SETUP_CONFIG=str(self.config)))
+        else:
+            # Each host: its own HOME (and config dir), the store's URL, and no credentials file.
+            for k in range(hosts):
+                home = self.tmp / f"host{k}"
+                home.mkdir(parents=True)
+                self.homes.append(home)
+                self.envs.append(dict(base, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+                                      PROCORE_SETUP_STORE=store))
+        self.env = self.envs[0]  # logins and the final check run on host 0
+        self.conn_kills: list[dict[str, Any]] = []
+        self.store_reads = 0
+        self.store_read_failures: list[str] = []
         self.mu = threading.Lock()
         self.live: dict[int, tuple[str, subprocess.Popen[str]]] = {}
         self.fake.candidates = lambda: list(self.live)
@@ -296,6 +460,7 @@ class Soak:
         self.generation = 0
         self.outcomes: list[Outcome] = []
         self.losses: list[Loss] = []
+        self.false_alarms: list[Loss] = []
         self.kills: list[dict[str, Any]] = []
         self.relogins = 0
         self.relogin_failures: Counter[str] = Counter()
@@ -355,7 +520,7 @@ class Soak:
                 started = time.time()
                 t0 = time.perf_counter()
                 p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=self.env)
+                                     text=True, env=self.envs[idx % len(self.envs)])
                 self.live[p.pid] = (kind, p)
                 self.busy += 1
             try:
@@ -368,7 +533,7 @@ class Soak:
             with self.mu:
                 self.live.pop(p.pid, None)
             o = Outcome(kind, " ".join(os.path.basename(c) for c in cmd[1:]), p.returncode, dt, gen, started, p.pid,
-                        first_line(err), err)
+                        first_line(err), err, host=idx % len(self.envs))
             self.check_outcome(o, out)
             with self.mu:
                 self.outcomes.append(o)
@@ -416,11 +581,15 @@ class Soak:
                 loss = self.classify()
             except Exception as exc:  # a bug here must show in the report, not hang the run
                 loss = Loss(time.time(), False, f"soak harness error: {exc!r}", False, "", "")
-            self.log(f"chain lost ({'unavoidable' if loss.unavoidable else 'AVOIDABLE'}): {loss.reason}; "
-                     f"message {'explains it' if loss.explained else 'DOES NOT explain it'}")
-            loss.relogin_attempts = self.login()
-            self.relogins += 1
-            self.losses.append(loss)
+            if loss.chain_alive:
+                self.log(f"FALSE ALARM: {loss.reason}: {loss.message[:200]}")
+                self.false_alarms.append(loss)
+            else:
+                self.log(f"chain lost ({'unavoidable' if loss.unavoidable else 'AVOIDABLE'}): {loss.reason}; "
+                         f"message {'explains it' if loss.explained else 'DOES NOT explain it'}")
+                loss.relogin_attempts = self.login()
+                self.relogins += 1
+                self.losses.append(loss)
             with self.mu:
                 self.generation += 1
             if not self.done.is_set():
@@ -451,8 +620,8 @@ class Soak:
         with self.mu:
             gen = [o for o in self.outcomes if o.generation == self.generation and o.rc == 4]
         try:
-            prof = tomllib.loads(self.config.read_text())["profiles"]["default"]
-        except (OSError, ValueError, KeyError) as exc:
+            prof = self.stored_profile()
+        except Exception as exc:  # noqa: BLE001 - the file or the store: either way it is in the report
             return Loss(now, False, f"credentials unreadable after the loss: {exc}", False, "", "")
         rt = prof.get("refresh_token", "")
         state = self.fake.refresh_token_state(rt)
@@ -466,8 +635,12 @@ class Soak:
         # (when the run that met invalid_grant was itself killed, its stored explanation is what later runs say)
         msg_line = first_line(message) or f"(that run was killed; later runs:) {later_line}"
         if state == "active":
-            return Loss(now, False, "exit 4 while the stored refresh token was still good", explained, msg_line,
-                        later_line)
+            alive = not prof.get("reauth_required")
+            what = ("a false alarm: exit 4 while the chain was alive (the stored refresh token is live and the "
+                    "profile is not marked for a new login)") if alive else \
+                "exit 4 while the stored refresh token was still good, and the profile is marked for a new login"
+            return Loss(now, False, what + self.conn_kills_near(now, [o.pid for o in gen]), explained, msg_line,
+                        later_line, chain_alive=alive)
         rot = self.fake.rotations.get(rt)
         if state != "used" or rot is None:
             return Loss(now, False, f"stored refresh token is {state} and was never rotated", explained, msg_line,
@@ -485,9 +658,22 @@ class Soak:
         with self.mu:
             runs = [f"{o.kind} exit {o.rc} after {o.seconds:.2f} s: {o.first_line[:120]}" for o in self.outcomes
                     if o.pid == rot.pid]
+        # A killed store connection never excuses a loss: the pair is in memory, and the store must
+        # reconnect and save it. The kills near it are named, for the reproduction.
         return Loss(now, False, f"Procore used the token and answered pid {rot.pid}, which was not killed, "
-                    f"yet the new token never reached the file (new token {self.fake.refresh_token_state(rot.new)}; "
-                    f"that run: {runs or 'unknown'})", explained, msg_line, later_line)
+                    f"yet the new token never reached the {'store' if self.store else 'file'} (new token "
+                    f"{self.fake.refresh_token_state(rot.new)}; that run: {runs or 'unknown'})"
+                    + self.conn_kills_near(rot.t, [rot.pid]), explained, msg_line, later_line)
+
+    def conn_kills_near(self, t: float, pids: list[int | None]) -> str:
+        """The store-connection kills of the 30 s before `t` (those of `pids` marked), for a loss's reason."""
+        near = [k for k in self.conn_kills if t - 30 <= k["t"] <= t + 1]
+        if not near:
+            return ""
+        parts = [f"{'*' if k['pid'] in pids else ''}pid {k['pid']} {t - k['t']:.1f} s before "
+                 f"({'lock' if k['lock_connection'] else 'data'} connection{', at the server' if k['at_server'] else ''})"
+                 for k in near[-6:]]
+        return f"; store connections killed just before: {', '.join(parts)}"
 
     # -- chaos: the killer ----------------------------------------------------------------------
     def killer(self) -> None:
@@ -543,8 +729,108 @@ class Soak:
                 self.kills.append({"pid": pid, "t": time.time(), "kind": ours.get(pid, "?"),
                                    "mid_refresh": where != "anywhere", "where": where})
 
-    # -- the file, all the time -------------------------------------------------------------------
+    # -- chaos on a shared store: the connection killer ----------------------------------------------
+    def conn_killer(self) -> None:
+        """Terminate workers' store connections at random moments until the target is reached:
+        the refresh-lock holder's lock connection, every connection of a worker whose refresh
+        Procore is handling (its answer must still be saved: reconnect and save), or any one."""
+        assert self.admin is not None
+        rng = random.Random(self.seed + 11)
+        t_end = time.monotonic() + self.duration
+        while not self.done.is_set():
+            left = self.conn_kills_target - len(self.conn_kills)
+            t_end = max(t_end, time.monotonic() + 1.0)
+            interval = self.duration / max(self.conn_kills_target, 1) if left <= 0 else \
+                max(0.05, (t_end - time.monotonic()) * 0.6 / left)
+            if self.done.wait(interval * rng.uniform(0.5, 1.5)):
+                return
+            if not self.gate.is_set():
+                continue
+            try:
+                self.kill_connections(rng)
+            except Exception as exc:  # noqa: BLE001 - a failed lookup is one kill fewer, not a crash
+                self.log(f"connection killer: {type(exc).__name__}: {str(exc)[:120]}")
+
+    def kill_connections(self, rng: random.Random) -> None:
+        assert self.admin is not None
+        roll = rng.random()
+        where, targets = "any connection", []
+        for _ in range(50):
+            with self.mu:
+                pids = list(self.live)
+            sessions = self.admin.worker_sessions(pids)
+            if roll < 0.4:
+                targets = [s for s in sessions if s[2]]
+                where = "the lock holder's lock connection"
+            elif roll < 0.7:
+                with self.fake._lock:
+                    busy = set(self.fake.inflight)
+                targets = [s for s in sessions if s[1] in busy]
+                where = "every connection of a worker whose refresh Procore is handling"
+            if targets or roll >= 0.7:
+                break
+            time.sleep(0.01)
+        if not targets:
+            where = "any connection"
+            targets = [rng.choice(sessions)] if sessions else []
+        for backend, pid, lock in targets:
+            if self.done.is_set() or not self.gate.is_set():
+                return
+            if self.admin.kill(backend):
+                with self.fake._lock:
+                    at_server = pid in self.fake.inflight
+                self.conn_kills.append({"pid": pid, "t": time.time(), "lock_connection": lock, "where": where,
+                                        "at_server": at_server})
+
+    # -- the stored chain: the file, or the shared store ------------------------------------------
+    def open_shared(self) -> Any:
+        from procore_setup.stores import open_store
+
+        assert self.store is not None
+        return open_store(store=self.store, environ={})
+
+    def stored_profile(self) -> dict[str, Any]:
+        """The profile as stored now: the file parsed, or `open_store(store=URL).load()` (retried
+        for a while if the store cannot be reached: the harness reads, it must not give up early)."""
+        if self.store is None:
+            return dict(tomllib.loads(self.config.read_text())["profiles"]["default"])
+        from procore_setup.errors import StoreUnavailable
+
+        deadline = time.monotonic() + 60
+        while True:
+            store = self.open_shared()
+            try:
+                return dict(store.load().raw["profiles"]["default"])
+            except StoreUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+            finally:
+                store.close()
+
+    def files_holding_the_chain(self) -> list[str]:
+        """Files under the hosts' HOMEs that hold a refresh token the server issued, or any
+        credentials file: with a shared store there must be none."""
+        with self.fake._lock:
+            tokens = {r.old for r in self.fake.rotations.values()} | {r.new for r in self.fake.rotations.values()}
+        found = []
+        for home in self.homes:
+            for path in home.rglob("*"):
+                if not path.is_file():
+                    continue
+                try:
+                    data = path.read_bytes()[:1 << 20].decode("utf-8", "replace")
+                except OSError:
+                    continue
+                if path.name.startswith("credentials") or "refresh_token" in data or \
+                        any(t in data for t in tokens):
+                    found.append(str(path.relative_to(self.tmp)))
+        return found
+
     def monitor(self) -> None:
+        if self.store is not None:
+            self.monitor_store()
+            return
         while not self.done.wait(0.01):
             try:
                 st = os.stat(self.config)
@@ -565,8 +851,40 @@ class Soak:
             except (ValueError, KeyError, UnicodeDecodeError) as exc:
                 self.parse_failures.append(f"{type(exc).__name__}: {str(exc)[:100]}")
 
+    def monitor_store(self) -> None:
+        """Read the shared store every 50 ms (a query each; the file is read every 10 ms): it must
+        always load, and the profile always hold its refresh token and client secret."""
+        from procore_setup.errors import ProcoreSetupError
+
+        store = self.open_shared()
+        try:
+            while not self.done.wait(0.05):
+                try:
+                    prof = store.load().raw["profiles"]["default"]
+                except ProcoreSetupError as exc:
+                    self.store_read_failures.append(f"{type(exc).__name__}: {str(exc)[:150]}")
+                    store.close()
+                    continue
+                except KeyError as exc:
+                    self.parse_failures.append(f"no profile {exc}")
+                    continue
+                self.store_reads += 1
+                self.file_checks += 1
+                if not prof.get("refresh_token") or not prof.get("client_secret"):
+                    self.parse_failures.append("a profile without its refresh token or client secret")
+        finally:
+            store.close()
+
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        if self.store is not None:
+            store = self.open_shared()
+            try:
+                if store.exists():
+                    raise SystemExit(f"The store {no_password(self.store)} already holds profiles: the soak logs in "
+                                     "afresh and would overwrite them. Give it an empty store (or --store postgres).")
+            finally:
+                store.close()
         self.fake.start()
         try:
             self.login()
@@ -578,8 +896,11 @@ class Soak:
                 self.fake.chaos(rate=self.rate, kinds=("drop", "500", "503", "429", "delay"), seed=self.seed,
                                 consume_share=0.3, delay=0.3)
                 threads.append(threading.Thread(target=self.killer, daemon=True))
-            self.log(f"{'chaos' if self.chaos else 'soak'}: {self.workers} workers for {self.duration:g} s "
-                     f"against {self.fake.url}, access tokens live {self.token_life} s")
+            if self.conn_kills_target:
+                threads.append(threading.Thread(target=self.conn_killer, daemon=True))
+            self.log(f"{'chaos' if self.chaos else 'soak'}: {self.workers} workers on {self.hosts} host(s) for "
+                     f"{self.duration:g} s against {self.fake.url}, access tokens live {self.token_life} s, store "
+                     f"{no_password(self.store) if self.store else self.config}")
             t_start = time.monotonic()
             self.gate.set()
             for t in threads:
@@ -590,7 +911,8 @@ class Soak:
                 if elapsed < self.duration:
                     return True
                 # chaos: past the duration only to finish the kills that re-logins delayed (at most 60 s)
-                return self.chaos and len(self.kills) < self.kills_target and elapsed < self.duration + 60
+                return self.chaos and (len(self.kills) < self.kills_target or
+                                       len(self.conn_kills) < self.conn_kills_target) and elapsed < self.duration + 60
 
             while going():
                 time.sleep(0.2)
@@ -598,7 +920,8 @@ class Soak:
                     next_note += 10
                     c = self.fake.counts
                     self.log(f"{time.monotonic() - t_start:5.0f} s: {len(self.outcomes)} runs, "
-                             f"{c['refresh_ok']} refreshes, {len(self.kills)} kills, {len(self.losses)} chains lost")
+                             f"{c['refresh_ok']} refreshes, {len(self.kills)} kills, "
+                             f"{len(self.conn_kills)} connections killed, {len(self.losses)} chains lost")
             # finish: let the running workers end, then stop everything
             with self.loss_lock:
                 self.gate.clear()
@@ -613,19 +936,23 @@ class Soak:
             return self.report(elapsed, final)
         finally:
             self.fake.stop()
+            if self.admin is not None:
+                self.admin.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def final_check(self) -> dict[str, Any]:
         """The chain still works: one more forced refresh, and Procore agrees it holds the live token."""
-        prof = tomllib.loads(self.config.read_text())["profiles"]["default"]
+        prof = self.stored_profile()
         pending = prof.get("refresh_started_at") is not None
         r = subprocess.run([EXE, "refresh", "--force", "--quiet"], capture_output=True, text=True, env=self.env,
                            timeout=120)
-        prof = tomllib.loads(self.config.read_text())["profiles"]["default"]
+        prof = self.stored_profile()
         live = self.fake.refresh_token_state(prof["refresh_token"]) == "active"
-        temp_files = [p.name for p in self.config.parent.iterdir() if p.name.endswith(".tmp")]
+        temp_files = [] if self.store is not None else \
+            [p.name for p in self.config.parent.iterdir() if p.name.endswith(".tmp")]
         return {"refresh_force_exit": r.returncode, "message": first_line(r.stderr), "chain_alive": live,
-                "marker_pending_before": pending, "temp_files_left": len(temp_files)}
+                "marker_pending_before": pending, "temp_files_left": len(temp_files),
+                "files_holding_the_chain": self.files_holding_the_chain() if self.store is not None else []}
 
     def report(self, elapsed: float, final: dict[str, Any]) -> dict[str, Any]:
         c = self.fake.counts
@@ -646,6 +973,8 @@ class Soak:
         unexplained = [x for x in unavoidable if not x.explained]
         rep: dict[str, Any] = {
             "mode": "chaos" if self.chaos else "soak",
+            "store": no_password(self.store) if self.store else "file",
+            "hosts": self.hosts,
             "duration_s": round(elapsed, 1),
             "workers": self.workers,
             "access_token_life_s": self.token_life,
@@ -664,6 +993,8 @@ class Soak:
             "chains_lost_avoidable": len(avoidable),
             "losses_not_explained_by_the_next_run": len(unexplained),
             "losses": [asdict(x) for x in self.losses],
+            "false_alarms_chain_alive": len(self.false_alarms),
+            "false_alarms": [asdict(x) for x in self.false_alarms],
             "relogins": self.relogins,
             "relogin_failures": dict(self.relogin_failures),
             "token_latency_ms": {"p50": round(percentile(token_lat, 50) * 1000, 1),
@@ -680,6 +1011,16 @@ class Soak:
             "notes_on_success": dict(notes.most_common()),
             "final_check": final,
         }
+        if self.store is not None:
+            rep["store_reads"] = self.store_reads
+            rep["store_read_failures"] = len(self.store_read_failures)
+            rep["store_read_failure_messages"] = dict(Counter(pattern(m) for m in self.store_read_failures))
+            rep["files_holding_the_chain"] = len(final["files_holding_the_chain"])
+            rep["runs_by_host"] = dict(sorted(Counter(str(o.host) for o in outs).items()))
+            rep["connections_killed"] = len(self.conn_kills)
+            rep["connections_killed_by_target"] = dict(Counter(k["where"] for k in self.conn_kills))
+            rep["connections_killed_lock"] = sum(1 for k in self.conn_kills if k["lock_connection"])
+            rep["connections_killed_at_the_server"] = sum(1 for k in self.conn_kills if k["at_server"])
         if self.chaos:
             rep["kills"] = len(self.kills)
             rep["kills_mid_refresh"] = sum(1 for k in self.kills if k["mid_refresh"])
@@ -691,7 +1032,8 @@ class Soak:
         problems = []
         if not self.chaos and c["invalid_grant"]:
             problems.append("invalid_grant")
-        for key in ("chains_lost_avoidable", "losses_not_explained_by_the_next_run", "tokens_not_issued_by_server",
+        for key in ("chains_lost_avoidable", "losses_not_explained_by_the_next_run", "false_alarms_chain_alive",
+                    "tokens_not_issued_by_server",
                     "internal_errors", "file_parse_failures", "file_mode_failures"):
             if rep[key]:
                 problems.append(key)
@@ -703,6 +1045,13 @@ class Soak:
             problems.append("final refresh --force")
         if self.chaos and len(self.kills) < self.kills_target:
             problems.append(f"only {len(self.kills)} kills (target {self.kills_target})")
+        if self.store is not None:
+            if rep["store_read_failures"]:
+                problems.append("store_read_failures")
+            if rep["files_holding_the_chain"]:
+                problems.append("files_holding_the_chain")
+            if len(self.conn_kills) < self.conn_kills_target:
+                problems.append(f"only {len(self.conn_kills)} connections killed (target {self.conn_kills_target})")
         rep["problems"] = problems
         return rep
 
@@ -726,7 +1075,8 @@ def machine() -> str:
 def summary(rep: dict[str, Any]) -> str:
     lat = rep["token_latency_ms"]
     lines = [
-        f"{rep['mode']}: {rep['workers']} workers, {rep['duration_s']} s, access tokens live {rep['access_token_life_s']} s",
+        f"{rep['mode']}: {rep['workers']} workers on {rep['hosts']} host(s), store {rep['store']}, "
+        f"{rep['duration_s']} s, access tokens live {rep['access_token_life_s']} s",
         f"  machine: {rep['machine']}",
         f"  runs: {rep['runs']} {rep['runs_by_kind']}",
         f"  exit codes: {rep['exit_codes']}",
@@ -737,8 +1087,11 @@ def summary(rep: dict[str, Any]) -> str:
         f"  chains lost: {rep['chains_lost']} (unavoidable {rep['chains_lost_unavoidable']}, avoidable "
         f"{rep['chains_lost_avoidable']}; not explained by the next run: {rep['losses_not_explained_by_the_next_run']})",
         f"  token latency: p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms (n={lat['n']})",
-        f"  file: {rep['file_checks']} checks, {rep['file_parse_failures']} parse failures, "
-        f"{rep['file_mode_failures']} not 0600",
+        (f"  file: {rep['file_checks']} checks, {rep['file_parse_failures']} parse failures, "
+         f"{rep['file_mode_failures']} not 0600") if rep["store"] == "file" else
+        (f"  store: {rep['store_reads']} reads, {rep['store_read_failures']} failed, {rep['file_parse_failures']} "
+         f"without the chain; runs by host {rep['runs_by_host']}; files under the hosts' HOMEs holding the chain: "
+         f"{rep['files_holding_the_chain']}"),
         f"  tokens printed that the server never issued: {rep['tokens_not_issued_by_server']}; "
         f"already expired when printed: {rep['tokens_expired_when_printed']}; internal errors: {rep['internal_errors']}",
     ]
@@ -748,11 +1101,20 @@ def summary(rep: dict[str, Any]) -> str:
             f"{rep['kills_after_the_request_reached_the_server']} after their refresh request reached the server) "
             f"by kind {rep['kills_by_kind']}, by moment {rep['kills_by_moment']}",
             f"  faults injected: {rep['faults_injected']} {rep['faults_by_kind']}",
+        ]
+        if rep["store"] != "file":
+            lines.append(f"  store connections killed: {rep['connections_killed']} ({rep['connections_killed_lock']} "
+                         f"lock connections, {rep['connections_killed_at_the_server']} while Procore handled that "
+                         f"worker's refresh) by target {rep['connections_killed_by_target']}")
+        lines += [
             f"  re-logins: {rep['relogins']} (failed login attempts: {sum(rep['relogin_failures'].values())})",
         ]
         for i, loss in enumerate(rep["losses"], 1):
             lines.append(f"    loss {i}: {'unavoidable' if loss['unavoidable'] else 'AVOIDABLE'}: {loss['reason']}; "
                          f"explained: {loss['explained']}: {loss['message'][:150]}")
+    lines.append(f"  false alarms (exit 4 while the chain was alive; no re-login): {rep['false_alarms_chain_alive']}")
+    for i, loss in enumerate(rep["false_alarms"], 1):
+        lines.append(f"    false alarm {i}: {loss['reason']}: {loss['message'][:150]}")
     if rep["other_outcomes"]:
         lines.append("  other outcomes (exit code: message):")
         lines += [f"    {n:5d}  {k}" for k, n in rep["other_outcomes"].items()]
@@ -806,10 +1168,29 @@ def main(argv: list[str] | None = None, *, chaos_default: bool = False) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE ('-' for stdout)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    ap.add_argument("--store", metavar="URL|postgres|redis",
+                    help="a shared store: its URL (an empty one), or postgres / redis to start a throwaway server")
+    ap.add_argument("--hosts", type=int, default=1, help="groups of workers, each with its own HOME (needs --store)")
+    ap.add_argument("--conn-kills", type=int, default=None,
+                    help="store connections to kill in a chaos run (default 100 with --store, 0 to turn off)")
     args = ap.parse_args(argv)
-    soak = Soak(duration=args.duration, workers=args.workers, chaos=args.chaos, kills=args.kills, seed=args.seed,
-                rate=args.rate, quiet=args.quiet)
-    rep = soak.run()
+    if args.hosts < 1 or (args.hosts > 1 and args.store is None):
+        ap.error("--hosts N (N > 1) needs --store: the hosts share no file, only the store")
+    if args.store is not None and store_scheme(args.store) == "file":
+        ap.error("--store takes a postgresql:// or redis:// URL, or the word postgres or redis")
+    if args.store is not None and store_scheme(args.store) == "redis" and not redis_store_available():
+        print("skipped: this procore-setup has no Redis store yet (procore_setup/stores/redis.py)")
+        return 0
+    conn_kills = args.conn_kills if args.conn_kills is not None else (100 if args.store else 0)
+    try:
+        with store_url(args.store) as url:
+            soak = Soak(duration=args.duration, workers=args.workers, chaos=args.chaos, kills=args.kills,
+                        seed=args.seed, rate=args.rate, quiet=args.quiet, store=url, hosts=args.hosts,
+                        conn_kills=conn_kills)
+            rep = soak.run()
+    except ServerUnavailable as exc:
+        print(f"cannot start a server for --store {args.store}: {exc}", file=sys.stderr)
+        return 2
     if args.json == "-":
         print(json.dumps(rep, indent=2))
     else:
