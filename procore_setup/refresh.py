@@ -202,7 +202,7 @@ def ensure_fresh(store: Store, name: str | None = None, *, min_valid: float = DE
         try:
             if profile.is_service_account:
                 return _request_locked(store, doc, profile, factory)
-            return _refresh_locked(store, doc, profile, factory)
+            return _refresh_locked(store, doc, profile, factory, http_timeout)
         except TemporaryFailure as exc:
             # A refresh answered by anything but NotSent may have used the refresh token. A service
             # account's request spends nothing: whatever went wrong, the stored token is as good as it was.
@@ -244,7 +244,8 @@ def _request_locked(store: Store, doc: Credentials, profile: Profile, client_fac
     return RefreshResult(profile, True, store.describe())
 
 
-def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_factory: Any) -> RefreshResult:
+def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_factory: Any,
+                    http_timeout: float | None = None) -> RefreshResult:
     interrupted_at = profile.refresh_started_at
     before = doc.revision
     # Built first: importing httpx takes a good part of a second on a busy machine, and a
@@ -274,6 +275,8 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
         raise lost from None
     except ReauthRequired as exc:
         newer = _refreshed_elsewhere(store, profile, sent=profile.refresh_token)
+        if newer is None and interrupted_at is not None and getattr(store, "locks_can_be_lost", False):
+            newer = _await_refresh_in_flight(store, profile, profile.refresh_token, interrupted_at, http_timeout)
         if newer is not None:
             return RefreshResult(newer, False, store.describe(), save_warning=(
                 "another process refreshed this profile after this run lost its lock, so Procore refused this "
@@ -295,6 +298,25 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
 
 
 SAVE_RETRY_DELAYS = (0.2, 0.5, 1.0)
+
+
+def _await_refresh_in_flight(store: Store, profile: Profile, sent: str | None, started: datetime,
+                             http_timeout: float | None) -> Profile | None:
+    """On a shared store, the in-flight mark this run found may belong to a holder that is alive and
+    only lost its lock (a dropped lock connection, a lease that ran out): Procore refused the stored
+    token because that holder's request used it, and its answer may still land in the store. Wait
+    for it while such a request could still be running (its whole-attempt deadline, counted from
+    the mark), instead of calling for a new login over a chain that is alive; None if nothing came."""
+    import time
+
+    step = http_timeout if http_timeout is not None else 15.0
+    deadline = started + timedelta(seconds=2 * step + 5)
+    while utcnow() < deadline:
+        time.sleep(0.25)
+        newer = _refreshed_elsewhere(store, profile, sent=sent)
+        if newer is not None:
+            return newer
+    return None
 
 
 def _refreshed_elsewhere(store: Store, profile: Profile, *, sent: str | None) -> Profile | None:
@@ -413,7 +435,8 @@ def _record_reauth(store: Store, doc: Credentials, profile: Profile, exc: Reauth
             reason = "Procore refused the refresh token (invalid_grant)."
             message = (
                 f"Procore refused the refresh token of profile {name!r} (invalid_grant): the grant was revoked, "
-                "or the token was used by another copy of this file. A new login is needed."
+                f"or the token was used by another copy of {'this file' if store.locator()[0] == 'config' else 'the profile'}. "
+                "A new login is needed."
             )
         err = ReauthRequired(message, hint=f"Re-authorize with: {fix}  (your stored settings are kept)",
                              after_lost_answer=exc.after_lost_answer)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from test_store_contract import TOKEN_PATH, Shared, shared  # noqa: F401 - shared is the fixture
+from test_store_contract import NO_WAIT, TOKEN_PATH, Shared, shared  # noqa: F401 - shared is the fixture
 from test_engine_helpers import wait_for
 
 pytestmark = pytest.mark.parametrize("shared", ["postgres"], indirect=True)
@@ -82,7 +82,7 @@ def test_a_holder_whose_answer_comes_after_the_next_holder_was_refused_saves_the
         wait_for(lambda: shared.fake.refresh_token_state(spent) == "used", what="Procore to rotate the pair", timeout=30)
         wait_for(lambda: _lock_connection(shared) > 0, what="host 1 to hold the lock", timeout=30)
         _terminate(shared, _lock_connection(shared))
-        second = two.run("refresh", "--force")
+        second = two.run("refresh", "--force", env=NO_WAIT)  # host 1's answer is held until this one ends
         assert second.returncode == 4, second.stderr  # the stored token was spent by host 1's request
         assert shared.profile().get("reauth_required") is True
     finally:
@@ -95,3 +95,32 @@ def test_a_holder_whose_answer_comes_after_the_next_holder_was_refused_saves_the
     assert not stored.get("reauth_required")
     assert two.token() == stored["access_token"]
     assert shared.fake.counts["token:refresh_token"] == 2
+
+
+def test_a_host_refused_while_the_first_holders_answer_is_on_its_way_waits_for_it(shared: Shared) -> None:
+    """Host 1's refresh is processed and its answer held; its lock connection dies; host 2 takes the
+    lock, finds host 1's in-flight mark and is refused (host 1's request used the token). Host 1 is
+    alive: host 2 waits while that request could still be running, and uses host 1's pair when it
+    lands, instead of telling its caller to log in again."""
+    one, two = shared.hosts
+    one.login()
+    spent = shared.profile()["refresh_token"]
+    release = _held(shared.fake, hook=True)
+    first = one.popen("refresh", "--force")
+    try:
+        wait_for(lambda: shared.fake.refresh_token_state(spent) == "used", what="Procore to rotate the pair", timeout=30)
+        wait_for(lambda: _lock_connection(shared) > 0, what="host 1 to hold the lock", timeout=30)
+        _terminate(shared, _lock_connection(shared))
+        second = two.popen("refresh", "--force")
+        wait_for(lambda: shared.fake.counts["invalid_grant"] >= 1, what="host 2 to be refused", timeout=30)
+        assert second.poll() is None  # waiting for host 1's answer, not giving up
+    finally:
+        release.set()
+    a, b = one.collect(first), two.collect(second)
+    assert a.returncode == 0, a.stderr
+    assert b.returncode == 0, b.stderr
+    assert "another process refreshed" in b.stderr
+    stored = shared.profile()
+    assert shared.fake.refresh_token_state(stored["refresh_token"]) == "active"
+    assert not stored.get("reauth_required")
+    assert two.token() == stored["access_token"]

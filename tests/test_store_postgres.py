@@ -27,7 +27,7 @@ import pytest
 from conftest import CLIENT_ID, CLIENT_SECRET, EXE, base_env
 from procore_setup.testing import FakeProcore
 from test_engine_helpers import wait_for
-from test_store_contract import TOKEN_PATH, Host, Shared, _hold_answers, _pg_lock_waiters
+from test_store_contract import NO_WAIT, TOKEN_PATH, Host, Shared, _hold_answers, _pg_lock_waiters
 
 HEAVY = ("httpx", "textual")
 
@@ -342,7 +342,7 @@ def test_a_holder_that_lost_its_lock_after_procore_answered_keeps_its_pair(pg: S
         holders = _lock_holders(pg_server, pg.url)
         assert len(holders) == 1
         _kill_backend(pg_server, holders[0])
-        b = two.run("refresh", "--force")
+        b = two.run("refresh", "--force", env=NO_WAIT)
         assert b.returncode == 4, b.stderr
         assert "interrupted" in b.stderr
     finally:

@@ -146,6 +146,9 @@ class SharedStore(StoreCommon):
     """A store on a server that several hosts share. Subclasses: PostgresStore, RedisStore."""
 
     kind = "shared"  # "PostgreSQL", "Redis": how messages name the kind of store
+    # A holder can lose the lock and go on (a dropped lock connection, a lease that ran out): so an
+    # in-flight mark may belong to a live process, whose answer can still land (see refresh).
+    locks_can_be_lost = True
 
     def __init__(self, url: str, *, passphrase_command: str | None = None, lock_timeout: float = 60.0,
                  named_by_env: bool = False) -> None:
