@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import tomli_w
 
+from procore_setup.testing import SERVICE_ACCOUNT_CLIENT_ID as SA_ID
+from procore_setup.testing import SERVICE_ACCOUNT_CLIENT_SECRET as SA_SECRET
 from procore_setup.testing import FakeProcore
-from procore_setup.testing.server import SERVICE_ACCOUNT_CLIENT_ID as SA_ID
-from procore_setup.testing.server import SERVICE_ACCOUNT_CLIENT_SECRET as SA_SECRET
 
 from conftest import CLI
 

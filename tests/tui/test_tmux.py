@@ -85,6 +85,9 @@ def test_wizard_in_tmux_saves_a_profile_token_reads(tmp_path: Path, fake: FakePr
     config = tmp_path / "conf" / "credentials.toml"
     term = Terminal(tmp_path, f"{EXE} --config {config}; echo WIZARD-EXIT=$?; sleep 60", terminal_env)
     try:
+        screen = term.wait_for("How will your scripts sign in")  # the first question
+        assert "A person's login" in screen and "A service account" in screen
+        term.keys("Enter")  # a person's login, highlighted at first
         term.wait_for("Step 1 of 6")
         screen = term.wait_for("Continue")  # the footer, with its keys
         assert "Which Procore environment" in screen and "esc Back" in screen
@@ -138,6 +141,8 @@ def test_wizard_in_tmux_saves_a_profile_token_reads(tmp_path: Path, fake: FakePr
 def test_demo_in_tmux_walks_without_a_browser(tmp_path: Path, terminal_env: dict[str, str]) -> None:
     term = Terminal(tmp_path, f"{EXE} --demo; echo WIZARD-EXIT=$?; sleep 60", terminal_env)
     try:
+        term.wait_for("How will your scripts sign in")
+        term.keys("Enter")  # a person's login
         screen = term.wait_for("Step 1 of 6")
         assert "DEMO" in screen and "http://127.0.0.1:" in screen  # the fake server, prefilled
         term.keys("Enter")
