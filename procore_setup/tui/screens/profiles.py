@@ -46,7 +46,7 @@ def plain(value: Any, limit: int = NAME_LIMIT) -> str:
 HEADER = f"    {'Profile':<12}{'Kind':<8}{'Environment':<16}{'User':<19}Access token"
 # The kind in a word, for the list (the details below it say it in full).
 KIND_WORDS = {SERVICE_ACCOUNT: "service"}
-KIND_NAMES = {SERVICE_ACCOUNT: "a service account (client credentials: a new token is requested as needed)"}
+KIND_NAMES = {SERVICE_ACCOUNT: "a service account (client credentials, no refresh token)"}
 
 
 def _left(seconds: float) -> str:
@@ -211,7 +211,7 @@ class ProfilesScreen(WizardScreen):
             self.query_one("#details", Static).update("")
             return
         default = " (the default profile)" if info["default"] else ""
-        kind = KIND_NAMES.get(info["kind"], "a person's login (renewed with its refresh token)")
+        kind = KIND_NAMES.get(info["kind"], "a person's login (with a refresh token)")
         lines = [
             f"{info['profile']}{default}: {kind}",
             f"{info['environment']}: login {info['login_url']} · API {info['api_url']}",

@@ -137,7 +137,8 @@ class ServiceVerifyScreen(WizardScreen):
             self.query_one("#who", Static).update(
                 "Token checked with Procore's token info. Who it is could not be read"
                 + (f": {flow.user_error}" if flow.user_error else "."))
-        expires_in = flow.token_info.get("expires_in_seconds") or getattr(flow.tokens, "expires_in", None)
+        # The life Procore gave it when it was issued (token info's count goes down with the clock).
+        expires_in = getattr(flow.tokens, "expires_in", None) or flow.token_info.get("expires_in_seconds")
         if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool) and expires_in > 0:
             until = datetime.fromtimestamp(flow.clock() + expires_in, timezone.utc)
             self.query_one("#expiry", Static).update(
