@@ -165,6 +165,25 @@ async def test_a_refused_secret_is_said_on_the_client_step_and_nothing_is_saved(
     assert stored(config)["kind"] == "service_account"
 
 
+async def test_a_token_refused_at_the_check_goes_back_to_the_client_step_not_to_a_login(
+        make_app: Any, fake: FakeProcore, config: Path) -> None:
+    """A service account has no authorize step to go back to: a new token comes from step 2."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await answer_kind(pilot, "service_account")
+        await custom_hosts(pilot, fake)
+        fake.inject(hook=fake.expire_access_tokens, paths="/oauth/token")  # dead as soon as it is issued
+        await request_token(pilot)
+        assert screen_name(app) == "ClientScreen", message(app)
+        assert "refused the access token it had just issued" in message(app)
+        assert [type(s).__name__ for s in app.screen_stack].count("ClientScreen") == 1  # the same one, not a new one
+        await pilot.press("enter")  # request another
+        await settle(pilot)
+        assert screen_name(app) == "ServiceVerifyScreen", message(app)
+        assert "could not be listed" in text_of(app, "#company-question")
+    assert fake.counts["token:client_credentials"] == 2
+
+
 async def test_esc_from_the_service_account_steps_goes_back_to_the_first_question(
         make_app: Any, fake: FakeProcore) -> None:
     app = make_app()
