@@ -318,6 +318,25 @@ async def test_login_service_account_opens_on_the_service_account_path(make_app:
     assert stored(config)["kind"] == "service_account" and stored(config)["company_id"] == COMPANY
 
 
+async def test_login_on_a_service_accounts_profile_asks_for_a_new_token(make_app: Any, fake: FakeProcore,
+                                                                         config: Path) -> None:
+    """`procore-setup login` re-authorizes: for a service account that is its client step."""
+    save_service_account(config, fake, "default")
+    before = stored(config)
+    app = make_app(login=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert screen_name(app) == "ClientScreen" and "Step 2 of 4" in title(app), message(app)
+        await request_token(pilot, client_id=None, secret=None)  # the stored secret still works
+        assert screen_name(app) == "ServiceVerifyScreen", message(app)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert screen_name(app) == "SavedScreen", message(app)
+    after = stored(config)
+    assert after["access_token"] != before["access_token"] and after["company_id"] == before["company_id"]
+    assert fake.counts["token:client_credentials"] == 2
+
+
 async def test_login_service_account_turns_a_persons_profile_into_one(make_app: Any, fake: FakeProcore,
                                                                       config: Path) -> None:
     save_profile(config, fake)
