@@ -188,7 +188,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "is no browser and no code: the token is requested with the client id and secret, then checked.")
     p.add_argument("--plain", action="store_true", help="line prompts instead of the full-screen wizard")
     p.add_argument("--service-account", action="store_true",
-                   help="a service account (client credentials, no browser, no code; with --plain)")
+                   help="a service account (client credentials, no browser, no code); the wizard starts on it")
     p.add_argument("--environment", metavar="ID",
                    help="production, sandbox, monthly-sandbox, federal or custom")
     p.add_argument("--login-url", metavar="URL", help="login base URL (custom environment)")
@@ -320,7 +320,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             continue
         prof = res.profile
         left = prof.seconds_left()
-        outcomes.append({"profile": prof.name, "ok": True, "refreshed": res.refreshed,
+        # "refreshed": a new access token (for a service account: requested with its client credentials)
+        outcomes.append({"profile": prof.name, "ok": True, "refreshed": res.refreshed, "kind": prof.kind,
                          "expires_at": prof.expires_at.isoformat() if prof.expires_at else None,
                          "seconds_left": int(left) if left is not None else None})
         if res.recovered_from_interrupt:
@@ -329,7 +330,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         if res.save_warning:
             _warn(f"profile {shown(prof.name, 64)}: warning: {res.save_warning}")
         if not args.quiet and not args.json:
-            what = "refreshed" if res.refreshed else "still valid, nothing to do"
+            what = ("new token requested (service account)" if prof.is_service_account else "refreshed") \
+                if res.refreshed else "still valid, nothing to do"
             print(f"{shown(prof.name, 64)}: {what}; access token valid until {_when(prof.expires_at)} "
                   f"({text.time_left(left)})")
     if args.json:
@@ -352,19 +354,18 @@ def cmd_login(args: argparse.Namespace) -> int:
         from .plain import run_plain
 
         return run_plain(args)
-    for flag in ("environment", "login_url", "api_url", "client_id", "code", "company_id", "redirect_uri",
-                 "service_account"):
+    for flag in ("environment", "login_url", "api_url", "client_id", "code", "company_id", "redirect_uri"):
         if getattr(args, flag, None) not in (None, False):
             raise UsageError(f"--{flag.replace('_', '-')} goes with `login --plain`.",
                              hint="Add --plain, or leave the flag out to use the wizard.")
-    return _wizard(args, reauthorize=True)
+    return _wizard(args, reauthorize=True, service_account=bool(args.service_account))
 
 
 def cmd_wizard(args: argparse.Namespace) -> int:
     return _wizard(args, reauthorize=False)
 
 
-def _wizard(args: argparse.Namespace, *, reauthorize: bool) -> int:
+def _wizard(args: argparse.Namespace, *, reauthorize: bool, service_account: bool = False) -> int:
     if not _interactive() or not sys.stdout.isatty():
         raise UsageError(
             "The setup wizard needs a terminal, and this one is not (stdin or stdout is redirected).",
@@ -373,7 +374,7 @@ def _wizard(args: argparse.Namespace, *, reauthorize: bool) -> int:
     from .tui.app import run_wizard
 
     return run_wizard(config=_opt(args, "config"), store_url=_opt(args, "store"), profile=_opt(args, "profile"),
-                      demo=bool(_opt(args, "demo")), login=reauthorize,
+                      demo=bool(_opt(args, "demo")), login=reauthorize, service_account=service_account,
                       passphrase_command=_opt(args, "passphrase_command"))
 
 

@@ -47,6 +47,9 @@ T0 = 1_950_000_000.0  # 2031-10-20 18:40 UTC
 CLIENT_ID = "5f2b8c41d7e94a0b9c3e6a1d0f7b2e48c9a1d3f5e7b9c0a2d4f6e8b1a3c5e7d9"
 CLIENT_SECRET = "9d8c7b6a5f4e3d2c1b0a99887766554433221100ffeeddccbbaa998877665544"
 FAKE_CODE = "q8Xf3LmZ0rT5vKc2WnB7yHd9JpA1sGe4uQi6oEt0Ra"
+SA_CLIENT_ID = "7c1e9a3f5b2d4e6a8c0b1d3f5a7e9c2b4d6f8a0c1e3b5d7f9a2c4e6b8d0f1a3c"
+SA_CLIENT_SECRET = "3a5c7e9b1d2f4a6c8e0b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c"
+COMPANY_ID = 8675309
 
 
 class Clock:
@@ -76,7 +79,8 @@ def stage(display: bool = True) -> Iterator[Stage]:
         os.environ["DISPLAY"] = ":0"  # a desktop: the browser can be opened
     saved_exe = flowmod.executable
     flowmod.executable = lambda: EXECUTABLE  # type: ignore[assignment]
-    fake = FakeProcore(client_id=CLIENT_ID, client_secret=CLIENT_SECRET).start()
+    fake = FakeProcore(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, service_account_client_id=SA_CLIENT_ID,
+                       service_account_client_secret=SA_CLIENT_SECRET).start()
     try:
         yield Stage(fake, Clock())
     finally:
@@ -101,7 +105,8 @@ def make_app(st: Stage, **kw: Any) -> ProcoreSetupApp:
 
 
 def write_profiles() -> None:
-    """Two profiles as earlier runs would have left them: one fine, one whose login Procore refused."""
+    """Three profiles as earlier runs would have left them: a person's login that is fine, one whose
+    login Procore refused, and a service account."""
     store = FileStore(CONFIG)
     when = datetime.fromtimestamp(T0, timezone.utc)
     doc = Credentials(store=store)
@@ -121,6 +126,14 @@ def write_profiles() -> None:
         "refresh_token": "s" * 43, "reauth_required": True,
         "last_error": "Procore refused the refresh token (invalid_grant)",
         "user_id": 4242, "user_login": "pat@example.com", "user_name": "Pat Builder",
+    }))
+    doc.add(Profile("reports", {
+        "kind": "service_account", "environment": "production", "login_url": "https://login.procore.com",
+        "api_url": "https://api.procore.com", "client_id": SA_CLIENT_ID, "client_secret": SA_CLIENT_SECRET,
+        "redirect_uri": flowmod.OOB_REDIRECT_URI, "access_token": "b" * 43, "token_type": "Bearer",
+        "expires_at": when + timedelta(minutes=41), "created_at": int(T0) - 2940,
+        "user_id": 9001, "user_login": "robot@builder-demo.example", "user_name": "Reports Robot",
+        "company_id": COMPANY_ID, "company_name": "Builder Demo Co.",
     }))
     doc.default_profile = "default"
     store.save(doc)
@@ -154,7 +167,16 @@ async def freeze(pilot: Any) -> None:
     await pilot.pause()
 
 
-async def to_client(pilot: Any) -> None:
+async def to_environment(pilot: Any, kind: str = "user") -> None:
+    """The first question: a person's login (highlighted at first), or a service account."""
+    if kind == "service_account":
+        await pilot.press("down")
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+async def to_client(pilot: Any, kind: str = "user") -> None:
+    await to_environment(pilot, kind)
     await pilot.press("enter")  # production
     await pilot.pause()
 
@@ -194,11 +216,16 @@ async def _profiles(pilot: Any, st: Stage) -> None:
     await settle(pilot)  # the list is read by a worker
 
 
-async def _environment(pilot: Any, st: Stage) -> None:
+async def _kind(pilot: Any, st: Stage) -> None:
     await pilot.pause()
 
 
+async def _environment(pilot: Any, st: Stage) -> None:
+    await to_environment(pilot)
+
+
 async def _environment_custom(pilot: Any, st: Stage) -> None:
+    await to_environment(pilot)
     pilot.app.screen.query_one("#envs").highlighted = 4
     await pilot.pause()
     await paste(pilot, "#login_url", "http://login.example.com")
@@ -211,6 +238,27 @@ async def _client(pilot: Any, st: Stage) -> None:
     await to_client(pilot)
     await paste(pilot, "#client_id", CLIENT_ID)
     await paste(pilot, "#secret", CLIENT_SECRET)
+
+
+async def _client_service_account(pilot: Any, st: Stage) -> None:
+    await to_client(pilot, "service_account")
+    await paste(pilot, "#client_id", SA_CLIENT_ID)
+    await paste(pilot, "#secret", SA_CLIENT_SECRET)
+
+
+async def _verify_service_account(pilot: Any, st: Stage) -> None:
+    await _client_service_account(pilot, st)
+    await pilot.press("enter")  # requests the token
+    await settle(pilot)
+    await paste(pilot, "#company_id", str(COMPANY_ID))  # the companies could not be listed without it
+    await pilot.press("enter")  # checks the token again, with the company
+    await settle(pilot)
+
+
+async def _saved_service_account(pilot: Any, st: Stage) -> None:
+    await _verify_service_account(pilot, st)
+    await pilot.press("ctrl+s")
+    await settle(pilot)
 
 
 async def _authorize(pilot: Any, st: Stage) -> None:
@@ -281,9 +329,14 @@ async def _remove(pilot: Any, st: Stage) -> None:
 
 SCENES: dict[str, Scene] = {
     "profiles": Scene("Profiles", _profiles, prepare=write_profiles),
+    "kind": Scene("First: how your scripts sign in", _kind),
     "environment": Scene("Step 1: environment", _environment),
     "environment-custom": Scene("Step 1: custom hosts, refused", _environment_custom),
     "client": Scene("Step 2: client credentials", _client),
+    "client-service-account": Scene("A service account, step 2: client credentials", _client_service_account),
+    "verify-service-account": Scene("A service account, step 3: the token checked, the company",
+                                    _verify_service_account),
+    "saved-service-account": Scene("A service account, step 4: saved", _saved_service_account),
     "authorize": Scene("Step 3: authorize", _authorize),
     "authorize-ssh": Scene("Step 3: authorize over SSH", _authorize_ssh, display=False),
     "code": Scene("Step 4: paste the code", _code),

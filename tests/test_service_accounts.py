@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import tomli_w
 
+from procore_setup.testing import SERVICE_ACCOUNT_CLIENT_ID as SA_ID
+from procore_setup.testing import SERVICE_ACCOUNT_CLIENT_SECRET as SA_SECRET
 from procore_setup.testing import FakeProcore
-from procore_setup.testing.server import SERVICE_ACCOUNT_CLIENT_ID as SA_ID
-from procore_setup.testing.server import SERVICE_ACCOUNT_CLIENT_SECRET as SA_SECRET
 
 from conftest import CLI
 
@@ -150,9 +150,13 @@ def test_a_wrong_secret_at_login_is_exit_4_and_saves_nothing(cli: CLI, fake: Fak
     assert not cli.config.exists()
 
 
-def test_service_account_needs_plain_and_takes_no_code(cli: CLI) -> None:
+def test_service_account_opens_the_wizard_or_plain_and_takes_no_code(cli: CLI) -> None:
+    # Without --plain it is the wizard's service-account path (tests/tui/test_service_account.py),
+    # which needs a terminal: here there is none, so the answer is the line-prompt version.
     r = cli.run("login", "--service-account")
-    assert r.returncode == 2 and "--service-account goes with `login --plain`" in r.stderr
+    assert r.returncode == 2 and "needs a terminal" in r.stderr and "goes with `login --plain`" not in r.stderr
+    r = cli.run("login", "--service-account", "--client-id", "x")  # the flags still go with --plain
+    assert r.returncode == 2 and "--client-id goes with `login --plain`" in r.stderr
     r = sa_login(cli, "robot", "--code=abc")
     assert r.returncode == 2 and "--code and --redirect-uri go with a person's login" in r.stderr
 
@@ -246,7 +250,9 @@ def test_a_person_and_a_service_account_in_one_file(cli: CLI, fake: FakeProcore)
     expire_stored(cli, "person", "robot")
     r = cli.run("refresh", "--all", "--json")
     assert r.returncode == 0, r.stderr
-    assert {o["profile"]: o["refreshed"] for o in json.loads(r.stdout)} == {"person": True, "robot": True}
+    outcomes = {o["profile"]: o for o in json.loads(r.stdout)}
+    assert {name: o["refreshed"] for name, o in outcomes.items()} == {"person": True, "robot": True}
+    assert {name: o["kind"] for name, o in outcomes.items()} == {"person": "user", "robot": "service_account"}
     assert fake.counts["refresh_ok"] == 1 and fake.counts["token:client_credentials"] == 2
     for name in ("person", "robot"):
         assert stored(cli, name)["access_token"] != old[name]
@@ -255,6 +261,23 @@ def test_a_person_and_a_service_account_in_one_file(cli: CLI, fake: FakeProcore)
     r = cli.run("refresh", "--all")  # both valid now: nothing to do
     assert r.returncode == 0 and r.stdout.count("still valid, nothing to do") == 2
     assert fake.counts["token:client_credentials"] == 2 and fake.counts["refresh_ok"] == 1
+
+
+def test_refresh_says_a_service_account_got_a_new_token_not_a_refresh(cli: CLI, fake: FakeProcore) -> None:
+    """A service account has no refresh token: `refresh` requests a new token, and says so."""
+    cli.login("person")
+    assert sa_login(cli, "robot", "--company-id", str(COMPANY)).returncode == 0
+    r = cli.run("refresh", "--all", "--force")
+    assert r.returncode == 0, r.stderr
+    lines = {line.split(":", 1)[0]: line for line in r.stdout.splitlines()}
+    assert lines["robot"].startswith("robot: new token requested (service account); access token valid until")
+    assert "refreshed" not in lines["robot"]
+    assert lines["person"].startswith("person: refreshed; access token valid until")
+    assert fake.counts["refresh_ok"] == 1 and fake.counts["token:client_credentials"] == 2
+    r = cli.run("refresh", "--profile", "robot", "--force", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["refreshed"] is True and out["kind"] == "service_account" and out["ok"] is True
 
 
 def test_revoke_revokes_the_current_token_and_the_next_token_call_gets_a_new_one(cli: CLI, fake: FakeProcore) -> None:

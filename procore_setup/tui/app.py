@@ -23,7 +23,8 @@ from textual.screen import Screen
 from .. import flow as flowmod
 from .. import settings
 from ..flow import AUTHORIZE, CLIENT, CODE, ENVIRONMENT, SAVED, VERIFY, SetupFlow
-from .shared import ADD, NEW, PROFILES, REAUTHORIZE, StoreFacts, browser_problem, describe
+from ..profile import SERVICE_ACCOUNT, USER
+from .shared import ADD, KIND, NEW, PROFILES, REAUTHORIZE, StoreFacts, browser_problem, describe
 
 if TYPE_CHECKING:
     from ..profile import Profile
@@ -31,12 +32,21 @@ if TYPE_CHECKING:
     from ..testing.demo import DemoSession
     from .screens.base import WizardScreen
 
-STEPS = (ENVIRONMENT, CLIENT, AUTHORIZE, CODE, VERIFY, SAVED)
+STEPS = (ENVIRONMENT, CLIENT, AUTHORIZE, CODE, VERIFY, SAVED)  # a person's login
+# A service account signs in with its client id and secret: the token is requested when the
+# client step is done, so there is nothing to authorize and no code to paste.
+SERVICE_ACCOUNT_STEPS = (ENVIRONMENT, CLIENT, VERIFY, SAVED)
 LOGIN_MODE = "login"  # the screen stack `login` moves to once its profile is open (see begin)
 
 
 # Each screen's module is imported on first use, by a plain import a type checker and
 # import-linter can follow (no module names in strings).
+def _kind_screen(**kwargs: Any) -> WizardScreen:
+    from .screens.kind import KindScreen
+
+    return KindScreen(**kwargs)
+
+
 def _profiles_screen(**kwargs: Any) -> WizardScreen:
     from .screens.profiles import ProfilesScreen
 
@@ -73,6 +83,12 @@ def _verify_screen(**kwargs: Any) -> WizardScreen:
     return VerifyScreen(**kwargs)
 
 
+def _service_verify_screen(**kwargs: Any) -> WizardScreen:
+    from .screens.service_verify import ServiceVerifyScreen
+
+    return ServiceVerifyScreen(**kwargs)
+
+
 def _saved_screen(**kwargs: Any) -> WizardScreen:
     from .screens.saved import SavedScreen
 
@@ -80,6 +96,7 @@ def _saved_screen(**kwargs: Any) -> WizardScreen:
 
 
 _SCREENS: dict[str, Callable[..., WizardScreen]] = {
+    KIND: _kind_screen,
     PROFILES: _profiles_screen,
     ENVIRONMENT: _environment_screen,
     CLIENT: _client_screen,
@@ -100,7 +117,7 @@ class ProcoreSetupApp(App[int]):
 
     def __init__(self, store: Store | None = None, *, profile: str | None = None,
                  clock: Callable[[], float] = time.time, demo: DemoSession | None = None, login: bool = False,
-                 client_factory: Callable[..., Any] | None = None) -> None:
+                 client_factory: Callable[..., Any] | None = None, service_account: bool = False) -> None:
         super().__init__()
         if store is None:
             from ..stores import open_store
@@ -113,6 +130,9 @@ class ProcoreSetupApp(App[int]):
         self.demo = demo
         self.login = login
         self.client_factory = client_factory
+        # `login --service-account`: the kind is given, so the first question is not asked.
+        self.kind_given = service_account
+        self.kind = SERVICE_ACCOUNT if service_account else USER  # the kind being set up
         self.flow: SetupFlow | None = None
         self.mode = NEW
         self.dirty = False  # a step was completed and nothing saved since
@@ -131,7 +151,7 @@ class ProcoreSetupApp(App[int]):
         # No file yet, so nothing to read: the flow is ready at once.
         self.mode = NEW
         self.new_flow(self.profile_arg or "default")
-        return self.make_screen(ENVIRONMENT)
+        return self.make_screen(ENVIRONMENT if self.kind_given else KIND)
 
     def on_ready(self) -> None:
         # The first frame is up: load the HTTP client in the background now, so that moving on
@@ -139,7 +159,28 @@ class ProcoreSetupApp(App[int]):
         self.run_worker(_load_http_client, thread=True, group="prefetch", exit_on_error=False)
 
     def make_screen(self, step: str, **kwargs: Any) -> WizardScreen:
+        if step == VERIFY and self.kind == SERVICE_ACCOUNT:
+            return _service_verify_screen(**kwargs)
         return _SCREENS[step](**kwargs)
+
+    def steps(self) -> tuple[str, ...]:
+        """The numbered steps of the kind of profile being set up."""
+        return SERVICE_ACCOUNT_STEPS if self.kind == SERVICE_ACCOUNT else STEPS
+
+    def demo_client(self, kind: str) -> tuple[str, str] | None:
+        """The demo server's own client id and secret for `kind` (None outside demo mode)."""
+        demo = self.demo
+        if demo is None:
+            return None
+        if kind == SERVICE_ACCOUNT:
+            return demo.fake.service_account_client_id, demo.fake.service_account_client_secret
+        return demo.client_id, demo.client_secret
+
+    def demo_company(self) -> int | None:
+        """The company the demo server's service account is installed in (None outside demo mode)."""
+        if self.demo is None or not self.demo.fake.service_account_companies:
+            return None
+        return int(self.demo.fake.service_account_companies[0])
 
     # -- the flow ------------------------------------------------------------------------------
     def open_flow(self, name: str, *, must_be_new: bool = False) -> SetupFlow:
@@ -157,9 +198,12 @@ class ProcoreSetupApp(App[int]):
                 f"There is already a profile called {flow.profile_name!r}.", step=ENVIRONMENT, field="profile_name",
                 hint="Pick another name, or go back (Esc) and choose Reconfigure for that profile.",
             )
-        if existing is None and self.demo is not None:
-            flow.set_environment("custom", self.demo.url, self.demo.url)
-            flow.set_client(self.demo.client_id, self.demo.client_secret)
+        if existing is None:
+            flow.kind = self.kind  # chosen on the first screen, or given on the command line
+            demo = self.demo_client(flow.kind)
+            if demo is not None and self.demo is not None:
+                flow.set_environment("custom", self.demo.url, self.demo.url)
+                flow.set_client(*demo)
         return flow
 
     def new_flow(self, name: str, *, must_be_new: bool = False) -> SetupFlow:
@@ -173,15 +217,43 @@ class ProcoreSetupApp(App[int]):
         (what scripts use when they name none), or the one given with --profile."""
         return self.mode == ADD
 
+    def choose_kind(self, kind: str) -> None:
+        """The first question is answered: set up a person's login or a service account, from step 1."""
+        self.kind = kind
+        flow = self.flow
+        if flow is not None:
+            previous, flow.kind = flow.kind, kind
+            demo = self.demo_client(kind)
+            old_demo = self.demo_client(previous)
+            if demo is not None and flow.existing is None and flow.client_id in ("", old_demo and old_demo[0]):
+                flow.set_client(*demo)  # the demo's own client of that kind, unless one was typed
+        self.push_screen(self.make_screen(self.steps()[0]))
+
     # -- navigation ----------------------------------------------------------------------------
     def begin(self, mode: str, flow: SetupFlow | None = None, *, first: bool = False) -> None:
         """Start setting up a profile in `mode` with `flow` (opened by a worker; None to add one,
         whose name step 1 asks): show its first step on top of the list, or (`first`) as the
-        first screen, as if the wizard had started there (`login`: Esc on it quits)."""
+        first screen, as if the wizard had started there (`login`: Esc on it quits).
+
+        Adding or reconfiguring starts with how the scripts sign in (prefilled with the profile's
+        kind), unless `login --service-account` said so; re-authorizing keeps the kind: a person
+        logs in again (Authorize), a service account gets a new token, with a new secret if it
+        was rotated (Client credentials)."""
         self.mode = mode
         self.dirty = False
         self.flow = flow
-        step = AUTHORIZE if mode == REAUTHORIZE else ENVIRONMENT
+        if self.kind_given:
+            self.kind = SERVICE_ACCOUNT
+        elif flow is not None and flow.existing is not None:
+            self.kind = flow.kind
+        else:
+            self.kind = USER  # a new profile: the first question starts on a person's login
+        if flow is not None:
+            flow.kind = self.kind
+        if mode == REAUTHORIZE:
+            step = CLIENT if self.kind == SERVICE_ACCOUNT else AUTHORIZE
+        else:
+            step = ENVIRONMENT if self.kind_given else KIND
         if first:
             # A screen stack of its own, whose first screen is the step (Textual cannot switch
             # the default screen for another one); the list it started on stays behind, unseen.
@@ -193,11 +265,14 @@ class ProcoreSetupApp(App[int]):
     def next_step(self, step: str) -> None:
         """The person finished `step`: show the one after it."""
         self.dirty = True
-        following = STEPS[STEPS.index(step) + 1]
+        steps = self.steps()
+        following = steps[steps.index(step) + 1]
         self.push_screen(self.make_screen(following))
 
     def back_to(self, step: str, error: str | None = None) -> None:
         """Go back to the screen of `step` (after an error that is fixed there), showing `error`."""
+        if step not in self.steps():
+            step = CLIENT  # a service account: a new token comes from the client step, not a login
         stack = self.screen_stack
         for i in range(len(stack) - 1, -1, -1):
             if getattr(stack[i], "STEP", None) == step:
@@ -251,7 +326,7 @@ class ProcoreSetupApp(App[int]):
 
             self.push_screen(ConfirmDialog(
                 "Quit now?",
-                f"Profile {name!r} is already saved with its new tokens, so scripts can use it. Quitting now "
+                f"Profile {name!r} is already saved with its new {_tokens(flow)}, so scripts can use it. Quitting now "
                 f"leaves it with {_and(flow.missing()) or 'nothing more'}.",
                 yes="Quit", no="Keep going",
             ), finish)
@@ -262,8 +337,13 @@ class ProcoreSetupApp(App[int]):
                 self.exit(130, return_code=130)  # like an interrupted command
 
         if flow is not None and flow.tokens is not None:
-            text = (f"Procore issued new tokens for profile {name!r}, but they could not be saved "
-                    f"({flow.grant_save_error}). Quitting now throws them away, and the code is used up.")
+            if flow.kind == SERVICE_ACCOUNT:
+                text = (f"Procore issued a new token for profile {name!r}, but it could not be saved "
+                        f"({flow.grant_save_error}). Quitting now throws it away (the next login requests "
+                        "another one).")
+            else:
+                text = (f"Procore issued new tokens for profile {name!r}, but they could not be saved "
+                        f"({flow.grant_save_error}). Quitting now throws them away, and the code is used up.")
         else:
             text = (f"Profile {name!r} is not saved yet: what you entered here will be lost. "
                     "The credentials file is unchanged.")
@@ -280,13 +360,20 @@ def _and(items: list[str]) -> str:
     return " and ".join(items)
 
 
+def _tokens(flow: SetupFlow) -> str:
+    return "token" if flow.kind == SERVICE_ACCOUNT else "tokens"
+
+
 def _load_http_client() -> None:
     from .. import oauth  # noqa: F401 - imported now, used by the Authorize step
 
 
 def run_wizard(*, config: str | None = None, profile: str | None = None, demo: bool = False,
-               login: bool = False, passphrase_command: str | None = None, store_url: str | None = None) -> int:
-    """Run the wizard in this terminal; the exit code for the CLI (0 saved or nothing to do, 130 discarded)."""
+               login: bool = False, passphrase_command: str | None = None, service_account: bool = False,
+               store_url: str | None = None) -> int:
+    """Run the wizard in this terminal; the exit code for the CLI (0 saved or nothing to do, 130 discarded).
+    `service_account` (`login --service-account`): straight on to setting up a service account.
+    `store_url`: a shared store (--store), else `config`'s file."""
     from ..stores import open_store
 
     session = None
@@ -296,8 +383,8 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
         session = DemoSession().start()
         config, store_url = session.config_path, None
     try:
-        app = ProcoreSetupApp(open_store(config, store=store_url, passphrase_command=passphrase_command), profile=profile,
-                              demo=session, login=login)
+        app = ProcoreSetupApp(open_store(config, store=store_url, passphrase_command=passphrase_command),
+                              profile=profile, demo=session, login=login, service_account=service_account)
         result = app.run()
         saved = app.saved
         if saved is not None and app.return_code in (0, None):
@@ -306,6 +393,9 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
             print(f"Saved profile {saved.name!r} to {store.describe()} ({store.access_note()}).")
             if session is not None:
                 print("Demo mode: that file and the fake server are gone now.")
+            elif saved.is_service_account:
+                print("A service account needs no cron job: `procore-setup token` requests a new token "
+                      "when the stored one is about to expire.")
             else:
                 print("Keep it fresh from cron with:")
                 print(f"  {flowmod.cron_line(store, saved.name)}")

@@ -1,8 +1,8 @@
 """What the wizard's app, screens and dialogs share, so that none of them imports another.
 
 The app imports each screen when it is first shown; a screen that imported the app back
-would make a cycle. So the names both sides use live here: the modes and the step name
-of the profiles list, the one text a failure gets on screen (`describe`), the guess
+would make a cycle. So the names both sides use live here: the modes and the step names
+of the profiles list and of the first question, the one text a failure gets on screen (`describe`), the guess
 whether a browser can open, and the one handler of the end of a worker (`WorkReporting`).
 Nothing here imports a screen, a widget or the app.
 """
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..stores.base import Store
 
 PROFILES = "profiles"
+KIND = "kind"  # the first question of a new setup: a person's login or a service account
 
 # What the person is doing with a profile; decides the first step and what is asked.
 NEW = "new"  # first profile of a new file, or `login` for a profile that does not exist yet

@@ -117,10 +117,27 @@ def message_kind(app: ProcoreSetupApp) -> str:
     return ""
 
 
+async def answer_kind(pilot: Any, kind: str = "user") -> None:
+    """The first question of a new setup, answered with the keys: a person's login ("user", the
+    one highlighted at first) or a service account ("service_account")."""
+    app = pilot.app
+    assert screen_name(app) == "KindScreen", screen_name(app)
+    kinds = app.screen.query_one("#kinds")
+    if kinds.highlighted_option.id != kind:
+        await pilot.press("down" if kind == "service_account" else "up")
+    assert kinds.highlighted_option.id == kind
+    await pilot.press("enter")
+    await pilot.pause()
+    assert screen_name(app) == "EnvironmentScreen", screen_name(app)
+
+
 async def walk_to_authorize(pilot: Any, fake: FakeProcore, *, secret: str = CLIENT_SECRET,
                             client_id: str = CLIENT_ID, name: str | None = None) -> None:
-    """From step 1 of a new profile: the custom environment at the fake, then the client, to Authorize."""
+    """From the first question of a new profile (a person's login), or from step 1: the custom
+    environment at the fake, then the client, to Authorize."""
     app = pilot.app
+    if screen_name(app) == "KindScreen":
+        await answer_kind(pilot)
     assert screen_name(app) == "EnvironmentScreen", screen_name(app)
     if name is not None:
         await type_into(pilot, "#name", name)

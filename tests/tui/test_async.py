@@ -20,6 +20,7 @@ from .conftest import (
     EXE,
     SIZE,
     GatedCommand,
+    answer_kind,
     base_env,
     message,
     message_kind,
@@ -221,11 +222,13 @@ async def test_the_wizard_never_reads_the_file_on_its_ui_thread(
         assert "secrets encrypted" in str(app.screen.query_one("#file").render())
         await pilot.press("r")  # reconfigure the encrypted profile
         await settle(pilot)
-        assert screen_name(app) == "EnvironmentScreen", message(app)
-        await pilot.press("escape")
+        assert screen_name(app) == "KindScreen", message(app)
+        await answer_kind(pilot)
+        await pilot.press("escape", "escape")
         await settle(pilot)
         await pilot.press("a")  # and add one: its name is checked against the file
         await pilot.pause()
+        await answer_kind(pilot)
         await type_into(pilot, "#name", "default")
         await pilot.press("enter", "enter")
         await settle(pilot)

@@ -130,6 +130,8 @@ def test_a_terminal_that_hangs_up_on_the_company_screen_keeps_the_grant(tmp_path
     with FakeProcore(companies=TWO_COMPANIES) as fake:
         term = Terminal(tmp_path, f"{EXE} --config {config} login", env)
         try:
+            term.wait_for("How will your scripts sign in")
+            term.keys("Enter")  # a person's login
             term.wait_for("Step 1 of 6")
             term.keys("Down", "Down", "Down", "Down")
             term.wait_for("Login URL")

@@ -26,7 +26,7 @@ import sys
 from procore_setup.stores.file import FileStore
 from procore_setup.tui.app import ProcoreSetupApp
 app = ProcoreSetupApp(FileStore(sys.argv[1]))
-app.get_default_screen()  # what the first frame shows: step 1 for a new user, else the list
+app.get_default_screen()  # what the first frame shows: the first question for a new user, else the list
 print(" ".join({LOADED}))
 """
 
@@ -56,7 +56,8 @@ def test_importing_the_app_loads_no_screen_and_no_httpx() -> None:
 
 def test_the_first_screen_loads_only_itself(tmp_path: Path) -> None:
     loaded = run(FIRST_SCREEN, f"{tmp_path}/credentials.toml").split()
-    assert loaded == ["procore_setup.tui.screens.base", "procore_setup.tui.screens.environment"]
+    # how the scripts will sign in: asked before step 1, whose screen is loaded only once it is answered
+    assert loaded == ["procore_setup.tui.screens.base", "procore_setup.tui.screens.kind"]
 
 
 def test_with_a_file_the_first_screen_is_the_list_and_loads_only_itself(tmp_path: Path) -> None:

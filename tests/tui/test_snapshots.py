@@ -21,8 +21,8 @@ import screenshots as shots  # noqa: E402
 
 # Every screen, plus the states that change a screen most (SSH, an error, a dialog). The other
 # scenes of scripts/screenshots.py are pictures for the README; pilot tests check what they say.
-SNAPSHOTS = ["profiles", "environment", "client", "authorize", "authorize-ssh", "code", "code-retry", "verify",
-             "saved", "encrypt", "quit"]
+SNAPSHOTS = ["profiles", "kind", "environment", "client", "authorize", "authorize-ssh", "code", "code-retry", "verify",
+             "saved", "encrypt", "quit", "client-service-account", "verify-service-account", "saved-service-account"]
 
 
 def test_snapshots_are_screenshot_scenes() -> None:

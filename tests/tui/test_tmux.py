@@ -13,7 +13,7 @@ import subprocess
 import time
 import tomllib
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -85,6 +85,9 @@ def test_wizard_in_tmux_saves_a_profile_token_reads(tmp_path: Path, fake: FakePr
     config = tmp_path / "conf" / "credentials.toml"
     term = Terminal(tmp_path, f"{EXE} --config {config}; echo WIZARD-EXIT=$?; sleep 60", terminal_env)
     try:
+        screen = term.wait_for("How will your scripts sign in")  # the first question
+        assert "A person's login" in screen and "A service account" in screen
+        term.keys("Enter")  # a person's login, highlighted at first
         term.wait_for("Step 1 of 6")
         screen = term.wait_for("Continue")  # the footer, with its keys
         assert "Which Procore environment" in screen and "esc Back" in screen
@@ -138,6 +141,8 @@ def test_wizard_in_tmux_saves_a_profile_token_reads(tmp_path: Path, fake: FakePr
 def test_demo_in_tmux_walks_without_a_browser(tmp_path: Path, terminal_env: dict[str, str]) -> None:
     term = Terminal(tmp_path, f"{EXE} --demo; echo WIZARD-EXIT=$?; sleep 60", terminal_env)
     try:
+        term.wait_for("How will your scripts sign in")
+        term.keys("Enter")  # a person's login
         screen = term.wait_for("Step 1 of 6")
         assert "DEMO" in screen and "http://127.0.0.1:" in screen  # the fake server, prefilled
         term.keys("Enter")
@@ -205,3 +210,73 @@ def test_a_passphrase_commands_stderr_never_draws_over_the_wizard(tmp_path: Path
         term.close()
     leaked = [screen for screen in seen if garbage in screen or garbage in joined(screen)]
     assert not leaked, "the passphrase command's stderr drew over the wizard:\n" + leaked[0]
+
+
+def test_service_account_in_tmux_from_the_first_question(tmp_path: Path, fake: FakeProcore,
+                                                        terminal_env: dict[str, str], secret_guard: Any) -> None:
+    """The first question answered with the arrow keys: four steps, no browser, no code."""
+    from procore_setup.testing import SERVICE_ACCOUNT_CLIENT_ID, SERVICE_ACCOUNT_CLIENT_SECRET
+
+    secret_guard.add(SERVICE_ACCOUNT_CLIENT_SECRET, "the service account's client secret")
+    config = tmp_path / "conf" / "credentials.toml"
+    term = Terminal(tmp_path, f"{EXE} --config {config}; echo WIZARD-EXIT=$?; sleep 60", terminal_env)
+    try:
+        screen = term.wait_for("How will your scripts sign in")
+        assert "sees what that person sees" in joined(screen) and "installs" in joined(screen)
+        term.keys("Down", "Enter")  # a service account
+        term.wait_for("Step 1 of 4")
+        term.keys("Down", "Down", "Down", "Down")  # Custom hosts
+        term.wait_for("Login URL")
+        term.keys("Enter")
+        term.type(fake.url)
+        term.keys("Enter")
+        term.type(fake.url)
+        term.wait_for(f"API {fake.url}")
+        term.keys("Enter")
+
+        screen = term.wait_for("Step 2 of 4")
+        assert "Redirect URI" not in screen and "Manage App page" in joined(screen)
+        term.type(SERVICE_ACCOUNT_CLIENT_ID)
+        term.keys("Enter")
+        term.type(SERVICE_ACCOUNT_CLIENT_SECRET)
+        screen = term.wait_for("••••")
+        assert SERVICE_ACCOUNT_CLIENT_SECRET not in screen
+        term.keys("Enter")  # requests the token
+
+        term.wait_for("Step 3 of 4")
+        term.wait_for("could not be listed")  # no company yet: the fake answers like Multiple Procore Zones
+        term.type("8675309")
+        term.keys("Enter")  # checks the token again, with Procore-Company-Id
+        term.wait_for("Demo Service Account")
+        term.keys("C-s")
+
+        screen = term.wait_for("Step 4 of 4")
+        assert "Saved profile 'default'" in screen and "No cron job needed" in joined(screen)
+        term.keys("q")
+        screen = term.wait_for("WIZARD-EXIT=0")
+        assert "needs no cron job" in joined(screen)
+    finally:
+        term.close()
+
+    prof = tomllib.loads(config.read_text())["profiles"]["default"]
+    assert prof["kind"] == "service_account" and prof["company_id"] == 8675309 and "refresh_token" not in prof
+    r = run_token(config)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == prof["access_token"] and fake.access_token_valid(r.stdout.strip())
+    assert fake.counts["token:client_credentials"] == 1 and fake.counts["token:authorization_code"] == 0
+
+
+def test_login_service_account_in_tmux_skips_the_first_question(tmp_path: Path, fake: FakeProcore,
+                                                                terminal_env: dict[str, str]) -> None:
+    """`procore-setup login --service-account` (no --plain): the wizard, on the service-account path."""
+    config = tmp_path / "conf" / "credentials.toml"
+    term = Terminal(tmp_path, f"{EXE} --config {config} login --service-account; echo WIZARD-EXIT=$?; sleep 60",
+                    terminal_env)
+    try:
+        screen = term.wait_for("Step 1 of 4")
+        assert "How will your scripts sign in" not in screen
+        term.keys("Escape")  # the first screen: Esc leaves, nothing to lose
+        term.wait_for("WIZARD-EXIT=0")
+    finally:
+        term.close()
+    assert not config.exists()

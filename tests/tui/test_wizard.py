@@ -19,6 +19,7 @@ from .conftest import (
     EXE,
     SIZE,
     Clock,
+    answer_kind,
     assert_not_in_file,
     base_env,
     message,
@@ -57,7 +58,8 @@ async def test_first_run_saves_a_profile_that_token_reads(make_app: Any, fake: F
                                                           clock: Clock) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        assert screen_name(app) == "EnvironmentScreen"  # no file yet: straight to step 1
+        assert screen_name(app) == "KindScreen"  # no file yet: how will the scripts sign in, then step 1
+        await answer_kind(pilot)  # a person's login
         assert not app.screen.query("#name")  # a first setup is the profile "default"
         await walk_to_authorize(pilot, fake)
         url = app.screen.url
@@ -107,7 +109,7 @@ async def test_demo_mode_walks_without_a_browser(clock: Clock) -> None:
         app = ProcoreSetupApp(clock=clock, demo=demo)
         assert app.store.path == str(Path(demo.config_path).resolve())
         async with app.run_test(size=SIZE) as pilot:
-            assert screen_name(app) == "EnvironmentScreen"
+            await answer_kind(pilot)
             assert app.screen.query_one("#login_url").value == demo.url  # prefilled for the fake server
             await pilot.press("enter")  # the prefilled environment
             await pilot.pause()
@@ -170,7 +172,8 @@ async def test_reconfigure_keeps_the_stored_secret(make_app: Any, fake: FakeProc
         await settle(pilot)
         await pilot.press("r")
         await settle(pilot)  # the profile is opened by a worker
-        assert screen_name(app) == "EnvironmentScreen"
+        assert app.screen.query_one("#kinds").highlighted_option.id == "user"  # the profile's kind
+        await answer_kind(pilot)
         assert not app.screen.query("#name")  # the name of an existing profile is not asked
         assert app.screen.query_one("#login_url").value == fake.url  # prefilled from the file
         await pilot.press("enter")
@@ -230,7 +233,7 @@ async def test_login_command_without_a_file_sets_the_profile_up(make_app: Any, f
     app = make_app(login=True, profile="acme")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert screen_name(app) == "EnvironmentScreen"
+        await answer_kind(pilot)
         assert not app.screen.query("#name")  # --profile acme was given
         await setup_profile(pilot, fake)
         await pilot.press("q")
@@ -246,7 +249,7 @@ async def test_add_a_second_profile_and_make_it_the_default(make_app: Any, fake:
         await settle(pilot)
         await pilot.press("a")
         await pilot.pause()
-        assert screen_name(app) == "EnvironmentScreen"
+        await answer_kind(pilot)
         await type_into(pilot, "#name", "default")
         await pilot.press("enter")  # to the list of environments
         await pilot.press("enter")  # production
@@ -358,12 +361,13 @@ async def test_esc_goes_back_step_by_step(make_app: Any, fake: FakeProcore) -> N
         await pilot.press("n")
         await pilot.pause()
         seen = [screen_name(app)]
-        for _ in range(3):
+        for _ in range(4):
             await pilot.press("escape")
             await pilot.pause()
             seen.append(screen_name(app))
-        assert seen == ["CodeScreen", "AuthorizeScreen", "ClientScreen", "EnvironmentScreen"]
-        assert app.screen.query_one("#login_url").value == fake.url  # what was typed is still there
+            if seen[-1] == "EnvironmentScreen":
+                assert app.screen.query_one("#login_url").value == fake.url  # what was typed is still there
+        assert seen == ["CodeScreen", "AuthorizeScreen", "ClientScreen", "EnvironmentScreen", "KindScreen"]
 
 
 async def test_encrypted_file_needs_its_passphrase(make_app: Any, fake: FakeProcore, one_profile: Path,

@@ -16,6 +16,7 @@ from .conftest import (
     CLIENT_SECRET,
     SIZE,
     Clock,
+    answer_kind,
     message,
     message_kind,
     paste_code,
@@ -44,6 +45,7 @@ async def custom_env(pilot: Any, login: str, api: str) -> None:
 async def test_custom_urls_are_checked(make_app: Any) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await answer_kind(pilot)
         for login, api, says, focus in [
             ("http://procore.example.com", "https://api.example.com", "unencrypted", "login_url"),
             ("https://login.example.com", "", "API URL is empty", "api_url"),
@@ -58,6 +60,7 @@ async def test_custom_urls_are_checked(make_app: Any) -> None:
 async def test_environment_shows_the_hosts_and_the_one_environment_rule(make_app: Any) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await answer_kind(pilot)
         hosts = app.screen.query_one("#hosts")
         assert "https://login.procore.com" in str(hosts.render()) and "https://api.procore.com" in str(hosts.render())
         app.screen.query_one("#envs").highlighted = 1
@@ -77,8 +80,9 @@ async def test_profile_name_is_checked(make_app: Any, fake: FakeProcore, config:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)  # the list is read by a worker
-        await pilot.press("a")  # add a profile: its name is asked
+        await pilot.press("a")  # add a profile: its name is asked (on step 1, after how it signs in)
         await pilot.pause()
+        await answer_kind(pilot)
         assert app.focused.id == "name"
         await type_into(pilot, "#name", "-bad")  # allowed characters, but not as the first one
         await pilot.press("enter", "enter")
@@ -89,6 +93,7 @@ async def test_profile_name_is_checked(make_app: Any, fake: FakeProcore, config:
 # -- Client credentials -----------------------------------------------------------------------------
 
 async def to_client(pilot: Any) -> None:
+    await answer_kind(pilot)  # a person's login
     await pilot.press("enter")  # production
     await pilot.pause()
     assert screen_name(pilot.app) == "ClientScreen"

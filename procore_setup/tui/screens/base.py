@@ -14,13 +14,13 @@ from textual.widget import Widget
 from textual.widgets import Button, Footer, Static
 
 from ...flow import AUTHORIZE, CLIENT, CODE, ENVIRONMENT, SAVED, VERIFY, SetupFlow, step_for_error
-from ..shared import PROFILES, WorkReporting, describe
+from ..shared import KIND, PROFILES, WorkReporting, describe
 
 if TYPE_CHECKING:
     from ..app import ProcoreSetupApp
 
-STEP_COUNT = 6
 STEP_TITLES = {
+    KIND: "How your scripts sign in",
     ENVIRONMENT: "Environment",
     CLIENT: "Client credentials",
     AUTHORIZE: "Authorize",
@@ -42,7 +42,7 @@ class WizardScreen(WorkReporting, Screen[None]):
     """
 
     STEP: ClassVar[str] = ""
-    NUMBER: ClassVar[int] = 0  # "Step N of 6"; 0 for screens outside the numbered steps
+    NUMBER: ClassVar[int] = 0  # "Step N of 6" (of 4, a service account's); 0 for screens outside the steps
     BINDINGS = [Binding("escape", "back", "Back")]
     # What each button of the row does: button id -> action (as a key binding would name it).
     BUTTON_ACTIONS: ClassVar[dict[str, str]] = {"back": "back", "next": "next"}
@@ -65,7 +65,8 @@ class WizardScreen(WorkReporting, Screen[None]):
 
     # -- layout ------------------------------------------------------------------------------
     def title_text(self) -> str:
-        step = f"Step {self.NUMBER} of {STEP_COUNT} · " if self.NUMBER else ""
+        steps = self.wizard.steps()  # a service account's are fewer: no authorize, no code
+        step = f"Step {steps.index(self.STEP) + 1} of {len(steps)} · " if self.NUMBER and self.STEP in steps else ""
         return f" procore-setup · {step}{STEP_TITLES.get(self.STEP, self.STEP.capitalize())}"
 
     def title_right(self) -> str:

@@ -17,13 +17,8 @@ from ...errors import ProcoreSetupError
 from ...flow import ENVIRONMENT, FlowError, SetupFlow, validate_profile_name
 from ..shared import describe
 from ..widgets.inputs import FieldInput
+from ..widgets.lists import ContinueList
 from .base import WizardScreen
-
-class ContinueList(OptionList):
-    """The list of environments: choosing one is the answer to this step, so Enter continues."""
-
-    BINDINGS = [Binding("enter", "select", "Continue")]
-
 
 SAME_ENVIRONMENT = (
     "Client credentials and tokens belong to one environment: the id and secret of a production app "

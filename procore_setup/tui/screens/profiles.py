@@ -17,6 +17,7 @@ from textual.widgets.option_list import Option
 from ...errors import PassphraseNeeded
 from ...text import NAME_LIMIT, clean, duration
 from ...flow import read_profiles, remove_profile, set_default_profile
+from ...profile import SERVICE_ACCOUNT
 from ...status import profile_info
 from ..shared import ADD, BACKGROUND, NEW, PROFILES, REAUTHORIZE, RECONFIGURE, describe
 from .base import WizardScreen
@@ -42,7 +43,10 @@ def plain(value: Any, limit: int = NAME_LIMIT) -> str:
     return clean(value, limit) if value is not None else ""
 
 
-HEADER = f"    {'Profile':<14}{'Environment':<16}{'User':<20}Access token"
+HEADER = f"    {'Profile':<12}{'Kind':<8}{'Environment':<16}{'User':<19}Access token"
+# The kind in a word, for the list (the details below it say it in full).
+KIND_WORDS = {SERVICE_ACCOUNT: "service"}
+KIND_NAMES = {SERVICE_ACCOUNT: "a service account (client credentials, no refresh token)"}
 
 
 def _left(seconds: float) -> str:
@@ -52,6 +56,10 @@ def _left(seconds: float) -> str:
 def token_state(info: dict[str, Any], seconds_left: float | None) -> str:
     if info["problems"] and any(p.startswith("needs a new login") for p in info["problems"]):
         return "needs a new login"
+    if info["kind"] == SERVICE_ACCOUNT:  # no refresh token by design: the access token is all there is
+        if info["access_token"] == "(none)":
+            return "none (on use)"
+        return "unknown" if seconds_left is None else _left(seconds_left)
     if info["refresh_token"] == "(none)":
         return "no tokens"
     if seconds_left is None:
@@ -167,8 +175,9 @@ class ProfilesScreen(WizardScreen):
         for i, (name, prof) in enumerate(doc.profiles.items()):
             info = self.infos[name]
             star = "★" if info["default"] else " "
-            user = plain(prof.user_name or prof.user_login or "-", 19)
-            row = f"{star} {plain(name, 13):<14}{plain(prof.environment, 15):<16}{user:<20}" \
+            user = plain(prof.user_name or prof.user_login or "-", 18)
+            kind = KIND_WORDS.get(prof.kind, "person")
+            row = f"{star} {plain(name, 11):<12}{kind:<8}{plain(prof.environment, 15):<16}{user:<19}" \
                   f"{token_state(info, prof.seconds_left(now))}"
             listing_widget.add_option(Option(Content(row), id=name))
             if name == self.selected:
@@ -202,14 +211,19 @@ class ProfilesScreen(WizardScreen):
             self.query_one("#details", Static).update("")
             return
         default = " (the default profile)" if info["default"] else ""
+        kind = KIND_NAMES.get(info["kind"], "a person's login (with a refresh token)")
         lines = [
-            f"{info['profile']}{default} · {info['environment']}: login {info['login_url']} · API {info['api_url']}",
+            f"{info['profile']}{default}: {kind}",
+            f"{info['environment']}: login {info['login_url']} · API {info['api_url']}",
             f"client id {info['client_id']} · secret {info['client_secret']}",
         ]
         user = info["user"]
         who = f"user {plain(user['name'])} <{plain(user['login'])}>" if user else "user unknown"
         lines.append(f"{who} · company {self._company(info)}")
-        if info["expires_at"]:
+        if info["expires_at"] and info["kind"] == SERVICE_ACCOUNT:
+            lines.append(f"access token expires {prof_expiry(info['expires_at'])} · l requests a new one "
+                         "(or takes a rotated secret)")
+        elif info["expires_at"]:
             refreshed = prof_expiry(info["last_refresh_at"]) if info["last_refresh_at"] else "never"
             lines.append(f"access token expires {prof_expiry(info['expires_at'])} · last refresh {refreshed}")
         lines += [f"⚠ {p}" for p in info["problems"]]
@@ -347,10 +361,14 @@ class ProfilesScreen(WizardScreen):
 
     def _login_profile(self, doc: Credentials) -> tuple[str, str]:
         """What `procore-setup login` does with this file: re-authorize the profile it names
-        (--profile, else the file's default) when the file holds it, else set that one up."""
+        (--profile, else the file's default) when the file holds it, else set that one up.
+        With --service-account, a person's login of that name is set up again as a service
+        account (its other settings prefilled), as `login --plain --service-account` does."""
         arg = self.wizard.profile_arg
         name = arg or doc.default_profile
         if name is not None and name in doc.profiles:
+            if self.wizard.kind_given and doc.profiles[name].kind != SERVICE_ACCOUNT:
+                return RECONFIGURE, name
             return REAUTHORIZE, name
         return NEW, arg or "default"
 

@@ -1,4 +1,8 @@
-"""Step 6: where the profile was saved, the cron line that keeps it fresh, and how to use the token."""
+"""Step 6: where the profile was saved, the cron line that keeps it fresh, and how to use the token.
+
+A service account's last step (4 of 4) has no cron line: there is no refresh token to keep
+alive, `procore-setup token` requests a new token when the stored one is about to expire.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +44,8 @@ class SavedScreen(WizardScreen):
         self.permissions = facts.permissions or "?"
         self.encrypted = facts.encrypted
         store = self.wizard.store
-        self.cron = cron_line(store, prof.name)
+        self.service_account = prof.is_service_account
+        self.cron = "" if self.service_account else cron_line(store, prof.name)
         self.curl, self.python = usage_examples(store, prof.name, prof.company_id, prof.api_url)
 
     def compose_body(self) -> Iterable[Widget]:
@@ -54,21 +59,34 @@ class SavedScreen(WizardScreen):
             note += "; secrets encrypted"
         yield Static(f"✓ Saved profile {prof.name!r} to {self.wizard.store.describe()}, mode {mode}{note}.",
                      id="saved-head", classes="ok gap", markup=False)
-        yield Static("Keep the tokens fresh from cron (crontab -e):", classes="question", markup=False)
-        yield Static(self.cron, id="cron", classes="code gap", markup=False)
+        if self.service_account:
+            yield Static("No cron job needed: a service account has no refresh token to keep alive. "
+                         "`procore-setup token` requests a new token with the client id and secret when the "
+                         "stored one expires within 5 minutes.", id="no-cron", classes="gap", markup=False)
+        else:
+            yield Static("Keep the tokens fresh from cron (crontab -e):", classes="question", markup=False)
+            yield Static(self.cron, id="cron", classes="code gap", markup=False)
         yield Static("Use the token from a shell, or from Python:", classes="question", markup=False)
         yield Static(self.curl, id="curl", classes="code gap", markup=False)
         yield Static(self.python, id="python", classes="code", markup=False)
 
     def compose_buttons(self) -> Iterable[Widget]:
-        yield Button("Copy cron line", id="copy-cron", compact=True)
+        if not self.service_account:
+            yield Button("Copy cron line", id="copy-cron", compact=True)
         yield Button("Copy curl", id="copy-curl", compact=True)
         yield Button("Copy Python", id="copy-python", compact=True)
         yield Button("Encrypt", id="encrypt", compact=True, disabled=self.encrypted)
         yield Button("Profiles", id="profiles", compact=True)
         yield Button("Done", id="done", variant="primary", compact=True)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "copy" and parameters == ("cron",):
+            return not self.service_account  # no cron line to copy: hidden from the footer
+        return True
+
     def action_copy(self, what: str) -> None:
+        if what == "cron" and self.service_account:
+            return
         text = {"cron": self.cron, "curl": self.curl, "python": self.python}[what]
         self.app.copy_to_clipboard(text)
         self.show_notice(f"Copied the {what} {'line' if what == 'cron' else 'example'} to the clipboard (OSC 52).")

@@ -1,4 +1,4 @@
-"""An OptionList whose Enter key shows in the footer (Textual's own hides it), showing plain text."""
+"""OptionLists whose Enter key shows in the footer (Textual's own hides it), showing plain text."""
 
 from __future__ import annotations
 
@@ -22,3 +22,10 @@ class ChoiceList(OptionList):
     def __init__(self, *content: Any, **kwargs: Any) -> None:
         kwargs.setdefault("markup", False)
         super().__init__(*content, **kwargs)
+
+
+class ContinueList(OptionList):
+    """A list whose choice is the answer to the step (an environment, how scripts sign in), so
+    Enter continues. Its entries are the program's own text."""
+
+    BINDINGS = [Binding("enter", "select", "Continue")]

@@ -1,0 +1,216 @@
+"""A service account's step 3: check the token it was just given, and choose its company.
+
+The token is checked with Procore's token info, then `/rest/v1.0/me` and the companies the
+app is installed in are asked for, sending `Procore-Company-Id` once a company is known: in
+Multiple Procore Zones a service account's token needs that header even there. So when the
+companies cannot be listed, the company id is asked for here and the token checked again with it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from textual import on, work
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import Button, Checkbox, Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from ...flow import VERIFY, read_profiles
+from ...text import NAME_LIMIT, clean, duration
+from ..shared import BACKGROUND, StoreFacts, describe, store_facts
+from ..widgets.inputs import FieldInput
+from ..widgets.lists import ChoiceList
+from .base import WizardScreen
+from .verify import NO_COMPANY, company_label
+
+MAX_COMPANY_DIGITS = 19  # company ids may exceed 32 bits; 19 digits still fit the file's integers
+WHERE_THE_ID_IS = ("The company id is in Procore's address bar after logging in: "
+                   "https://app.procore.com/<COMPANY ID>/company/home/list")
+
+
+class ServiceVerifyScreen(WizardScreen):
+    DEFAULT_CSS = """
+    #companies { height: auto; max-height: 8; }
+    """
+    STEP = VERIFY
+    NUMBER = 3
+    AUTO_FOCUS = ""  # nothing to focus until Procore has answered
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save"),
+        Binding("ctrl+r", "retry", "Check again", show=False),
+    ]
+    BUTTON_ACTIONS = {"back": "back", "retry": "retry", "save": "save"}
+
+    def __init__(self, error: str | None = None) -> None:
+        super().__init__(error=error)
+        self.checked = False  # Procore answered the last check (token info at least)
+
+    def compose_body(self) -> Iterable[Widget]:
+        yield Static("", id="who", markup=False)
+        yield Static("", id="expiry", classes="gap", markup=False)
+        yield Static("", id="company-question", classes="question", markup=False)
+        yield ChoiceList(id="companies", classes="gap")
+        with Horizontal(id="company-field", classes="field gap"):
+            yield Static("Company id", classes="field-label")
+            yield FieldInput(id="company_id", compact=True, max_length=MAX_COMPANY_DIGITS, restrict=r"[0-9]*",
+                             placeholder="e.g. 8675309 (Enter checks the token with it)")
+        yield Checkbox(f"Make {self.flow.profile_name!r} the default profile", id="make-default", compact=True)
+
+    def compose_buttons(self) -> Iterable[Widget]:
+        yield Button("Back", id="back", compact=True)
+        yield Button("Check again", id="retry", compact=True)
+        yield Button("Save", id="save", variant="primary", compact=True)
+
+    def on_mount(self) -> None:
+        for widget in ("#retry", "#make-default", "#company-question", "#companies", "#company-field"):
+            self.query_one(widget).display = False
+        self._offer_default()
+        self.action_retry()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group=BACKGROUND, name="offer-default")
+    def _offer_default(self) -> bool:
+        """Offer to make this profile the default only when another profile is the default."""
+        doc = read_profiles(self.flow.store)
+        others = [name for name in doc.profiles if name != self.flow.profile_name]
+        return bool(others) and doc.default_profile != self.flow.profile_name
+
+    # -- check -------------------------------------------------------------------------------------
+    def action_retry(self) -> None:
+        if self.busy:
+            return
+        self.query_one("#retry").display = False
+        host = self.flow.api_url.split("://", 1)[-1]
+        company = f" (company {self.flow.company_id})" if self.flow.company_id is not None else ""
+        self.set_busy(f"Checking the token with {host}{company}...")
+        self._verify()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, name="verify")
+    def _verify(self) -> None:
+        self.flow.verify_service_account()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, name="save")
+    def _save(self) -> StoreFacts:
+        self.flow.save()
+        return store_facts(self.flow.store)  # for the Saved screen, read here rather than on the UI thread
+
+    def work_done(self, name: str, result: Any) -> None:
+        if name == "offer-default":
+            self.query_one("#make-default").display = bool(result)
+        elif name == "verify":
+            self.checked = True
+            self._show()
+        else:
+            assert self.flow.saved_profile is not None
+            self.wizard.saved_profile(self.flow.saved_profile, result)
+
+    def work_failed(self, name: str, error: BaseException) -> None:
+        if name == "offer-default":
+            return  # only an offer: without it the file's default stays as it is
+        if self.sent_back(error):
+            return
+        if name == "verify":
+            self.checked = False
+            self.query_one("#retry").display = True
+            self.query_one("#retry", Button).focus()
+            self.show_error(describe(error) + "\n" + self._saved_so_far()
+                            + "Press Ctrl+R to check again, or Ctrl+S to finish without checking.")
+        else:
+            self.show_error(describe(error) + "\nPress Ctrl+S to try again.")
+
+    def _saved_so_far(self) -> str:
+        flow = self.flow
+        if flow.grant_saved:
+            return f"The new token is already saved to {flow.store.describe()}, so profile {flow.profile_name!r} works. "
+        return f"The new token is NOT saved yet ({flow.grant_save_error}). "
+
+    def _show(self) -> None:
+        flow = self.flow
+        user = flow.user
+        if user:
+            self.query_one("#who", Static).update(
+                f"Token checked. It is the service account {clean(user.get('name') or '(no name)', NAME_LIMIT)} "
+                f"<{clean(user.get('login') or '?', NAME_LIMIT)}>, user id {clean(user.get('id'), 30)}.")
+        else:
+            self.query_one("#who", Static).update(
+                "Token checked with Procore's token info. Who it is could not be read"
+                + (f": {flow.user_error}" if flow.user_error else "."))
+        # The life Procore gave it when it was issued (token info's count goes down with the clock).
+        expires_in = getattr(flow.tokens, "expires_in", None) or flow.token_info.get("expires_in_seconds")
+        if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool) and expires_in > 0:
+            until = datetime.fromtimestamp(flow.clock() + expires_in, timezone.utc)
+            self.query_one("#expiry", Static).update(
+                f"Access token valid until {until:%Y-%m-%d %H:%M} UTC ({duration(expires_in)}); "
+                "`procore-setup token` then requests a new one with the id and secret (no cron job needed).")
+        question = self.query_one("#company-question", Static)
+        question.display = True
+        companies = self.query_one("#companies", OptionList)
+        field = self.query_one("#company-field")
+        if flow.companies:
+            question.update("Default company for your scripts (sent as the Procore-Company-Id header, which a "
+                            "service account's token needs on every request):")
+            companies.clear_options()
+            companies.add_option(Option("No default company", id=NO_COMPANY))
+            chosen = 0
+            for i, c in enumerate(flow.companies, 1):
+                companies.add_option(Option(company_label(c), id=str(c["id"])))
+                if flow.company_id is not None and int(c["id"]) == flow.company_id:
+                    chosen = i
+            companies.highlighted = chosen
+            companies.display, field.display = True, False
+            companies.focus()
+            return
+        why = flow.companies_error or "Procore listed none"
+        known = f"Company {flow.company_id}: the" if flow.company_id is not None else "The"
+        box = self.query_one("#company_id", Input)
+        demo = self.wizard.demo_company() if flow.company_id is None else None
+        hint = f"Demo: the fake's service account is installed in company {demo}." if demo else WHERE_THE_ID_IS
+        question.update(f"{known} companies the app is installed in could not be listed ({why}). {hint}")
+        companies.display, field.display = False, True
+        if not box.value and (flow.company_id is not None or demo):
+            box.value = str(flow.company_id if flow.company_id is not None else demo)
+        box.focus()
+
+    # -- the company id, typed ----------------------------------------------------------------------
+    @on(Input.Submitted, "#company_id")
+    def _company_typed(self) -> None:
+        typed = self._typed_company()
+        if typed is None:
+            self.show_error("Type the company id (digits only), or press Ctrl+S to save without a company.")
+            return
+        self.flow.company_id = typed  # sent as Procore-Company-Id from now on
+        self.clear_message()
+        self.action_retry()
+
+    def _typed_company(self) -> int | None:
+        value = self.query_one("#company_id", Input).value.strip()
+        return int(value) if value.isdigit() and int(value) > 0 else None
+
+    # -- choose and save ----------------------------------------------------------------------------
+    @on(OptionList.OptionSelected, "#companies")
+    def _company_selected(self) -> None:
+        self.query_one("#save", Button).focus()
+
+    def _chosen_company(self) -> int | None:
+        if self.flow.companies:
+            option = self.query_one("#companies", OptionList).highlighted_option
+            if option is None or option.id in (None, NO_COMPANY):
+                return None
+            return int(option.id)
+        if self.query_one("#company-field").display:
+            return self._typed_company()  # not checked: Procore would not list the companies
+        return self.flow.company_id  # not checked at all: keep the one the profile had
+
+    def action_save(self) -> None:
+        if self.busy or (not self.checked and not self.query_one("#retry").display):
+            return  # still asking Procore
+        try:
+            self.flow.choose_company(self._chosen_company())
+        except Exception as exc:
+            self.show_error(describe(exc))
+            return
+        self.flow.make_default = self.query_one("#make-default", Checkbox).value
+        self.set_busy(f"Saving to {self.flow.store.describe()}...")
+        self._save()
