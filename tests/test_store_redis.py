@@ -37,6 +37,7 @@ from test_engine_helpers import issued_secrets
 TOKEN_PATH = ["/oauth/token"]
 PREFIX = "procore-setup:"
 DEADLINE = 30.0
+ADMIN = "test-admin"  # the name of the test's own connections, so they are not counted as procore-setup's
 
 
 def wait_for(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE) -> None:
@@ -96,7 +97,7 @@ class RedisServer:
     def client(self, db: int = 0) -> Any:
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, db=db,
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, db=db, client_name=ADMIN,
                            decode_responses=True, socket_connect_timeout=5, socket_timeout=DEADLINE)
 
     def _ping(self) -> bool:
@@ -115,6 +116,7 @@ class RedisServer:
             return c.execute_command(*args)
 
     def kill_clients(self) -> int:
+        """CLIENT KILL TYPE normal (every client connection but this one): how many were killed."""
         return int(self.cli("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"))
 
     def stop(self, hard: bool = False) -> None:
@@ -430,9 +432,9 @@ def test_clients_killed_while_a_run_holds_the_lock_and_another_waits(hosts: tupl
     wait_for(lambda: fake.counts["refresh_ok"] == 1, "Procore to process the refresh")
     waiter = two.popen("token")
 
-    def ours() -> int:
+    def ours() -> int:  # the connections of procore-setup runs to this store's database
         return sum(1 for c in redis_server.cli("CLIENT", "LIST", "TYPE", "normal").splitlines()
-                   if "name=procore-setup" in c)
+                   if f" db={_db(one.url)} " in c and f" name={ADMIN} " not in c)
 
     wait_for(lambda: ours() >= 4, "both runs' connections (data and lock, each)")
     assert redis_server.kill_clients() >= 4
@@ -480,9 +482,14 @@ def test_a_holder_stopped_past_its_lease_cannot_overwrite_the_next_holders_pair(
         # Meanwhile a person logs in again on the other host: a new grant, the store's newest pair.
         two.login()
         newest = profile_in_store(redis_server, one.url)
+        # another run holds the lock now: the resumed one must neither extend nor release it
+        redis_server.cli("SET", f"{PREFIX}lock", "the-next-holder", "PX", 60000, db=one.url)
     finally:
         stale.send_signal(signal.SIGCONT)
     r = Host.collect(stale)
+    assert redis_server.cli("GET", f"{PREFIX}lock", db=one.url) == "the-next-holder"
+    assert int(redis_server.cli("PTTL", f"{PREFIX}lock", db=one.url)) <= 60000
+    redis_server.cli("DEL", f"{PREFIX}lock", db=one.url)
     assert r.returncode == 6, r.stderr  # it reports; it does not write
     assert "newer" in r.stderr and "not written" in r.stderr
     assert redis_server.password not in r.stderr
@@ -593,6 +600,41 @@ def test_a_store_written_by_a_newer_version_or_far_too_big_is_refused(hosts: tup
     r = one.run("token")
     assert r.returncode == 6 and "far too big" in r.stderr, r.stderr
     assert len(r.stderr) < 2000
+
+
+def test_an_acl_user_limited_to_the_keys_works_and_one_that_may_not_write_is_stopped_before_login(
+        tmp_path: Path, fake: FakeProcore, redis_server: RedisServer, redis_store_url: str, secret_guard: Any) -> None:
+    name, password = f"procore_{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+    reader, reader_password = f"reader_{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+    secret_guard.add(password, "an ACL user's password")
+    secret_guard.add(reader_password, "an ACL user's password")
+    # the README's rule: its own keys, reads, writes and scripts, nothing dangerous
+    redis_server.cli("ACL", "SETUSER", name, "on", f">{password}", f"~{PREFIX}*", "+@read", "+@write", "+@scripting",
+                     "+select", "-@dangerous")
+    redis_server.cli("ACL", "SETUSER", reader, "on", f">{reader_password}", f"~{PREFIX}*", "+@read", "+@scripting",
+                     "+select", "-@dangerous")
+    n = _db(redis_store_url)
+    try:
+        host = Host(tmp_path / "h", f"redis://{name}:{password}@127.0.0.1:{redis_server.port}/{n}", fake)
+        host.login()
+        set_expiry(redis_server, redis_store_url, -60)
+        assert host.token() == profile_in_store(redis_server, redis_store_url)["access_token"]
+        assert fake.counts["refresh_ok"] == 1
+        r = host.run("status")
+        assert r.returncode == 0 and f"redis://{name}@127.0.0.1" in r.stdout, r.stderr
+
+        ro = Host(tmp_path / "ro", f"redis://{reader}:{reader_password}@127.0.0.1:{redis_server.port}/{n}", fake)
+        before = everything_in_store(redis_server, redis_store_url)
+        code = fake.issue_code()
+        args = ro.login_args("second")[:-1] + [f"--code={code}"]
+        r = ro.run(*args, input="1\n", env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
+        assert r.returncode == 6, r.stderr
+        assert "may not run the commands" in r.stderr and "ACL SETUSER" in r.stderr
+        assert fake.counts["code_ok"] == 1  # only the first login's: this one's code was not spent
+        assert everything_in_store(redis_server, redis_store_url) == before
+        assert ro.token() == host.token()  # reading is all it may do
+    finally:
+        redis_server.cli("ACL", "DELUSER", name, reader)
 
 
 def test_a_profile_that_vanished_is_not_configured(hosts: tuple[Host, Host], redis_server: RedisServer) -> None:
@@ -710,3 +752,24 @@ def test_token_from_redis_imports_neither_httpx_nor_textual(hosts: tuple[Host, H
     r, mods = _imported(one, "token")
     assert r.returncode == 0 and "httpx" in mods  # a refresh that is needed does load it
 
+
+
+def test_a_save_sent_twice_after_a_lost_answer_is_known_to_have_landed(redis_store_url: str) -> None:
+    # redis-py sends a command again on a new connection when the first one dropped; if the first
+    # had run, the compare-and-set would now see its own version. The save's writer id tells.
+    from procore_setup.stores.redis import _WRITE, RedisStore
+
+    store = RedisStore(redis_store_url)
+    client = store._data()
+    write = client.register_script(_WRITE)
+    keys = [store.key("document"), store.key("profiles")]
+
+    def args(writer: str) -> list[Any]:
+        return [store.prefix, 0, 1, 1, json.dumps({"schema_version": 1}), writer, "now", 1, "p", json.dumps({"a": 1})]
+
+    assert write(keys=keys, args=args("first"), client=client) == 1
+    assert write(keys=keys, args=args("first"), client=client) == 2  # the same save again: it had landed
+    assert write(keys=keys, args=args("another"), client=client) == 0  # another one: stale, refused
+    rev = store._read()
+    assert rev.version == 1 and rev.profiles == {"p": {"a": 1}}
+    store.close()

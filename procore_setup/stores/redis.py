@@ -203,7 +203,8 @@ class RedisStore(SharedStore):
     def _connect(self) -> Any:
         r = self._redis
         options = {
-            "socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": READ_TIMEOUT, "client_name": "procore-setup",
+            # (no client_name: CLIENT SETNAME needs @connection, which a user limited to its keys lacks)
+            "socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": READ_TIMEOUT,
             **self._options,
             # One quick retry on a new connection (a connection the server killed, a server that
             # is back); every script here can run twice without harm (see _WRITE's writer).
@@ -250,12 +251,12 @@ class RedisStore(SharedStore):
                                     "in $REDISCLI_AUTH. Nothing was changed.")
             return StoreRefused(f"{where} refused the login: {detail}.",
                                 hint="Check the password (and user) in the URL, or in $REDISCLI_AUTH. Nothing was changed.")
-        if isinstance(exc, r.exceptions.NoPermissionError):
+        if isinstance(exc, r.exceptions.NoPermissionError) or "can't run this command" in low or \
+                "no permissions to" in low:  # the second: a command refused inside a script
             return StoreRefused(
                 f"{where} refused {doing}: this user may not run the commands procore-setup needs on its keys ({detail}).",
-                hint=f"Allow the user the keys {self.prefix}* and the commands get, set, del, hget, hset, hmget, "
-                "hstrlen, strlen, sadd, srem, smembers, scard, pexpire, evalsha, script and eval "
-                "(ACL SETUSER ...). Nothing was changed.")
+                hint=f"Allow the user the keys {self.prefix}* and the commands of @read, @write and @scripting, e.g. "
+                f"ACL SETUSER USER ~{self.prefix}* +@read +@write +@scripting +select -@dangerous. Nothing was changed.")
         if isinstance(exc, r.exceptions.ReadOnlyError):
             return StoreRefused(f"{where} is a read-only replica: {detail}.",
                                 hint="Point the URL at the primary. Nothing was changed.")
