@@ -63,9 +63,10 @@ def _free_port() -> int:
 class RedisServer:
     """A redis-server on a free loopback port with a password (in a config file, not argv)."""
 
-    def __init__(self, exe: str, *extra: str) -> None:
+    def __init__(self, exe: str, *extra: str, tls: Path | None = None) -> None:
         self.exe = exe
         self.extra = extra
+        self.tls = tls  # a directory with ca.crt, server.crt and server.key: TLS only
         self.password = secrets.token_urlsafe(24)
         self.port = _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="procore-redis-"))
@@ -79,7 +80,11 @@ class RedisServer:
     def start(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             return
-        args = [self.exe, str(self.dir / "redis.conf"), "--port", str(self.port), "--bind", "127.0.0.1",
+        ports = ["--port", str(self.port)] if self.tls is None else [
+            "--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls / "server.crt"),
+            "--tls-key-file", str(self.tls / "server.key"), "--tls-ca-cert-file", str(self.tls / "ca.crt"),
+            "--tls-auth-clients", "no"]
+        args = [self.exe, str(self.dir / "redis.conf"), *ports, "--bind", "127.0.0.1",
                 "--dir", str(self.dir), "--daemonize", "no", *(self.extra or (
                     "--save", "", "--appendonly", "yes", "--appendfsync", "always"))]
         with open(self.log, "ab") as log:
@@ -97,8 +102,9 @@ class RedisServer:
     def client(self, db: int = 0) -> Any:
         import redis
 
+        tls: dict[str, Any] = {} if self.tls is None else {"ssl": True, "ssl_ca_certs": str(self.tls / "ca.crt")}
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, db=db, client_name=ADMIN,
-                           decode_responses=True, socket_connect_timeout=5, socket_timeout=DEADLINE)
+                           decode_responses=True, socket_connect_timeout=5, socket_timeout=DEADLINE, **tls)
 
     def _ping(self) -> bool:
         import redis
@@ -199,8 +205,8 @@ def other_redis(secret_guard: Any) -> Iterator[Callable[..., RedisServer]]:
     """Servers of a test's own, started with the given redis-server arguments (no persistence, say)."""
     made: list[RedisServer] = []
 
-    def make(*extra: str) -> RedisServer:
-        server = RedisServer(_redis_exe(), *extra)
+    def make(*extra: str, tls: Path | None = None) -> RedisServer:
+        server = RedisServer(_redis_exe(), *extra, tls=tls)
         secret_guard.add(server.password, "the Redis password")
         made.append(server)
         server.start()
@@ -773,3 +779,64 @@ def test_a_save_sent_twice_after_a_lost_answer_is_known_to_have_landed(redis_sto
     rev = store._read()
     assert rev.version == 1 and rev.profiles == {"p": {"a": 1}}
     store.close()
+
+
+def test_without_the_driver_the_message_names_the_extra(tmp_path: Path, fake: FakeProcore) -> None:
+    shadow = tmp_path / "shadow" / "redis"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('redis-py is not installed here')\n")
+    host = Host(tmp_path / "h", "redis://127.0.0.1:6379/0", fake, PYTHONPATH=str(shadow.parent))
+    r = host.run("token")
+    assert r.returncode == 2, r.stderr
+    assert "pip install 'procore-setup[redis]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_prefix_keeps_two_stores_apart_in_one_database(tmp_path: Path, fake: FakeProcore, redis_server: RedisServer,
+                                                         redis_store_url: str) -> None:
+    team = Host(tmp_path / "team", redis_store_url + "?prefix=team-a:", fake)
+    plain = Host(tmp_path / "plain", redis_store_url, fake)
+    team.login()
+    r = plain.run("token")
+    assert r.returncode == 3, r.stderr  # the default prefix holds nothing
+    plain.login()
+    keys = set(redis_server.cli("KEYS", "*", db=redis_store_url))
+    assert {"team-a:document", "team-a:profiles", "team-a:profile:default", f"{PREFIX}profile:default"} <= keys
+    assert team.token() != plain.token()
+    r = team.run("status")
+    # shown as written, without the password
+    assert f"store: redis://127.0.0.1:{redis_server.port}/{_db(redis_store_url)}?prefix=team-a: (Redis;" in r.stdout
+    assert "team-a:*" in r.stdout
+
+
+def _tls_files(directory: Path) -> Path | None:
+    """A CA and a server certificate for 127.0.0.1 (openssl), or None without openssl."""
+    if shutil.which("openssl") is None:
+        return None
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=procore-setup test CA")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (directory / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "2", "-extfile", "ext")
+    return directory
+
+
+def test_rediss_with_the_servers_ca_works_and_an_unknown_certificate_is_refused(tmp_path: Path, fake: FakeProcore,
+                                                                               other_redis: Any) -> None:
+    certs = _tls_files(tmp_path)
+    if certs is None:
+        pytest.skip("openssl is not installed")
+    server = other_redis("--appendonly", "yes", tls=certs)
+    url = f"rediss://:{server.password}@127.0.0.1:{server.port}/0"
+    host = Host(tmp_path / "h", f"{url}?ssl_ca_certs={certs / 'ca.crt'}", fake)
+    host.login()
+    assert host.token()
+    r = Host(tmp_path / "no-ca", url, fake).run("token")
+    assert r.returncode == 6, r.stderr
+    assert "TLS connection failed" in r.stderr and "certificate verify failed" in r.stderr
+    r = Host(tmp_path / "plain", url.replace("rediss://", "redis://"), fake).run("token")
+    assert r.returncode == 5, r.stderr  # plain text to a TLS port: the server drops it
