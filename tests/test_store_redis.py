@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -50,9 +51,11 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE)
 
 # -- a redis-server of our own ---------------------------------------------------------------------
 #
-# A private stand-in for tests/servers.py (branch `servers`), with the same names and methods
-# (redis_server, redis_store_url, .url(), .cli(), .kill_clients(), .restart(), .stop(), .start()),
-# so that once that plugin is merged this block can simply be deleted.
+# The session's server and a fresh database per test come from tests/servers.py (a plugin of
+# tests/conftest.py) when it is there; until it is merged on this branch, from the stand-in
+# below, which has the same names and methods (redis_server, redis_store_url, .url(), .cli(),
+# .kill_clients(), .restart(), .stop(), .start()). The class also makes the servers of a test's
+# own (other_redis: no persistence, TLS), which tests/servers.py does not.
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -179,25 +182,25 @@ def _redis_exe() -> str:
     return exe
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(_redis_exe())
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+if "servers" not in sys.modules:  # tests/servers.py is not merged on this branch yet: our own servers
+    @pytest.fixture(scope="session")
+    def redis_server() -> Iterator[RedisServer]:
+        server = RedisServer(_redis_exe())
+        try:
+            server.start()
+            yield server
+        finally:
+            server.close()
 
-
-@pytest.fixture
-def redis_store_url(redis_server: RedisServer, secret_guard: Any) -> Iterator[str]:
-    secret_guard.add(redis_server.password, "the Redis password")
-    n = redis_server.fresh_db()
-    try:
-        yield redis_server.url(n)
-    finally:
-        redis_server.start()
-        redis_server.cli("FLUSHDB", db=n)
+    @pytest.fixture
+    def redis_store_url(redis_server: RedisServer, secret_guard: Any) -> Iterator[str]:
+        secret_guard.add(redis_server.password, "the Redis password")
+        n = redis_server.fresh_db()
+        try:
+            yield redis_server.url(n)
+        finally:
+            redis_server.start()
+            redis_server.cli("FLUSHDB", db=n)
 
 
 @pytest.fixture
