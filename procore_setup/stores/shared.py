@@ -25,7 +25,7 @@ import math
 import time
 from datetime import date, datetime, time as dtime
 from typing import Any, Iterator, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit, urlunsplit
 
 from ..errors import EXIT_TEMPORARY, LockTimeout, NewerTokensInStore, NotConfigured, StoreConflict, StoreUnavailable
 from ..hints import add_command, shell_quote
@@ -121,8 +121,10 @@ def without_password(url: str) -> str:
         netloc = f"{user}@{host}" if user else host
     query = parts.query
     if query:
-        pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k.lower() != "password"]
-        query = urlencode(pairs)
+        # Each parameter as it was written (re-encoding would show ?prefix=a%3A for ?prefix=a:),
+        # but any password parameter left out, however its name is spelt.
+        query = "&".join(p for p in query.split("&")
+                         if unquote_plus(p.split("=", 1)[0]).lower() != "password")
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 

@@ -1,0 +1,479 @@
+"""The shared store on Redis: one key per profile, one hash for the settings and the version.
+
+Keys (under a prefix, `procore-setup:` unless the URL says `?prefix=`):
+
+- `<prefix>document`: a hash with `version` (the fence every save checks), `schema` (the
+  store's layout, STORE_SCHEMA), `settings` (the document-level settings as JSON), `writer`
+  (which save wrote this version, so a save whose answer was lost is known to have landed) and
+  `updated_at`;
+- `<prefix>profiles`: the set of profile names;
+- `<prefix>profile:<name>`: one profile's fields as JSON (unknown fields included);
+- `<prefix>lock`: the lock, while a run holds it.
+
+The lock is a lease: `SET <prefix>lock TOKEN NX PX lease`, extended every lease/3 by a
+thread of the holder while it works (so a slow answer from Procore keeps it), and released or
+extended only by its owner (scripts that check the token). A holder that stops (SIGSTOP, a
+long pause, a partition) loses it when the lease runs out, and another host goes on: that is
+what a lease does, and why every save is ONE script that first checks the version this run
+read (compare-and-set). What a stale holder then has is refused, never written over the next
+holder's pair; SharedStore reports it.
+
+Reads are one script too, so a run never sees half of another's save, and it measures every
+value before it sends it, so a hostile or corrupt store is refused, not downloaded.
+
+redis-py is imported here, and this module only when the store is a redis:// or rediss:// URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import secrets
+import threading
+import time
+from typing import Any, Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..errors import StoreRefused, StoreUnavailable, UsageError, env_seconds
+from .shared import MAX_DOCUMENT_BYTES, MAX_ROWS, STORE_SCHEMA, Revision, SharedStore, decode, encode
+
+DEFAULT_PREFIX = "procore-setup:"
+MAX_PREFIX = 100
+LEASE_ENV = "PROCORE_SETUP_REDIS_LEASE"  # a tuning and test knob: seconds a lock outlives a silent holder
+# A holder extends its lease every third of it, so it needs no more than a few hiccups' worth;
+# a holder that died (SIGKILL) keeps the others waiting for at most this long, well inside the
+# default lock timeout of 60 s.
+DEFAULT_LEASE = 30.0
+CONNECT_TIMEOUT = 3.0  # seconds: an unreachable host is exit 5 within a few seconds
+READ_TIMEOUT = 10.0  # a server that takes the connection and never answers
+PASSWORD_ENV = "REDISCLI_AUTH"  # redis-cli's own: the password when the URL has none
+# The URL parameters redis-py knows (anything else would fail deep inside it); `prefix` is ours.
+URL_PARAMETERS = {
+    "db", "socket_timeout", "socket_connect_timeout", "socket_keepalive", "retry_on_timeout", "max_connections",
+    "health_check_interval", "ssl_check_hostname", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_certfile",
+    "ssl_keyfile", "ssl_min_version", "timeout", "protocol", "client_name", "password", "username",
+}
+
+# KEYS: document, names set. ARGV: prefix, max bytes, max rows.
+# Returns {"ok", version, schema, settings, name1, value1, ...} (a missing value: false), or
+# {"toomany", n} / {"toobig", n}: measured first, so nothing too big is ever sent.
+_READ = """
+local n = redis.call('SCARD', KEYS[2])
+if n > tonumber(ARGV[3]) then return {'toomany', n} end
+local total = redis.call('HSTRLEN', KEYS[1], 'settings')
+local max = tonumber(ARGV[2])
+if total > max then return {'toobig', total} end
+local doc = redis.call('HMGET', KEYS[1], 'version', 'schema', 'settings')
+local out = {'ok', doc[1] or '', doc[2] or '', doc[3] or ''}
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local key = ARGV[1] .. 'profile:' .. name
+  total = total + #name + redis.call('STRLEN', key)
+  if total > max then return {'toobig', total} end
+  out[#out + 1] = name
+  out[#out + 1] = redis.call('GET', key)
+end
+return out
+"""
+
+# KEYS: document, names set. ARGV: prefix, expect, new, schema, settings, writer, time, number of
+# upserts, then name/value pairs, then the names to delete.
+# Returns 1 (written), 2 (this very save had landed already: its answer was lost), 0 (the version
+# moved: nothing written), -1 (a newer store schema: nothing written).
+_WRITE = """
+local v = redis.call('HGET', KEYS[1], 'version')
+local current = v and tonumber(v) or 0
+if current ~= tonumber(ARGV[2]) then
+  if current == tonumber(ARGV[3]) and redis.call('HGET', KEYS[1], 'writer') == ARGV[6] then return 2 end
+  return 0
+end
+local s = redis.call('HGET', KEYS[1], 'schema')
+if s and tonumber(s) and tonumber(s) > tonumber(ARGV[4]) then return -1 end
+redis.call('HSET', KEYS[1], 'version', ARGV[3], 'schema', ARGV[4], 'settings', ARGV[5], 'writer', ARGV[6],
+           'updated_at', ARGV[7])
+local n = tonumber(ARGV[8])
+local i = 9
+for _ = 1, n do
+  redis.call('SET', ARGV[1] .. 'profile:' .. ARGV[i], ARGV[i + 1])
+  redis.call('SADD', KEYS[2], ARGV[i])
+  i = i + 2
+end
+while i <= #ARGV do
+  redis.call('DEL', ARGV[1] .. 'profile:' .. ARGV[i])
+  redis.call('SREM', KEYS[2], ARGV[i])
+  i = i + 1
+end
+return 1
+"""
+
+# The owner's extend and release: only while the lock still holds this run's token.
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# A write under the prefix that leaves nothing behind: proves this user may run scripts and
+# write these keys (an ACL user, a read-only replica) before a login spends its code.
+_PROBE = """
+redis.call('SET', KEYS[1], '1', 'PX', 1000)
+return redis.call('DEL', KEYS[1])
+"""
+
+
+def _driver() -> Any:
+    try:
+        import redis
+    except ImportError:
+        raise UsageError(
+            "The Redis store needs the redis driver (redis-py), which is not installed.",
+            hint="Install it with: pip install 'procore-setup[redis]'",
+        ) from None
+    return redis
+
+
+class RedisStore(SharedStore):
+    """A Redis database that several hosts share. Built by `stores.open_store`."""
+
+    kind = "Redis"
+
+    def __init__(self, url: str, *, lease: float | None = None, environ: Any = None, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        env = os.environ if environ is None else environ
+        self.lease = lease if lease is not None else env_seconds(LEASE_ENV, DEFAULT_LEASE, 0.5, 3600, environ=env)
+        self._redis = _driver()
+        self.prefix, self._options = self._parse(url, env)
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+        self._ready = False
+        self._note: tuple[str | None] | None = None
+        self.lease_lost = False  # set when this run's lease ran out while it held the lock
+
+    # -- the URL -------------------------------------------------------------------
+    def _parse(self, url: str, env: Any) -> tuple[str, dict[str, Any]]:
+        """The key prefix, and redis-py's connection options for `url` (never echoed: it may hold
+        the password)."""
+        bad = UsageError(
+            f"The Redis store URL {self.describe()} does not parse.",
+            hint="Use redis://[[USER]:PASSWORD@]HOST[:PORT]/DB (rediss:// for TLS), optionally with ?prefix=KEYPREFIX.",
+        )
+        try:
+            parts = urlsplit(url)
+            query = parse_qsl(parts.query, keep_blank_values=True)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise bad from None
+        prefix = DEFAULT_PREFIX
+        rest = []
+        for key, value in query:
+            if key == "prefix":
+                prefix = value
+            elif key in URL_PARAMETERS:
+                rest.append((key, value))
+            else:
+                from ..checks import shown
+
+                raise UsageError(f"The Redis store URL {self.describe()} has a parameter procore-setup does not know: "
+                                 f"{shown(key, 40)!r}.", hint="Leave it out; `prefix` names the key prefix.")
+        if not prefix or len(prefix) > MAX_PREFIX or not prefix.isprintable():
+            raise UsageError(f"The key prefix in the Redis store URL {self.describe()} must be 1 to {MAX_PREFIX} "
+                             "printable characters.", hint=f"Leave ?prefix= out for the default, {DEFAULT_PREFIX}.")
+        path = parts.path.strip("/")
+        if path and not path.isdigit():
+            raise UsageError(f"The Redis store URL {self.describe()} names database {path[:20]!r}: Redis databases are "
+                             "numbers.", hint="Use redis://HOST:PORT/0 (or another number).")
+        try:
+            options = self._redis.connection.parse_url(urlunsplit(parts._replace(query=urlencode(rest))))
+        except ValueError:
+            raise bad from None
+        if "password" not in options and env.get(PASSWORD_ENV):
+            options["password"] = env[PASSWORD_ENV]
+            self._secrets = sorted({*self._secrets, env[PASSWORD_ENV]}, key=len, reverse=True)
+        return prefix, options
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def permissions(self) -> str | None:
+        return f"anyone with this Redis server's password, or an ACL user allowed the keys {self.prefix}*"
+
+    # -- connections ---------------------------------------------------------------
+    def _connect(self) -> Any:
+        r = self._redis
+        options = {
+            # (no client_name: CLIENT SETNAME needs @connection, which a user limited to its keys lacks)
+            "socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": READ_TIMEOUT,
+            **self._options,
+            # One quick retry on a new connection (a connection the server killed, a server that
+            # is back); every script here can run twice without harm (see _WRITE's writer).
+            "retry": r.retry.Retry(r.backoff.ExponentialBackoff(cap=0.5, base=0.05), 1),
+            "retry_on_error": [r.ConnectionError, r.TimeoutError],
+        }
+        return r.Redis(connection_pool=r.ConnectionPool(**options))
+
+    def _data(self) -> Any:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _drop_connection(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.connection_pool.disconnect()
+
+    def _script(self, client: Any, name: str, text: str) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = client.register_script(text)
+        return script
+
+    def _run(self, client: Any, name: str, text: str, keys: list[str], args: list[Any], doing: str) -> Any:
+        try:
+            return self._script(client, name, text)(keys=keys, args=args, client=client)
+        except self._redis.RedisError as exc:
+            raise self._error(exc, doing) from None
+
+    def _error(self, exc: Any, doing: str) -> Exception:
+        """The error a redis-py exception means, in words, without the password."""
+        r = self._redis
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        detail = self.scrub(first).rstrip(". ") or type(exc).__name__
+        low = first.lower()
+        where = f"The Redis store {self.describe()}"
+        if isinstance(exc, r.AuthenticationError) or "wrongpass" in low or "noauth" in low or \
+                "invalid username-password" in low or "auth" in low and "without any password" in low:
+            if "password" not in self._options:
+                return StoreRefused(f"{where} asks for a password, and none was given.",
+                                    hint="Put it in the URL (redis://:PASSWORD@HOST:PORT/DB, in $PROCORE_SETUP_STORE) or "
+                                    "in $REDISCLI_AUTH. Nothing was changed.")
+            return StoreRefused(f"{where} refused the login: {detail}.",
+                                hint="Check the password (and user) in the URL, or in $REDISCLI_AUTH. Nothing was changed.")
+        if isinstance(exc, r.exceptions.NoPermissionError) or "can't run this command" in low or \
+                "no permissions to" in low:  # the second: a command refused inside a script
+            return StoreRefused(
+                f"{where} refused {doing}: this user may not run the commands procore-setup needs on its keys ({detail}).",
+                hint=f"Allow the user the keys {self.prefix}* and the commands of @read, @write and @scripting, e.g. "
+                f"ACL SETUSER USER ~{self.prefix}* +@read +@write +@scripting +select -@dangerous. Nothing was changed.")
+        if isinstance(exc, r.exceptions.ReadOnlyError):
+            return StoreRefused(f"{where} is a read-only replica: {detail}.",
+                                hint="Point the URL at the primary. Nothing was changed.")
+        if isinstance(exc, (r.ConnectionError, r.TimeoutError, r.exceptions.BusyLoadingError)):
+            if "certificate" in low or "ssl" in low and "wrong version" in low:
+                return StoreRefused(f"{where}: the TLS connection failed: {detail}.",
+                                    hint="Check rediss:// and the ssl_* parameters of the URL. Nothing was changed.")
+            return StoreUnavailable(
+                f"{where} could not be reached, or dropped the connection, while {doing}: {detail}.",
+                hint="Check that the server is up and reachable from here, then try again. Nothing was lost.",
+            )
+        if isinstance(exc, r.exceptions.OutOfMemoryError):
+            return StoreUnavailable(f"{where} is out of memory (maxmemory) and refused {doing}: {detail}.",
+                                    hint="Free memory on the server, then try again. Nothing was lost.")
+        if "wrongtype" in low:
+            return StoreRefused(f"{where} holds keys under {self.prefix} that procore-setup did not write: {detail}.",
+                                hint="Use another prefix (?prefix= in the URL), or remove those keys.")
+        if "unknown command" in low or "scripting" in low:
+            return StoreRefused(f"{where} does not allow Lua scripts ({detail}), which procore-setup needs for its "
+                                "lock and its compare-and-set saves.", hint="Use a Redis that allows EVAL, or PostgreSQL.")
+        return StoreRefused(f"{where} failed while {doing}: {detail}.", hint="Nothing was changed.")
+
+    # -- the primitives -------------------------------------------------------------
+    def _read(self) -> Revision:
+        client = self._data()
+        reply = self._run(client, "read", _READ, [self.key("document"), self.key("profiles")],
+                          [self.prefix, MAX_DOCUMENT_BYTES, MAX_ROWS], "reading")
+        return self._parse_reply(reply)
+
+    def _parse_reply(self, reply: Any) -> Revision:
+        where = f"The Redis store {self.describe()}"
+        status = _text(reply[0]) if isinstance(reply, list) and reply else ""
+        if status == "toomany":
+            raise StoreRefused(f"{where} lists more than {MAX_ROWS} profiles under {self.prefix}: far too many for "
+                               "procore-setup.", hint="Check that the URL names the right database. Nothing was changed.")
+        if status == "toobig":
+            raise StoreRefused(f"{where} holds more than {MAX_DOCUMENT_BYTES} bytes under {self.prefix}: far too big "
+                               "for procore-setup.", hint="Check that the URL names the right database. Nothing was changed.")
+        if status != "ok" or len(reply) < 4 or len(reply) % 2:
+            raise StoreRefused(f"{where} answered a read with something procore-setup cannot use.",
+                               hint="Check that the URL names a Redis server. Nothing was changed.")
+        version_text, schema_text, settings_text = (_text(v) for v in reply[1:4])
+        if schema_text and (not schema_text.isdigit() or int(schema_text) > STORE_SCHEMA):
+            raise StoreRefused(
+                f"{where} was written by a newer procore-setup (store schema {self.scrub(schema_text[:20])}; this one "
+                f"knows {STORE_SCHEMA}).",
+                hint="Upgrade procore-setup (pip install -U 'procore-setup[redis]'). Nothing was changed.",
+            )
+        if version_text and not version_text.isdigit():
+            raise StoreRefused(f"{where}: the version in {self.key('document')} is not a number.",
+                               hint=f"Delete {self.key('document')} only if the store holds nothing you need.")
+        settings = self._object(settings_text, self.key("document")) if settings_text else None
+        profiles: dict[str, dict[str, Any]] = {}
+        for i in range(4, len(reply), 2):
+            name, value = _text(reply[i]), reply[i + 1]
+            if value is None:
+                continue  # listed, but its key is gone (evicted, deleted by hand): a profile that vanished
+            profiles[name] = self._object(_text(value), self.key("profile:" + name))
+        return Revision(int(version_text or 0), settings, profiles)
+
+    def _object(self, text: str, key: str) -> dict[str, Any]:
+        try:
+            value = decode(text)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise StoreRefused(f"The Redis store {self.describe()}: the key {self.scrub(key)!r} does not hold a JSON "
+                               "object.", hint="Correct or delete that key.")
+        return value
+
+    def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
+               deletes: list[str]) -> bool:
+        client = self._data()
+        args: list[Any] = [self.prefix, expect, new, STORE_SCHEMA, encode(settings), secrets.token_hex(16),
+                           time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), len(upserts)]
+        for name, fields in upserts.items():
+            args += [name, encode(fields)]
+        args += deletes
+        try:
+            done = self._run(client, "write", _WRITE, [self.key("document"), self.key("profiles")], args, "saving")
+        except StoreUnavailable:
+            self._drop_connection()
+            raise
+        if done == -1:
+            raise StoreRefused(
+                f"The Redis store {self.describe()} was written by a newer procore-setup meanwhile; it was not changed.",
+                hint="Upgrade procore-setup (pip install -U 'procore-setup[redis]').",
+            )
+        return done in (1, 2)
+
+    @contextlib.contextmanager
+    def _hold_lock(self, timeout: float) -> Iterator[None]:
+        client = self._connect()  # its own connections: the extending thread uses them too
+        key, token, lease_ms = self.key("lock"), secrets.token_hex(16), max(1, int(self.lease * 1000))
+        try:
+            self._acquire(client, key, token, lease_ms, timeout)
+            stop = threading.Event()
+            keeper = threading.Thread(target=self._keep, args=(client, key, token, lease_ms, stop),
+                                      name="procore-setup lease", daemon=True)
+            keeper.start()
+            try:
+                yield
+            finally:
+                stop.set()
+                keeper.join(READ_TIMEOUT)
+                with contextlib.suppress(Exception):  # unreachable: the lease runs out on its own
+                    self._run(client, "release", _RELEASE, [key], [token], "releasing the lock")
+        finally:
+            with contextlib.suppress(Exception):
+                client.connection_pool.disconnect()
+
+    def _acquire(self, client: Any, key: str, token: str, lease_ms: int, timeout: float) -> None:
+        """Take the lock, polling with backoff for at most `timeout` seconds. A server that is down
+        meanwhile (restarting) is waited for too, within the same bound."""
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            lost: Exception | None = None
+            try:
+                if client.set(key, token, nx=True, px=lease_ms) or _text(client.get(key)) == token:
+                    return  # ours (the second test: a SET that landed but whose answer was lost)
+            except self._redis.RedisError as exc:
+                lost = self._error(exc, "waiting for the lock")
+                if not isinstance(lost, StoreUnavailable):
+                    raise lost from None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if lost is not None:
+                    raise lost
+                raise self._lock_timeout(timeout)
+            time.sleep(min(left, delay * random.uniform(0.5, 1.0)))
+            delay = min(delay * 1.5, 0.25)
+
+    def _keep(self, client: Any, key: str, token: str, lease_ms: int, stop: threading.Event) -> None:
+        """While the lock is held: extend the lease every third of it. Stops when the lease turns
+        out to be gone (another run has the lock now: the version check of each save protects the
+        store from what this run still holds)."""
+        while not stop.wait(self.lease / 3):
+            try:
+                if not self._script(client, "extend", _EXTEND)(keys=[key], args=[token, lease_ms], client=client):
+                    self.lease_lost = True
+                    return
+            except self._redis.RedisError:
+                continue  # the server is unreachable for now: try again at the next tick
+
+    def _prepare_write(self) -> None:
+        if self._ready:
+            return
+        self._run(self._data(), "probe", _PROBE, [self.key("probe")], [], "checking that it may write")
+        self._ready = True
+
+    def init(self) -> str:
+        """`store init`: nothing to create (keys are made on first use); check this user may write."""
+        self._ready = False
+        self._prepare_write()
+        self._read()
+        note = self.durability_note()
+        return (f"{self.describe()} is ready: its keys (under {self.prefix}) are made on first use, and this user "
+                "may read and write them." + (f" Note: {note}" if note else ""))
+
+    # -- durability -------------------------------------------------------------------
+    def durability_note(self) -> str | None:
+        """A sentence when this server may lose what it holds (no persistence, eviction), else None.
+        Never raises: a server that hides its configuration gets a note that says so."""
+        if self._note is None:
+            self._note = (self._durability(),)
+        return self._note[0]
+
+    def _durability(self) -> str | None:
+        client = self._data()
+        try:
+            info = client.info("persistence")
+            memory = client.info("memory")
+        except self._redis.RedisError:
+            return None  # INFO disabled (renamed away): nothing to say, and nothing to crash on
+        notes = []
+        if str(info.get("aof_enabled", "0")) != "1":
+            save: str | None
+            try:
+                found = client.config_get("save")
+                save = _text(found.get("save", found.get(b"save", b"")))
+            except self._redis.RedisError:
+                save = None  # CONFIG is disabled on many managed services
+            if save == "":
+                notes.append("this Redis server saves nothing to disk (no AOF, no RDB snapshots): a restart loses "
+                             "every profile, and each needs a new login")
+            elif save is None:
+                notes.append("this Redis server has AOF off, and hides whether it takes RDB snapshots: check that it "
+                             "persists its data, or a restart loses the profiles")
+            else:
+                notes.append("this Redis server takes RDB snapshots but has AOF off: a restart loses tokens refreshed "
+                             "since the last snapshot, and their chains need a new login (turn on appendonly)")
+        policy = str(memory.get("maxmemory_policy", "noeviction"))
+        if policy.startswith("allkeys"):
+            notes.append(f"its maxmemory-policy is {self.scrub(policy)}, so it may evict procore-setup's keys when "
+                         "memory runs short (use noeviction or a volatile-* policy)")
+        if not notes:
+            return None
+        text = "; ".join(notes) + "."
+        return text[0].upper() + text[1:]
+
+    def load(self) -> Any:
+        from ..errors import NotConfigured
+
+        try:
+            return super().load()
+        except NotConfigured as exc:  # empty: maybe a restart without persistence; say so if it may be
+            note = self.durability_note()
+            if note is None:
+                raise
+            raise NotConfigured(f"{exc.message} {note}", hint=exc.hint) from None
+
+
+def _text(value: Any) -> str:
+    """A reply as text (redis-py hands bytes back); bytes that are not UTF-8 are not ours."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
