@@ -106,7 +106,7 @@ def _token_command(args: Any) -> bool:
     for a in rest:
         if skip:
             skip = False
-        elif a in ("--config", "--profile", "--passphrase-command"):
+        elif a in ("--config", "--store", "--profile", "--passphrase-command"):
             skip = True
         elif not a.startswith("-"):
             return a == "token" and "--help" not in rest and "-h" not in rest
