@@ -488,14 +488,22 @@ def test_a_store_written_by_a_newer_program_is_refused(pg: Shared, pg_server: An
 # -- the driver, and what `token` imports ---------------------------------------------------------------
 
 def test_without_psycopg_a_postgresql_store_names_the_extra(pg: Shared, tmp_path: Path) -> None:
+    """A psycopg that cannot be imported: reading a valid token needs only libpq (stores/libpq.py),
+    and the first thing that needs the driver (the lock of a refresh) says which extra to install,
+    before anything is sent."""
+    pg.hosts[0].login()
     shadow = tmp_path / "shadow" / "psycopg"
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('No module named psycopg (shadowed by the test)')\n")
     _, two = pg.hosts
-    r = two.run("token", env={"PYTHONPATH": str(shadow.parent)})
+    env = {"PYTHONPATH": str(shadow.parent)}
+    assert two.run("token", env=env).returncode == 0
+    sent = _token_requests(pg.fake)
+    r = two.run("refresh", "--force", env=env)
     assert r.returncode == 2, r.stderr
     assert "pip install 'procore-setup[postgres]'" in r.stderr
     assert "Traceback" not in r.stderr
+    assert _token_requests(pg.fake) == sent
 
 
 def _imports(r: subprocess.CompletedProcess[str]) -> set[str]:
@@ -505,18 +513,20 @@ def _imports(r: subprocess.CompletedProcess[str]) -> set[str]:
     return names
 
 
-def test_token_from_postgresql_imports_neither_httpx_nor_textual(pg: Shared) -> None:
+def test_token_from_postgresql_imports_neither_httpx_nor_textual_nor_psycopg(pg: Shared) -> None:
+    """A valid token is read through libpq itself (stores/libpq.py): not even psycopg is imported."""
     one, two = pg.hosts
     one.login()
     r = two.run("token", env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
     mods = _imports(r)
-    assert "psycopg" in mods  # the probe sees the driver arrive
-    for heavy in HEAVY:
-        assert heavy not in mods
+    for heavy in (*HEAVY, "psycopg", "psycopg_binary"):
+        assert heavy not in mods, heavy
+    assert r.stdout.strip() == pg.profile()["access_token"]
     pg.expire()
     r = two.run("token", env={"PYTHONPROFILEIMPORTTIME": "1"})
-    assert r.returncode == 0 and "httpx" in _imports(r)  # and a refresh does import httpx: the probe can fail
+    mods = _imports(r)
+    assert r.returncode == 0 and "httpx" in mods and "psycopg" in mods  # a refresh loads both: the probe can fail
 
 
 def test_token_from_a_file_never_imports_psycopg(cli: Any) -> None:

@@ -49,14 +49,27 @@ _SELECT = (f"SELECT kind, name, CASE WHEN octet_length(fields::text) <= {MAX_DOC
            f"octet_length(fields::text), version, schema_version FROM {TABLE} LIMIT {MAX_ROWS + 1}")
 
 
+_NO_DRIVER = ("The PostgreSQL store needs the psycopg driver, which is not installed.",
+              "Install it with: pip install 'procore-setup[postgres]'")
+
+
+def _check_driver() -> None:
+    """Say now (exit 2) if psycopg is missing, without importing it (that is what costs)."""
+    from importlib.util import find_spec
+
+    try:
+        found = find_spec("psycopg") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UsageError(_NO_DRIVER[0], hint=_NO_DRIVER[1])
+
+
 def _driver() -> Any:
     try:
         import psycopg
     except ImportError:
-        raise UsageError(
-            "The PostgreSQL store needs the psycopg driver, which is not installed.",
-            hint="Install it with: pip install 'procore-setup[postgres]'",
-        ) from None
+        raise UsageError(_NO_DRIVER[0], hint=_NO_DRIVER[1]) from None
     return psycopg
 
 
@@ -67,9 +80,17 @@ class PostgresStore(SharedStore):
 
     def __init__(self, url: str, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
-        self._pg = _driver()
+        _check_driver()
+        self._driver: Any = None
         self._conn: Any = None
         self._ready = False  # the table is known to exist and be writable by this role
+
+    @property
+    def _pg(self) -> Any:
+        """psycopg, imported the first time something more than a read is needed."""
+        if self._driver is None:
+            self._driver = _driver()
+        return self._driver
 
     def permissions(self) -> str | None:
         return f"any database role with rights on table {TABLE}"
@@ -103,8 +124,12 @@ class PostgresStore(SharedStore):
 
     def _error(self, exc: Any, doing: str) -> Exception:
         """The error a driver exception means, in words, without the password."""
-        state = getattr(exc, "sqlstate", None) or ""
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        network = isinstance(exc, (self._pg.OperationalError, self._pg.InterfaceError))
+        return self._failure(str(exc), getattr(exc, "sqlstate", None) or "", network, doing)
+
+    def _failure(self, text: str, state: str, network: bool, doing: str) -> Exception:
+        """The error that libpq's (or psycopg's) text and SQLSTATE mean, in words, without the password."""
+        first = (text.strip().splitlines() or ["no message"])[0]
         detail = self.scrub(first)
         low = first.lower()
         where = f"The PostgreSQL store {self.describe()}"
@@ -123,8 +148,7 @@ class PostgresStore(SharedStore):
             )
         if "ssl" in low and "required" in low:
             return StoreRefused(f"{where}: {detail}.", hint="Check sslmode in the URL. Nothing was changed.")
-        if isinstance(exc, self._pg.OperationalError) or state[:2] in ("08", "57", "53") or \
-                isinstance(exc, self._pg.InterfaceError):
+        if network or state[:2] in ("08", "57", "53"):
             return StoreUnavailable(
                 f"{where} could not be reached, or dropped the connection, while {doing}: {detail}.",
                 hint="Check that the server is up and reachable from here, then try again. Nothing was lost.",
@@ -134,6 +158,10 @@ class PostgresStore(SharedStore):
 
     # -- the primitives ----------------------------------------------------------------
     def _read(self) -> Revision:
+        if self._conn is None and self._driver is None:
+            fast = self._read_through_libpq()
+            if fast is not None:
+                return fast
         conn = self._data()
         try:
             rows = conn.execute(_SELECT).fetchall()
@@ -145,6 +173,28 @@ class PostgresStore(SharedStore):
                 self._drop_connection()
             raise self._error(exc, "reading") from None
         return self._parse(rows)
+
+    def _read_through_libpq(self) -> Revision | None:
+        """The read of the fast path, without importing psycopg (see stores.libpq); None when no
+        libpq can be loaded here (then psycopg reads)."""
+        from . import libpq
+
+        if not libpq.available():
+            return None
+        try:
+            rows = libpq.read(self._url, _SELECT, connect_timeout=CONNECT_TIMEOUT, application_name="procore-setup")
+        except libpq.Failed as exc:
+            if exc.sqlstate == "42P01":  # undefined_table: no schema yet
+                self._ready = False
+                return EMPTY
+            raise self._failure(exc.message, exc.sqlstate, exc.connecting or not exc.sqlstate, "reading") from None
+        try:
+            typed = [(kind, name, text, int(size or 0), int(version or 0), int(schema) if schema else None)
+                     for kind, name, text, size, version, schema in rows]
+        except (TypeError, ValueError):
+            raise StoreRefused(f"The PostgreSQL store {self.describe()} answered a read with values procore-setup "
+                               f"cannot use (is {TABLE} its table?).", hint="Check the table. Nothing was changed.") from None
+        return self._parse(typed)
 
     def _parse(self, rows: list[tuple[Any, ...]]) -> Revision:
         where = f"The PostgreSQL store {self.describe()}"

@@ -123,14 +123,27 @@ return redis.call('DEL', KEYS[1])
 """
 
 
+_NO_DRIVER = ("The Redis store needs the redis driver (redis-py), which is not installed.",
+              "Install it with: pip install 'procore-setup[redis]'")
+
+
+def _check_driver() -> None:
+    """Say now (exit 2) if redis-py is missing, without importing it (that is what costs)."""
+    from importlib.util import find_spec
+
+    try:
+        found = find_spec("redis") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UsageError(_NO_DRIVER[0], hint=_NO_DRIVER[1])
+
+
 def _driver() -> Any:
     try:
         import redis
     except ImportError:
-        raise UsageError(
-            "The Redis store needs the redis driver (redis-py), which is not installed.",
-            hint="Install it with: pip install 'procore-setup[redis]'",
-        ) from None
+        raise UsageError(_NO_DRIVER[0], hint=_NO_DRIVER[1]) from None
     return redis
 
 
@@ -143,8 +156,10 @@ class RedisStore(SharedStore):
         super().__init__(url, **kwargs)
         env = os.environ if environ is None else environ
         self.lease = lease if lease is not None else env_seconds(LEASE_ENV, DEFAULT_LEASE, 0.5, 3600, environ=env)
-        self._redis = _driver()
-        self.prefix, self._options = self._parse(url, env)
+        _check_driver()
+        self._driver_module: Any = None
+        self._driver_options: dict[str, Any] | None = None
+        self.prefix, self._driver_url, self._fast = self._parse(url, env)
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._ready = False
@@ -152,9 +167,33 @@ class RedisStore(SharedStore):
         self.lease_lost = False  # set when this run's lease ran out while it held the lock
 
     # -- the URL -------------------------------------------------------------------
-    def _parse(self, url: str, env: Any) -> tuple[str, dict[str, Any]]:
-        """The key prefix, and redis-py's connection options for `url` (never echoed: it may hold
-        the password)."""
+    @property
+    def _redis(self) -> Any:
+        """redis-py, imported the first time something more than the fast path's read is needed."""
+        if self._driver_module is None:
+            self._driver_module = _driver()
+        return self._driver_module
+
+    @property
+    def _options(self) -> dict[str, Any]:
+        """redis-py's connection options for the URL (never echoed: they may hold the password)."""
+        if self._driver_options is None:
+            try:
+                options = self._redis.connection.parse_url(self._driver_url)
+            except ValueError:
+                raise UsageError(
+                    f"The Redis store URL {self.describe()} does not parse.",
+                    hint="Use redis://[[USER]:PASSWORD@]HOST[:PORT]/DB (rediss:// for TLS), optionally with "
+                    "?prefix=KEYPREFIX.",
+                ) from None
+            if "password" not in options and self._env_password:
+                options["password"] = self._env_password
+            self._driver_options = options
+        return self._driver_options
+
+    def _parse(self, url: str, env: Any) -> tuple[str, str, dict[str, Any] | None]:
+        """The key prefix, the URL for redis-py (without our `prefix`), and what the fast path's
+        plain socket needs (None when the URL asks for more than it does: TLS, driver options)."""
         bad = UsageError(
             f"The Redis store URL {self.describe()} does not parse.",
             hint="Use redis://[[USER]:PASSWORD@]HOST[:PORT]/DB (rediss:// for TLS), optionally with ?prefix=KEYPREFIX.",
@@ -184,14 +223,18 @@ class RedisStore(SharedStore):
         if path and not path.isdigit():
             raise UsageError(f"The Redis store URL {self.describe()} names database {path[:20]!r}: Redis databases are "
                              "numbers.", hint="Use redis://HOST:PORT/0 (or another number).")
-        try:
-            options = self._redis.connection.parse_url(urlunsplit(parts._replace(query=urlencode(rest))))
-        except ValueError:
-            raise bad from None
-        if "password" not in options and env.get(PASSWORD_ENV):
-            options["password"] = env[PASSWORD_ENV]
-            self._secrets = sorted({*self._secrets, env[PASSWORD_ENV]}, key=len, reverse=True)
-        return prefix, options
+        self._env_password = env.get(PASSWORD_ENV) or None
+        if not parts.password and self._env_password:
+            self._secrets = sorted({*self._secrets, self._env_password}, key=len, reverse=True)
+        fast: dict[str, Any] | None = None
+        if parts.scheme.lower() == "redis" and not rest:
+            from urllib.parse import unquote
+
+            fast = {"host": parts.hostname or "localhost", "port": parts.port or 6379,
+                    "username": unquote(parts.username) if parts.username else None,
+                    "password": unquote(parts.password) if parts.password else self._env_password,
+                    "db": int(path) if path else 0}
+        return prefix, urlunsplit(parts._replace(query=urlencode(rest))), fast
 
     def key(self, name: str) -> str:
         return self.prefix + name
@@ -281,6 +324,17 @@ class RedisStore(SharedStore):
 
     # -- the primitives -------------------------------------------------------------
     def _read(self) -> Revision:
+        if self._fast is not None and self._client is None and self._driver_module is None:
+            from . import resp
+
+            try:
+                reply = resp.run_script(**self._fast, timeout=CONNECT_TIMEOUT, script=_READ,
+                                        keys=[self.key("document"), self.key("profiles")],
+                                        args=[self.prefix, MAX_DOCUMENT_BYTES, MAX_ROWS])
+            except resp.Failed:
+                pass  # redis-py reads instead, and words whatever went wrong
+            else:
+                return self._parse_reply(reply)
         client = self._data()
         reply = self._run(client, "read", _READ, [self.key("document"), self.key("profiles")],
                           [self.prefix, MAX_DOCUMENT_BYTES, MAX_ROWS], "reading")

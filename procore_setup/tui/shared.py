@@ -73,6 +73,7 @@ class StoreFacts:
 
     permissions: str | None
     encrypted: bool
+    access: str = ""  # who may read it, in words: "mode 0600", "PostgreSQL; readable by ..."
 
 
 def store_facts(store: Store) -> StoreFacts:
@@ -82,7 +83,7 @@ def store_facts(store: Store) -> StoreFacts:
         encrypted = store.load().encrypted
     except Exception:  # noqa: BLE001 - only a note on the Saved screen: an unreadable file is "not encrypted"
         encrypted = False
-    return StoreFacts(store.permissions(), encrypted)
+    return StoreFacts(store.permissions(), encrypted, store.access_note())
 
 
 class WorkReporting:

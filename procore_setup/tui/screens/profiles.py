@@ -74,6 +74,8 @@ class Listing:
     doc: Credentials
     infos: dict[str, dict[str, Any]]
     permissions: str | None
+    access: str = ""  # who may read it, in words (Store.access_note)
+    is_file: bool = True
 
 
 def prof_expiry(iso: str | None) -> str:
@@ -158,7 +160,7 @@ class ProfilesScreen(WizardScreen):
         store = self.wizard.store
         doc = read_profiles(store)
         infos = {name: profile_info(doc, prof) for name, prof in doc.profiles.items()}
-        return Listing(doc, infos, store.permissions())
+        return Listing(doc, infos, store.permissions(), store.access_note(), store.locator()[0] == "config")
 
     def _listed(self, listing: Listing) -> None:
         """Show what the read worker found."""
@@ -169,7 +171,8 @@ class ProfilesScreen(WizardScreen):
         listing_widget.clear_options()
         encrypted = ", secrets encrypted" if doc.encrypted else ""
         self.query_one("#file", Static).update(
-            f"Credentials file: {self.wizard.store.describe()} (mode {listing.permissions or '?'}{encrypted})")
+            f"{'Credentials file' if listing.is_file else 'Store'}: {self.wizard.store.describe()} "
+            f"({listing.access or 'mode ' + (listing.permissions or '?')}{encrypted})")
         now = datetime.fromtimestamp(self.wizard.clock(), timezone.utc)
         chosen = 0
         for i, (name, prof) in enumerate(doc.profiles.items()):

@@ -42,6 +42,7 @@ class SavedScreen(WizardScreen):
         assert prof is not None, "the Saved screen without a saved profile"
         self.profile = prof
         self.permissions = facts.permissions or "?"
+        self.access = facts.access or f"mode {self.permissions}"
         self.encrypted = facts.encrypted
         store = self.wizard.store
         self.service_account = prof.is_service_account
@@ -57,7 +58,7 @@ class SavedScreen(WizardScreen):
             note = ": only you can read it" if mode == "0600" else ""
         if self.encrypted:
             note += "; secrets encrypted"
-        yield Static(f"✓ Saved profile {prof.name!r} to {self.wizard.store.describe()}, mode {mode}{note}.",
+        yield Static(f"✓ Saved profile {prof.name!r} to {self.wizard.store.describe()}, {self.access}{note}.",
                      id="saved-head", classes="ok gap", markup=False)
         if self.service_account:
             yield Static("No cron job needed: a service account has no refresh token to keep alive. "
