@@ -22,6 +22,18 @@ from .shared import MAX_DOCUMENT_BYTES, MAX_ROWS, STORE_SCHEMA, EMPTY, Revision,
 
 TABLE = "procore_setup"
 CONNECT_TIMEOUT = 10  # seconds, unless the URL gives connect_timeout
+# A server that takes our bytes and never answers (stopped, or behind a stalled proxy) must not
+# hold a run forever: every statement gets this long, then its socket is shut (see _deadline).
+STATEMENT_DEADLINE = 30.0
+STATEMENT_DEADLINE_ENV = "PROCORE_SETUP_STORE_TIMEOUT"  # seconds: that deadline, for a slow link (or a test)
+# The lock lives in a transaction that sits idle while Procore answers; if its host vanishes
+# without closing the connection (a crash, a partition), the server ends it after this long
+# instead of keeping every other host waiting for TCP to notice (hours). A live holder that
+# takes longer loses the lock, which the version fence makes safe.
+LOCK_IDLE_LIMIT_MS = 60000
+# Dead peers, found by TCP itself, unless the URL says otherwise (libpq's own parameters).
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+              "tcp_user_timeout": 30000}
 WRITE_LOCK_TIMEOUT_MS = 10000  # a writer stopped inside its transaction holds the document row
 LOCK_CLASS = 1347571523  # the advisory lock's first key ("PROC"); the second is hashtext(TABLE)
 
@@ -78,8 +90,14 @@ class PostgresStore(SharedStore):
 
     kind = "PostgreSQL"
 
-    def __init__(self, url: str, **kwargs: Any) -> None:
+    def __init__(self, url: str, *, environ: Any = None, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
+        import os
+
+        from ..errors import env_seconds
+
+        env = os.environ if environ is None else environ
+        self.statement_deadline = env_seconds(STATEMENT_DEADLINE_ENV, STATEMENT_DEADLINE, 1, 600, environ=env)
         _check_driver()
         self._driver: Any = None
         self._conn: Any = None
@@ -98,8 +116,9 @@ class PostgresStore(SharedStore):
     # -- connections -----------------------------------------------------------------
     def _connect(self, *, autocommit: bool) -> Any:
         kwargs: dict[str, Any] = {"autocommit": autocommit, "application_name": "procore-setup"}
-        if "connect_timeout" not in self._url:
-            kwargs["connect_timeout"] = CONNECT_TIMEOUT
+        for key, value in {"connect_timeout": CONNECT_TIMEOUT, **KEEPALIVES}.items():
+            if key not in self._url:
+                kwargs[key] = value
         try:
             return self._pg.connect(self._url, **kwargs)
         except self._pg.Error as exc:
@@ -146,6 +165,11 @@ class PostgresStore(SharedStore):
                 hint=f"As the table's owner, grant them: GRANT SELECT, INSERT, UPDATE, DELETE ON {TABLE} TO <this role>; "
                 "(procore-setup store init --print shows the SQL). Nothing was changed.",
             )
+        if state == "" and network and doing == "connecting" and "invalid" in low and \
+                any(w in low for w in ("value", "option", "uri", "parameter", "connection string")):
+            # libpq refused the URL itself (sslmode=bogus, an unknown parameter): nothing to retry
+            return UsageError(f"{where}: the URL has something libpq refuses: {detail}.",
+                              hint="Correct the URL (see libpq's connection URIs). Nothing was changed.")
         if "ssl" in low and "required" in low:
             return StoreRefused(f"{where}: {detail}.", hint="Check sslmode in the URL. Nothing was changed.")
         if network or state[:2] in ("08", "57", "53"):
@@ -164,7 +188,8 @@ class PostgresStore(SharedStore):
                 return fast
         conn = self._data()
         try:
-            rows = conn.execute(_SELECT).fetchall()
+            with _deadline(conn, self.statement_deadline):
+                rows = conn.execute(_SELECT).fetchall()
         except self._pg.errors.UndefinedTable:
             self._ready = False
             return EMPTY
@@ -182,12 +207,14 @@ class PostgresStore(SharedStore):
         if not libpq.available():
             return None
         try:
-            rows = libpq.read(self._url, _SELECT, connect_timeout=CONNECT_TIMEOUT, application_name="procore-setup")
+            rows = libpq.read(self._url, _SELECT, connect_timeout=CONNECT_TIMEOUT, application_name="procore-setup",
+                              deadline=self.statement_deadline)
         except libpq.Failed as exc:
             if exc.sqlstate == "42P01":  # undefined_table: no schema yet
                 self._ready = False
                 return EMPTY
-            raise self._failure(exc.message, exc.sqlstate, exc.connecting or not exc.sqlstate, "reading") from None
+            raise self._failure(exc.message, exc.sqlstate, exc.connecting or not exc.sqlstate,
+                                "connecting" if exc.connecting else "reading") from None
         try:
             typed = [(kind, name, text, int(size or 0), int(version or 0), int(schema) if schema else None)
                      for kind, name, text, size, version, schema in rows]
@@ -212,7 +239,10 @@ class PostgresStore(SharedStore):
             if text is None or total > MAX_DOCUMENT_BYTES:
                 raise StoreRefused(f"{where} holds more than {MAX_DOCUMENT_BYTES} bytes: far too big for procore-setup.",
                                    hint="Check that the URL names the right database. Nothing was changed.")
-            value = decode(text)
+            try:
+                value = decode(text)
+            except ValueError:
+                value = None
             if not isinstance(value, dict):
                 raise StoreRefused(f"{where}: the row ({self.scrub(str(kind))}, {self.scrub(str(name))!r}) of {TABLE} "
                                    "does not hold a JSON object.", hint="Correct or delete that row.")
@@ -226,7 +256,7 @@ class PostgresStore(SharedStore):
                deletes: list[str]) -> bool:
         conn = self._data()
         try:
-            with conn.transaction():
+            with _deadline(conn, self.statement_deadline), conn.transaction():
                 conn.execute(f"SET LOCAL lock_timeout = {WRITE_LOCK_TIMEOUT_MS}")
                 if expect == 0:
                     cur = conn.execute(
@@ -268,8 +298,10 @@ class PostgresStore(SharedStore):
                     if not got:
                         raise self._lock_timeout(timeout)
                 else:
-                    conn.execute(f"SET LOCAL lock_timeout = {max(1, int(timeout * 1000))}")
-                    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", key)
+                    with _deadline(conn, timeout + self.statement_deadline):
+                        conn.execute(f"SET LOCAL lock_timeout = {max(1, int(timeout * 1000))}")
+                        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", key)
+                conn.execute(f"SET idle_in_transaction_session_timeout = {LOCK_IDLE_LIMIT_MS}")
             except self._pg.errors.LockNotAvailable:
                 raise self._lock_timeout(timeout) from None
             except self._pg.Error as exc:
@@ -330,6 +362,17 @@ class PostgresStore(SharedStore):
         except self._pg.Error as exc:
             raise self._error(exc, "creating the table") from None
         return True
+
+
+@contextlib.contextmanager
+def _deadline(conn: Any, seconds: float) -> Iterator[None]:
+    """Shut the connection's socket if the block takes longer than `seconds`: the blocked call then
+    fails as a dropped connection (exit 5, or a reconnect and retry), instead of waiting forever on
+    a server that stopped answering. psycopg has no read timeout of its own."""
+    from .libpq import shutdown_later
+
+    with shutdown_later(conn.pgconn.socket, seconds):
+        yield
 
 
 class _Stale(Exception):

@@ -61,7 +61,12 @@ def encode(value: Any) -> str:
 
 
 def decode(text: str) -> Any:
-    return json.loads(text, object_hook=_untag)
+    """The value of a row; ValueError for text that is no JSON, or nested too deep to read (json
+    recurses: a store can hold thousands of `[`)."""
+    try:
+        return json.loads(text, object_hook=_untag)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def _tag(value: Any) -> Any:
@@ -144,6 +149,25 @@ def url_secrets(url: str) -> list[str]:
     return sorted({s for s in found if s}, key=len, reverse=True)
 
 
+def _check_url(url: str) -> None:
+    """Refuse (exit 2) a URL that this module and the driver would read differently, before either
+    uses it: its password could otherwise be taken for a host and end up in a message."""
+    from ..errors import UsageError
+
+    scheme = url.split("://", 1)[0]
+    hint = (f"Use {scheme}://USER:PASSWORD@HOST:PORT/DATABASE, with any @, :, /, ? or # inside the user or "
+            "password percent-encoded (@ is %40), or give the password through the environment.")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise UsageError(f"The {scheme}:// store URL does not parse (it is not shown: it may hold a password).",
+                         hint=hint) from None
+    if parts.netloc.count("@") > 1:
+        raise UsageError(f"The {scheme}:// store URL has more than one @ before its host, so where its password "
+                         "ends is unclear (it is not shown: it may hold a password).", hint=hint)
+
+
 class SharedStore(StoreCommon):
     """A store on a server that several hosts share. Subclasses: PostgresStore, RedisStore."""
 
@@ -154,6 +178,7 @@ class SharedStore(StoreCommon):
 
     def __init__(self, url: str, *, passphrase_command: str | None = None, lock_timeout: float = 60.0,
                  named_by_env: bool = False) -> None:
+        _check_url(url)
         self._url = url  # may hold the password: never shown, never in a repr
         self.url = without_password(url)
         self._secrets = url_secrets(url)
@@ -289,7 +314,8 @@ class SharedStore(StoreCommon):
         if not isinstance(revision, Revision):
             return False
         try:
-            doc.revision = self._commit(self._revision(doc), revision.settings or {}, revision.profiles)
+            settings = revision.settings if revision.settings is not None else {"schema_version": SCHEMA_VERSION}
+            doc.revision = self._commit(self._revision(doc), settings, revision.profiles)
         except StoreConflict:
             return False
         return True
@@ -352,9 +378,19 @@ class SharedStore(StoreCommon):
             try:
                 current = self._read()
                 merged = dict(current.profiles)
+                moved = (current.settings or {}).get("moved")
                 for name, fields in profiles.items():
                     if mine.profiles.get(name) == fields:
                         continue  # this run did not change it: whatever is there now stays
+                    if isinstance(moved, dict) and name in moved:
+                        to = moved[name].get("to") if isinstance(moved[name], dict) else None
+                        raise NewerTokensInStore(
+                            f"Profile {name!r} was moved from the {self.kind} store {self.url} to "
+                            f"{self.scrub(str(to or 'another store'))} while this run refreshed it, so this run's "
+                            "tokens were not written back here (that would make two live copies).",
+                            hint="The move took the chain as it was when this run's refresh began: if the new store's "
+                            "copy is refused, log in again there.",
+                        )
                     now = current.profiles.get(name)
                     # A profile that vanished (a Redis restarted without persistence) holds no newer
                     # pair: this one is the only live copy, so it is written back.
