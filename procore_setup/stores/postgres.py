@@ -18,7 +18,18 @@ import contextlib
 from typing import Any, Iterator
 
 from ..errors import StoreRefused, StoreUnavailable, UsageError
-from .shared import MAX_DOCUMENT_BYTES, MAX_ROWS, STORE_SCHEMA, EMPTY, Revision, SharedStore, decode, encode
+from .shared import (
+    EMPTY,
+    MAX_DOCUMENT_BYTES,
+    MAX_ROWS,
+    STORE_SCHEMA,
+    Revision,
+    SharedStore,
+    check_driver,
+    decode,
+    encode,
+    import_driver,
+)
 
 TABLE = "procore_setup"
 CONNECT_TIMEOUT = 10  # seconds, unless the URL gives connect_timeout
@@ -61,28 +72,12 @@ _SELECT = (f"SELECT kind, name, CASE WHEN octet_length(fields::text) <= {MAX_DOC
            f"octet_length(fields::text), version, schema_version FROM {TABLE} LIMIT {MAX_ROWS + 1}")
 
 
-_NO_DRIVER = ("The PostgreSQL store needs the psycopg driver, which is not installed.",
-              "Install it with: pip install 'procore-setup[postgres]'")
-
-
 def _check_driver() -> None:
-    """Say now (exit 2) if psycopg is missing, without importing it (that is what costs)."""
-    from importlib.util import find_spec
-
-    try:
-        found = find_spec("psycopg") is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
-        raise UsageError(_NO_DRIVER[0], hint=_NO_DRIVER[1])
+    check_driver("psycopg", "PostgreSQL", "postgres")
 
 
 def _driver() -> Any:
-    try:
-        import psycopg
-    except ImportError:
-        raise UsageError(_NO_DRIVER[0], hint=_NO_DRIVER[1]) from None
-    return psycopg
+    return import_driver("psycopg", "PostgreSQL", "postgres")
 
 
 class PostgresStore(SharedStore):

@@ -36,7 +36,17 @@ from typing import Any, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreRefused, StoreUnavailable, UsageError, env_seconds
-from .shared import MAX_DOCUMENT_BYTES, MAX_ROWS, STORE_SCHEMA, Revision, SharedStore, decode, encode
+from .shared import (
+    MAX_DOCUMENT_BYTES,
+    MAX_ROWS,
+    STORE_SCHEMA,
+    Revision,
+    SharedStore,
+    check_driver,
+    decode,
+    encode,
+    import_driver,
+)
 
 DEFAULT_PREFIX = "procore-setup:"
 MAX_PREFIX = 100
@@ -123,28 +133,12 @@ return redis.call('DEL', KEYS[1])
 """
 
 
-_NO_DRIVER = ("The Redis store needs the redis driver (redis-py), which is not installed.",
-              "Install it with: pip install 'procore-setup[redis]'")
-
-
 def _check_driver() -> None:
-    """Say now (exit 2) if redis-py is missing, without importing it (that is what costs)."""
-    from importlib.util import find_spec
-
-    try:
-        found = find_spec("redis") is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
-        raise UsageError(_NO_DRIVER[0], hint=_NO_DRIVER[1])
+    check_driver("redis", "Redis", "redis")
 
 
 def _driver() -> Any:
-    try:
-        import redis
-    except ImportError:
-        raise UsageError(_NO_DRIVER[0], hint=_NO_DRIVER[1]) from None
-    return redis
+    return import_driver("redis", "Redis", "redis")
 
 
 class RedisStore(SharedStore):

@@ -149,6 +149,40 @@ def url_secrets(url: str) -> list[str]:
     return sorted({s for s in found if s}, key=len, reverse=True)
 
 
+def check_driver(module: str, kind: str, extra: str) -> None:
+    """Say now (exit 2) if a store's driver is missing, without importing it (that is what costs:
+    the fast path reads without it)."""
+    from importlib.util import find_spec
+
+    from ..errors import UsageError
+
+    try:
+        found = find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        message, hint = _no_driver(module, kind, extra)
+        raise UsageError(message, hint=hint)
+
+
+def import_driver(module: str, kind: str, extra: str) -> Any:
+    """The driver module, imported the first time more than the fast path's read is needed."""
+    import importlib
+
+    from ..errors import UsageError
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        message, hint = _no_driver(module, kind, extra)
+        raise UsageError(message, hint=hint) from None
+
+
+def _no_driver(module: str, kind: str, extra: str) -> tuple[str, str]:
+    return (f"The {kind} store needs the {module} driver, which is not installed.",
+            f"Install it with: pip install 'procore-setup[{extra}]'")
+
+
 def _check_url(url: str) -> None:
     """Refuse (exit 2) a URL that this module and the driver would read differently, before either
     uses it: its password could otherwise be taken for a host and end up in a message."""
