@@ -441,7 +441,7 @@ def cmd_store(args: argparse.Namespace) -> int:
 
     destination = open_store(store=args.to, passphrase_command=_opt(args, "passphrase_command"))
     return _report(run_move(_store(args), destination, None if args.all else _profile(args),
-                            interactive=_interactive()))
+                            interactive=_interactive(), http_timeout=settings.http_timeout()))
 
 
 def _report(outcome: Any) -> int:
