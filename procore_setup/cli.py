@@ -298,7 +298,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             from .errors import NotConfigured
 
             if doc.moved:  # a cron job left pointing at a store whose profiles moved away
-                raise doc.moved_error(sorted(doc.moved)[0])
+                raise doc.moved_error(sorted(doc.moved)[0], command="refresh --all")
             raise NotConfigured(f"{store.describe()} holds no profiles yet.", hint=f"Add one with: {add_command(store)}")
     else:
         names = [_profile(args)]
@@ -441,7 +441,7 @@ def cmd_store(args: argparse.Namespace) -> int:
 
     destination = open_store(store=args.to, passphrase_command=_opt(args, "passphrase_command"))
     return _report(run_move(_store(args), destination, None if args.all else _profile(args),
-                            interactive=_interactive()))
+                            interactive=_interactive(), http_timeout=settings.http_timeout()))
 
 
 def _report(outcome: Any) -> int:

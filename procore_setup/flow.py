@@ -454,6 +454,9 @@ class SetupFlow:
             )
             if tokens:
                 apply_tokens(prof, self.tokens, refreshed=False)
+                # A fresh grant on the copy an unfinished `store move` left makes it this store's own,
+                # live profile: not a copy that finishing the move may replace (or unmark) any more.
+                prof.set(moving_from=None)
                 if not self.user:  # who logged in is not known until verified: no stale name
                     prof.set(user_id=None, user_login=None, user_name=None)
             if self.user:

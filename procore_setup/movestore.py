@@ -17,13 +17,18 @@ finishes. At no point are two copies live, and at no point is there none that ca
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+import math
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 from .checks import shown
 from .encryption import Outcome
-from .errors import NotConfigured, UsageError
+from .errors import NotConfigured, ProcoreSetupError, TemporaryFailure, UsageError
 from .hints import shell_quote, store_flag
-from .profile import Credentials, Profile
+from .profile import Credentials, Profile, env_hint
 
 if TYPE_CHECKING:
     from .stores.base import Store
@@ -50,24 +55,35 @@ def run_init(store: Store, *, print_sql: bool = False) -> Outcome:
     return out
 
 
-def run_move(source: Store, destination: Store, name: str | None, *, interactive: bool = False) -> Outcome:
-    """Move profile `name` (None: every profile) from `source` to `destination`."""
+def run_move(source: Store, destination: Store, name: str | None, *, interactive: bool = False,
+             http_timeout: float | None = None) -> Outcome:
+    """Move profile `name` (None: every profile) from `source` to `destination`.
+
+    `http_timeout`: this run's $PROCORE_SETUP_HTTP_TIMEOUT, for how long a refresh in flight on
+    the source may still be running (see _check_not_in_flight)."""
     src_where, dst_where = source.locator()[1], destination.locator()[1]
-    if src_where == dst_where:
-        raise UsageError(f"The profiles are in {shown(source.describe(), 200)} already.",
-                         hint="Give --to another store.")
+    if same_store(source, destination):
+        # Before any lock: the second lock of one store is never granted to the holder of the first.
+        spelt = "" if src_where == dst_where else f" ({shown(source.describe(), 200)}, spelt another way)"
+        raise UsageError(f"{shown(destination.describe(), 200)} is the store the profiles are in already{spelt}; "
+                         "nothing was moved.", hint="Give --to another store.")
     out = Outcome()
+    # The passphrase first, outside the locks: a prompt must not hold both stores' locks while a
+    # person types (every job on both stores would wait). The keys are cached for the re-read below.
+    source.open_secrets(source.load(), interactive=interactive)
+    destination.open_secrets(destination.load_or_new(), interactive=interactive)
     first, second = sorted((source, destination), key=lambda s: s.locator()[1])
     with first.lock(), second.lock():
         src = source.load()
-        source.open_secrets(src, interactive=interactive)
+        source.open_secrets(src)  # the cached key (or the environment's): never a prompt under the locks
         dst = destination.load_or_new()
-        destination.open_secrets(dst, interactive=interactive)
+        destination.open_secrets(dst)
         names = _names(src, dst, name, src_where)
         unfinished = [n for n in names if n in src.moved]  # step 2 done, step 3 not: finish it
         fresh = [n for n in names if n not in src.moved]
         for n in fresh:
             _check_free(dst, n, src_where, destination)
+            _check_not_in_flight(source, src.get(n), http_timeout)
         if fresh:
             # 1. the copies, not live yet
             for n in fresh:
@@ -83,15 +99,15 @@ def run_move(source: Store, destination: Store, name: str | None, *, interactive
                 for n in fresh:
                     src.mark_moved(n, dst_where)
                 source.save(src)
-            except BaseException:
-                with contextlib.suppress(Exception):  # the source is still live: drop the copies
-                    for n in fresh:
-                        dst.remove(n)
-                    destination.save(dst)
-                raise
-        # 3. the copies become the live ones
+            except BaseException as exc:
+                _after_failed_tombstones(source, destination, dst, fresh, name, exc)
+                # it returns only when the source holds every tombstone: the save's answer was lost
+        # 3. the copies become the live ones: only those still marked as this move's
         for n in names:
-            dst.profiles[n].data.pop(MOVING_FROM, None)
+            have = dst.profiles.get(n)
+            if have is None or have.data.get(MOVING_FROM) != src_where:
+                raise _not_the_copy(destination, n)
+            have.data.pop(MOVING_FROM, None)
         destination.save(dst)
     moved = ", ".join(repr(n) for n in names)
     out.say(f"Moved {'profile' if len(names) == 1 else 'profiles'} {moved} from {source.describe()} to "
@@ -101,11 +117,190 @@ def run_move(source: Store, destination: Store, name: str | None, *, interactive
     flag = store_flag(dst_where)
     out.say(f"Point the jobs at the new store: procore-setup{flag} token"
             + (f" --profile {shell_quote(names[0])}" if len(names) == 1 else "")
-            + (f"  (or set PROCORE_SETUP_STORE={shell_quote(dst_where)})" if "://" in dst_where else ""))
+            + env_hint(source.locator()[0] == "config", dst_where))
     if src.encrypted and not dst.encrypted:
         out.warnings.append(f"{source.describe()} was encrypted, and {destination.describe()} is not: encrypt it "
                             f"with: procore-setup{flag} encrypt")
     return out
+
+
+# -- a refresh in flight on the source --------------------------------------------------------------
+
+DEFAULT_HTTP_STEP = 15.0  # oauth's read timeout when $PROCORE_SETUP_HTTP_TIMEOUT is unset
+MARK_ROUNDING = 1.0  # the mark is stored to the second, rounded down
+CLOCK_SKEW = 5.0  # the mark is another host's clock: allow for it being behind ours
+
+
+def _check_not_in_flight(source: Store, prof: Profile, http_timeout: float | None) -> None:
+    """Refuse (exit 5, nothing changed) to move a profile whose refresh may still be running.
+
+    On a store whose locks can be lost (a dropped lock connection, a lease that ran out), the
+    holder of an in-flight mark may be alive without the lock: its answer would still be saved
+    into the source after the move, a second live copy of the chain. Such a request cannot run
+    past its whole-attempt deadline (2 x the HTTP timeout + 5 s, as refresh waits for it), counted
+    from the mark; a mark from a dead process blocks the move only that long.
+    """
+    started = prof.refresh_started_at
+    if started is None or not getattr(source, "locks_can_be_lost", False):
+        return
+    step = max(http_timeout if http_timeout is not None else DEFAULT_HTTP_STEP, DEFAULT_HTTP_STEP)
+    whole = 2 * step + 5 + MARK_ROUNDING + CLOCK_SKEW
+    # A mark ahead of our clock counts as made just now: never longer than one deadline from here.
+    age = max(0.0, (datetime.now(timezone.utc) - started).total_seconds())
+    left = whole - age
+    if left > 0:
+        raise TemporaryFailure(
+            f"Profile {shown(prof.name, 64)!r} in {source.describe()} has a refresh in flight (started "
+            f"{started.isoformat()}): a process that lost the store's lock may still save its answer there. "
+            "Nothing was moved.",
+            hint=f"A refresh is in flight; try again in {math.ceil(left)} s.",
+        )
+
+
+# -- a tombstone save that failed ------------------------------------------------------------------
+
+REREAD_DELAYS = (0.0, 0.5, 1.0, 2.0)  # bounded: the save itself has retried for a while already
+
+
+def _after_failed_tombstones(source: Store, destination: Store, dst: Credentials, fresh: list[str],
+                             name: str | None, exc: BaseException) -> None:
+    """The save of the tombstones (step 2) raised, or was interrupted: it may still have committed
+    (its answer was lost). Read the source again to know: the copies are removed only if the
+    source still holds every profile live; they stay marked (never live) otherwise, and the next
+    `store move` finishes. Returns only when the source holds every tombstone and `exc` is an
+    error (then the move goes on to its last step); raises otherwise."""
+    src_where, dst_where = source.locator()[1], destination.locator()[1]
+    state = _source_state(source, fresh, dst_where)
+    if state == "live":
+        with contextlib.suppress(Exception):  # the source is still live: drop the copies
+            for n in fresh:
+                dst.remove(n)
+            destination.save(dst)
+        raise exc
+    if state == "moved" and isinstance(exc, Exception):
+        return
+    finish = ("procore-setup" + store_flag(src_where) + " store move --to " + shell_quote(dst_where)
+              + (" --profile " + shell_quote(fresh[0]) if name is not None else " --all"))
+    what = "holds the tombstones" if state == "moved" else "could not be read again to know whether it holds them"
+    text = (f"The move from {source.describe()} to {destination.describe()} stopped after the tombstones were "
+            f"sent: {source.describe()} {what}. The copies in {destination.describe()} are kept, marked as not live, "
+            "so nothing is lost.")
+    hint = f"Finish the move with: {finish}  (it finishes what is half done, or moves again)"
+    if isinstance(exc, KeyboardInterrupt):
+        sys.stderr.write(f"procore-setup: {text}\n{hint}\n")
+        raise exc
+    err = TemporaryFailure(text + (f" ({exc.message.rstrip('.')}.)" if isinstance(exc, ProcoreSetupError) else ""),
+                           hint=hint)
+    raise err from None
+
+
+def _source_state(source: Store, fresh: list[str], dst_where: str) -> str:
+    """"live" (the source holds every profile of `fresh`, none tombstoned), "moved" (it holds every
+    tombstone, naming the destination), or "unknown" (neither, or it cannot be read)."""
+    for delay in REREAD_DELAYS:
+        time.sleep(delay)
+        try:
+            doc = source.load()
+        except Exception:  # noqa: BLE001 - still unreachable: try again, then say so
+            continue
+        if all(n in doc.profiles and n not in doc.moved for n in fresh):
+            return "live"
+        if all(n not in doc.profiles and (doc.moved.get(n) or {}).get("to") == dst_where for n in fresh):
+            return "moved"
+        return "unknown"
+    return "unknown"
+
+
+def _not_the_copy(destination: Store, name: str) -> UsageError:
+    return UsageError(
+        f"{destination.describe()} holds a profile {shown(name, 64)!r} that is not the copy this move made (someone "
+        "logged in there since): it was not overwritten, and nothing was moved.",
+        hint="Keep that profile (it is live), or remove it there and run the move again.",
+    )
+
+
+# -- the same store, spelt twice ---------------------------------------------------------------------
+
+def same_store(a: Store, b: Store) -> bool:
+    """Whether two stores are one: the same file (through any link), or the same server, database
+    and key prefix however the URL spells them (postgres:// or postgresql://, localhost or
+    127.0.0.1, a default port left out)."""
+    (kind_a, where_a), (kind_b, where_b) = a.locator(), b.locator()
+    if where_a == where_b:
+        return True
+    if kind_a != kind_b:
+        return False
+    if kind_a == "config":
+        if os.path.realpath(where_a) == os.path.realpath(where_b):
+            return True
+        try:
+            return os.path.samefile(where_a, where_b)
+        except OSError:
+            return False  # one of them does not exist yet: not the same file
+    ident_a, ident_b = _shared_identity(a), _shared_identity(b)
+    if ident_a is None or ident_b is None:
+        return False
+    (family_a, hosts_a, rest_a), (family_b, hosts_b, rest_b) = ident_a, ident_b
+    return family_a == family_b and rest_a == rest_b and bool(hosts_a & hosts_b)
+
+
+def _shared_identity(store: Store) -> tuple[str, frozenset[str], tuple[Any, ...]] | None:
+    """(scheme family, the host's addresses, (port, database, prefix)) of a shared store's URL."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    from .stores.base import SHARED_SCHEMES
+
+    url = store.locator()[1]
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        query = dict(parse_qsl(parts.query))
+    except ValueError:
+        return None
+    family = SHARED_SCHEMES.get(parts.scheme.lower())
+    if family is None:
+        return None
+    path = unquote(parts.path.lstrip("/"))
+    if family == "postgres":
+        env = os.environ
+        host = query.get("host") or unquote(parts.hostname or "") or env.get("PGHOST") or "/tmp"
+        port = port or _int(query.get("port")) or _int(env.get("PGPORT")) or 5432
+        user = unquote(parts.username or "") or query.get("user") or env.get("PGUSER") or _os_user()
+        database = path or query.get("dbname") or env.get("PGDATABASE") or user
+        return family, _addresses(host, port), (port, database, None)
+    host = unquote(parts.hostname or "") or "localhost"
+    port = port or 6379
+    return family, _addresses(host, port), (port, path or "0", getattr(store, "prefix", None))
+
+
+def _addresses(host: str, port: int) -> frozenset[str]:
+    """What a host name resolves to (a Unix socket directory: itself), so that two names of one
+    server compare equal; the name itself when it does not resolve."""
+    if host.startswith("/"):
+        return frozenset({"unix:" + os.path.realpath(host)})
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return frozenset({host.lower()})
+    return frozenset(str(info[4][0]) for info in infos) or frozenset({host.lower()})
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name to be had: libpq would fail the same way
+        return ""
 
 
 def _names(src: Credentials, dst: Credentials, name: str | None, src_where: str) -> list[str]:

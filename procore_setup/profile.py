@@ -312,19 +312,21 @@ class Credentials:
             if not moved:
                 self.raw.pop("moved")
 
-    def moved_error(self, name: str) -> ProfileMoved:
+    def moved_error(self, name: str, command: str | None = None) -> ProfileMoved:
+        """The error for a job that asked for moved profile `name`; `command`: the words of the
+        command it ran, after the store's flag (default: `token --profile NAME`)."""
         from .checks import shown
 
         entry = self.moved.get(name) or {}
-        to = str(entry.get("to", "another store"))
+        to = moved_to(entry)
         at = entry.get("at")
         when = f" on {at.isoformat()}" if isinstance(at, datetime) else ""
-        flag = store_flag(to)
+        from_file = self.store is not None and self.store.locator()[0] == "config"
+        words = command or f"token --profile {shell_quote(name)}"
         return ProfileMoved(
-            f"Profile {shown(name, 64)!r} was moved from {self.where} to {shown(to, 200)}{when}; this copy is "
-            "no longer used, and nothing was refreshed.",
-            hint=f"Point the job at the new store: procore-setup{flag} token --profile {shell_quote(name)}"
-            + (f"  (or set PROCORE_SETUP_STORE={shell_quote(to)})" if "://" in to else ""),
+            f"Profile {shown(name, 64)!r} was moved from {self.where} to {shown(to, MOVED_TO_LIMIT)}{when}; this copy "
+            "is no longer used, and nothing was refreshed.",
+            hint=f"Point the job at the new store: procore-setup{store_flag(to)} {words}" + env_hint(from_file, to),
         )
 
     def check(self, prof: Profile) -> None:
@@ -352,6 +354,28 @@ class Credentials:
             for name, prof in self.profiles.items()
         }
         return out
+
+
+MOVED_TO_LIMIT = 200  # a tombstone's `to` comes from the store: capped wherever it is shown
+
+
+def moved_to(entry: dict[str, Any]) -> str:
+    """Where a tombstone says its profile went, capped (the store may hold anything there)."""
+    to = str(entry.get("to", "another store"))
+    return to if len(to) <= MOVED_TO_LIMIT else to[:MOVED_TO_LIMIT] + "…"
+
+
+def env_hint(from_file: bool, to: str) -> str:
+    """How a job that names its store by an environment variable points at `to` instead.
+
+    A job moved off a file most likely sets PROCORE_SETUP_CONFIG: setting PROCORE_SETUP_STORE
+    beside it is a usage error (both set), so it must go."""
+    if from_file and "://" in to:
+        return (f"  (or, in the job's environment, set PROCORE_SETUP_STORE={shell_quote(to)} instead of "
+                "PROCORE_SETUP_CONFIG, and unset PROCORE_SETUP_CONFIG)")
+    if from_file:
+        return f"  (or set PROCORE_SETUP_CONFIG={shell_quote(to)})"
+    return f"  (or set PROCORE_SETUP_STORE={shell_quote(to)})"
 
 
 def _encrypt_fields(doc: Credentials, name: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .hints import add_command
-from .profile import Credentials, Profile, login_command, mask
+from .profile import Credentials, Profile, login_command, mask, moved_to
 from .text import time_left
 
 if TYPE_CHECKING:
@@ -135,7 +135,8 @@ def run_status(store: Store, name: str | None, *, as_json: bool, online: bool, i
     head = {"store": store.describe(), "store_kind": getattr(store, "kind", "file") if kind == "store" else "file",
             "path": store.describe(), "mode": store.permissions() if kind == "config" else None,
             "readable_by": store.permissions(), "encrypted": doc.encrypted, "default_profile": doc.default_profile}
-    moved = {n: str(m.get("to")) for n, m in doc.moved.items()}
+    # the tombstones' names and destinations come from the store: capped, printable, here and in --json
+    moved = {_name(n): _name(moved_to(m)) for n, m in doc.moved.items()}
     if moved:
         head["moved"] = moved
     if as_json:
@@ -150,7 +151,7 @@ def run_status(store: Store, name: str | None, *, as_json: bool, online: bool, i
     if note is not None and note():
         w(f"note: {note()}\n")
     for gone, to in sorted(moved.items()):
-        w(f"moved: profile {_name(gone)!r} now lives in {_name(to)}\n")
+        w(f"moved: profile {gone!r} now lives in {to}\n")
     if not infos:
         w(f"no profiles yet: add one with {add_command(store)}\n")
     for info in infos:
