@@ -288,6 +288,8 @@ class PostgresStore(SharedStore):
         try:
             try:
                 key = (LOCK_CLASS, TABLE)
+                # first: the lock's own statement stays the session's last (what an operator sees)
+                conn.execute(f"SET idle_in_transaction_session_timeout = {LOCK_IDLE_LIMIT_MS}")
                 if timeout <= 0:
                     got = conn.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", key).fetchone()[0]
                     if not got:
@@ -296,7 +298,6 @@ class PostgresStore(SharedStore):
                     with _deadline(conn, timeout + self.statement_deadline):
                         conn.execute(f"SET LOCAL lock_timeout = {max(1, int(timeout * 1000))}")
                         conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", key)
-                conn.execute(f"SET idle_in_transaction_session_timeout = {LOCK_IDLE_LIMIT_MS}")
             except self._pg.errors.LockNotAvailable:
                 raise self._lock_timeout(timeout) from None
             except self._pg.Error as exc:
