@@ -254,7 +254,11 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
     try:
         try:
             # Record that a refresh is in flight, so a crash before the save below is explained next time.
-            profile.set(refresh_started_at=utcnow())
+            # On a store whose lock can be lost, a retry of an interrupted refresh keeps that refresh's
+            # time: the wait for a live holder's answer (_await_refresh_in_flight) is then counted from
+            # the first attempt, once, not restarted by every run that finds the chain dead.
+            again = interrupted_at is not None and getattr(store, "locks_can_be_lost", False)
+            profile.set(refresh_started_at=interrupted_at if again else utcnow())
             store.save(doc)
             tokens = client.refresh(profile.refresh_token or "")  # _check_usable: there is one
         finally:
@@ -279,8 +283,9 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
             newer = _await_refresh_in_flight(store, profile, profile.refresh_token, interrupted_at, http_timeout)
         if newer is not None:
             return RefreshResult(newer, False, store.describe(), save_warning=(
-                "another process refreshed this profile after this run lost its lock, so Procore refused this "
-                "run's (spent) refresh token; the newer tokens it saved are used, and nothing was overwritten."))
+                "Procore refused the stored refresh token: another process refreshed this profile at the same "
+                "time (one of the two had lost the store's lock); the newer tokens it saved are used, and "
+                "nothing was overwritten."))
         raise _record_reauth(store, doc, profile, exc, interrupted_at) from None
     except TokensUnusable as exc:
         # Procore issued tokens, so the stored refresh token is most likely spent. The in-flight

@@ -124,3 +124,36 @@ def test_a_host_refused_while_the_first_holders_answer_is_on_its_way_waits_for_i
     assert shared.fake.refresh_token_state(stored["refresh_token"]) == "active"
     assert not stored.get("reauth_required")
     assert two.token() == stored["access_token"]
+
+
+def test_a_run_killed_while_it_waits_for_a_holders_answer_leaves_that_holders_mark(shared: Shared) -> None:
+    """Host 1 dies after Procore used the token (the chain is dead); host 2, finding host 1's mark, is
+    refused and waits for an answer that will never come, and is killed too. The mark left is host 1's,
+    so the next run waits at most what is left of that one window, not a new one per run."""
+    import signal
+
+    one, two = shared.hosts
+    one.login()
+    spent = shared.profile()["refresh_token"]
+    release = _held(shared.fake, hook=True)
+    first = one.popen("refresh", "--force")
+    try:
+        wait_for(lambda: shared.fake.refresh_token_state(spent) == "used", what="Procore to rotate the pair", timeout=30)
+        first.send_signal(signal.SIGKILL)
+        assert one.collect(first).returncode == -signal.SIGKILL
+    finally:
+        release.set()
+    # host 1's mark, dated 10 s back, so that a mark host 2 would write (to the second) differs from it
+    from datetime import timedelta
+
+    shared.edit(lambda doc: doc.profiles["default"].set(
+        refresh_started_at=doc.profiles["default"].refresh_started_at - timedelta(seconds=10)))
+    mark = shared.profile()["refresh_started_at"]
+    second = two.popen("token")  # the default HTTP timeout: it would wait 35 s from the mark
+    wait_for(lambda: shared.fake.counts["invalid_grant"] >= 1, what="host 2 to be refused", timeout=30)
+    second.send_signal(signal.SIGKILL)
+    assert two.collect(second).returncode == -signal.SIGKILL
+    assert shared.profile()["refresh_started_at"] == mark  # host 1's, not a new one of host 2's
+    r = two.run("token", env=NO_WAIT)
+    assert r.returncode == 4, r.stderr
+    assert "interrupted" in r.stderr
