@@ -256,13 +256,6 @@ class Redis:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def redis_store_available() -> bool:
-    """Whether this procore-setup has the Redis store yet (procore_setup/stores/redis.py)."""
-    import importlib.util
-
-    return importlib.util.find_spec("procore_setup.stores.redis") is not None
-
-
 @contextlib.contextmanager
 def store_url(spec: str | None) -> Iterator[str | None]:
     """The store URL for a run: None (the file), a server started for the run ("postgres",

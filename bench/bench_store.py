@@ -11,8 +11,7 @@
     .venv/bin/python bench/bench_store.py [--store postgres|redis|URL] [--runs 30] [--pairs 10]
 
 `--store postgres` (the default) or `redis` starts a throwaway server on 127.0.0.1 for the run
-(bench/_servers.py); a URL is used as it is, and must name an empty store. The Redis store is
-taken by URL scheme; without procore_setup/stores/redis.py the script says so and skips.
+(bench/_servers.py); a URL is used as it is, and must name an empty store.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from procore_setup.testing import FakeProcore
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import EXE, clean_env, header, interleaved, login  # noqa: E402
-from _servers import ServerUnavailable, redis_store_available, store_scheme, store_url  # noqa: E402
+from _servers import ServerUnavailable, store_scheme, store_url  # noqa: E402
 
 TARGET = 2.0
 
@@ -90,9 +89,6 @@ def main() -> int:
     kind = store_scheme(args.store)
     if kind == "file":
         ap.error("--store takes postgres, redis, or a postgresql:// or redis:// URL")
-    if kind == "redis" and not redis_store_available():
-        print("skipped: this procore-setup has no Redis store yet (procore_setup/stores/redis.py)")
-        return 0
     try:
         with store_url(args.store) as url, FakeProcore() as fake, tempfile.TemporaryDirectory() as tmp:
             assert url is not None

@@ -7,7 +7,8 @@ working with it"), pinned down with two hosts and no randomness:
 
   answered-first  Host A's `refresh --force` reaches Procore, which rotates the pair; just
                   before the answer goes out, A's lock connection is terminated
-                  (pg_terminate_backend) and host B runs `refresh --force`.
+                  (pg_terminate_backend) and host B runs `refresh --force`; A's answer is
+                  held until Procore has refused B's request (or B has ended, or 10 s).
   sent-first      Host A's request is held 3 s at the server before Procore processes it; A's
                   lock connection is terminated meanwhile and B runs `refresh --force`.
 
@@ -73,8 +74,21 @@ def case(name: str, url: str, fake: FakeProcore, a: dict[str, str], b: dict[str,
         out["B"] = run(b, "refresh", "--force")
 
     if name == "answered-first":
-        fake.inject(hook=second_host, paths="/oauth/token")
+        def hold_answer_for_b() -> None:
+            # B runs beside A's held answer, which goes out once Procore has refused B's request
+            # (A's request used the token) or B has ended. Running B inside the hook and waiting
+            # for it deadlocked once B learned to wait for a live holder's answer
+            # (refresh._await_refresh_in_flight): B waited for A's answer, which waited for B.
+            b_thread = threading.Thread(target=second_host)
+            b_thread.start()
+            deadline = time.monotonic() + 10  # well inside A's HTTP timeout: A must get its answer
+            while b_thread.is_alive() and fake.counts["invalid_grant"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            out["B_thread"] = b_thread
+
+        fake.inject(hook=hold_answer_for_b, paths="/oauth/token")
         out["A"] = run(a, "refresh", "--force")
+        out["B_thread"].join()
     else:
         fake.inject(hang=3.0, paths="/oauth/token")
         t = threading.Thread(target=lambda: out.__setitem__("A", run(a, "refresh", "--force")))
