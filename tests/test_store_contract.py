@@ -385,3 +385,22 @@ def test_store_move_leaves_one_live_copy(shared: Shared, tmp_path: Path) -> None
     assert back.returncode == 0, back.stderr
     assert two.token() == token
     assert two.run("token", env={"PROCORE_SETUP_STORE": str(elsewhere)}).returncode == 3
+
+
+def test_a_new_passphrase_and_decrypt_work_on_the_store(shared: Shared) -> None:
+    one, two = shared.hosts
+    one.login()
+    plain = shared.profile()
+    old = {"PROCORE_SETUP_PASSPHRASE": "correct horse battery staple 42"}
+    new = {"PROCORE_SETUP_PASSPHRASE": "another horse, another staple 43"}
+    assert one.run("encrypt", env=old).returncode == 0
+    r = one.run("passphrase", env=dict(old, PROCORE_SETUP_NEW_PASSPHRASE=new["PROCORE_SETUP_PASSPHRASE"]))
+    assert r.returncode == 0, r.stderr
+    assert two.run("token", env=old).returncode == 6  # the old one opens nothing any more
+    t = two.run("token", env=new)
+    assert t.returncode == 0 and t.stdout.strip() == plain["access_token"]
+    d = two.run("decrypt", env=new)
+    assert d.returncode == 0, d.stderr
+    raw = shared.raw()
+    assert plain["refresh_token"] in raw and "enc:" not in raw  # plain again, and nothing lost
+    assert two.token() == plain["access_token"]
