@@ -141,7 +141,7 @@ def _check_not_in_flight(source: Store, prof: Profile, http_timeout: float | Non
     from the mark; a mark from a dead process blocks the move only that long.
     """
     started = prof.refresh_started_at
-    if started is None or not getattr(source, "locks_can_be_lost", False):
+    if started is None or not source.locks_can_be_lost:
         return
     step = max(http_timeout if http_timeout is not None else DEFAULT_HTTP_STEP, DEFAULT_HTTP_STEP)
     whole = 2 * step + 5 + MARK_ROUNDING + CLOCK_SKEW

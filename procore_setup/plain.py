@@ -230,9 +230,9 @@ def _finish(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, store: Sto
         print(f"The access token is valid for {int(left // 60)} min; `procore-setup token` renews it as needed.")
     print("Keep it fresh from cron with:")
     print(f"  {cron_line(store, prof.name)}")
-    note = getattr(store, "password_note", None)
-    if note is not None and note():
-        print(note())
+    note = store.password_note()
+    if note:
+        print(note)
     _use_it(store, prof)
     return code
 

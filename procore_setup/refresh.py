@@ -257,7 +257,7 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
             # On a store whose lock can be lost, a retry of an interrupted refresh keeps that refresh's
             # time: the wait for a live holder's answer (_await_refresh_in_flight) is then counted from
             # the first attempt, once, not restarted by every run that finds the chain dead.
-            again = interrupted_at is not None and getattr(store, "locks_can_be_lost", False)
+            again = interrupted_at is not None and store.locks_can_be_lost
             profile.set(refresh_started_at=interrupted_at if again else utcnow())
             store.save(doc)
             tokens = client.refresh(profile.refresh_token or "")  # _check_usable: there is one
@@ -279,7 +279,7 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
         raise lost from None
     except ReauthRequired as exc:
         newer = _refreshed_elsewhere(store, profile, sent=profile.refresh_token)
-        if newer is None and interrupted_at is not None and getattr(store, "locks_can_be_lost", False):
+        if newer is None and interrupted_at is not None and store.locks_can_be_lost:
             newer = _await_refresh_in_flight(store, profile, profile.refresh_token, interrupted_at, http_timeout)
         if newer is not None:
             return RefreshResult(newer, False, store.describe(), save_warning=(

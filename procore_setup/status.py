@@ -132,7 +132,7 @@ def run_status(store: Store, name: str | None, *, as_json: bool, online: bool, i
     if not profs:
         code = EXIT_NOT_CONFIGURED
     kind, _ = store.locator()
-    head = {"store": store.describe(), "store_kind": getattr(store, "kind", "file") if kind == "store" else "file",
+    head: dict[str, Any] = {"store": store.describe(), "store_kind": store.kind,
             "path": store.describe(), "mode": store.permissions() if kind == "config" else None,
             "readable_by": store.permissions(), "encrypted": doc.encrypted, "default_profile": doc.default_profile}
     # the tombstones' names and destinations come from the store: capped, printable, here and in --json
@@ -147,9 +147,9 @@ def run_status(store: Store, name: str | None, *, as_json: bool, online: bool, i
     w = sys.stdout.write
     label = "file" if kind == "config" else "store"
     w(f"{label}: {head['path']} ({store.access_note()}{', secrets encrypted' if doc.encrypted else ''})\n")
-    note = getattr(store, "durability_note", None)
-    if note is not None and note():
-        w(f"note: {note()}\n")
+    note = store.durability_note()
+    if note:
+        w(f"note: {note}\n")
     for gone, to in sorted(moved.items()):
         w(f"moved: profile {gone!r} now lives in {to}\n")
     if not infos:

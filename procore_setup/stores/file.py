@@ -69,6 +69,9 @@ class FileStore(StoreCommon):
     often run without that variable). Built by `stores.open_store`.
     """
 
+    kind = "file"
+    locks_can_be_lost = False  # flock dies with its process only
+
     def __init__(self, path: str | os.PathLike[str] | None = None, *, passphrase_command: str | None = None,
                  lock_timeout: float = DEFAULT_LOCK_TIMEOUT, named_by_env: bool = False) -> None:
         self.passphrase_command = passphrase_command or None
@@ -94,6 +97,12 @@ class FileStore(StoreCommon):
     def permissions(self) -> str | None:
         """Who may read the store, for messages: the file's mode as 0600-style text."""
         return fs.mode_text(self.path)
+
+    def durability_note(self) -> str | None:
+        return None  # a file on disk keeps what it was given
+
+    def password_note(self) -> str | None:
+        return None  # a path holds no password
 
     def access_note(self) -> str:
         return f"mode {self.permissions()}"

@@ -25,10 +25,8 @@ from .shared import (
     STORE_SCHEMA,
     Revision,
     SharedStore,
-    check_driver,
     decode,
     encode,
-    import_driver,
 )
 
 TABLE = "procore_setup"
@@ -72,18 +70,11 @@ _SELECT = (f"SELECT kind, name, CASE WHEN octet_length(fields::text) <= {MAX_DOC
            f"octet_length(fields::text), version, schema_version FROM {TABLE} LIMIT {MAX_ROWS + 1}")
 
 
-def _check_driver() -> None:
-    check_driver("psycopg", "PostgreSQL", "postgres")
-
-
-def _driver() -> Any:
-    return import_driver("psycopg", "PostgreSQL", "postgres")
-
-
 class PostgresStore(SharedStore):
     """A PostgreSQL database that several hosts share. Built by `stores.open_store`."""
 
     kind = "PostgreSQL"
+    driver_name, driver_extra = "psycopg", "postgres"
 
     def __init__(self, url: str, *, environ: Any = None, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
@@ -93,17 +84,12 @@ class PostgresStore(SharedStore):
 
         env = os.environ if environ is None else environ
         self.statement_deadline = env_seconds(STATEMENT_DEADLINE_ENV, STATEMENT_DEADLINE, 1, 600, environ=env)
-        _check_driver()
-        self._driver: Any = None
         self._conn: Any = None
         self._ready = False  # the table is known to exist and be writable by this role
 
     @property
     def _pg(self) -> Any:
-        """psycopg, imported the first time something more than a read is needed."""
-        if self._driver is None:
-            self._driver = _driver()
-        return self._driver
+        return self.driver
 
     def permissions(self) -> str | None:
         return f"any database role with rights on table {TABLE}"

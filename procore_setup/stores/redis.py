@@ -42,10 +42,8 @@ from .shared import (
     STORE_SCHEMA,
     Revision,
     SharedStore,
-    check_driver,
     decode,
     encode,
-    import_driver,
 )
 
 DEFAULT_PREFIX = "procore-setup:"
@@ -133,25 +131,16 @@ return redis.call('DEL', KEYS[1])
 """
 
 
-def _check_driver() -> None:
-    check_driver("redis", "Redis", "redis")
-
-
-def _driver() -> Any:
-    return import_driver("redis", "Redis", "redis")
-
-
 class RedisStore(SharedStore):
     """A Redis database that several hosts share. Built by `stores.open_store`."""
 
     kind = "Redis"
+    driver_name, driver_extra = "redis", "redis"
 
     def __init__(self, url: str, *, lease: float | None = None, environ: Any = None, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
         env = os.environ if environ is None else environ
         self.lease = lease if lease is not None else env_seconds(LEASE_ENV, DEFAULT_LEASE, 0.5, 3600, environ=env)
-        _check_driver()
-        self._driver_module: Any = None
         self._driver_options: dict[str, Any] | None = None
         self.prefix, self._driver_url, self._fast = self._parse(url, env)
         self._client: Any = None
@@ -163,10 +152,7 @@ class RedisStore(SharedStore):
     # -- the URL -------------------------------------------------------------------
     @property
     def _redis(self) -> Any:
-        """redis-py, imported the first time something more than the fast path's read is needed."""
-        if self._driver_module is None:
-            self._driver_module = _driver()
-        return self._driver_module
+        return self.driver
 
     @property
     def _options(self) -> dict[str, Any]:
@@ -175,23 +161,22 @@ class RedisStore(SharedStore):
             try:
                 options = self._redis.connection.parse_url(self._driver_url)
             except ValueError:
-                raise UsageError(
-                    f"The Redis store URL {self.describe()} does not parse.",
-                    hint="Use redis://[[USER]:PASSWORD@]HOST[:PORT]/DB (rediss:// for TLS), optionally with "
-                    "?prefix=KEYPREFIX.",
-                ) from None
+                raise self._unparsable() from None
             if "password" not in options and self._env_password:
                 options["password"] = self._env_password
             self._driver_options = options
         return self._driver_options
 
-    def _parse(self, url: str, env: Any) -> tuple[str, str, dict[str, Any] | None]:
-        """The key prefix, the URL for redis-py (without our `prefix`), and what the fast path's
-        plain socket needs (None when the URL asks for more than it does: TLS, driver options)."""
-        bad = UsageError(
+    def _unparsable(self) -> UsageError:
+        return UsageError(
             f"The Redis store URL {self.describe()} does not parse.",
             hint="Use redis://[[USER]:PASSWORD@]HOST[:PORT]/DB (rediss:// for TLS), optionally with ?prefix=KEYPREFIX.",
         )
+
+    def _parse(self, url: str, env: Any) -> tuple[str, str, dict[str, Any] | None]:
+        """The key prefix, the URL for redis-py (without our `prefix`), and what the fast path's
+        plain socket needs (None when the URL asks for more than it does: TLS, driver options)."""
+        bad = self._unparsable()
         try:
             parts = urlsplit(url)
             query = parse_qsl(parts.query, keep_blank_values=True)
@@ -318,7 +303,7 @@ class RedisStore(SharedStore):
 
     # -- the primitives -------------------------------------------------------------
     def _read(self) -> Revision:
-        if self._fast is not None and self._client is None and self._driver_module is None:
+        if self._fast is not None and self._client is None and self._driver is None:
             from . import resp
 
             try:

@@ -209,6 +209,10 @@ class SharedStore(StoreCommon):
     # A holder can lose the lock and go on (a dropped lock connection, a lease that ran out): so an
     # in-flight mark may belong to a live process, whose answer can still land (see refresh).
     locks_can_be_lost = True
+    # The driver: checked when the store is opened, imported only when more than the fast path's
+    # read is needed (see `driver`). Subclasses name it.
+    driver_name = ""
+    driver_extra = ""
 
     def __init__(self, url: str, *, passphrase_command: str | None = None, lock_timeout: float = 60.0,
                  named_by_env: bool = False) -> None:
@@ -219,6 +223,19 @@ class SharedStore(StoreCommon):
         self.passphrase_command = passphrase_command or None
         self.lock_timeout = lock_timeout
         self._named_by_env = named_by_env
+        check_driver(self.driver_name, self.kind, self.driver_extra)
+        self._driver: Any = None
+
+    @property
+    def driver(self) -> Any:
+        """The driver module (psycopg, redis), imported the first time it is needed."""
+        if self._driver is None:
+            self._driver = import_driver(self.driver_name, self.kind, self.driver_extra)
+        return self._driver
+
+    def durability_note(self) -> str | None:
+        """A sentence for `status` when the server may lose what it holds (None: nothing to say)."""
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
