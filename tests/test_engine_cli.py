@@ -18,23 +18,19 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import base_env
-
-from test_engine_helpers import (  # noqa: F401 - eng is a fixture
-    CLIENT_ID,
-    CLIENT_SECRET,
-    EXE,
+from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.engine import (
     FIRST_COMPANY,
     SECOND_COMPANY,
     Engine,
-    Snapshot,
-    eng,
     load,
     mode_of,
     rewrite,
     set_expiry,
+    Snapshot,
     temp_files,
 )
+
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
 

@@ -8,15 +8,8 @@ import time
 import tomllib
 
 from procore_setup.stores.file import FileStore
-from test_engine_helpers import (  # noqa: F401 - eng is a fixture
-    CLIENT_SECRET,
-    Engine,
-    eng,
-    load,
-    mode_of,
-    temp_files,
-    wait_for,
-)
+from helpers.cli import CLIENT_SECRET
+from helpers.engine import Engine, load, mode_of, temp_files, wait_for
 
 TOKEN_PATH = ["/oauth/token"]
 

@@ -19,16 +19,9 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import CLIENT_SECRET, EXE
+from helpers.cli import CLIENT_SECRET, EXE
+from helpers.engine import Engine, load, mode_of, rewrite, Snapshot
 from procore_setup.testing import FakeProcore
-from test_engine_helpers import (  # noqa: F401 - eng is a fixture
-    Engine,
-    Snapshot,
-    eng,
-    load,
-    mode_of,
-    rewrite,
-)
 
 TOKEN_PATH = ["/oauth/token"]
 REPO = Path(__file__).resolve().parents[1]
@@ -111,7 +104,7 @@ def test_no_proxy_ever_sees_a_request_to_a_loopback_host(eng: Engine, listener: 
 
 
 def test_loopback_means_all_of_127_0_0_0_slash_8_and_localhost(tmp_path: Path, listener: Listener) -> None:
-    from conftest import CLI
+    from helpers.cli import CLI
 
     with FakeProcore(host="127.0.0.2") as fake:
         cli = CLI(tmp_path / "credentials.toml", fake)

@@ -23,7 +23,7 @@ import pytest
 
 from procore_setup.testing import FakeProcore
 
-from conftest import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.cli import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
 
 TWO_COMPANIES = [{"id": 8675309, "name": "Builder Demo Co."}, {"id": 42, "name": "Second Co."}]
 

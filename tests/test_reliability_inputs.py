@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE, base_env
 from procore_setup.profile import Profile
 from procore_setup.stores.file import FileStore
 from procore_setup.oauth import TokenSet

@@ -6,12 +6,11 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from conftest import base_env
-from servers import PostgresServer, RedisServer
+from helpers.cli import base_env
+from helpers.servers import PostgresServer, RedisServer
 
 psycopg = pytest.importorskip("psycopg")
 redis = pytest.importorskip("redis")

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from test_store_contract import NO_WAIT, TOKEN_PATH, Shared, shared  # noqa: F401 - shared is the fixture
-from test_engine_helpers import wait_for
+from helpers.engine import wait_for
+from helpers.stores import NO_WAIT, TOKEN_PATH, Shared
 
 pytestmark = pytest.mark.parametrize("shared", ["postgres"], indirect=True)
 

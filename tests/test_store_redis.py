@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import secrets
 import shutil
 import signal
@@ -31,9 +30,9 @@ from typing import Any
 
 import pytest
 
-from conftest import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.cli import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.engine import issued_secrets
 from procore_setup.testing import FakeProcore
-from test_engine_helpers import issued_secrets
 
 TOKEN_PATH = ["/oauth/token"]
 PREFIX = "procore-setup:"

@@ -6,7 +6,6 @@ document row, and a URL option libpq refuses."""
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
 from datetime import timedelta
 from typing import Any
@@ -14,8 +13,8 @@ from typing import Any
 import pytest
 
 from procore_setup.profile import utcnow
-from test_engine_helpers import wait_for
-from test_store_contract import NO_WAIT, TOKEN_PATH, Shared, shared  # noqa: F401 - shared is the fixture
+from helpers.engine import wait_for
+from helpers.stores import NO_WAIT, TOKEN_PATH, Shared
 
 pytestmark = pytest.mark.parametrize("shared", ["postgres"], indirect=True)
 

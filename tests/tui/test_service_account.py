@@ -24,7 +24,7 @@ from procore_setup.testing import SERVICE_ACCOUNT_USER, FakeProcore
 from procore_setup.testing.demo import DemoSession
 from procore_setup.tui.app import ProcoreSetupApp
 
-from .conftest import (
+from helpers.wizard import (
     SIZE,
     Clock,
     answer_kind,

@@ -13,43 +13,25 @@ from procore_setup.testing import FakeProcore
 from procore_setup.testing.demo import DemoSession
 from procore_setup.tui.app import ProcoreSetupApp
 
-from .conftest import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    EXE,
+from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.wizard import (
     SIZE,
     Clock,
     answer_kind,
     assert_not_in_file,
-    base_env,
+    jump_to_authorize,
     message,
     paste_code,
     run_token,
+    save_on_verify,
     save_profile,
     screen_name,
     secret_leaks,
     settle,
+    setup_profile,
     type_into,
-    jump_to_authorize,
     walk_to_authorize,
 )
-
-
-async def save_on_verify(pilot: Any, company_row: int | None = None) -> None:
-    app = pilot.app
-    assert screen_name(app) == "VerifyScreen", message(app)
-    if company_row is not None:
-        app.screen.query_one("#companies").highlighted = company_row
-        await pilot.pause()
-    await pilot.press("ctrl+s")
-    await settle(pilot)
-    assert screen_name(app) == "SavedScreen", message(app)
-
-
-async def setup_profile(pilot: Any, fake: FakeProcore, *, name: str | None = None, company_row: int = 1) -> None:
-    await walk_to_authorize(pilot, fake, name=name)
-    await paste_code(pilot, fake.issue_code())
-    await save_on_verify(pilot, company_row)
 
 
 # -- the first run ------------------------------------------------------------------------------

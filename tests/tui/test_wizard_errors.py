@@ -12,20 +12,20 @@ from procore_setup.stores.file import FileStore
 from procore_setup.testing import FakeProcore
 from procore_setup.tui.app import ProcoreSetupApp, browser_problem
 
-from .conftest import (
-    CLIENT_SECRET,
+from helpers.cli import CLIENT_SECRET
+from helpers.wizard import (
     SIZE,
     Clock,
     answer_kind,
+    jump_to_authorize,
     message,
     message_kind,
     paste_code,
     run_token,
+    save_profile,
     screen_name,
     settle,
     type_into,
-    jump_to_authorize,
-    save_profile,
     walk_to_authorize,
 )
 
@@ -295,7 +295,7 @@ async def test_refused_client_goes_back_to_client_credentials(make_app: Any, fak
 
 async def test_refused_client_while_reauthorizing_opens_client_credentials(make_app: Any, fake: FakeProcore,
                                                                            config: Path) -> None:
-    from .conftest import save_profile
+    from helpers.wizard import save_profile
 
     save_profile(config, fake)
     fake.client_secret = "rotated-in-the-portal"  # the app's secret was changed in the Developer Portal
