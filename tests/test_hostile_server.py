@@ -21,6 +21,7 @@ import pytest
 
 from helpers.cli import CLIENT_SECRET, EXE
 from helpers.engine import Engine, load, mode_of, rewrite, Snapshot
+from helpers.net import stop_serving
 from procore_setup.testing import FakeProcore
 
 TOKEN_PATH = ["/oauth/token"]
@@ -80,7 +81,7 @@ class Listener:
                     self.received.append(b"(connected)")
 
     def close(self) -> None:
-        self.sock.close()
+        stop_serving(self.sock, self.thread)  # sock.close() alone leaves the thread accepting
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ import pytest
 from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE
 from helpers.engine import wait_for
 from helpers.stores import chain_intact, hold_answers, Host, kill_backend, pg_lock_holders, Shared, store_rows
+from helpers.net import stop_serving
 from procore_setup.testing import FakeProcore
 
 PASSPHRASE = "correct horse battery staple 42"
@@ -155,7 +156,7 @@ class _Proxy:
     def close(self) -> None:
         self._stop.set()
         self._held.set()
-        self.sock.close()
+        stop_serving(self.sock, self._threads[0])
 
 
 @pytest.fixture

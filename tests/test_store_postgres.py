@@ -37,6 +37,7 @@ from helpers.stores import (
     pg_lock_holders,
     store_rows,
 )
+from helpers.net import stop_serving
 from procore_setup.testing import FakeProcore
 
 HEAVY = ("httpx", "textual")
@@ -92,8 +93,7 @@ class _Refuser:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(10)
-        self.sock.close()
+        stop_serving(self.sock, self._thread)
 
 
 # -- the server stopped ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from procore_setup.profile import utcnow
 from helpers.engine import wait_for
 from helpers.stores import NO_WAIT, TOKEN_PATH, Shared
+from helpers.net import stop_serving
 
 pytestmark = pytest.mark.parametrize("shared", ["postgres"], indirect=True)
 
@@ -40,7 +41,8 @@ class _Proxy:
         self.closed_by_client = 0
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
 
     def _accept(self) -> None:
         while True:
@@ -74,7 +76,7 @@ class _Proxy:
                     pass
 
     def close(self) -> None:
-        self.sock.close()
+        stop_serving(self.sock, self._thread)  # sock.close() alone leaves the thread accepting
 
 
 def test_a_server_that_stops_answering_mid_save_is_cut_off_and_the_pair_saved_when_it_answers(
