@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from helpers.servers import (
+    REQUIRE_ENV,
     PostgresServer,
     RedisServer,
     Cleanup,
@@ -40,9 +41,6 @@ from helpers.servers import (
 )
 
 __all__ = ["PostgresServer", "RedisServer", "pg_server", "pg_store_url", "redis_server", "redis_store_url"]
-
-REQUIRE_ENV = "PROCORE_SETUP_REQUIRE_SERVERS"
-
 
 def _unavailable(reason: str) -> None:
     """Skip the test for `reason`, or fail it when the servers are required (CI)."""

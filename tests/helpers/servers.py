@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+# Set (scripts/test does in CI): a store test whose server cannot be had fails instead of skipping.
+REQUIRE_ENV = "PROCORE_SETUP_REQUIRE_SERVERS"
 DEADLINE = 60.0  # seconds any server gets to start, stop or answer
 APP_USER = "app"
 SUPERUSER = "postgres"
