@@ -16,7 +16,7 @@ from typing import Any
 
 from helpers.cli import CLIENT_SECRET
 from helpers.engine import issued_secrets, wait_for
-from helpers.stores import NO_WAIT, TOKEN_PATH, Shared, hold_answers, pg_lock_waiters
+from helpers.stores import NO_WAIT, SHORT_LEASE, TOKEN_PATH, Shared, hold_answers, pg_lock_waiters
 
 # -- the contract ------------------------------------------------------------------------------------
 
@@ -90,7 +90,7 @@ def test_a_host_killed_after_procore_answered_is_explained_on_the_other(shared: 
     one.login()
     held = shared.profile()["refresh_token"]
     release = hold_answers(shared.fake, consume=True, drop=True)
-    proc = one.popen("refresh", "--force")
+    proc = one.popen("refresh", "--force", env=SHORT_LEASE)  # killed below
     try:
         wait_for(lambda: shared.fake.refresh_token_state(held) == "used", what="Procore to use the refresh token",
                  timeout=30)
@@ -114,7 +114,7 @@ def test_a_host_killed_before_procore_acted_leaves_a_chain_the_other_recovers(sh
     one.login()
     old = shared.profile()
     shared.fake.inject(hang=60, paths=TOKEN_PATH)  # held before Procore looks at it
-    proc = one.popen("refresh", "--force")
+    proc = one.popen("refresh", "--force", env=SHORT_LEASE)  # killed below
     wait_for(lambda: shared.fake.counts["faults"] >= 1, what="the refresh to reach Procore", timeout=30)
     proc.send_signal(signal.SIGKILL)
     assert one.collect(proc).returncode == -signal.SIGKILL

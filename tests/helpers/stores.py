@@ -26,6 +26,11 @@ KINDS = ("file", "postgres", "redis")
 # holder's answer while its request could still be running (2 x the HTTP timeout + 5 s from the
 # mark): where the test knows that holder is dead or held, a short HTTP timeout keeps the wait short.
 NO_WAIT = {"PROCORE_SETUP_HTTP_TIMEOUT": "1"}
+# A Redis lock is a lease: a holder the test SIGKILLs keeps the lock until its lease runs out
+# (30 s by default), and the other host waits for that. A holder given a short lease lets the
+# test go on in seconds; the file and PostgreSQL ignore the setting (their locks die with the
+# process or its connection).
+SHORT_LEASE = {"PROCORE_SETUP_REDIS_LEASE": "5"}
 
 
 class Host:
