@@ -33,7 +33,8 @@ def _terminate(shared: Shared, pid: int) -> None:
     import psycopg
 
     with psycopg.connect(shared.url, autocommit=True) as conn:
-        assert conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+        row = conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()
+        assert row is not None and row[0]
 
 
 def _held(fake: Any, **where: Any) -> threading.Event:

@@ -90,7 +90,11 @@ def test_a_server_that_stops_answering_mid_save_is_cut_off_and_the_pair_saved_wh
         one, two = shared.hosts
         one.login()
         release = threading.Event()
-        shared.fake.inject(hook=lambda: (proxy.stalled.set(), release.wait(60)), paths=TOKEN_PATH)
+        def stall() -> None:
+            proxy.stalled.set()
+            release.wait(60)
+
+        shared.fake.inject(hook=stall, paths=TOKEN_PATH)
         proc = one.popen("refresh", "--force", env={"PROCORE_SETUP_STORE": url, "PROCORE_SETUP_STORE_TIMEOUT": "2"})
         release.set()
         wait_for(lambda: proxy.closed_by_client >= 1, timeout=60, what="the client to give up on the stalled statement")

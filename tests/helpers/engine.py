@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import tomli_w
 
@@ -218,7 +218,7 @@ class Engine:
     def collect(self, proc: subprocess.Popen[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
         out, err = proc.communicate(timeout=timeout)
         result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-        return self.check(result, token=_is_token_command(list(proc.args)[1:]))
+        return self.check(result, token=_is_token_command(cast("list[str]", proc.args)[1:]))
 
     def login_args(self, profile: str = "default", code: str | None = None) -> list[str]:
         return ["login", "--plain", "--profile", profile, "--environment", "custom", "--login-url", self.fake.url,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from helpers.cli import CLIENT_SECRET
@@ -86,9 +87,9 @@ class SecretGuard:
         if windows:
             get = windows.get
             for i in range(len(text) - SECRET_WINDOW + 1):
-                s = get(text[i : i + SECRET_WINDOW])
-                if s is not None and s not in allowed:
-                    hits[s] = None
+                hit = get(text[i : i + SECRET_WINDOW])
+                if hit is not None and hit not in allowed:
+                    hits[hit] = None
         return [f"{self.secrets.get(s, 'a secret')} (ending ...{s[-4:]})" for s in hits]
 
     def record_output(self, where: str, text: Any, allowed: frozenset[str] = frozenset()) -> None:
@@ -123,7 +124,7 @@ class SecretGuard:
         self.record_output(f"the stdout of `{what}`", out, allowed_out)
         self.record_output(f"the stderr of `{what}`", err, given)
 
-    def problems(self, extra: list[tuple[str, str]] = ()) -> list[str]:
+    def problems(self, extra: Sequence[tuple[str, str]] = ()) -> list[str]:
         """Every place a secret leaked to, as lines for a failure report."""
         for name in SECRET_ENV_VARS:
             self.add(os.environ.get(name), f"${name}")

@@ -12,7 +12,7 @@ import subprocess
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE, base_env
 from helpers.engine import assert_no_secrets, issued_secrets
@@ -56,7 +56,7 @@ class Host:
     def collect(self, proc: subprocess.Popen[str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
         out, err = proc.communicate(timeout=timeout)
         r = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-        return self.shared.check(r, token=list(proc.args)[1:2] == ["token"])
+        return self.shared.check(r, token=cast("list[str]", proc.args)[1:2] == ["token"])
 
     def token(self) -> str:
         r = self.run("token")
@@ -130,7 +130,8 @@ def redis_dump(url: str) -> str:
     out = []
     try:
         for key in client.scan_iter(count=1000):
-            kind = client.type(key).decode()
+            raw_kind = client.type(key)
+            kind = raw_kind.decode() if isinstance(raw_kind, bytes) else str(raw_kind)
             value: Any = {"string": client.get, "hash": client.hgetall, "list": lambda k: client.lrange(k, 0, -1),
                           "set": client.smembers, "zset": lambda k: client.zrange(k, 0, -1)}.get(kind, client.dump)(key)
             out.append(f"{key!r} {kind} {value!r}")
@@ -142,7 +143,11 @@ def redis_dump(url: str) -> str:
 def hold_answers(fake: FakeProcore, **fault: Any) -> threading.Event:
     """The fake holds the next token request just before its answer goes out, until the event is set."""
     release = threading.Event()
-    fake.inject(hook=lambda: release.wait(120), paths=TOKEN_PATH, **fault)
+
+    def hold() -> None:
+        release.wait(120)
+
+    fake.inject(hook=hold, paths=TOKEN_PATH, **fault)
     return release
 
 

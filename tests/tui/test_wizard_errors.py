@@ -275,7 +275,7 @@ async def test_expired_code_goes_back_to_authorize_and_restarts_the_clock(config
             await paste_code(pilot, code)
             assert screen_name(app) == "AuthorizeScreen"
             assert "more than 10 minutes old" in message(app)
-            assert app.flow.seconds_left() == 600  # back here: a new login gets a new 10 minutes
+            assert app.flow is not None and app.flow.seconds_left() == 600  # back here: a new login gets a new 10 minutes
             await paste_code(pilot, fake.issue_code())
             assert screen_name(app) == "VerifyScreen"
 
