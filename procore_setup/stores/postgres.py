@@ -27,6 +27,7 @@ from .shared import (
     SharedStore,
     decode,
     encode,
+    version_of,
 )
 
 TABLE = "procore_setup"
@@ -228,18 +229,23 @@ class PostgresStore(SharedStore):
                 raise StoreRefused(f"{where}: the row ({self.scrub(str(kind))}, {self.scrub(str(name))!r}) of {TABLE} "
                                    "does not hold a JSON object.", hint="Correct or delete that row.")
             if kind == "document":
-                version, settings = int(row_version), value
+                sane = version_of(row_version)
+                if sane is None and not (self._lenient_version and isinstance(row_version, int)):
+                    raise self._bad_version(str(row_version), f"UPDATE {TABLE} SET version = 1000000 WHERE "
+                                            "kind = 'document';  (then run the command again)")
+                version = sane if sane is not None else int(row_version)
+                settings = value
             elif kind == "profile":
                 profiles[name] = value
         return Revision(version, settings, profiles)
 
     def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
-               deletes: list[str]) -> bool:
+               deletes: list[str], *, create: bool) -> bool:
         conn = self._data()
         try:
             with _deadline(conn, self.statement_deadline), conn.transaction():
                 conn.execute(f"SET LOCAL lock_timeout = {WRITE_LOCK_TIMEOUT_MS}")
-                if expect == 0:
+                if create:
                     cur = conn.execute(
                         f"INSERT INTO {TABLE} (kind, name, fields, version, schema_version) "
                         "VALUES ('document', '', %s::jsonb, %s, %s) ON CONFLICT (kind, name) DO NOTHING",

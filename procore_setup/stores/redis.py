@@ -35,7 +35,9 @@ import time
 from typing import Any, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..checks import shown
 from ..errors import StoreRefused, StoreUnavailable, UsageError, env_seconds
+from ..hints import shell_quote
 from .shared import (
     MAX_DOCUMENT_BYTES,
     MAX_ROWS,
@@ -44,6 +46,7 @@ from .shared import (
     SharedStore,
     decode,
     encode,
+    version_of,
 )
 
 DEFAULT_PREFIX = "procore-setup:"
@@ -86,13 +89,15 @@ return out
 
 # KEYS: document, names set. ARGV: prefix, expect, new, schema, settings, writer, time, number of
 # upserts, then name/value pairs, then the names to delete.
+# The version is compared as text, as it is stored: this program writes it as a plain decimal,
+# and a foreign one ('-1', '²') is then still matched exactly by the one save that may go over it
+# (save_last_resort's, after Procore answered), never taken for 0 or for a number.
 # Returns 1 (written), 2 (this very save had landed already: its answer was lost), 0 (the version
 # moved: nothing written), -1 (a newer store schema: nothing written).
 _WRITE = """
-local v = redis.call('HGET', KEYS[1], 'version')
-local current = v and tonumber(v) or 0
-if current ~= tonumber(ARGV[2]) then
-  if current == tonumber(ARGV[3]) and redis.call('HGET', KEYS[1], 'writer') == ARGV[6] then return 2 end
+local v = redis.call('HGET', KEYS[1], 'version') or '0'
+if v ~= ARGV[2] then
+  if v == ARGV[3] and redis.call('HGET', KEYS[1], 'writer') == ARGV[6] then return 2 end
   return 0
 end
 local s = redis.call('HGET', KEYS[1], 'schema')
@@ -147,6 +152,7 @@ class RedisStore(SharedStore):
         self._scripts: dict[str, Any] = {}
         self._ready = False
         self._note: tuple[str | None] | None = None
+        self._odd_version: str | None = None  # a foreign version read leniently (see _parse_reply)
         self.lease_lost = False  # set when this run's lease ran out while it held the lock
 
     # -- the URL -------------------------------------------------------------------
@@ -332,15 +338,24 @@ class RedisStore(SharedStore):
             raise StoreRefused(f"{where} answered a read with something procore-setup cannot use.",
                                hint="Check that the URL names a Redis server. Nothing was changed.")
         version_text, schema_text, settings_text = (_text(v) for v in reply[1:4])
-        if schema_text and (not schema_text.isdigit() or int(schema_text) > STORE_SCHEMA):
+        if schema_text and not (schema_text.isascii() and schema_text.isdigit() and len(schema_text) <= 9):
             raise StoreRefused(
-                f"{where} was written by a newer procore-setup (store schema {self.scrub(schema_text[:20])}; this one "
+                f"{where}: the schema in {self.key('document')} is {shown(schema_text, 24)!r}, which procore-setup "
+                "never writes (another client wrote it). Nothing was sent to Procore, and nothing was changed.",
+                hint=f"Correct it (HSET {self.key('document')} schema {STORE_SCHEMA}) if the store is procore-setup's.")
+        if schema_text and int(schema_text) > STORE_SCHEMA:
+            raise StoreRefused(
+                f"{where} was written by a newer procore-setup (store schema {schema_text}; this one "
                 f"knows {STORE_SCHEMA}).",
                 hint="Upgrade procore-setup (pip install -U 'procore-setup[redis]'). Nothing was changed.",
             )
-        if version_text and not version_text.isdigit():
-            raise StoreRefused(f"{where}: the version in {self.key('document')} is not a number.",
-                               hint=f"Delete {self.key('document')} only if the store holds nothing you need.")
+        self._odd_version = None
+        version = version_of(version_text) if version_text else 0
+        if version is None:
+            if not self._lenient_version:
+                raise self._bad_version(repr(version_text), f"redis-cli -n DB HSET {shell_quote(self.key('document'))} "
+                                        "version 1000000  (then run the command again)")
+            version, self._odd_version = -1, version_text  # matched as text by the save over it
         settings = self._object(settings_text, self.key("document")) if settings_text else None
         profiles: dict[str, dict[str, Any]] = {}
         for i in range(4, len(reply), 2):
@@ -348,7 +363,7 @@ class RedisStore(SharedStore):
             if value is None:
                 continue  # listed, but its key is gone (evicted, deleted by hand): a profile that vanished
             profiles[name] = self._object(_text(value), self.key("profile:" + name))
-        return Revision(int(version_text or 0), settings, profiles)
+        return Revision(version, settings, profiles)
 
     def _object(self, text: str, key: str) -> dict[str, Any]:
         try:
@@ -361,9 +376,10 @@ class RedisStore(SharedStore):
         return value
 
     def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
-               deletes: list[str]) -> bool:
+               deletes: list[str], *, create: bool) -> bool:
         client = self._data()
-        args: list[Any] = [self.prefix, expect, new, STORE_SCHEMA, encode(settings), secrets.token_hex(16),
+        expected = self._odd_version if expect == -1 and self._odd_version is not None else str(expect)
+        args: list[Any] = [self.prefix, expected, str(new), STORE_SCHEMA, encode(settings), secrets.token_hex(16),
                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), len(upserts)]
         for name, fields in upserts.items():
             args += [name, encode(fields)]
