@@ -119,7 +119,7 @@ def test_a_foreign_version_is_exit_6_before_anything_is_sent(pg: Shared, pg_serv
     r = two.run("token")
     assert r.returncode == 6, r.stderr
     assert "never writes" in r.stderr and "Nothing was sent to Procore" in r.stderr, r.stderr
-    assert "UPDATE procore_setup SET version" in r.stderr
+    assert "UPDATE public.procore_setup SET version" in r.stderr
     assert dict(pg.fake.counts) == sent
     assert pg.fake.refresh_token_state(pg_server.superuser_sql(
         pg.url, "SELECT fields->>'refresh_token' FROM procore_setup WHERE kind = 'profile'")[0][0]) == "active"
@@ -236,3 +236,66 @@ def test_a_short_wrong_password_is_not_masked_inside_the_servers_words(pg: Share
     assert "refused the login" in r.stderr
     assert re.search(r'password authentication failed for user "app"', r.stderr), r.stderr
     assert "****" not in r.stderr
+
+
+# -- 4. a table another role made first (search_path hijack) ---------------------------------------------
+
+def test_a_table_another_role_made_first_is_refused_and_gets_no_secret(pg: Shared, pg_server: Any,
+                                                                      secret_guard: Any) -> None:
+    """A role with CREATE on `public` makes `procore_setup` before the team's `store init`: the
+    table's owner reads every secret written to it, and its triggers run as the victim. `store
+    init` said all was fine and the login's secrets went into it; now every command refuses it
+    (exit 6, naming its owner), and a login spends no code."""
+    db = _db(pg.url)
+    password = "mallory-" + secrets.token_hex(8)
+    mallory = _role(pg_server, db, password, secret_guard, create_on_public=True)
+    hostile = f"postgresql://{mallory}:{password}@127.0.0.1:{pg_server.port}/{db}"
+    import psycopg
+
+    with psycopg.connect(hostile, autocommit=True) as conn:
+        conn.execute("CREATE TABLE procore_setup (kind text NOT NULL, name text NOT NULL, fields jsonb NOT NULL, "
+                     "version bigint NOT NULL, schema_version integer NOT NULL DEFAULT 1, "
+                     "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (kind, name))")
+        conn.execute("GRANT ALL ON procore_setup TO PUBLIC")
+    one, two = pg.hosts
+    r = one.run("store", "init")
+    assert r.returncode == 6, r.stderr
+    assert f"owned by the role '{mallory}'" in r.stderr and "ALTER TABLE" in r.stderr, r.stderr
+    codes = dict(pg.fake.counts)
+    fake = pg.fake
+    from conftest import CLIENT_ID, CLIENT_SECRET
+
+    r = one.run("login", "--plain", "--profile", "default", "--environment", "custom", "--login-url", fake.url,
+                "--api-url", fake.url, "--client-id", CLIENT_ID, "--code=" + fake.issue_code(), input="1\n",
+                env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
+    assert r.returncode == 6, r.stderr
+    assert dict(pg.fake.counts) == codes  # the code was never sent
+    for args in (("token",), ("status",)):
+        r = two.run(*args)
+        assert r.returncode == 6 and mallory in r.stderr, r.stderr
+    assert pg_server.superuser_sql(pg.url, "SELECT count(*) FROM public.procore_setup") == [(0,)]
+    # the way out the message names: the table's owner changed to the team's role
+    pg_server.superuser_sql(pg.url, "ALTER TABLE public.procore_setup OWNER TO app")
+    r = one.run("store", "init")
+    assert r.returncode == 0, r.stderr
+    assert "owned by the role 'app'" in r.stdout, r.stdout
+    one.login()
+    assert two.run("token").returncode == 0
+
+
+def test_the_rows_are_measured_before_they_are_downloaded(pg: Shared, pg_server: Any) -> None:
+    """400 rows of about 1 MB each: the read was refused only after downloading them all (800 MB
+    in memory). Now the server measures them and sends no row past the cap: refused quickly, in
+    little memory (the run's peak RSS is checked through /usr/bin/time's report, if it exists)."""
+    one, two = pg.hosts
+    one.login()
+    pg_server.superuser_sql(pg.url, "INSERT INTO procore_setup (kind, name, fields, version) SELECT 'profile', "
+                            "'junk' || i, jsonb_build_object('x', repeat('y', 1000000)), 1 FROM generate_series(1, 60) i")
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    r = two.run("token")
+    assert r.returncode == 6, r.stderr
+    assert "far too big" in r.stderr
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert peak < 45 * 1024 or peak == before, f"the run peaked at {peak} KB"

@@ -67,8 +67,39 @@ GRANT_SQL = f"""\
 -- GRANT SELECT, INSERT, UPDATE, DELETE ON {TABLE} TO the_runtime_role;
 """
 
-_SELECT = (f"SELECT kind, name, CASE WHEN octet_length(fields::text) <= {MAX_DOCUMENT_BYTES} THEN fields::text END, "
-           f"octet_length(fields::text), version, schema_version FROM {TABLE} LIMIT {MAX_ROWS + 1}")
+MAX_NAME_BYTES = 1000  # a profile's name; a longer one is not ours, and is not downloaded
+
+# Whose table it is, asked of the table the role finds through its search_path: one this role owns
+# (or a role it belongs to), or the database's owner, or a superuser. Any other owner (a role with
+# CREATE on a schema in the path, which made `procore_setup` first) would read every secret, and
+# its triggers would run as this role: such a table is refused, before anything is read or written.
+_OWNER = f"""SELECT pg_has_role(c.relowner, 'MEMBER')
+       OR c.relowner = (SELECT datdba FROM pg_database WHERE datname = current_database())
+       OR (SELECT rolsuper FROM pg_roles WHERE oid = c.relowner),
+       n.nspname, pg_get_userbyid(c.relowner)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = '{TABLE}'::regclass"""
+
+# The read: the table's owner check, then the rows. Sizes are measured by the server and a row's
+# text is sent only while the running total stays under the cap (a table of 400 rows of 1 MB
+# costs nothing here), and at most MAX_ROWS + 1 rows come back.
+_SELECT = f"""SELECT o.*, r.kind, r.name, CASE WHEN r.total <= {MAX_DOCUMENT_BYTES} THEN r.fields END, r.size,
+       r.version, r.schema_version
+  FROM ({_OWNER}) o
+  LEFT JOIN (SELECT left(kind, 20) AS kind,
+                    CASE WHEN octet_length(name) <= {MAX_NAME_BYTES} THEN name END AS name,
+                    fields::text AS fields, octet_length(fields::text) + octet_length(name) AS size,
+                    sum(octet_length(fields::text) + octet_length(name))
+                        OVER (ORDER BY kind, name ROWS UNBOUNDED PRECEDING) AS total,
+                    version, schema_version
+               FROM {TABLE} LIMIT {MAX_ROWS + 1}) r ON true"""
+
+
+def _quoted(identifier: str) -> str:
+    """An SQL identifier as written in a statement: bare when it is plainly one, else quoted."""
+    plain = identifier[:1].isalpha() or identifier[:1] == "_"
+    if plain and identifier.isascii() and identifier.islower() and identifier.replace("_", "").isalnum():
+        return identifier
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 class PostgresStore(SharedStore):
@@ -87,13 +118,34 @@ class PostgresStore(SharedStore):
         self.statement_deadline = env_seconds(STATEMENT_DEADLINE_ENV, STATEMENT_DEADLINE, 1, 600, environ=env)
         self._conn: Any = None
         self._ready = False  # the table is known to exist and be writable by this role
+        self._table = TABLE  # schema-qualified once the owner check found it (see _check_owner)
+        self._owner = ""
 
     @property
     def _pg(self) -> Any:
         return self.driver
 
     def permissions(self) -> str | None:
-        return f"any database role with rights on table {TABLE}"
+        return f"any database role with rights on table {self._table}"
+
+    def _check_owner(self, trusted: Any, schema: Any, owner: Any) -> None:
+        """Refuse (exit 6) a table that a role this one does not trust made; else use it by its
+        schema-qualified name from now on (a table made later earlier in the path is not taken)."""
+        from ..checks import shown
+
+        table = f"{_quoted(str(schema))}.{TABLE}"
+        if trusted is not True:
+            raise StoreRefused(
+                f"The PostgreSQL store {self.describe()}: the table {shown(table, 120)} that this role finds is owned "
+                f"by the role {shown(str(owner), 64)!r}, which is not this role, a role it belongs to, the database's "
+                "owner or a superuser. Whoever owns it reads every secret written to it, and its triggers run as "
+                "this role: procore-setup neither reads nor writes it. Nothing was sent to Procore.",
+                hint=f"If the table is meant to be the store, have a superuser run: ALTER TABLE {shown(table, 120)} "
+                "OWNER TO <this role>; else drop it, revoke CREATE on that schema from other roles, and run "
+                "procore-setup store init (or name a schema of this role's: ?options=-csearch_path%3DSCHEMA).",
+            )
+        self._table = table
+        self._owner = str(owner)
 
     # -- connections -----------------------------------------------------------------
     def _connect(self, *, autocommit: bool) -> Any:
@@ -143,8 +195,8 @@ class PostgresStore(SharedStore):
                                 hint="Check the database name in the URL, or create it (createdb). Nothing was changed.")
         if state == "42501":
             return StoreRefused(
-                f"{where} refused {doing}: this role has no rights on the table {TABLE} ({detail}).",
-                hint=f"As the table's owner, grant them: GRANT SELECT, INSERT, UPDATE, DELETE ON {TABLE} TO <this role>; "
+                f"{where} refused {doing}: this role has no rights on the table {self._table} ({detail}).",
+                hint=f"As the table's owner, grant them: GRANT SELECT, INSERT, UPDATE, DELETE ON {self._table} TO <this role>; "
                 "(procore-setup store init --print shows the SQL). Nothing was changed.",
             )
         if state == "" and network and doing == "connecting" and "invalid" in low and \
@@ -198,8 +250,9 @@ class PostgresStore(SharedStore):
             raise self._failure(exc.message, exc.sqlstate, exc.connecting or not exc.sqlstate,
                                 "connecting" if exc.connecting else "reading") from None
         try:
-            typed = [(kind, name, text, int(size or 0), int(version or 0), int(schema) if schema else None)
-                     for kind, name, text, size, version, schema in rows]
+            typed = [(trusted == "t", nsp, owner, kind, name, text, int(size or 0),
+                      int(version) if version is not None else None, int(schema) if schema else None)
+                     for trusted, nsp, owner, kind, name, text, size, version, schema in rows]
         except (TypeError, ValueError):
             raise StoreRefused(f"The PostgreSQL store {self.describe()} answered a read with values procore-setup "
                                f"cannot use (is {TABLE} its table?).", hint="Check the table. Nothing was changed.") from None
@@ -208,10 +261,17 @@ class PostgresStore(SharedStore):
     def _parse(self, rows: list[tuple[Any, ...]]) -> Revision:
         where = f"The PostgreSQL store {self.describe()}"
         if len(rows) > MAX_ROWS:
-            raise StoreRefused(f"{where} holds more than {MAX_ROWS} rows in {TABLE}: far too many for procore-setup.",
+            raise StoreRefused(f"{where} holds more than {MAX_ROWS} rows in {self._table}: far too many for procore-setup.",
                                hint="Check that the URL names the right database. Nothing was changed.")
+        if rows:
+            self._check_owner(*rows[0][:3])
         version, settings, profiles, total = 0, None, {}, 0
-        for kind, name, text, size, row_version, schema in rows:
+        for _, _, _, kind, name, text, size, row_version, schema in rows:
+            if kind is None:
+                continue  # the owner check's row of an empty table
+            if name is None:
+                raise StoreRefused(f"{where} holds a row in {self._table} whose name is longer than {MAX_NAME_BYTES} "
+                                   "bytes: not procore-setup's.", hint="Delete that row. Nothing was changed.")
             if schema is not None and schema > STORE_SCHEMA:
                 raise StoreRefused(
                     f"{where} was written by a newer procore-setup (store schema {schema}; this one knows {STORE_SCHEMA}).",
@@ -226,12 +286,12 @@ class PostgresStore(SharedStore):
             except ValueError:
                 value = None
             if not isinstance(value, dict):
-                raise StoreRefused(f"{where}: the row ({self.scrub(str(kind))}, {self.scrub(str(name))!r}) of {TABLE} "
+                raise StoreRefused(f"{where}: the row ({self.scrub(str(kind))}, {self.scrub(str(name))!r}) of {self._table} "
                                    "does not hold a JSON object.", hint="Correct or delete that row.")
             if kind == "document":
                 sane = version_of(row_version)
                 if sane is None and not (self._lenient_version and isinstance(row_version, int)):
-                    raise self._bad_version(str(row_version), f"UPDATE {TABLE} SET version = 1000000 WHERE "
+                    raise self._bad_version(str(row_version), f"UPDATE {self._table} SET version = 1000000 WHERE "
                                             "kind = 'document';  (then run the command again)")
                 version = sane if sane is not None else int(row_version)
                 settings = value
@@ -247,24 +307,24 @@ class PostgresStore(SharedStore):
                 conn.execute(f"SET LOCAL lock_timeout = {WRITE_LOCK_TIMEOUT_MS}")
                 if create:
                     cur = conn.execute(
-                        f"INSERT INTO {TABLE} (kind, name, fields, version, schema_version) "
+                        f"INSERT INTO {self._table} (kind, name, fields, version, schema_version) "
                         "VALUES ('document', '', %s::jsonb, %s, %s) ON CONFLICT (kind, name) DO NOTHING",
                         (encode(settings), new, STORE_SCHEMA))
                 else:
                     cur = conn.execute(
-                        f"UPDATE {TABLE} SET fields = %s::jsonb, version = %s, schema_version = %s, updated_at = now() "
+                        f"UPDATE {self._table} SET fields = %s::jsonb, version = %s, schema_version = %s, updated_at = now() "
                         "WHERE kind = 'document' AND name = '' AND version = %s",
                         (encode(settings), new, STORE_SCHEMA, expect))
                 if cur.rowcount != 1:
                     raise _Stale
                 if upserts:
                     conn.cursor().executemany(
-                        f"INSERT INTO {TABLE} (kind, name, fields, version, schema_version) "
+                        f"INSERT INTO {self._table} (kind, name, fields, version, schema_version) "
                         "VALUES ('profile', %s, %s::jsonb, %s, %s) ON CONFLICT (kind, name) DO UPDATE "
                         "SET fields = EXCLUDED.fields, version = EXCLUDED.version, updated_at = now()",
                         [(name, encode(fields), new, STORE_SCHEMA) for name, fields in upserts.items()])
                 if deletes:
-                    conn.execute(f"DELETE FROM {TABLE} WHERE kind = 'profile' AND name = ANY(%s)", (deletes,))
+                    conn.execute(f"DELETE FROM {self._table} WHERE kind = 'profile' AND name = ANY(%s)", (deletes,))
         except _Stale:
             return False
         except self._pg.Error as exc:
@@ -306,15 +366,16 @@ class PostgresStore(SharedStore):
         try:
             if conn.execute("SELECT to_regclass(%s) IS NULL", (TABLE,)).fetchone()[0]:
                 self.create_schema()
+            self._check_owner(*conn.execute(_OWNER).fetchone())
             rights = conn.execute(
                 "SELECT " + " AND ".join(f"has_table_privilege(%s, '{p}')" for p in ("SELECT", "INSERT", "UPDATE", "DELETE")),
-                (TABLE,) * 4).fetchone()[0]
+                (self._table,) * 4).fetchone()[0]
         except self._pg.Error as exc:
             raise self._error(exc, "checking the table") from None
         if not rights:
             raise StoreRefused(
-                f"The PostgreSQL store {self.describe()}: this role may not read and write the table {TABLE}.",
-                hint=f"As the table's owner, grant it: GRANT SELECT, INSERT, UPDATE, DELETE ON {TABLE} TO <this role>; "
+                f"The PostgreSQL store {self.describe()}: this role may not read and write the table {self._table}.",
+                hint=f"As the table's owner, grant it: GRANT SELECT, INSERT, UPDATE, DELETE ON {self._table} TO <this role>; "
                 "Nothing was changed.",
             )
         self._ready = True
@@ -328,8 +389,13 @@ class PostgresStore(SharedStore):
         created = self.create_schema()
         self._ready = False
         self._prepare_write()
-        return (f"Created the table {TABLE} in {self.describe()}." if created else
-                f"{self.describe()} has the table {TABLE} already.") + " This role may read and write it."
+        from ..checks import shown
+
+        return ((f"Created the table {self._table} in {self.describe()}." if created else
+                 f"{self.describe()} has the table {self._table} already.")
+                + f" It is owned by the role {shown(self._owner, 64)!r}, which this role trusts (itself, a role it "
+                "belongs to, the database's owner or a superuser); a table of any other owner would be refused. "
+                "This role may read and write it.")
 
     def create_schema(self) -> bool:
         """Create the table if it is missing; True if this call created it."""
