@@ -236,6 +236,36 @@ def url_texts(url: str) -> list[str]:
     return sorted({t for t in texts if t}, key=len, reverse=True)
 
 
+def _loopback(host: str | None) -> bool:
+    """Whether a host (as a URL or libpq names it) is this machine: a Unix socket, localhost, or a
+    loopback address. Anything else goes over a network, where TLS matters."""
+    if not host:
+        return True  # no host: the default Unix socket (libpq), or localhost (redis-py)
+    host = host.strip("[]")
+    if host.startswith(("/", "@")) or host.lower() in ("localhost", "localhost.", "ip6-localhost"):
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+_warned: set[str] = set()
+
+
+def tls_warning(text: str) -> None:
+    """A warning on stderr, once per run, about a connection to a store that a network could read.
+    Through logging (as oauth's warnings), so a library's user can route it: the stores print nothing."""
+    if text in _warned:
+        return
+    _warned.add(text)
+    import logging
+
+    logging.getLogger("procore_setup.stores").warning("procore-setup: warning: %s", text)
+
+
 def check_driver(module: str, kind: str, extra: str) -> None:
     """Say now (exit 2) if a store's driver is missing, without importing it (that is what costs:
     the fast path reads without it)."""
