@@ -299,3 +299,37 @@ def test_the_rows_are_measured_before_they_are_downloaded(pg: Shared, pg_server:
     assert "far too big" in r.stderr
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     assert peak < 45 * 1024 or peak == before, f"the run peaked at {peak} KB"
+
+
+# -- 5. TLS by default to a host that is not this machine ---------------------------------------------------
+
+def test_a_server_that_refuses_tls_and_asks_for_the_password_in_clear_never_gets_it(tmp_path: Path,
+                                                                                     secret_guard: Any) -> None:
+    """libpq's default, sslmode=prefer, sent the password in clear text to anything that refused TLS
+    and asked for it. A host that is not this machine (db.example.com, reached here through
+    hostaddr=127.0.0.1) now gets sslmode=verify-full unless the URL says otherwise."""
+    from hostile_stores import HostilePostgres
+
+    password = "pw-" + secrets.token_hex(10)
+    secret_guard.add(password, "the password sent to a hostile PostgreSQL")
+    with HostilePostgres() as server:
+        url = f"postgresql://app:{password}@db.example.com:{server.port}/app?hostaddr=127.0.0.1&connect_timeout=5"
+        env = base_env(HOME=str(tmp_path), PROCORE_SETUP_STORE=url)
+        for args in (["token"], ["store", "init"]):
+            r = subprocess.run([EXE, *args], capture_output=True, text=True, env=env, timeout=60)
+            assert r.returncode == 6, r.stderr
+            assert "SSL" in r.stderr or "TLS" in r.stderr, r.stderr
+        assert server.tls_requests >= 1
+        assert server.passwords == []
+        # asked for in the URL, the weaker mode is used, and said once per run
+        r = subprocess.run([EXE, "token"], capture_output=True, text=True, timeout=60,
+                           env=dict(env, PROCORE_SETUP_STORE=url + "&sslmode=prefer"))
+        assert r.stderr.count("warning") == 1 and "sslmode=prefer" in r.stderr, r.stderr
+        assert server.passwords == [password.encode()]
+
+
+def test_a_loopback_host_keeps_libpqs_default_and_says_nothing(pg: Shared) -> None:
+    one, _ = pg.hosts
+    one.login()
+    r = one.run("status")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr

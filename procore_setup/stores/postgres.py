@@ -94,6 +94,50 @@ _SELECT = f"""SELECT o.*, r.kind, r.name, CASE WHEN r.total <= {MAX_DOCUMENT_BYT
                FROM {TABLE} LIMIT {MAX_ROWS + 1}) r ON true"""
 
 
+WEAK_SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca"}
+
+
+def _tls_default(url: str, env: Any, shown_url: str) -> dict[str, str]:
+    """{"sslmode": "verify-full"} when the URL reaches a host that is not this machine and neither
+    it nor PGSSLMODE names a mode: libpq's own default (prefer) sends the password in clear to
+    anything that refuses TLS and asks for it. A weaker mode named for such a host warns once."""
+    from urllib.parse import unquote, unquote_plus
+
+    from .shared import _loopback, split_url, tls_warning
+
+    try:
+        parts = split_url(url)
+    except ValueError:
+        return {}
+    hosts: list[str] = []
+    for entry in parts.hostport.split(","):
+        entry = unquote(entry)
+        if entry.startswith("["):
+            hosts.append(entry[1:].split("]", 1)[0])
+        elif entry:
+            hosts.append(entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry)
+    params: dict[str, str] = {}
+    for pair in parts.query.split("&"):
+        key, _, value = pair.partition("=")
+        params[unquote_plus(key)] = unquote_plus(value)
+    hosts += [h for h in params.get("host", "").split(",") if h]
+    if not hosts:
+        hosts += [h for h in env.get("PGHOST", "").split(",") if h]
+    addresses = [a for a in (params.get("hostaddr") or env.get("PGHOSTADDR") or "").split(",") if a]
+    remote = any(not _loopback(h) for h in hosts + addresses)
+    mode = params.get("sslmode") or ("require" if params.get("requiressl") == "1" else "") or env.get("PGSSLMODE", "")
+    if not remote:
+        return {}
+    if not mode:
+        return {"sslmode": "verify-full"}
+    if mode.lower() in WEAK_SSLMODES:
+        tls_warning(f"the PostgreSQL store {shown_url} reaches another host with sslmode={mode[:20]}: the server's "
+                    "name is not checked" + (", and the password may go in clear text" if mode.lower() in
+                                             ("disable", "allow", "prefer") else "")
+                    + " (procore-setup's default is sslmode=verify-full).")
+    return {}
+
+
 def _quoted(identifier: str) -> str:
     """An SQL identifier as written in a statement: bare when it is plainly one, else quoted."""
     plain = identifier[:1].isalpha() or identifier[:1] == "_"
@@ -120,6 +164,7 @@ class PostgresStore(SharedStore):
         self._ready = False  # the table is known to exist and be writable by this role
         self._table = TABLE  # schema-qualified once the owner check found it (see _check_owner)
         self._owner = ""
+        self._tls = _tls_default(url, env, self.describe())  # {"sslmode": "verify-full"} or {}
 
     @property
     def _pg(self) -> Any:
@@ -153,6 +198,7 @@ class PostgresStore(SharedStore):
         for key, value in {"connect_timeout": CONNECT_TIMEOUT, **KEEPALIVES}.items():
             if key not in self._url:
                 kwargs[key] = value
+        kwargs.update(self._tls)
         try:
             return self._pg.connect(self._url, **kwargs)
         except self._pg.Error as exc:
@@ -204,6 +250,13 @@ class PostgresStore(SharedStore):
             # libpq refused the URL itself (sslmode=bogus, an unknown parameter): nothing to retry
             return UsageError(f"{where}: the URL has something libpq refuses: {detail}.",
                               hint="Correct the URL (see libpq's connection URIs). Nothing was changed.")
+        if "root certificate" in low or ("certificate" in low and "verif" in low):
+            default = " (procore-setup asks for sslmode=verify-full to a host that is not this machine)" \
+                if self._tls else ""
+            return StoreRefused(f"{where}: the server's certificate could not be checked{default}: {detail}.",
+                                hint="Give the server's CA with sslrootcert=PATH in the URL (or sslrootcert=system "
+                                "for the system's CAs), or accept an unchecked server with sslmode=require (warned "
+                                "on every run). Nothing was changed.")
         if "ssl" in low and "required" in low:
             return StoreRefused(f"{where}: {detail}.", hint="Check sslmode in the URL. Nothing was changed.")
         if network or state[:2] in ("08", "57", "53"):
@@ -242,7 +295,7 @@ class PostgresStore(SharedStore):
             return None
         try:
             rows = libpq.read(self._url, _SELECT, connect_timeout=CONNECT_TIMEOUT, application_name="procore-setup",
-                              deadline=self.statement_deadline)
+                              deadline=self.statement_deadline, defaults=self._tls)
         except libpq.Failed as exc:
             if exc.sqlstate == "42P01":  # undefined_table: no schema yet
                 self._ready = False
