@@ -333,3 +333,27 @@ def test_a_loopback_host_keeps_libpqs_default_and_says_nothing(pg: Shared) -> No
     one.login()
     r = one.run("status")
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
+# -- 11. one store spelt another way -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("spelling", ["socket", "hostaddr", "twice"])
+def test_a_move_onto_the_same_database_spelt_another_way_is_refused_at_once(pg: Shared, pg_server: Any,
+                                                                           spelling: str) -> None:
+    """A move onto its own store waited on its own lock for the whole timeout, then blamed another
+    process. The server is asked which database it is, however the URL spells it."""
+    db, port = _db(pg.url), pg_server.port
+    pw = quote(pg_server.app_password, safe="")
+    other = {
+        "socket": f"postgresql:///{db}?host={pg_server.dir}&port={port}&user=app",
+        "hostaddr": f"postgresql://app:{pw}@db.internal:{port}/{db}?hostaddr=127.0.0.1&sslmode=disable",
+        "twice": f"postgresql://app:{pw}@127.0.0.1:{port},127.0.0.1:{port}/{db}",
+    }[spelling]
+    one, _ = pg.hosts
+    one.login()
+    before = pg.profile()
+    r = one.run("store", "move", "--all", "--to", other,
+                env={"PROCORE_SETUP_LOCK_TIMEOUT": "20", "PGPASSWORD": pg_server.app_password})
+    assert r.returncode == 2, r.stderr
+    assert "is the store the profiles are in already" in r.stderr and "held the lock" not in r.stderr, r.stderr
+    assert pg.profile() == before

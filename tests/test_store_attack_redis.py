@@ -177,3 +177,16 @@ def test_ssl_cert_reqs_none_to_another_host_warns_once(tmp_path: Path, secret_gu
     env["PROCORE_SETUP_STORE"] = f"rediss://:{password}@127.0.0.1:6380/0?ssl_cert_reqs=none"
     r = subprocess.run([EXE, "store", "init", "--print"], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+# -- 11: one store spelt another way ---------------------------------------------------------------------------
+
+def test_a_move_onto_the_same_redis_database_spelt_00_is_refused_at_once(rs: Shared, redis_server: Any) -> None:
+    one, _ = rs.hosts
+    one.login()
+    before = rs.profile()
+    base, db = rs.url.rsplit("/", 1)
+    r = one.run("store", "move", "--all", "--to", f"{base}/0{db}", env={"PROCORE_SETUP_LOCK_TIMEOUT": "20"})
+    assert r.returncode == 2, r.stderr
+    assert "is the store the profiles are in already" in r.stderr, r.stderr
+    assert rs.profile() == before

@@ -433,6 +433,17 @@ class PostgresStore(SharedStore):
             )
         self._ready = True
 
+    def server_identity(self) -> tuple[str, ...]:
+        """What names this database however its URL is spelt (a Unix socket, hostaddr=, a host
+        given twice): the server's start time and port, and the database's name."""
+        conn = self._data()
+        try:
+            row = conn.execute("SELECT pg_postmaster_start_time()::text, current_setting('port'), "
+                               "current_database()").fetchone()
+        except self._pg.Error as exc:
+            raise self._error(exc, "asking which server it is") from None
+        return ("postgres", *(str(v) for v in row))
+
     def schema_sql(self) -> str:
         """The SQL `store init --print` prints, for a database owner to run."""
         return SCHEMA_SQL + GRANT_SQL

@@ -560,6 +560,15 @@ class RedisStore(SharedStore):
             except self._redis.RedisError:
                 continue  # the server is unreachable for now: try again at the next tick
 
+    def server_identity(self) -> tuple[str, ...]:
+        """What names this store however its URL is spelt (/00 for /0, another name of the host):
+        the server's run id, the database number and the key prefix."""
+        try:
+            run_id = _text(self._data().info("server").get("run_id"))
+        except self._redis.RedisError as exc:
+            raise self._error(exc, "asking which server it is") from None
+        return ("redis", run_id, str(int(self._options.get("db", 0) or 0)), self.prefix)
+
     def _prepare_write(self) -> None:
         if self._ready:
             return

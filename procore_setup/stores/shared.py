@@ -334,10 +334,15 @@ def _check_url(url: str) -> None:
     if parts.netloc != netloc:
         raise UsageError(f"The {scheme}:// store URL is read differently by libpq and by procore-setup, so it "
                          f"could show its password {not_shown}.", hint=hint)
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        raise UsageError(f"The {scheme}:// store URL does not parse {not_shown}.", hint=hint) from None
+    # each HOST[:PORT] (libpq takes several, comma-separated): a port is a number
+    for entry in mine.hostport.split(","):
+        port = entry.rsplit("]", 1)[1] if entry.startswith("[") else \
+            (entry.rsplit(":", 1)[1] if entry.count(":") == 1 else "")
+        if entry.startswith("[") and port and not port.startswith(":"):
+            port = "x"
+        port = port.lstrip(":") if entry.startswith("[") else port
+        if port and not (port.isascii() and port.isdigit() and len(port) <= 5):
+            raise UsageError(f"The {scheme}:// store URL does not parse {not_shown}.", hint=hint)
 
 
 class SharedStore(StoreCommon):
@@ -376,6 +381,10 @@ class SharedStore(StoreCommon):
     def durability_note(self) -> str | None:
         """A sentence for `status` when the server may lose what it holds (None: nothing to say)."""
         return None
+
+    def server_identity(self) -> tuple[str, ...]:
+        """What names this store on its server, however the URL spells it (asked of the server)."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
