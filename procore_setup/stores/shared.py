@@ -242,8 +242,10 @@ def _loopback(host: str | None) -> bool:
     if not host:
         return True  # no host: the default Unix socket (libpq), or localhost (redis-py)
     host = host.strip("[]")
-    if host.startswith(("/", "@")) or host.lower() in ("localhost", "localhost.", "ip6-localhost"):
+    if host.startswith(("/", "@")) or host.lower() in ("localhost", "localhost.", "ip6-localhost", "::1"):
         return True
+    if host.startswith("127.") and host.count(".") == 3 and host.replace(".", "").isdigit():
+        return True  # the usual case, without importing ipaddress on the fast path
     import ipaddress
 
     try:
@@ -336,11 +338,11 @@ def _check_url(url: str) -> None:
                          f"could show its password {not_shown}.", hint=hint)
     # each HOST[:PORT] (libpq takes several, comma-separated): a port is a number
     for entry in mine.hostport.split(","):
-        port = entry.rsplit("]", 1)[1] if entry.startswith("[") else \
-            (entry.rsplit(":", 1)[1] if entry.count(":") == 1 else "")
-        if entry.startswith("[") and port and not port.startswith(":"):
-            port = "x"
-        port = port.lstrip(":") if entry.startswith("[") else port
+        if entry.startswith("["):  # [IPv6]:PORT
+            after = entry.partition("]")[2] if "]" in entry else "x"
+            port = after[1:] if after.startswith(":") else ("x" if after else "")
+        else:
+            port = entry.rsplit(":", 1)[1] if entry.count(":") == 1 else ""
         if port and not (port.isascii() and port.isdigit() and len(port) <= 5):
             raise UsageError(f"The {scheme}:// store URL does not parse {not_shown}.", hint=hint)
 
