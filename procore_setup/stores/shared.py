@@ -139,7 +139,7 @@ def rows_of(doc: Credentials) -> tuple[dict[str, Any], dict[str, dict[str, Any]]
 # (before any `/`) as USER:PASSWORD, even a `?` or `#`; urlsplit ends the host part at `?` or `#`.
 # `postgresql://app:?SecretPW9@host/db` is then a password to libpq and a query to urlsplit, and
 # whatever shows "the URL without its password" shows the password. So a URL that the two would
-# read differently is refused before anything uses it (see check_url), and every other one is
+# read differently is refused before anything uses it (see _check_url), and every other one is
 # cut here once, the way both read it: what is shown, stored in a tombstone or printed in a
 # command is built from those pieces.
 
@@ -149,7 +149,7 @@ _SECRET_PARAMETER_WORDS = ("password", "passwd", "secret")
 
 
 class URLParts(NamedTuple):
-    """A store URL in the pieces both libpq and urlsplit read alike (check_url vouches for that).
+    """A store URL in the pieces both libpq and urlsplit read alike (_check_url vouches for that).
     Raw text, as written (percent-encoding kept): `userinfo` (None: no `@`), `hostport`, `path`
     (with its leading `/`, or ''), `query` (without `?`, or '')."""
 
