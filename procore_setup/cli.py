@@ -66,6 +66,17 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, indent_increment, max_help_position, width)
 
 
+def _company_id(text: str) -> int:
+    """A Procore company id: a whole number above 0 (a negative one is no company, and is exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a company id: a whole number above 0") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a company id: a whole number above 0")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, minus echoing what was typed: `--client-secret VALUE`, `--company-id VALUE` or a
     secret pasted where the command goes must not be printed back (parser errors reach cron mail).
@@ -196,7 +207,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--client-id", metavar="ID", help="the app's client id")
     p.add_argument("--redirect-uri", metavar="URI", help="default urn:ietf:wg:oauth:2.0:oob")
     p.add_argument("--code", metavar="CODE", help="the authorization code, or the URL that holds it (write --code=CODE if it starts with -)")
-    p.add_argument("--company-id", metavar="ID", type=int, help="default company id to save")
+    p.add_argument("--company-id", metavar="ID", type=_company_id, help="default company id to save")
     p.add_argument("--demo", action="store_true", default=argparse.SUPPRESS,
                    help="against a built-in fake Procore server, with a throwaway file")
     p.add_argument("--no-verify", action="store_true", help=argparse.SUPPRESS)
