@@ -51,7 +51,7 @@ ERROR_BODY_LIMIT = 16 << 20  # bytes of an error answer kept to print and to rea
 # in strings, where a \\uXXXX escape means the same.
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
                      "\ufff9-\ufffb\ud800-\udfff]")
-_UNSAFE_JSON = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+_UNSAFE_JSON = re.compile("[\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
                           "\ufff9-\ufffb\ud800-\udfff]")
 
 
@@ -220,8 +220,8 @@ class Output:
     def head(self, response: Any) -> None:
         self.text(f"{_safe_header(response.http_version)} {response.status_code} "
                   f"{_safe_header(response.reason_phrase or '')}\n")
-        for name, value in response.headers.multi_items():
-            self.text(f"{_safe_header(name)}: {_safe_header(value)}\n")
+        for name, value in response.headers.raw:  # as the server spelt them
+            self.text(f"{_safe_header(name.decode('latin-1'))}: {_safe_header(value.decode('latin-1'))}\n")
         self.text("\n")
 
     def body(self, data: bytes, content_type: str) -> None:
@@ -355,7 +355,7 @@ def _paginate(client: Any, target: str, params: list[tuple[str, Any]], headers: 
             line = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
             if out.tty:
                 line = _UNSAFE_JSON.sub(_escape, line)
-            stream.write(line.encode("utf-8", "surrogatepass") + b"\n")
+            stream.write(line.encode("utf-8", "backslashreplace") + b"\n")
         return EXIT_OK
     first = True
     if out.tty:
@@ -368,7 +368,7 @@ def _paginate(client: Any, target: str, params: list[tuple[str, Any]], headers: 
         return EXIT_OK
     stream.write(b"[")
     for item in items:
-        data = json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        data = json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "backslashreplace")
         stream.write(data if first else b"," + data)
         first = False
     stream.write(b"]\n")

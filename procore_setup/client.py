@@ -49,7 +49,7 @@ from .errors import (
     TemporaryFailure,
     UnexpectedResponse,
 )
-from .ratelimit import RateLimiter, RateLimitExceeded, SharedLimit, retry_after
+from .ratelimit import FileState, RateLimiter, RateLimitExceeded, retry_after
 from .text import DESCRIPTION_LIMIT, clean
 
 __all__ = ["ProcoreClient", "AsyncProcoreClient", "PacingTransport", "AsyncPacingTransport", "DEFAULT_MAX_WAIT",
@@ -407,11 +407,12 @@ class _Pages:
         return self.per_page is not None and count >= self.per_page > 0
 
 
-def _store_file_state(auth: ProcoreAuth, profile: str) -> SharedLimit | None:
+def _store_file_state(auth: ProcoreAuth, profile: str) -> FileState | None:
+    """The rate-limit budget shared by the profile's processes: a file beside the credentials file."""
     kind, where = auth.store.locator()
     if kind != "config":
         return None  # a shared store: sharing through it is for later (each process paces alone)
-    return SharedLimit(where + ".ratelimit", profile)
+    return FileState(where + ".ratelimit", profile)
 
 
 def _setup(profile: str | None, config: str | os.PathLike[str] | None, store: str | None,

@@ -6,28 +6,30 @@ refused requests against the quota too: a client that keeps sending after a 429 
 deeper. `RateLimiter` is the one place that decides whether a request may go now:
 
 - never while Remaining is 0 before its Reset, nor while a 429's (or a 503's) wait runs;
-- never more requests in flight than the last answer's Remaining, less those sent since;
-- after a Reset has passed the numbers are stale: one request goes alone and its answer tells
-  the rest (no burst into a window whose size nobody knows yet).
+- each request sent takes one from the budget the last answer reported, and an answer can only
+  lower that budget within its window: so no more requests are in flight than Remaining allows;
+- once a Reset has passed the numbers are stale: one request (the probe) goes alone and its answer
+  tells the rest (no burst into a window nobody knows yet).
 
-`SharedLimit` is a small owner-only file beside the credentials file where a process that was
-refused (or saw Remaining reach 0) writes when the limit resets; the other processes of the
-profile read it before each request and wait instead of being refused too.
-
-Standard library only, no I/O but that file: the sync client waits on a Condition, the async
-one polls `decide` between short sleeps.
+The budget lives in a `MemoryState` (one process), or in a `FileState`: a small owner-only file
+beside the credentials file, read and written under an advisory lock, so that every process of
+the profile spends one budget, waits for one probe and honours the 429 any of them was refused
+with. Standard library only: the sync client waits on a Condition, the async one sleeps a little
+between looks at the state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
-from typing import Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 RESET_MARGIN = 0.05  # seconds after a Reset before the next request: the server's window must have turned
 MAX_PLAUSIBLE_WAIT = 2 * 3600.0  # a Reset or Retry-After further off than this is nonsense: capped
+PROBE_TIMEOUT = 5.0  # seconds others wait for a probe's answer before one of them probes instead
 STATE_FILE_LIMIT = 64 * 1024  # bytes of the shared file read, at most
 WAIT_FOR_ANSWER = -1.0  # `decide`: no slot until an answer comes back
 
@@ -75,138 +77,148 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
     return min(max(seconds, 0.0), MAX_PLAUSIBLE_WAIT)
 
 
-class SharedLimit:
-    """The reset times a profile's processes learnt from 429s (and from Remaining reaching 0).
+# -- where the budget lives ------------------------------------------------------------------------
 
-    A JSON object `{profile: unix_seconds}` in `path` (mode 0600, replaced atomically). Advisory:
-    a lost update between two writers costs at most one more 429, never a wrong answer, so there
-    is no lock; a file that cannot be read or written is ignored.
-    """
+def _clean_state(obj: Any, now: float) -> dict[str, float]:
+    """A state read from outside: known keys with plausible numbers only."""
+    out: dict[str, float] = {}
+    if not isinstance(obj, dict):
+        return out
+    for key in ("until", "reset", "remaining", "probe"):
+        v = obj.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) < 1e12:
+            out[key] = float(v)
+    for key in ("until", "reset", "probe"):
+        if key in out and out[key] > now + MAX_PLAUSIBLE_WAIT:
+            del out[key]
+    return out
 
-    def __init__(self, path: str, key: str, clock: Callable[[], float] = time.time) -> None:
+
+class MemoryState:
+    """The budget of one process."""
+
+    shared = False
+
+    def __init__(self) -> None:
+        self._state: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def edit(self, now: float) -> Iterator[dict[str, float]]:
+        yield self._state  # the limiter's own lock guards it
+
+
+class FileState:
+    """The budget of every process of a profile: `{profile: {until, reset, remaining, probe}}` in a
+    JSON file (mode 0600), read and rewritten in place under `flock`. Advisory: a file that cannot be
+    opened, locked or parsed is treated as empty, and the process paces alone."""
+
+    shared = True
+
+    def __init__(self, path: str, key: str) -> None:
         self.path = path
         self.key = key
-        self.clock = clock
-        self._seen: tuple[int, int] | None = None
-        self._until = 0.0
+        self._broken = False
 
     def __repr__(self) -> str:
-        return f"SharedLimit({self.path!r}, {self.key!r})"
+        return f"FileState({self.path!r}, {self.key!r})"
 
-    def _read_all(self) -> dict[str, float]:
+    @contextlib.contextmanager
+    def edit(self, now: float) -> Iterator[dict[str, float]]:
+        fd = -1
+        if not self._broken:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                             | getattr(os, "O_CLOEXEC", 0), 0o600)
+            except OSError:
+                self._broken = True  # e.g. a read-only directory: pace alone from now on
+        if fd < 0:
+            yield {}
+            return
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, 0o600)  # owner-only, whatever made it wider
+            raw = os.read(fd, STATE_FILE_LIMIT)
+            try:
+                whole = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+            except (ValueError, UnicodeDecodeError):
+                whole = {}
+            if not isinstance(whole, dict):
+                whole = {}
+            state = _clean_state(whole.get(self.key), now)
+            before = dict(state)
+            yield state
+            if state != before:
+                whole[self.key] = {k: round(v, 3) for k, v in state.items()}
+                data = json.dumps(whole).encode("utf-8")
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.ftruncate(fd, 0)
+                os.write(fd, data)
         except OSError:
-            return {}
-        try:
-            data = os.read(fd, STATE_FILE_LIMIT)
-        except OSError:
-            return {}
+            pass
         finally:
-            os.close(fd)
-        try:
-            obj = json.loads(data.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            return {}
-        if not isinstance(obj, dict):
-            return {}
-        now = self.clock()
-        out: dict[str, float] = {}
-        for k, v in obj.items():
-            if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) \
-                    and now < v < now + MAX_PLAUSIBLE_WAIT:
-                out[k] = float(v)
-        return out
-
-    def until(self) -> float:
-        """The recorded reset time of this profile (0 when none is ahead). Re-read only when the file changed."""
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return 0.0
-        stamp = (st.st_mtime_ns, st.st_ino)
-        if stamp != self._seen:
-            self._seen = stamp
-            self._until = self._read_all().get(self.key, 0.0)
-        return self._until
-
-    def record(self, until: float) -> None:
-        """Note that this profile's limit holds until `until`, unless a later time is noted already."""
-        try:
-            current = self._read_all()
-            if current.get(self.key, 0.0) >= until - 0.01:
-                return
-            current[self.key] = round(until, 3)
-            directory = os.path.dirname(self.path) or "."
-            tmp = os.path.join(directory, f".{os.path.basename(self.path)}.{os.getpid()}.{threading.get_ident()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-            try:
-                os.write(fd, json.dumps(current).encode("utf-8"))
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-        except OSError:
-            try:
-                os.unlink(tmp)  # noqa: F821 - bound when the failure came after it was made
-            except (OSError, NameError):
-                pass
+            os.close(fd)  # drops the lock
 
 
 class RateLimiter:
-    """The rate-limit state of one client, shared by its threads (or tasks) and, through
-    `shared`, by the other processes of the profile. Thread-safe."""
+    """The rate-limit budget of one client, for its threads (or tasks) and, with a `FileState`,
+    for the other processes of the profile. Thread-safe."""
 
-    def __init__(self, shared: SharedLimit | None = None, clock: Callable[[], float] = time.time) -> None:
-        self.shared = shared
+    def __init__(self, state: MemoryState | FileState | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.state = state or MemoryState()
         self.clock = clock
         self._cond = threading.Condition(threading.Lock())
-        self.limit: float | None = None
-        self.remaining: float | None = None  # what may still be sent in this window (estimate, after sends)
-        self.reset: float | None = None  # the window's end, Unix seconds (the server's clock)
-        self.blocked_until = 0.0  # a 429's or a 503's wait, or Remaining 0 until Reset
         self.in_flight = 0
+        self._probing = 0  # this process's requests that are the probe of a new window
         self.refused = 0  # 429s seen by this client
 
     def __repr__(self) -> str:
-        return (f"RateLimiter(limit={self.limit}, remaining={self.remaining}, reset={self.reset}, "
-                f"in_flight={self.in_flight})")
+        return f"RateLimiter(state={self.state!r}, in_flight={self.in_flight})"
 
     # -- deciding ----------------------------------------------------------------------------
     def decide(self) -> tuple[float, float]:
         """Take a slot and return (0, 0), or return (seconds to wait, until when) without one.
 
-        `WAIT_FOR_ANSWER` as the wait: no slot until a request in flight is answered. The
-        until-time is the Unix time the limit lifts (0 when the wait is only for an answer).
+        `WAIT_FOR_ANSWER` as the wait: no slot until a request in flight (here or elsewhere) is
+        answered. The until-time is the Unix time the limit lifts (0 when waiting for an answer).
         """
         with self._cond:
             return self._decide_locked()
 
     def _decide_locked(self) -> tuple[float, float]:
         now = self.clock()
-        until = self.blocked_until
-        if self.shared is not None:
-            until = max(until, self.shared.until())
-        if now < until:
-            return until - now, until
-        if self.reset is not None and now >= self.reset + RESET_MARGIN:
-            self.remaining = None  # a new window: its numbers come with the next answer
-            self.reset = None
-        if self.remaining is None:
-            if self.in_flight > 0:
-                return WAIT_FOR_ANSWER, 0.0
-        elif self.remaining < 1:
-            if self.in_flight > 0:
-                return WAIT_FOR_ANSWER, 0.0  # their answers may report a new window
-            if self.reset is not None:
-                when = self.reset + RESET_MARGIN
-                return max(when - now, 0.001), when
-            self.remaining = None  # no reset known: probe with one request
-        self.in_flight += 1
-        if self.remaining is not None:
-            self.remaining -= 1
-        return 0.0, 0.0
+        with self.state.edit(now) as s:
+            until = s.get("until", 0.0)
+            if now < until:
+                return until - now, until
+            reset = s.get("reset")
+            if reset is not None and now >= reset + RESET_MARGIN:
+                s.pop("reset", None)  # a new window: its numbers come with the next answer
+                s.pop("remaining", None)
+            remaining = s.get("remaining")
+            if remaining is None:
+                probe = s.get("probe")
+                if probe is not None and now < probe + PROBE_TIMEOUT and (self.state.shared or self.in_flight):
+                    return WAIT_FOR_ANSWER, 0.0
+                s["probe"] = now
+                self._probing += 1
+            elif remaining < 1:
+                if reset is not None and reset > now:
+                    when = reset + RESET_MARGIN
+                    return max(when - now, 0.001), when
+                if self.in_flight:
+                    return WAIT_FOR_ANSWER, 0.0
+                s.pop("remaining", None)  # spent, and no reset known: probe
+                s["probe"] = now
+                self._probing += 1
+            else:
+                s["remaining"] = remaining - 1
+            self.in_flight += 1
+            return 0.0, 0.0
 
-    def acquire(self, max_wait: float, sleep: Callable[[float], None] | None = None) -> None:
+    def acquire(self, max_wait: float) -> None:
         """Block until a request may go (and count it in flight); RateLimitExceeded when the limit
         lifts later than `max_wait` seconds from now."""
         deadline = self.clock() + max_wait
@@ -217,12 +229,12 @@ class RateLimiter:
                     return
                 if until and until > deadline:
                     raise RateLimitExceeded(until, "refused" if self.refused else "exhausted")
-                # Woken early by any answer; otherwise at the end of the wait (or every 0.25 s, to
-                # see a shared file's news).
-                self._cond.wait(0.25 if wait == WAIT_FOR_ANSWER else min(wait, 0.25))
+                # Woken at once by an answer in this process; other processes' news is looked for
+                # every few milliseconds while waiting for an answer.
+                self._cond.wait(0.02 if wait == WAIT_FOR_ANSWER else min(wait, 0.25))
 
     async def acquire_async(self, max_wait: float) -> None:
-        """`acquire` for an event loop: polls between short sleeps (an answer frees a slot at once)."""
+        """`acquire` for an event loop."""
         import asyncio
 
         deadline = self.clock() + max_wait
@@ -239,49 +251,58 @@ class RateLimiter:
         """A request that took a slot went nowhere (no connection made): give the slot back."""
         with self._cond:
             self.in_flight = max(self.in_flight - 1, 0)
-            if self.remaining is not None:
-                self.remaining += 1
+            with self.state.edit(self.clock()) as s:
+                if self._probing:
+                    self._probing -= 1
+                    s.pop("probe", None)
+                elif "remaining" in s:
+                    s["remaining"] += 1
             self._cond.notify_all()
 
     def answered(self, status: int | None, headers: Mapping[str, str] | None) -> None:
         """A request that took a slot came back (`status` None: its answer was lost)."""
-        record: float | None = None
         with self._cond:
             self.in_flight = max(self.in_flight - 1, 0)
             now = self.clock()
-            if headers is not None:
-                limit = _number(headers, "x-rate-limit-limit")
-                remaining = _number(headers, "x-rate-limit-remaining")
-                reset = _number(headers, "x-rate-limit-reset")
-                if reset is not None:
-                    reset = min(reset, now + MAX_PLAUSIBLE_WAIT)
-                if remaining is not None and reset is not None:
-                    self.limit = limit
-                    # What the answer says, less the requests still in flight (it may not have
-                    # counted them yet): an estimate that never lets too many go.
-                    left = remaining - self.in_flight
-                    if self.reset is None or reset > self.reset + 0.5:
-                        self.reset, self.remaining = reset, left  # a new window
-                    elif reset >= self.reset - 0.5:
-                        self.remaining = left if self.remaining is None else min(self.remaining, left)
-                    # an older window's answer, come late: nothing to learn
-                    if remaining < 1 and reset > now:
-                        self.blocked_until = max(self.blocked_until, reset + RESET_MARGIN)
-                        record = self.blocked_until
-                if status == 429:
-                    self.refused += 1
-                    wait = retry_after(headers, now)
-                    until = max(reset + RESET_MARGIN if reset is not None else 0.0,
-                                now + wait if wait is not None else 0.0)
-                    if until <= now:
-                        until = now + 1.0  # a 429 that says nothing about when: a second, then again
-                    self.blocked_until = max(self.blocked_until, until)
-                    self.remaining = 0
-                    record = self.blocked_until
-                elif status == 503:
-                    wait = retry_after(headers, now)
-                    if wait is not None:
-                        self.blocked_until = max(self.blocked_until, now + wait)
+            with self.state.edit(now) as s:
+                if self._probing:
+                    self._probing -= 1
+                    s.pop("probe", None)
+                if headers is not None:
+                    self._learn(s, status, headers, now)
+                    if "remaining" not in s and "until" not in s and "x-rate-limit-remaining" not in headers:
+                        # a server that sends no rate-limit headers: nothing to pace by (look again in a minute)
+                        s["remaining"], s["reset"] = 1e9, now + 60
             self._cond.notify_all()
-        if record is not None and self.shared is not None:
-            self.shared.record(record)
+
+    def _learn(self, s: dict[str, float], status: int | None, headers: Mapping[str, str], now: float) -> None:
+        remaining = _number(headers, "x-rate-limit-remaining")
+        reset = _number(headers, "x-rate-limit-reset")
+        if remaining is not None and reset is not None and status != 429:
+            reset = min(reset, now + MAX_PLAUSIBLE_WAIT)
+            # What the answer says, less this process's requests still in flight (it may not have
+            # counted them); other processes' sends were taken from the budget when they went.
+            left = remaining - self.in_flight
+            known = s.get("reset")
+            if reset + RESET_MARGIN > now:
+                if known is None or abs(reset - known) > 0.5 or "remaining" not in s:
+                    s["reset"], s["remaining"] = reset, left  # another window: the one that binds now
+                else:
+                    s["remaining"] = min(s["remaining"], left)
+            if remaining < 1 and reset > now:
+                s["until"] = max(s.get("until", 0.0), reset + RESET_MARGIN)
+        if status == 429:
+            self.refused += 1
+            wait = retry_after(headers, now)
+            until = max(reset + RESET_MARGIN if reset is not None else 0.0,
+                        now + wait if wait is not None else 0.0)
+            if until <= now:
+                until = now + 1.0  # a 429 that says nothing about when: a second, then a probe
+            s["until"] = max(s.get("until", 0.0), min(until, now + MAX_PLAUSIBLE_WAIT))
+            # after the wait nothing is known: one probe first
+            s.pop("remaining", None)
+            s.pop("reset", None)
+        elif status == 503:
+            wait = retry_after(headers, now)
+            if wait is not None:
+                s["until"] = max(s.get("until", 0.0), now + wait)
