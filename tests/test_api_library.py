@@ -1,0 +1,110 @@
+"""`ProcoreClient` and `AsyncProcoreClient` in a script's own process, against the fake Procore over HTTP.
+
+The same transport as `procore-setup api`: these tests show that a plain `client.get(...)` paces
+and retries too, that `paginate()` yields every item once and in order (sync and async), and that
+a request for another host is refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from procore_setup import AsyncProcoreClient, ProcoreClient
+from procore_setup.errors import AnswerLost, APIRequestRefused, InvalidValue, TemporaryFailure
+from procore_setup.testing import FakeProcore
+from test_engine_helpers import FIRST_COMPANY, SECOND_COMPANY, Engine, eng  # noqa: F401 - eng is a fixture
+
+PROJECTS = "/rest/v1.0/projects"
+
+
+def project_ids(n: int, company: int = FIRST_COMPANY) -> list[int]:
+    return [company * 10 + 1, company * 10 + 2, *[5_000_000_000 + i for i in range(2, n)]][:n]
+
+
+@pytest.fixture
+def lib(eng: Engine) -> Engine:
+    eng.login()
+    eng.fake.reset_stats()
+    return eng
+
+
+def test_a_plain_get_with_the_profiles_url_token_and_company(lib: Engine) -> None:
+    with ProcoreClient(config=lib.config) as procore:
+        assert str(procore.base_url).rstrip("/") == lib.fake.url
+        assert procore.get("/rest/v1.0/me").json()["login"] == "pat@example.com"
+        assert [p["company"]["id"] for p in procore.get(PROJECTS).json()] == [FIRST_COMPANY] * 2
+        text = repr(procore)
+    assert lib.profile()["access_token"] not in text and "default" in text
+    with ProcoreClient(config=lib.config, company_id=SECOND_COMPANY) as procore:
+        assert [p["id"] for p in procore.get(PROJECTS).json()] == project_ids(2, SECOND_COMPANY)
+
+
+def test_paginate_yields_every_item_in_order_lazily(lib: Engine) -> None:
+    lib.fake.project_count = 1234
+    lib.fake.latency = 0.01
+    with ProcoreClient(config=lib.config) as procore:
+        items = procore.paginate(PROJECTS, params={"per_page": 50})
+        first = next(items)
+        assert first["id"] == FIRST_COMPANY * 10 + 1
+        assert lib.fake.counts["projects"] <= 5  # lazily: the first page and the few in flight
+        rest = list(items)
+    assert [p["id"] for p in [first, *rest]] == project_ids(1234)
+    assert lib.fake.counts["projects"] == 25
+
+
+def test_a_plain_get_is_retried_and_paced(lib: Engine) -> None:
+    lib.fake.inject(status=502, paths="/rest/v1.0/me")
+    lib.fake.inject(status=429, retry_after=0, paths="/rest/v1.0/me")
+    with ProcoreClient(config=lib.config) as procore:
+        assert procore.get("/rest/v1.0/me").status_code == 200
+    assert lib.fake.counts["api_requests"] == 3
+
+
+def test_a_request_for_another_host_is_refused_before_it_is_sent(lib: Engine) -> None:
+    with FakeProcore() as other, ProcoreClient(config=lib.config) as procore:
+        with pytest.raises(InvalidValue, match="Refusing to send the profile's token"):
+            procore.get(f"{other.url}/rest/v1.0/me")
+        assert other.counts["requests"] == 0
+
+
+def test_a_lost_post_raises_and_is_not_sent_again(lib: Engine) -> None:
+    lib.fake.inject(drop=True, consume=True, paths=PROJECTS)
+    with ProcoreClient(config=lib.config) as procore:
+        with pytest.raises(AnswerLost, match="may have applied it"):
+            procore.post(PROJECTS, json={"project": {"name": "Once"}})
+    assert lib.fake.counts["projects_created"] == 1 and lib.fake.counts["api_requests"] == 1
+
+
+def test_max_wait_raises_a_temporary_failure(lib: Engine) -> None:
+    lib.fake.inject(status=429, retry_after=600, paths="/rest/v1.0/me")
+    with ProcoreClient(config=lib.config, max_wait=1) as procore:
+        with pytest.raises(TemporaryFailure, match="resets at") as caught:
+            procore.get("/rest/v1.0/me")
+    assert caught.value.exit_code == 5
+
+
+def test_paginate_raises_on_an_error_answer(lib: Engine) -> None:
+    with ProcoreClient(config=lib.config) as procore:
+        with pytest.raises(APIRequestRefused, match="404") as caught:
+            list(procore.paginate("/rest/v1.0/nothing"))
+    assert caught.value.exit_code == 7
+
+
+async def test_async_client_paginates_in_order_within_the_limit(lib: Engine) -> None:
+    lib.fake.project_count = 200
+    lib.fake.set_rate_limit(8, 1)
+    lib.fake.reset_stats()
+    async with AsyncProcoreClient(config=lib.config) as procore:
+        me = await procore.get("/rest/v1.0/me")
+        assert me.json()["id"] == 4242
+        ids = [p["id"] async for p in procore.paginate(PROJECTS, params={"per_page": 10})]
+    assert ids == project_ids(200)
+    assert lib.fake.counts["rate_limited"] == 0
+    assert lib.fake.counts["projects"] == 20
+
+
+async def test_async_client_refreshes_on_401(lib: Engine) -> None:
+    lib.fake.expire_access_tokens()
+    async with AsyncProcoreClient(config=lib.config) as procore:
+        assert (await procore.get("/rest/v1.0/me")).status_code == 200
+    assert lib.fake.counts["refresh_ok"] == 1
