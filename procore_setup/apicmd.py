@@ -72,6 +72,8 @@ def add_arguments(p: argparse.ArgumentParser, seconds: Any) -> None:
     p.add_argument("-i", "--include", action="store_true", help="print the status line and headers first")
     p.add_argument("--max-wait", type=seconds, default=120.0, metavar="SECONDS",
                    help="wait at most this long for a rate limit to reset, else exit 5 (default 120)")
+    p.add_argument("--demo", action="store_true", default=argparse.SUPPRESS,
+                   help="against a built-in fake Procore (logged in for you, with a throwaway file)")
 
 
 # -- fields ------------------------------------------------------------------------------------
@@ -268,7 +270,44 @@ def _path(path: str, api_url: str) -> str:
     return path
 
 
+def run_demo(args: argparse.Namespace) -> int:
+    """`api --demo`: the fake Procore on loopback, a throwaway profile logged in to it, then the call."""
+    from .flow import SetupFlow
+    from .stores.file import FileStore
+    from .testing.demo import DemoSession
+
+    with DemoSession() as demo:
+        demo.fake.project_count = 250
+        store = FileStore(demo.config_path)
+        flow = SetupFlow(store, "demo")
+        flow.load_existing()
+        flow.set_environment("custom", demo.url, demo.url)
+        flow.set_client(demo.client_id, demo.client_secret)
+        flow.start_authorization()
+        flow.exchange(demo.fake.issue_code())
+        flow.verify()
+        flow.choose_company(int(demo.fake.companies[0]["id"]))
+        flow.save()
+        print(f"procore-setup: demo: a fake Procore at {demo.url} (250 projects); nothing real is touched.",
+              file=sys.stderr)
+        return run_api(args, store, "demo")
+
+
 def run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
+    try:
+        return _run_api(args, store, profile)
+    except BrokenPipeError:
+        # The reader stopped reading (`| head`): not a failure of the call. Quiet the interpreter's
+        # own flush of stdout at exit, which would complain about the same pipe.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_OK
+
+
+def _run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
     from .client import ProcoreClient
 
     if args.ndjson and not args.paginate:

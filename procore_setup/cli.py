@@ -458,8 +458,10 @@ def cmd_store(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    from .apicmd import run_api
+    from .apicmd import run_api, run_demo
 
+    if _opt(args, "demo"):
+        return run_demo(args)
     return run_api(args, _store(args), _profile(args))
 
 

@@ -320,13 +320,12 @@ def api_error(response: httpx.Response, body: bytes, *, relogin: str | None = No
                               hint=f"Log in again with: {relogin}" if relogin else "Log in again.")
     if status == 429:
         left = retry_after(response.headers, time.time())
-        return TemporaryFailure(message, hint="The rate limit was hit too many times; run it again later.",
+        return TemporaryFailure(message.rstrip(".") + " (the rate limit, again and again): run it again later.",
                                 retry_after=left, status=status)
     if status >= 500:
-        hint = "Procore is having trouble; run it again later."
         if method not in IDEMPOTENT and status != 503:
-            hint = ("Procore may have applied it anyway, so it was not sent again: check before sending it again.")
-        return ServerError(message, hint=hint, status=status)
+            message = message.rstrip(".") + " (Procore may have applied it anyway, so it was not sent again)."
+        return ServerError(message, status=status)
     if status >= 400:
         return APIRequestRefused(message, status=status)
     return UnexpectedResponse(message, status=status)

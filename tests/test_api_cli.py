@@ -380,3 +380,35 @@ def test_on_a_terminal_paginate_is_indented_json(api: Engine) -> None:
     text = _run_on_a_terminal(api, "api", PROJECTS, "--paginate")
     assert text.startswith("[\n  {\n    \"id\": ")
     assert [p["id"] for p in json.loads(text)] == project_ids(3)
+
+
+# -- the newcomer, the pipe ---------------------------------------------------------------------
+
+def test_demo_runs_against_a_built_in_fake(eng: Engine) -> None:
+    r = eng.run("api", "--demo", PROJECTS, "--paginate")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)) == 250
+    assert "fake Procore" in r.stderr
+    assert not eng.config.exists()  # the user's own file is not touched
+
+
+def test_a_reader_that_stops_early_is_not_an_error(api: Engine) -> None:
+    api.fake.project_count = 20000
+    proc = subprocess.Popen([EXE, "api", PROJECTS, "--ndjson"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=api.env())
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # as `| head -1` does
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert json.loads(first)["id"] == FIRST_COMPANY * 10 + 1
+    assert proc.returncode == 0, err
+    assert err == b""
+
+
+def test_a_server_error_after_a_post_is_one_line_saying_it_may_have_been_applied(api: Engine) -> None:
+    api.fake.inject(status=500, consume=True, paths=PROJECTS)
+    r = api.run("api", "-X", "POST", PROJECTS, "-f", "project[name]=Maybe")
+    assert r.returncode == 5
+    assert r.stderr.count("\n") == 1 and "500" in r.stderr and "may have applied it" in r.stderr
+    assert api.fake.counts["projects_created"] == 1 and api.fake.counts["api_requests"] == 1
