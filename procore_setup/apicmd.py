@@ -308,7 +308,9 @@ def run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
 
 
 def _run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
-    from .client import ProcoreClient
+    import httpx
+
+    from .client import ProcoreClient, api_error, body_error, read_capped
 
     if args.ndjson and not args.paginate:
         args.paginate = True  # one item a line is only meaningful for lists: follow the pages too
@@ -341,8 +343,6 @@ def _run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
         target = _path(args.path, client.api_url)
         if args.paginate:
             return _paginate(client, target, params, headers, args, out)
-        import httpx
-
         request = client.build_request(method, target, params=httpx.QueryParams(params) if params else None,
                                        content=content, headers=headers)
         response = client.send(request, stream=True)
@@ -351,21 +351,18 @@ def _run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
                 out.head(response)
             ctype = response.headers.get("content-type", "")
             if response.status_code >= 400:
-                from .client import read_capped
-
-                body = read_capped(response.iter_bytes(), ERROR_BODY_LIMIT, "an error answer")
+                body = read_capped(response.iter_bytes(), ERROR_BODY_LIMIT, "an error answer", request)
                 out.body(body, ctype)
                 sys.stdout.flush()
-                from .client import api_error
-
                 raise api_error(response, body, relogin=client.relogin_command())
-            if out.tty:
-                from .client import read_capped
-
-                out.body(read_capped(response.iter_bytes(), ERROR_BODY_LIMIT, "a terminal"), ctype)
-            else:
-                for chunk in response.iter_bytes():
+            if out.tty:  # a person reads it: indented, and escaped, so read whole
+                out.body(read_capped(response.iter_bytes(), ERROR_BODY_LIMIT, "a terminal", request), ctype)
+                return EXIT_OK
+            try:
+                for chunk in response.iter_bytes():  # as it came, as it comes
                     out.write(chunk)
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                raise body_error(exc, request) from None
         finally:
             response.close()
     return EXIT_OK

@@ -331,13 +331,29 @@ def api_error(response: httpx.Response, body: bytes, *, relogin: str | None = No
     return UnexpectedResponse(message, status=status)
 
 
-def read_capped(chunks: Iterator[bytes], limit: int, what: str) -> bytes:
+def body_error(exc: Exception, request: httpx.Request) -> ProcoreSetupError:
+    """The error for an answer whose body broke off (or could not be decoded) after its headers came."""
+    what = f"{request.method.upper()} {shown_path(request.url)}"
+    reason = clean(str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__, 200)
+    if isinstance(exc, httpx.DecodingError):
+        return UnexpectedResponse(f"The answer to {what} could not be decoded ({reason}).")
+    applied = "" if request.method.upper() in IDEMPOTENT else " Procore may have applied it; it was not sent again."
+    return AnswerLost(f"The answer to {what} broke off ({reason}).{applied}")
+
+
+def read_capped(chunks: Iterator[bytes], limit: int, what: str, request: httpx.Request | None = None) -> bytes:
+    """The whole body, at most `limit` bytes of it; a body that breaks off raises `AnswerLost`."""
     out = bytearray()
-    for chunk in chunks:
-        out += chunk
-        if len(out) > limit:
-            raise UnexpectedResponse(f"Procore answered more than {limit >> 20} MiB for {what}.",
-                                     hint="Ask for smaller pages (per_page).")
+    try:
+        for chunk in chunks:
+            out += chunk
+            if len(out) > limit:
+                raise UnexpectedResponse(f"Procore answered more than {limit >> 20} MiB for {what}.",
+                                         hint="Ask for smaller pages (per_page).")
+    except (httpx.TransportError, httpx.DecodingError) as exc:
+        if request is None:
+            raise
+        raise body_error(exc, request) from None
     return bytes(out)
 
 
@@ -472,7 +488,8 @@ class ProcoreClient(httpx.Client):
 
     def _page(self, url: str, params: Mapping[str, Any] | None) -> tuple[bytes, httpx.Response]:
         with self.stream("GET", url, params=params) as response:
-            body = read_capped(response.iter_bytes(), MAX_PAGE_BYTES, f"a page of GET {shown_path(response.request.url)}")
+            body = read_capped(response.iter_bytes(), MAX_PAGE_BYTES, f"a page of GET {shown_path(response.request.url)}",
+                               response.request)
         if response.status_code >= 400:
             raise api_error(response, body, relogin=self.relogin_command())
         return body, response
@@ -565,11 +582,14 @@ class AsyncProcoreClient(httpx.AsyncClient):
     async def _page(self, url: str, params: Mapping[str, Any] | None) -> tuple[bytes, httpx.Response]:
         async with self.stream("GET", url, params=params) as response:
             out = bytearray()
-            async for chunk in response.aiter_bytes():
-                out += chunk
-                if len(out) > MAX_PAGE_BYTES:
-                    raise UnexpectedResponse(f"Procore answered more than {MAX_PAGE_BYTES >> 20} MiB for a page.",
-                                             hint="Ask for smaller pages (per_page).")
+            try:
+                async for chunk in response.aiter_bytes():
+                    out += chunk
+                    if len(out) > MAX_PAGE_BYTES:
+                        raise UnexpectedResponse(f"Procore answered more than {MAX_PAGE_BYTES >> 20} MiB for a page.",
+                                                 hint="Ask for smaller pages (per_page).")
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                raise body_error(exc, response.request) from None
         body = bytes(out)
         if response.status_code >= 400:
             raise api_error(response, body, relogin=self.relogin_command())
