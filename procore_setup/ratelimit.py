@@ -110,7 +110,8 @@ class MemoryState:
 class FileState:
     """The budget of every process of a profile: `{profile: {until, reset, remaining, probe}}` in a
     JSON file (mode 0600), read and rewritten in place under `flock`. Advisory: a file that cannot be
-    opened, locked or parsed is treated as empty, and the process paces alone."""
+    parsed is treated as empty; one that cannot be opened (a read-only directory) leaves the process
+    pacing alone, in memory."""
 
     shared = True
 
@@ -118,6 +119,7 @@ class FileState:
         self.path = path
         self.key = key
         self._broken = False
+        self._alone: dict[str, float] = {}  # the budget when the file cannot be used: this process's own
 
     def __repr__(self) -> str:
         return f"FileState({self.path!r}, {self.key!r})"
@@ -132,7 +134,7 @@ class FileState:
             except OSError:
                 self._broken = True  # e.g. a read-only directory: pace alone from now on
         if fd < 0:
-            yield {}
+            yield self._alone
             return
         try:
             import fcntl

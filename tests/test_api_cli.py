@@ -246,6 +246,29 @@ def test_paginate_merges_every_page_in_order_each_once(api: Engine) -> None:
     assert 2 <= c["api_in_flight_max"] <= 4  # side by side, a few at a time
 
 
+def test_a_slow_page_does_not_change_the_order(api: Engine) -> None:
+    api.fake.project_count = 500
+    api.fake.inject(edit=lambda body: body, paths=PROJECTS)  # the first page goes as usual
+    api.fake.inject(hang=0.5, paths=PROJECTS)  # one of the pages fetched side by side is slow
+    r = api.run("api", PROJECTS, "--paginate", "-F", "per_page=50")
+    assert r.returncode == 0, r.stderr
+    assert [p["id"] for p in json.loads(r.stdout)] == project_ids(500)
+    assert api.fake.counts["projects"] == 10
+
+
+def test_requests_in_flight_stay_within_remaining(api: Engine) -> None:
+    api.fake.project_count = 120
+    api.fake.latency = 0.05
+    api.fake.set_rate_limit(3, 1)  # never more than 3 a second: 4 side by side would be one too many
+    api.fake.reset_stats()
+    r = api.run("api", PROJECTS, "--paginate", "-F", "per_page=10")
+    assert r.returncode == 0, r.stderr
+    assert [p["id"] for p in json.loads(r.stdout)] == project_ids(120)
+    c = api.fake.counts
+    assert c["rate_limited"] == 0 and c["projects"] == 12
+    assert c["api_in_flight_max"] <= 3
+
+
 def test_paginate_asks_for_big_pages(api: Engine) -> None:
     api.fake.project_count = 2345
     r = api.run("api", PROJECTS, "--paginate")

@@ -7,6 +7,8 @@ a request for another host is refused before anything is sent.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from procore_setup import AsyncProcoreClient, ProcoreClient
@@ -108,3 +110,33 @@ async def test_async_client_refreshes_on_401(lib: Engine) -> None:
     async with AsyncProcoreClient(config=lib.config) as procore:
         assert (await procore.get("/rest/v1.0/me")).status_code == 200
     assert lib.fake.counts["refresh_ok"] == 1
+
+
+def test_the_limiter_paces_alone_when_its_file_cannot_be_written(tmp_path) -> None:
+    from procore_setup.ratelimit import FileState, RateLimiter
+
+    now = [1000.0]
+    limiter = RateLimiter(FileState(str(tmp_path / "missing-dir" / "x.ratelimit"), "p"), clock=lambda: now[0])
+    assert limiter.decide() == (0.0, 0.0)  # the probe
+    limiter.answered(200, {"x-rate-limit-limit": "2", "x-rate-limit-remaining": "1", "x-rate-limit-reset": "1010"})
+    assert limiter.decide() == (0.0, 0.0)  # the one left
+    wait, until = limiter.decide()
+    assert until == 1010.05 and wait > 0  # none left before the reset, though nothing could be written
+    now[0] = 1010.1
+    assert limiter.decide() == (0.0, 0.0)  # a new window: a probe
+
+
+def test_two_limiters_on_one_file_spend_one_budget(tmp_path) -> None:
+    from procore_setup.ratelimit import WAIT_FOR_ANSWER, FileState, RateLimiter
+
+    now = [1000.0]
+    path = str(tmp_path / "credentials.toml.ratelimit")
+    a, b = (RateLimiter(FileState(path, "p"), clock=lambda: now[0]) for _ in range(2))
+    assert a.decide() == (0.0, 0.0)  # a probes the unknown window
+    assert b.decide() == (WAIT_FOR_ANSWER, 0.0)  # b waits for the probe's answer
+    a.answered(200, {"x-rate-limit-remaining": "3", "x-rate-limit-reset": "1010"})
+    assert [x.decide() for x in (a, b, b)] == [(0.0, 0.0)] * 3  # three left, whoever sends them
+    assert a.decide()[1] == 1010.05  # none left for anyone
+    a.answered(429, {"x-rate-limit-remaining": "0", "x-rate-limit-reset": "1030", "retry-after": "30"})
+    assert b.decide()[1] == 1030.05  # b heard of a's 429
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
