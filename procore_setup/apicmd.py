@@ -338,8 +338,7 @@ def _run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
         headers.setdefault("Content-Type", "application/json")
 
     out = Output(sys.stdout.buffer, _stdout_is_tty())
-    with ProcoreClient(profile, store=store_arg(store), max_wait=args.max_wait,
-                       passphrase_command=getattr(args, "passphrase_command", None)) as client:
+    with ProcoreClient(profile, store=store, max_wait=args.max_wait) as client:
         target = _path(args.path, client.api_url)
         if args.paginate:
             return _paginate(client, target, params, headers, args, out)
@@ -366,12 +365,6 @@ def _run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
         finally:
             response.close()
     return EXIT_OK
-
-
-def store_arg(store: Any) -> str:
-    """The store the CLI opened, as ProcoreClient takes it (a URL, or the file's path)."""
-    kind, where = store.locator()
-    return where
 
 
 def _paginate(client: Any, target: str, params: list[tuple[str, Any]], headers: dict[str, str],

@@ -33,7 +33,7 @@ import os
 import random
 import time
 from collections import deque
-from typing import Any, AsyncIterator, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, Mapping
 
 import httpx
 
@@ -51,6 +51,9 @@ from .errors import (
 )
 from .ratelimit import FileState, RateLimiter, RateLimitExceeded, retry_after
 from .text import DESCRIPTION_LIMIT, clean
+
+if TYPE_CHECKING:
+    from .stores.base import Store
 
 __all__ = ["ProcoreClient", "AsyncProcoreClient", "PacingTransport", "AsyncPacingTransport", "DEFAULT_MAX_WAIT",
            "api_error", "error_text"]
@@ -423,14 +426,28 @@ class _Pages:
 
 
 def _store_file_state(auth: ProcoreAuth, profile: str) -> FileState | None:
-    """The rate-limit budget shared by the profile's processes: a file beside the credentials file."""
+    """The rate-limit budget shared by the profile's processes: a file beside the credentials file.
+
+    For a shared store (PostgreSQL, Redis) the processes of this host share a file in the user's
+    cache directory, named by a hash of the store's address; sharing it between hosts, through the
+    store itself, is for later."""
     kind, where = auth.store.locator()
-    if kind != "config":
-        return None  # a shared store: sharing through it is for later (each process paces alone)
-    return FileState(where + ".ratelimit", profile)
+    if kind == "config":
+        return FileState(where + ".ratelimit", profile)
+    import hashlib
+
+    try:
+        from platformdirs import user_cache_dir
+
+        directory = user_cache_dir("procore-setup")
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError:
+        return None  # no cache directory: this process paces alone
+    name = "ratelimit-" + hashlib.sha256(where.encode("utf-8")).hexdigest()[:32] + ".json"
+    return FileState(os.path.join(directory, name), profile)
 
 
-def _setup(profile: str | None, config: str | os.PathLike[str] | None, store: str | None,
+def _setup(profile: str | None, config: str | os.PathLike[str] | None, store: str | Store | None,
            passphrase_command: str | None) -> tuple[ProcoreAuth, str, str]:
     auth = ProcoreAuth(profile, config, store=store, passphrase_command=passphrase_command)
     prof = auth.store.load().get(auth.profile)
@@ -464,7 +481,7 @@ class ProcoreClient(httpx.Client):
     """
 
     def __init__(self, profile: str | None = None, *, config: str | os.PathLike[str] | None = None,
-                 store: str | None = None, company_id: int | str | None = None,
+                 store: str | Store | None = None, company_id: int | str | None = None,
                  max_wait: float = DEFAULT_MAX_WAIT, max_in_flight: int = MAX_IN_FLIGHT,
                  retries: int = DEFAULT_RETRIES, passphrase_command: str | None = None, **kwargs: Any) -> None:
         auth, name, api_url = _setup(profile, config, store, passphrase_command)
@@ -557,7 +574,7 @@ class AsyncProcoreClient(httpx.AsyncClient):
     client.paginate(...)`. The token refresh runs in a worker thread (it may wait for the lock)."""
 
     def __init__(self, profile: str | None = None, *, config: str | os.PathLike[str] | None = None,
-                 store: str | None = None, company_id: int | str | None = None,
+                 store: str | Store | None = None, company_id: int | str | None = None,
                  max_wait: float = DEFAULT_MAX_WAIT, max_in_flight: int = MAX_IN_FLIGHT,
                  retries: int = DEFAULT_RETRIES, passphrase_command: str | None = None, **kwargs: Any) -> None:
         auth, name, api_url = _setup(profile, config, store, passphrase_command)

@@ -435,3 +435,37 @@ def test_a_server_error_after_a_post_is_one_line_saying_it_may_have_been_applied
     assert r.returncode == 5
     assert r.stderr.count("\n") == 1 and "500" in r.stderr and "may have applied it" in r.stderr
     assert api.fake.counts["projects_created"] == 1 and api.fake.counts["api_requests"] == 1
+
+
+def test_a_429_is_shared_by_the_processes_of_a_shared_store_on_one_host(eng: Engine, redis_store_url: str,
+                                                                       tmp_path: Path) -> None:
+    from procore_setup.flow import SetupFlow
+    from procore_setup.stores import open_store
+
+    flow = SetupFlow(open_store(store=redis_store_url), "default")
+    flow.load_existing()
+    flow.set_environment("custom", eng.fake.url, eng.fake.url)
+    flow.set_client(eng.fake.client_id, eng.fake.client_secret)
+    flow.start_authorization()
+    flow.exchange(eng.fake.issue_code())
+    flow.verify()
+    flow.choose_company(FIRST_COMPANY)
+    flow.save()
+    eng.fake.reset_stats()
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in eng.env().items() if k != "PROCORE_SETUP_CONFIG"}
+    env.update(PROCORE_SETUP_STORE=redis_store_url, XDG_CACHE_HOME=str(cache))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return eng.check(subprocess.run([EXE, *args], capture_output=True, text=True, env=env,
+                                        stdin=subprocess.DEVNULL, timeout=60))
+
+    eng.fake.inject(status=429, retry_after=600, paths="/rest/v1.0/me")
+    r = run("api", "/rest/v1.0/me", "--max-wait", "0")
+    assert r.returncode == 5, r.stderr
+    r = run("api", PROJECTS, "--max-wait", "1")
+    assert r.returncode == 5 and "resets at" in r.stderr
+    assert eng.fake.counts["api_requests"] == 1  # the second process sent nothing
+    files = list((cache / "procore-setup").iterdir())
+    assert len(files) == 1 and mode_of(files[0]) == 0o600
+    assert "redis" not in files[0].name  # named by a hash: the store's address (and password) stay out
