@@ -377,6 +377,9 @@ class _Pages:
         self.per_page = int(per_page) if str(per_page).isdigit() else None
         page = self.params.get("page", query.get("page", 1))
         self.first = int(page) if str(page).isdigit() else 1
+        # The ids of the page before and of this one: a record added (or removed) while the pages are
+        # read shifts the others by a few places, into the next page, never further.
+        self._before: set[tuple[type, Any]] = set()
         self._seen: set[tuple[type, Any]] = set()
         self.single = False  # the first answer was not a list: one item, no pages
 
@@ -397,21 +400,39 @@ class _Pages:
         return obj
 
     def fresh(self, items: list[Any]) -> Iterator[Any]:
-        """The items not yielded before (a record added while the pages were read shifts the others)."""
+        """A page's items not yielded before (a record added while the pages were read shifts the
+        others into the next page). Only two pages of ids are kept: memory stays flat for any size."""
+        self._before, self._seen = self._seen, set()
         for item in items:
             key = item.get("id") if isinstance(item, dict) else None
             if isinstance(key, (int, str)) and not isinstance(key, bool):
                 mark = (type(key), key)
-                if mark in self._seen:
+                if mark in self._seen or mark in self._before:
                     continue
                 self._seen.add(mark)
             yield item
 
-    def last_page(self, headers: httpx.Headers) -> int | None:
+    def last_page(self, response: httpx.Response) -> int | None:
+        """The number of the last page: from `Total` and `Per-Page`, else from the `last` link
+        when it names a page of this same list; None when neither says."""
+        headers = response.headers
         total, per = headers.get("total", ""), headers.get("per-page", "")
         if total.strip().isdigit() and per.strip().isdigit() and int(per) > 0:
             return max(self.first, math.ceil(int(total) / int(per)))
-        return None
+        try:
+            last = response.links.get("last", {}).get("url")
+            if not last:
+                return None
+            url = response.request.url.join(last)
+            page = url.params.get("page", "")
+        except Exception:  # noqa: BLE001 - a Link header httpx cannot parse: follow `next` instead
+            return None
+        if url.path != response.request.url.path or not page.isdigit():
+            return None
+        per_page = url.params.get("per_page")
+        if per_page is not None and self.per_page is not None and per_page != str(self.per_page):
+            return None  # the server counts in other pages than the ones this run asks for
+        return max(self.first, int(page))
 
     @staticmethod
     def next_link(response: httpx.Response) -> str | None:
@@ -528,7 +549,7 @@ class ProcoreClient(httpx.Client):
         yield from pages.fresh(items)
         if pages.single:
             return
-        last = pages.last_page(response.headers)
+        last = pages.last_page(response)
         if last is not None and last > pages.first:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -623,7 +644,7 @@ class AsyncProcoreClient(httpx.AsyncClient):
             yield item
         if pages.single:
             return
-        last = pages.last_page(response.headers)
+        last = pages.last_page(response)
         if last is not None and last > pages.first:
             todo = iter(range(pages.first + 1, last + 1))
             window: deque[asyncio.Task[tuple[bytes, httpx.Response]]] = deque()

@@ -286,6 +286,16 @@ def test_paginate_a_v2_list_merges_its_data_arrays(api: Engine) -> None:
     assert api.fake.counts["v2_projects"] == 3  # 100 a page, the most v2 gives
 
 
+def test_paginate_a_v2_list_side_by_side_from_its_last_link(api: Engine) -> None:
+    api.fake.project_count = 1000
+    api.fake.latency = 0.03
+    r = api.run("api", V2, "--ndjson")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["id"] for line in r.stdout.splitlines()] == [str(i) for i in project_ids(1000)]
+    c = api.fake.counts
+    assert c["v2_projects"] == 10 and 2 <= c["api_in_flight_max"] <= 4  # no Total: the `last` link says 10
+
+
 def test_paginate_an_endpoint_that_does_not_paginate(api: Engine) -> None:
     r = api.run("api", "/rest/v1.0/me", "--paginate")
     assert r.returncode == 0, r.stderr
