@@ -382,6 +382,7 @@ class _Pages:
         self._before: set[tuple[type, Any]] = set()
         self._seen: set[tuple[type, Any]] = set()
         self.single = False  # the first answer was not a list: one item, no pages
+        self._followed: set[str] = set()
 
     def page_params(self, page: int) -> dict[str, Any]:
         return {**self.params, "page": page}
@@ -411,6 +412,21 @@ class _Pages:
                     continue
                 self._seen.add(mark)
             yield item
+
+    def take(self, items: list[Any]) -> list[Any] | None:
+        """A later page's new items; None when it shows the list has ended: an empty page, or one
+        that only repeats the page before (a server that would otherwise be followed forever)."""
+        if not items:
+            return None
+        fresh = list(self.fresh(items))
+        return fresh or None
+
+    def follow(self, link: str | None) -> str | None:
+        """`link` if it was not followed before in this run (a `next` that loops back ends the list)."""
+        if not link or link in self._followed:
+            return None
+        self._followed.add(link)
+        return link
 
     def last_page(self, response: httpx.Response) -> int | None:
         """The number of the last page: from `Total` and `Per-Page`, else from the `last` link
@@ -568,26 +584,30 @@ class ProcoreClient(httpx.Client):
                             window.append(pool.submit(self._page, path, pages.page_params(nxt)))
                         items = pages.items(body, response.request.url)
                         del body
-                        yield from pages.fresh(items)
+                        got = pages.take(items)
+                        if got is None:
+                            return  # fewer pages than Total said
+                        yield from got
                 finally:
                     for future in window:
                         future.cancel()
-        link = pages.next_link(response)
+        link = pages.follow(pages.next_link(response))
         page = last if last is not None else pages.first
         while True:
             if link:
                 body, response = self._page(link, None)
-            elif not link and last is None and pages.guess_next(len(items)):
+            elif last is None and pages.guess_next(len(items)):
                 page += 1
                 body, response = self._page(path, pages.page_params(page))
             else:
                 return
             items = pages.items(body, response.request.url)
             del body
-            if not items:
+            got = pages.take(items)
+            if got is None:
                 return
-            yield from pages.fresh(items)
-            link = pages.next_link(response)
+            yield from got
+            link = pages.follow(pages.next_link(response))
 
 
 class AsyncProcoreClient(httpx.AsyncClient):
@@ -659,12 +679,15 @@ class AsyncProcoreClient(httpx.AsyncClient):
                     if nxt is not None:
                         window.append(asyncio.ensure_future(self._page(path, pages.page_params(nxt))))
                     items = pages.items(body, response.request.url)
-                    for item in pages.fresh(items):
+                    got = pages.take(items)
+                    if got is None:
+                        return  # fewer pages than Total said
+                    for item in got:
                         yield item
             finally:
                 for task in window:
                     task.cancel()
-        link = pages.next_link(response)
+        link = pages.follow(pages.next_link(response))
         page = last if last is not None else pages.first
         while True:
             if link:
@@ -675,8 +698,9 @@ class AsyncProcoreClient(httpx.AsyncClient):
             else:
                 return
             items = pages.items(body, response.request.url)
-            if not items:
+            got = pages.take(items)
+            if got is None:
                 return
-            for item in pages.fresh(items):
+            for item in got:
                 yield item
-            link = pages.next_link(response)
+            link = pages.follow(pages.next_link(response))

@@ -296,6 +296,33 @@ def test_paginate_a_v2_list_side_by_side_from_its_last_link(api: Engine) -> None
     assert c["v2_projects"] == 10 and 2 <= c["api_in_flight_max"] <= 4  # no Total: the `last` link says 10
 
 
+def test_a_total_that_lies_does_not_send_it_on_forever(api: Engine) -> None:
+    api.fake.inject(status=200, body=[{"id": 1}, {"id": 2}], paths=PROJECTS,
+                    headers=[("Total", "100000000"), ("Per-Page", "2")])
+    r = api.run("api", PROJECTS, "--paginate")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [{"id": 1}, {"id": 2}]
+    assert api.fake.counts["api_requests"] <= 5  # the first page, and at most the 4 in flight
+
+
+def test_a_next_link_that_loops_back_ends_the_list(api: Engine) -> None:
+    loop = f'<{api.fake.url}{PROJECTS}?page=1>; rel="next"'
+    api.fake.inject(status=200, body=[{"id": 1}], paths=PROJECTS, count=50, headers=[("Link", loop)])
+    r = api.run("api", PROJECTS, "--paginate")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [{"id": 1}]
+    assert api.fake.counts["api_requests"] == 2
+
+
+def test_a_next_link_to_another_host_is_not_followed(api: Engine) -> None:
+    with FakeProcore() as other:
+        api.fake.inject(status=200, body=[{"id": 1}], paths=PROJECTS,
+                        headers=[("Link", f'<{other.url}{PROJECTS}?page=2>; rel="next"')])
+        r = api.run("api", PROJECTS, "--paginate")
+        assert r.returncode == 2 and "Refusing to send the profile's token" in r.stderr
+        assert other.counts["requests"] == 0
+
+
 def test_paginate_an_endpoint_that_does_not_paginate(api: Engine) -> None:
     r = api.run("api", "/rest/v1.0/me", "--paginate")
     assert r.returncode == 0, r.stderr
