@@ -168,6 +168,18 @@ def test_a_401_is_refreshed_once_and_retried(api: Engine) -> None:
     assert api.fake.access_token_valid(api.profile()["access_token"])
 
 
+def test_a_token_that_dies_while_pages_are_in_flight_is_refreshed_once(api: Engine) -> None:
+    api.fake.project_count = 1000
+    api.fake.latency = 0.02
+    api.fake.inject(hook=api.fake.expire_access_tokens, paths=PROJECTS)  # after the first page
+    r = api.run("api", PROJECTS, "--paginate", "-F", "per_page=100")
+    assert r.returncode == 0, r.stderr
+    assert [p["id"] for p in json.loads(r.stdout)] == project_ids(1000)
+    c = api.fake.counts
+    assert c["refresh_ok"] == 1  # four pages refused at once, one refresh under the lock
+    assert c["status_401"] >= 1
+
+
 def test_a_401_that_survives_the_refresh_exits_4_with_the_login_command(api: Engine) -> None:
     api.fake.inject(status=401, count=2, paths="/rest/v1.0/me")
     r = api.run("api", "/rest/v1.0/me")

@@ -140,3 +140,26 @@ def test_two_limiters_on_one_file_spend_one_budget(tmp_path) -> None:
     a.answered(429, {"x-rate-limit-remaining": "0", "x-rate-limit-reset": "1030", "retry-after": "30"})
     assert b.decide()[1] == 1030.05  # b heard of a's 429
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+
+
+def test_fields_nest_and_keep_their_types_exactly() -> None:
+    from procore_setup.apicmd import fields_body, fields_query, parse_fields
+
+    fields = parse_fields(["project[name]=Tower", "code=007"],
+                          ["ids[]=1", "ids[]=562949953421313", "on=true", "off=false", "none=null", "ratio=1.5",
+                           "huge=18446744073709551617", "list[][name]=a"])
+    assert fields_body(fields) == {
+        "project": {"name": "Tower"}, "code": "007", "ids": [1, 562949953421313], "on": True, "off": False,
+        "none": None, "ratio": 1.5, "huge": 18446744073709551617, "list": [{"name": "a"}]}
+    assert fields_query(fields)[:5] == [("project[name]", "Tower"), ("code", "007"), ("ids[]", "1"),
+                                        ("ids[]", "562949953421313"), ("on", "true")]
+
+
+def test_importing_the_package_stays_light_until_a_client_is_asked_for() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, procore_setup; assert 'httpx' not in sys.modules; "
+            "procore_setup.ProcoreClient; procore_setup.AsyncProcoreClient; assert 'httpx' in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
