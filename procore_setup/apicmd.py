@@ -21,7 +21,7 @@ import re
 import sys
 from typing import IO, Any, Iterable, Iterator
 
-from .errors import EXIT_OK, ProcoreSetupError, UsageError
+from .errors import EXIT_OK, UsageError
 
 DESCRIPTION = """\
 Call Procore's REST API with the profile's token. PATH is relative to the profile's API URL
@@ -352,7 +352,7 @@ def _run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
             if response.status_code >= 400:
                 body = read_capped(response.iter_bytes(), ERROR_BODY_LIMIT, "an error answer", request)
                 out.body(body, ctype)
-                sys.stdout.flush()
+                out.stream.flush()  # the body before the message: a script reading both sees it whole
                 raise api_error(response, body, relogin=client.relogin_command())
             if out.tty:  # a person reads it: indented, and escaped, so read whole
                 out.body(read_capped(response.iter_bytes(), ERROR_BODY_LIMIT, "a terminal", request), ctype)
@@ -411,4 +411,4 @@ def _stdout_is_tty() -> bool:
         return False
 
 
-__all__ = ["DESCRIPTION", "add_arguments", "run_api", "ProcoreSetupError"]
+__all__ = ["DESCRIPTION", "add_arguments", "run_api", "run_demo"]

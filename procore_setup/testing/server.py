@@ -34,7 +34,8 @@ The REST API side, for `procore-setup api` and `ProcoreClient`: `/rest/v1.0/proj
 `/rest/v2.0/companies/{id}/projects` a v2 list (`{"data": [...]}`, string ids, 10 a page by
 default, 100 at most, a `Link` header). Every `/rest/` answer carries `X-Rate-Limit-Limit`,
 `X-Rate-Limit-Remaining` and `X-Rate-Limit-Reset` for a fixed window (`set_rate_limit(limit,
-window)`: 3600 an hour by default; a short window keeps tests quick); a request past the limit is
+window)`: 100,000 an hour by default, so that long soak runs are never refused; a short window keeps
+tests quick); a request past the limit is
 refused with 429 and counted in `rate_limited` (requests sent while over the limit), and refused
 requests count against the window, as at Procore. `latency` seconds are added to every `/rest/`
 answer (outside the lock: concurrent requests overlap), and `api_in_flight_max` counts the most
@@ -545,7 +546,7 @@ class FakeProcore:
         service_account_client_id: str = SERVICE_ACCOUNT_CLIENT_ID,
         service_account_client_secret: str = SERVICE_ACCOUNT_CLIENT_SECRET,
         service_account_companies: Sequence[int] | None = None,
-        rate_limit: int = 3600,
+        rate_limit: int = 100_000,
         rate_window: int = 3600,
         latency: float = 0.0,
         project_count: int = 2,
