@@ -252,11 +252,13 @@ class AsyncPacingTransport(httpx.AsyncBaseTransport):
         self.backoff = backoff
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import anyio  # httpx's own dependency; its sleep runs on asyncio and trio alike
+
         self.guard.check(request)
         attempts = _Attempts(request, self.retries, self.backoff, self.max_wait)
         while True:
             try:
-                await self.limiter.acquire_async(self.max_wait)
+                await self.limiter.acquire_async(self.max_wait, anyio.sleep)
             except RateLimitExceeded as exc:
                 raise attempts.limit_error(exc, self.limiter) from None
             try:
@@ -266,7 +268,7 @@ class AsyncPacingTransport(httpx.AsyncBaseTransport):
                     self.limiter.cancel()
                 else:
                     self.limiter.answered(None, None)
-                await asyncio.sleep(attempts.after_error(exc))
+                await anyio.sleep(attempts.after_error(exc))
                 continue
             except BaseException:
                 self.limiter.answered(None, None)
@@ -277,7 +279,7 @@ class AsyncPacingTransport(httpx.AsyncBaseTransport):
                 return response
             await response.aclose()
             if wait:
-                await asyncio.sleep(wait)
+                await anyio.sleep(wait)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -655,7 +657,8 @@ class AsyncProcoreClient(httpx.AsyncClient):
 
     async def paginate(self, path: str, params: Mapping[str, Any] | None = None, *,
                        max_in_flight: int | None = None) -> AsyncIterator[Any]:
-        """`ProcoreClient.paginate` for asyncio: `async for item in client.paginate(path)`."""
+        """`ProcoreClient.paginate` for asyncio: `async for item in client.paginate(path)`. (Plain
+        requests of this client run on trio too; paginate's pages side by side are asyncio tasks.)"""
         pages = _Pages(path, params)
         width = max(1, max_in_flight or self.max_in_flight)
         body, response = await self._page(path, pages.params)

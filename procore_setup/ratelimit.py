@@ -25,7 +25,7 @@ import json
 import os
 import threading
 import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Awaitable, Callable, Iterator, Mapping
 
 RESET_MARGIN = 0.05  # seconds after a Reset before the next request: the server's window must have turned
 MAX_PLAUSIBLE_WAIT = 2 * 3600.0  # a Reset or Retry-After further off than this is nonsense: capped
@@ -235,10 +235,12 @@ class RateLimiter:
                 # every few milliseconds while waiting for an answer.
                 self._cond.wait(0.02 if wait == WAIT_FOR_ANSWER else min(wait, 0.25))
 
-    async def acquire_async(self, max_wait: float) -> None:
-        """`acquire` for an event loop."""
-        import asyncio
+    async def acquire_async(self, max_wait: float, sleep: Callable[[float], Awaitable[Any]] | None = None) -> None:
+        """`acquire` for an event loop; `sleep` is the loop's (default asyncio's; anyio's runs on trio too)."""
+        if sleep is None:
+            import asyncio
 
+            sleep = asyncio.sleep
         deadline = self.clock() + max_wait
         while True:
             wait, until = self.decide()
@@ -246,7 +248,7 @@ class RateLimiter:
                 return
             if until and until > deadline:
                 raise RateLimitExceeded(until, "refused" if self.refused else "exhausted")
-            await asyncio.sleep(0.005 if wait == WAIT_FOR_ANSWER else min(wait, 0.25))
+            await sleep(0.005 if wait == WAIT_FOR_ANSWER else min(wait, 0.25))
 
     # -- learning ----------------------------------------------------------------------------
     def cancel(self) -> None:
