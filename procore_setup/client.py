@@ -26,7 +26,6 @@ lives in its transport (`PacingTransport`, after httpx's own transports), so a p
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
@@ -659,6 +658,8 @@ class AsyncProcoreClient(httpx.AsyncClient):
                        max_in_flight: int | None = None) -> AsyncIterator[Any]:
         """`ProcoreClient.paginate` for asyncio: `async for item in client.paginate(path)`. (Plain
         requests of this client run on trio too; paginate's pages side by side are asyncio tasks.)"""
+        import asyncio  # here: the sync client and the CLI never pay for it
+
         pages = _Pages(path, params)
         width = max(1, max_in_flight or self.max_in_flight)
         body, response = await self._page(path, pages.params)
