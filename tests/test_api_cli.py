@@ -66,6 +66,13 @@ def test_include_prints_the_status_line_and_headers_first(api: Engine) -> None:
     assert json.loads(body)["login"] == "pat@example.com"
 
 
+def test_head_prints_the_headers_and_no_body(api: Engine) -> None:
+    r = api.run("api", "-X", "HEAD", "-i", PROJECTS)
+    assert r.returncode == 0, r.stderr
+    head, _, body = r.stdout.partition("\n\n")
+    assert head.startswith("HTTP/1.1 200 OK") and "Total: 2" in head and body == ""
+
+
 def test_fields_make_the_query_of_a_get(api: Engine) -> None:
     api.fake.project_count = 30
     r = api.run("api", "-X", "GET", PROJECTS, "-F", "per_page=5", "-f", "page=3")

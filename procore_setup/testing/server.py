@@ -351,6 +351,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._dispatch("GET")
 
+    def do_HEAD(self) -> None:
+        # a GET without its body, as Rails answers HEAD
+        self._head = True
+        try:
+            self._dispatch("GET")
+        finally:
+            self._head = False
+
     def do_POST(self) -> None:
         self._dispatch("POST")
 
@@ -456,10 +464,11 @@ class _Handler(BaseHTTPRequestHandler):
             if not hasattr(self, "_headers_buffer"):
                 self._headers_buffer = []
             self._headers_buffer.append(b"\r\n")  # end_headers(), with the body in the same write
-            if resp.body:
+            head = getattr(self, "_head", False)
+            if resp.body and not head:
                 self._headers_buffer.append(resp.body)
             self.flush_headers()
-            if resp.stream is not None:
+            if resp.stream is not None and not head:
                 for chunk in resp.stream:
                     self.wfile.write(chunk)
         except OSError:  # client went away (e.g. timed out during a hang, or read enough of a huge body)
