@@ -337,6 +337,9 @@ def _run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
         content = json.dumps(fields_body(fields)).encode("utf-8")
         headers.setdefault("Content-Type", "application/json")
 
+    # An encrypted file: ask for its passphrase now if a person is there (the key is kept for this
+    # run), rather than failing later inside a request that cannot prompt.
+    store.open_secrets(store.load(), interactive=_stdin_is_tty())
     out = Output(sys.stdout.buffer, _stdout_is_tty())
     with ProcoreClient(profile, store=store, max_wait=args.max_wait) as client:
         target = _path(args.path, client.api_url)
@@ -402,6 +405,13 @@ def _paginate(client: Any, target: str, params: list[tuple[str, Any]], headers: 
         first = False
     stream.write(b"]\n")
     return EXIT_OK
+
+
+def _stdin_is_tty() -> bool:
+    try:
+        return sys.stdin is not None and os.isatty(sys.stdin.fileno())
+    except (ValueError, OSError, AttributeError):
+        return False
 
 
 def _stdout_is_tty() -> bool:

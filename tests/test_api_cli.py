@@ -129,6 +129,17 @@ def test_bad_command_lines_are_usage_errors_that_send_nothing(api: Engine, args:
     assert api.fake.counts["api_requests"] == 0
 
 
+def test_an_encrypted_file_works_with_its_passphrase(api: Engine) -> None:
+    passphrase = {"PROCORE_SETUP_PASSPHRASE": "correct horse battery staple"}
+    r = api.run("encrypt", env=passphrase)
+    assert r.returncode == 0, r.stderr
+    r = api.run("api", "/rest/v1.0/me", env=passphrase)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["id"] == 4242
+    r = api.run("api", "/rest/v1.0/me")
+    assert r.returncode == 6 and api.fake.counts["me"] == 1  # no passphrase: nothing sent
+
+
 # -- the token stays home --------------------------------------------------------------------
 
 def test_an_absolute_url_on_another_host_is_refused_before_anything_is_sent(api: Engine) -> None:
