@@ -21,7 +21,7 @@ import re
 import sys
 from typing import IO, Any, Iterable, Iterator
 
-from .errors import EXIT_OK, UsageError
+from .errors import EXIT_OK, ProcoreSetupError, UsageError
 
 DESCRIPTION = """\
 Call Procore's REST API with the profile's token. PATH is relative to the profile's API URL
@@ -212,9 +212,11 @@ class Output:
     def __init__(self, stream: IO[bytes], tty: bool) -> None:
         self.stream = stream
         self.tty = tty
+        self.written = False
 
     def write(self, data: bytes) -> None:
         self.stream.write(data)
+        self.written = True
 
     def text(self, text: str) -> None:
         self.stream.write(text.encode("utf-8", "replace"))
@@ -381,30 +383,41 @@ def _paginate(client: Any, target: str, params: list[tuple[str, Any]], headers: 
         else:
             query[key] = value
     items: Iterator[Any] = client.paginate(target, query)
+    try:
+        _write_items(items, out, args.ndjson)
+    except ProcoreSetupError as exc:
+        answer = getattr(exc, "answer", None)
+        if answer is not None and not out.written:
+            # the first page was refused: its body on stdout, as without --paginate
+            out.body(answer, getattr(exc, "content_type", ""))
+            out.stream.flush()
+        raise
+    return EXIT_OK
+
+
+def _write_items(items: Iterator[Any], out: Output, ndjson: bool) -> None:
+    """The items as ndjson, or as one JSON array written as they come (indented for a terminal)."""
     stream = out.stream
-    if args.ndjson:
+    if ndjson:
         for item in items:
             line = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
             if out.tty:
                 line = _UNSAFE_JSON.sub(_escape, line)
-            stream.write(line.encode("utf-8", "backslashreplace") + b"\n")
-        return EXIT_OK
+            out.write(line.encode("utf-8", "backslashreplace") + b"\n")
+        return
     first = True
-    if out.tty:
-        stream.write(b"[")
-        for item in items:
-            text = terminal_json(item).replace("\n", "\n  ")
-            stream.write((("\n  " if first else ",\n  ") + text).encode("utf-8"))
-            first = False
-        stream.write(b"\n]\n" if not first else b"]\n")
-        return EXIT_OK
-    stream.write(b"[")
     for item in items:
-        data = json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "backslashreplace")
-        stream.write(data if first else b"," + data)
+        if out.tty:
+            text = terminal_json(item).replace("\n", "\n  ")
+            out.write((("[\n  " if first else ",\n  ") + text).encode("utf-8"))
+        else:
+            data = json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "backslashreplace")
+            out.write((b"[" if first else b",") + data)
         first = False
-    stream.write(b"]\n")
-    return EXIT_OK
+    if first:
+        stream.write(b"[]\n")
+    else:
+        stream.write(b"\n]\n" if out.tty else b"]\n")
 
 
 def _stdin_is_tty() -> bool:

@@ -312,7 +312,15 @@ def error_text(body: bytes) -> str:
 
 
 def api_error(response: httpx.Response, body: bytes, *, relogin: str | None = None) -> ProcoreSetupError:
-    """The error for an answer with an error status: what the CLI exits with, what paginate() raises."""
+    """The error for an answer with an error status: what the CLI exits with, what paginate() raises.
+    Its `answer` is the body (capped) and `content_type` the answer's, for a caller that shows them."""
+    err = _api_error(response, body, relogin=relogin)
+    err.answer = body  # type: ignore[attr-defined]
+    err.content_type = response.headers.get("content-type", "")  # type: ignore[attr-defined]
+    return err
+
+
+def _api_error(response: httpx.Response, body: bytes, *, relogin: str | None = None) -> ProcoreSetupError:
     status = response.status_code
     method = response.request.method.upper()
     path = shown_path(response.request.url)

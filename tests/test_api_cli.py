@@ -353,6 +353,13 @@ def test_a_next_link_to_another_host_is_not_followed(api: Engine) -> None:
         assert other.counts["requests"] == 0
 
 
+def test_paginate_refused_on_its_first_page_still_prints_the_body(api: Engine) -> None:
+    r = api.run("api", "/rest/v1.0/nothing", "--paginate")
+    assert r.returncode == 7
+    assert json.loads(r.stdout) == {"error": "not found"}
+    assert "404" in r.stderr
+
+
 def test_paginate_an_endpoint_that_does_not_paginate(api: Engine) -> None:
     r = api.run("api", "/rest/v1.0/me", "--paginate")
     assert r.returncode == 0, r.stderr
