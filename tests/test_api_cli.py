@@ -360,6 +360,13 @@ def test_paginate_refused_on_its_first_page_still_prints_the_body(api: Engine) -
     assert "404" in r.stderr
 
 
+def test_a_page_that_inflates_past_the_cap_is_refused(api: Engine) -> None:
+    api.fake.inject(gzip_bomb=200 << 20, paths=PROJECTS)  # 200 MiB of zeros in a few hundred KB
+    r = api.run("api", PROJECTS, "--paginate")
+    assert r.returncode == 5
+    assert "more than 64 MiB" in r.stderr and r.stdout == ""
+
+
 def test_paginate_an_endpoint_that_does_not_paginate(api: Engine) -> None:
     r = api.run("api", "/rest/v1.0/me", "--paginate")
     assert r.returncode == 0, r.stderr
