@@ -77,6 +77,29 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
     return min(max(seconds, 0.0), MAX_PLAUSIBLE_WAIT)
 
 
+SKEW_IGNORED = 2.0  # seconds of difference with the server's Date that are only its rounding
+
+
+def _clock_skew(headers: Mapping[str, str], now: float) -> float:
+    """How far this machine's clock is ahead of the server's (its `Date` header), when that is more
+    than the header's rounding: a Reset is the server's time, and is waited for by this clock."""
+    raw = headers.get("date")
+    if not raw:
+        return 0.0
+    import email.utils
+
+    try:
+        when = email.utils.parsedate_to_datetime(raw[:64])
+    except (TypeError, ValueError, IndexError):
+        return 0.0
+    if when is None or when.tzinfo is None:
+        return 0.0
+    skew = now - when.timestamp()
+    if abs(skew) <= SKEW_IGNORED or abs(skew) > MAX_PLAUSIBLE_WAIT:
+        return 0.0
+    return skew
+
+
 # -- where the budget lives ------------------------------------------------------------------------
 
 def _clean_state(obj: Any, now: float) -> dict[str, float]:
@@ -282,6 +305,8 @@ class RateLimiter:
     def _learn(self, s: dict[str, float], status: int | None, headers: Mapping[str, str], now: float) -> None:
         remaining = _number(headers, "x-rate-limit-remaining")
         reset = _number(headers, "x-rate-limit-reset")
+        if reset is not None:
+            reset += _clock_skew(headers, now)
         if remaining is not None and reset is not None and status != 429:
             reset = min(reset, now + MAX_PLAUSIBLE_WAIT)
             # What the answer says, less this process's requests still in flight (it may not have

@@ -163,3 +163,19 @@ def test_importing_the_package_stays_light_until_a_client_is_asked_for() -> None
             "procore_setup.ProcoreClient; procore_setup.AsyncProcoreClient; assert 'httpx' in sys.modules")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_reset_is_waited_for_by_this_clock_when_the_servers_runs_behind() -> None:
+    from email.utils import formatdate
+
+    from procore_setup.ratelimit import RateLimiter
+
+    now = [100_000.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    assert limiter.decide() == (0.0, 0.0)
+    # the server's clock is 60 s behind ours: its Reset (its time + 10 s) is ours + 10 s too
+    server_now = now[0] - 60
+    limiter.answered(200, {"x-rate-limit-remaining": "0", "x-rate-limit-reset": str(int(server_now + 10)),
+                           "date": formatdate(server_now, usegmt=True)})
+    wait, until = limiter.decide()
+    assert abs(until - (now[0] + 10.05)) < 1e-6 and 9 < wait < 10.1
