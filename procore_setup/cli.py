@@ -112,7 +112,7 @@ class _Parser(argparse.ArgumentParser):
         return message + choices
 
 
-COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt", "passphrase", "store")
+COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt", "passphrase", "store", "api")
 _GLOBAL_WITH_VALUE = ("--config", "--store", "--profile", "--passphrase-command")
 
 
@@ -233,7 +233,20 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--print", action="store_true", dest="print_sql", help="init: print the SQL instead of running it")
     p.add_argument("--to", metavar="URL", help="move: the store to move to (a URL, or a credentials file's path)")
     p.add_argument("--all", action="store_true", help="move: every profile")
+
+    p = add("api", cmd_api, "call Procore's REST API (pagination, rate limits and retries handled)",
+            _api_help() if only in (None, "api") else None)
+    if not isinstance(p, _Unused):
+        from .apicmd import add_arguments
+
+        add_arguments(p, _seconds)
     return parser
+
+
+def _api_help() -> str | None:
+    from .apicmd import DESCRIPTION as api_description
+
+    return api_description
 
 
 class _Unused:
@@ -453,6 +466,14 @@ def cmd_store(args: argparse.Namespace) -> int:
     destination = open_store(store=args.to, passphrase_command=_opt(args, "passphrase_command"))
     return _report(run_move(_store(args), destination, None if args.all else _profile(args),
                             interactive=_interactive(), http_timeout=settings.http_timeout()))
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from .apicmd import run_api, run_demo
+
+    if _opt(args, "demo"):
+        return run_demo(args)
+    return run_api(args, _store(args), _profile(args))
 
 
 def _report(outcome: Any) -> int:
