@@ -402,6 +402,10 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
     finally:
         if session is not None:
             session.stop()
+    if session is not None:
+        # the demo's file and server are gone: say where the headless side can be tried next
+        print("To try token, refresh, status, cron and the library against a fake Procore that stays up, run:")
+        print(f"  {flowmod.executable()} demo")
     if app.return_code:
         return app.return_code
     return result if isinstance(result, int) else 0
