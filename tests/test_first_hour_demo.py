@@ -103,3 +103,19 @@ def test_closing_the_terminal_leaves_no_demo_directory(tmp_path: Path) -> None:
 
     wait_for(gone, 30, "the demo process to end")
     wait_for(lambda: os.listdir(tmp) == [], 30, f"the demo directory to go: {os.listdir(tmp)}")
+
+
+def test_quitting_the_demo_wizard_says_how_to_keep_a_demo(tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    # the wizard in a real terminal; its last words stay on screen after it exits (the shell waits)
+    env = clean_env(TMPDIR=str(tmp), HOME=str(tmp_path), TERM="xterm-256color")
+    term = Tmux(tmp_path, f"{EXE} --demo; echo WIZARD-EXIT=$?; sleep 600", env=env, width=100, height=30)
+    try:
+        term.wait("How your scripts sign in")
+        term.send("C-q")  # nothing entered yet: quits at once
+        screen = term.wait("WIZARD-EXIT=0")
+        assert "procore-setup demo" in screen.replace("\n", " ")
+        assert os.listdir(tmp) == []  # the wizard's demo file and server went with it
+    finally:
+        term.kill()
