@@ -100,6 +100,20 @@ def test_profile_names_come_from_the_file_the_line_names(two_profiles: Path, tmp
     assert words == []  # no file: nothing offered, nothing printed
 
 
+@pytest.mark.parametrize("store", ["redis_store_url", "pg_store_url"])
+def test_tab_reads_profile_names_from_a_shared_store_without_its_driver(store: str, request: pytest.FixtureRequest,
+                                                                         fh_fake: FakeProcore, tmp_path: Path) -> None:
+    url = request.getfixturevalue(store)  # a real server, started by tests/servers.py
+    env = clean_env(PROCORE_SETUP_STORE=url)
+    r = run("login", "--plain", "--profile", "nightly", "--environment", "custom", "--login-url", fh_fake.url,
+            "--api-url", fh_fake.url, "--client-id", "demo-client-id", f"--code={fh_fake.issue_code()}", input="1\n",
+            env=dict(env, PROCORE_CLIENT_SECRET=CLIENT_SECRET))
+    assert r.returncode == 0, r.stderr
+    words, modules = _tab("procore-setup status --profile ", env, tmp_path)
+    assert words == ["nightly"]
+    assert not modules & {"redis", "psycopg", "httpx", "textual"}, modules & {"redis", "psycopg", "httpx", "textual"}
+
+
 def test_token_never_imports_the_completion_library(two_profiles: Path) -> None:
     r = run("token", env=clean_env(PROCORE_SETUP_CONFIG=str(two_profiles), PROCORE_SETUP_PROFILE="nightly",
                                    PYTHONPROFILEIMPORTTIME="1"))
