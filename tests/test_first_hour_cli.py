@@ -140,6 +140,38 @@ def test_tab_in_a_real_bash(two_profiles: Path, tmp_path: Path) -> None:
         term.kill()
 
 
+def test_tab_in_a_real_fish(two_profiles: Path, tmp_path: Path) -> None:
+    if shutil.which("fish") is None:
+        pytest.skip("fish is not installed")
+    script = tmp_path / "procore-setup.fish"
+    script.write_text(run("completion", "fish").stdout)
+    env = clean_env(PROCORE_SETUP_CONFIG=str(two_profiles), PATH=f"{BIN}:/usr/bin:/bin", HOME=str(tmp_path))
+    r = subprocess.run(["fish", "--no-config", "-c", f"source {script}; complete -C 'procore-setup tok'; "
+                        "complete -C 'procore-setup token --profile n'"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == ["token", "nightly"]
+
+
+def test_tab_in_a_real_zsh(two_profiles: Path, tmp_path: Path) -> None:
+    if shutil.which("zsh") is None:
+        pytest.skip("zsh is not installed")
+    functions = tmp_path / "zfunc"
+    functions.mkdir()
+    (functions / "_procore-setup").write_text(run("completion", "zsh").stdout)
+    (tmp_path / ".zshrc").write_text(f"PS1='%% '\nfpath=({functions} $fpath)\nautoload -Uz compinit && compinit -u\n")
+    env = clean_env(PROCORE_SETUP_CONFIG=str(two_profiles), PATH=f"{BIN}:/usr/bin:/bin", HOME=str(tmp_path),
+                    ZDOTDIR=str(tmp_path))
+    term = Tmux(tmp_path, "zsh -i", env=env)
+    try:
+        term.wait("%")
+        term.type("procore-setup token --profile ni")
+        term.send("Tab")
+        term.wait("% procore-setup token --profile nightly")
+    finally:
+        term.kill()
+
+
 # -- did you mean, the unknown profile, help ----------------------------------------------------------
 
 def test_a_mistyped_command_suggests_the_closest_without_echoing_it() -> None:
