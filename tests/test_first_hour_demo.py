@@ -119,3 +119,41 @@ def test_quitting_the_demo_wizard_says_how_to_keep_a_demo(tmp_path: Path) -> Non
         assert os.listdir(tmp) == []  # the wizard's demo file and server went with it
     finally:
         term.kill()
+
+
+def test_the_demo_wizard_leaves_nothing_when_its_terminal_closes_or_it_is_stopped(tmp_path: Path) -> None:
+    for how in ("SIGHUP", "SIGTERM"):
+        tmp = tmp_path / how / "tmp"
+        tmp.mkdir(parents=True)
+        env = clean_env(TMPDIR=str(tmp), HOME=str(tmp_path), TERM="xterm-256color")
+        term = Tmux(tmp_path / how, f"{EXE} --demo; echo WIZARD-EXIT=$?; sleep 600", env=env, width=100, height=30)
+        try:
+            term.wait("How your scripts sign in")
+            assert os.listdir(tmp) != []  # the demo's directory, with its file to be
+            wizard = next(p for p in _children(term.pid())[1:] if "--demo" in _cmdline(p))  # not the pane's shell
+            if how == "SIGTERM":
+                os.kill(wizard, signal.SIGTERM)
+                term.wait("WIZARD-EXIT=143")
+            else:
+                term.kill()  # the terminal goes away
+            wait_for(lambda: not os.path.exists(f"/proc/{wizard}"), 30, "the wizard to end")
+            wait_for(lambda: os.listdir(tmp) == [], 30, f"the demo directory to go: {os.listdir(tmp)}")
+        finally:
+            term.kill()
+
+
+def _children(pid: int) -> list[int]:
+    """`pid` and its descendants (the pane's shell runs the wizard as its child)."""
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        for child in children:
+            out += _children(int(child))
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
