@@ -85,6 +85,7 @@ def run_plain(args: argparse.Namespace) -> int:
         from .testing.demo import DemoSession
 
         demo = DemoSession()
+        _end_demo_on_signals()
         demo.start()
         config, store_url = demo.config_path, None
         # Always the fake's own client: a real secret in PROCORE_CLIENT_SECRET must not go to it.
@@ -105,6 +106,18 @@ def run_plain(args: argparse.Namespace) -> int:
     finally:
         if demo is not None:
             demo.stop()
+
+
+def _end_demo_on_signals() -> None:
+    """A closed terminal (SIGHUP) or SIGTERM ends the demo through its clean-up (the `finally` that
+    stops the server and removes the throwaway directory), not around it."""
+    import signal
+
+    def ended(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, ended)
 
 
 def _start(args: argparse.Namespace, store: Store, interactive: bool) -> tuple[Prompter, SetupFlow, Any]:

@@ -258,6 +258,30 @@ def test_login_plain_demo_says_how_to_get_the_code_and_that_works(tmp_path: Path
             proc.wait()
 
 
+def test_login_plain_demo_stopped_while_waiting_leaves_nothing(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        tmp = tmp_path / sig.name
+        tmp.mkdir()
+        proc = subprocess.Popen([EXE, "login", "--plain", "--demo"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=clean_env(TMPDIR=str(tmp)))
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if line.strip().startswith("curl "):
+                    break  # waiting for the code now
+            assert os.listdir(tmp) != []
+            proc.send_signal(sig)
+            assert proc.wait(timeout=30) == 128 + sig
+            assert os.listdir(tmp) == []
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 def test_the_fake_servers_banner_gives_a_code_that_can_be_pasted(tmp_path: Path) -> None:
     server = subprocess.Popen([sys.executable, "-m", "procore_setup.testing", "--port", "0"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=clean_env())
