@@ -21,7 +21,13 @@ DESCRIPTION = """\
 Set up Procore OAuth for an installed application once, then keep the token chain alive.
 
 Run with no command to open the setup wizard (or `login --plain` on a plain terminal).
-Scripts use `procore-setup token`; cron runs `procore-setup refresh --all --quiet`."""
+Scripts use `procore-setup token`; cron runs `procore-setup refresh --all --quiet`.
+New here? `procore-setup --demo`, then `procore-setup demo`: no Procore account needed."""
+
+# Per-command help stays short: the table is in `procore-setup --help` and docs/commands.md.
+COMMAND_EPILOG = "Every command also takes --config PATH, --store URL, --profile NAME and --passphrase-command CMD.\n" \
+                 "exit codes: 0 ok, 2 usage, 3 not configured, 4 log in again, 5 try again later, " \
+                 "6 store unusable\n(procore-setup --help says more)"
 
 EPILOG = EXIT_CODES_HELP + """
 
@@ -92,9 +98,42 @@ class _Parser(argparse.ArgumentParser):
             message = prefix + " ".join(shown)
             if any(w.startswith("--client-secret") for w in words):
                 message += " (the client secret is never a flag: use PROCORE_CLIENT_SECRET or the hidden prompt)"
+            else:
+                message += self._did_you_mean([w.split("=", 1)[0] for w in words if w.startswith("--")],
+                                              self._option_strings())
         else:
-            message = self._masked(message)
+            import re
+
+            typed = re.match(r"argument (?:COMMAND|action): invalid choice: '((?:[^'\\]|\\.)*)' \(choose from (.*)\)$",
+                             message)
+            suggestion = ""
+            if typed:
+                suggestion = self._did_you_mean([typed.group(1)], re.findall(r"'([\w-]+)'", typed.group(2)))
+            message = self._masked(message) + suggestion
         return super().error(message)
+
+    def _option_strings(self) -> list[str]:
+        """Every long option of this parser and of its commands' parsers (argparse reports an unknown
+        option of a command from the main parser)."""
+        out: list[str] = []
+        for action in self._actions:
+            out += [o for o in action.option_strings if o.startswith("--")]
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    out += [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
+        return sorted(set(out))
+
+    @staticmethod
+    def _did_you_mean(words: list[str], known: list[str]) -> str:
+        """"; did you mean 'token'?" for the first typed word close to a known one. Only the known
+        word is shown, never what was typed (it may be a secret pasted in the wrong place)."""
+        import difflib
+
+        for word in words:
+            close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+            if close:
+                return f"; did you mean '{close[0]}'?"
+        return ""
 
     @staticmethod
     def _masked(message: str) -> str:
@@ -112,7 +151,8 @@ class _Parser(argparse.ArgumentParser):
         return message + choices
 
 
-COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt", "passphrase", "store", "api")
+COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt", "passphrase", "store", "api",
+            "completion", "demo")
 _GLOBAL_WITH_VALUE = ("--config", "--store", "--profile", "--passphrase-command")
 
 
@@ -138,18 +178,24 @@ def _command_in(argv: list[str]) -> str | None:
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or (for speed on the headless path) the main parser plus one command's."""
-    def common(p: argparse.ArgumentParser, passphrase_help: str | None = None) -> argparse.ArgumentParser:
-        # on the main parser and on every command, so both `--profile P token` and `token --profile P` work
+    def common(p: argparse.ArgumentParser, passphrase_help: str | None = None,
+               brief: bool = False) -> argparse.ArgumentParser:
+        # on the main parser and on every command, so both `--profile P token` and `token --profile P` work;
+        # a command's own --help leaves them to `procore-setup --help` (brief), so that it stays short
+        def said(text: str) -> str:
+            return argparse.SUPPRESS if brief else text
+
         p.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
-                       help="credentials file (default: $PROCORE_SETUP_CONFIG or the user config dir)")
+                       help=said("credentials file (default: $PROCORE_SETUP_CONFIG or the user config dir)"))
         p.add_argument("--store", metavar="URL", default=argparse.SUPPRESS,
-                       help="a shared store: postgresql://USER@HOST:PORT/DB, redis://[:PASSWORD@]HOST[:PORT]/DB, "
-                       "rediss://... (default: $PROCORE_SETUP_STORE, else the credentials file)")
+                       help=said("a shared store: postgresql://USER@HOST:PORT/DB, redis://[:PASSWORD@]HOST[:PORT]/DB, "
+                                 "rediss://... (default: $PROCORE_SETUP_STORE, else the credentials file)"))
         p.add_argument("--profile", metavar="NAME", default=argparse.SUPPRESS,
-                       help="profile to use (default: $PROCORE_SETUP_PROFILE or the file's default)")
+                       help=said("profile to use (default: $PROCORE_SETUP_PROFILE or the file's default)"))
         p.add_argument("--passphrase-command", metavar="CMD", default=argparse.SUPPRESS,
-                       help=passphrase_help or "command that prints the passphrase of an encrypted file, for this "
-                       "run (default: $PROCORE_SETUP_PASSPHRASE_COMMAND; run without a shell)")
+                       help=passphrase_help or said("command that prints the passphrase of an encrypted file, for "
+                                                    "this run (default: $PROCORE_SETUP_PASSPHRASE_COMMAND; run "
+                                                    "without a shell)"))
         return p
 
     parser = common(_Parser(
@@ -165,10 +211,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             passphrase_help: str | None = None) -> argparse.ArgumentParser | _Unused:
         if only is not None and name != only:
             return _Unused()  # not used in this run: build nothing
-        p = sub.add_parser(name, help=help, description=description or help, epilog=EXIT_CODES_HELP,
+        p = sub.add_parser(name, help=help, description=description or help, epilog=COMMAND_EPILOG,
                            formatter_class=_Formatter)
         p.set_defaults(func=func)
-        return common(p, passphrase_help)
+        return common(p, passphrase_help, brief=True)
 
     p = add("token", cmd_token, "print a valid access token (refreshing first if needed)",
             'For scripts: curl -H "Authorization: Bearer $(procore-setup token)" ...')
@@ -185,9 +231,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
-    p = add("status", cmd_status, "show profiles, expiry and problems (never secrets)")
+    p = add("status", cmd_status, "show profiles, expiry and problems (never secrets)",
+            "Show profiles, expiry and problems (never secrets). Exits 4 when a profile needs a new login,\n"
+            "3 when there is none; with --online, 5 when Procore could not confirm a token (the check failed).")
     p.add_argument("--json", action="store_true", help="print as JSON")
-    p.add_argument("--online", action="store_true", help="also ask Procore's token-info endpoint")
+    p.add_argument("--online", action="store_true",
+                   help="also ask Procore's token-info endpoint (exit 5 when that check fails)")
 
     p = add("login", cmd_login, "set up or re-authorize a profile",
             "Set up or re-authorize a profile. Opens the wizard, or with --plain asks line by line.\n"
@@ -240,6 +289,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         from .apicmd import add_arguments
 
         add_arguments(p, _seconds)
+
+    if only in (None, "completion"):  # its help text lives with it; `token` does not load it
+        from .completion import HELP, SHELLS
+
+        p = add("completion", cmd_completion, "print the shell completion script (bash, zsh, fish)", HELP)
+        p.add_argument("shell", choices=SHELLS, help="the shell to complete in")
+
+    p = add("demo", cmd_demo, "keep a demo profile and the fake Procore running, to try the commands",
+            "Start the built-in fake Procore on 127.0.0.1 with a throwaway credentials file holding a\n"
+            "logged-in demo profile (and a demo service account), then open your shell with\n"
+            "PROCORE_SETUP_CONFIG pointing at it, so that `procore-setup token`, `refresh`, `status` and\n"
+            "the library work as they would for real. `exit` ends it and removes everything it made (also\n"
+            "when the terminal is closed). Without a terminal it serves until stopped (Ctrl+C, SIGTERM).")
+    p.add_argument("--no-shell", action="store_true",
+                   help="do not open a shell: print the variables to export and serve until stopped")
     return parser
 
 
@@ -491,9 +555,25 @@ def _when(dt: Any) -> str:
     return dt.isoformat() if dt is not None else "unknown"
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from .completion import run
+
+    return run(args.shell)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(shell=not args.no_shell and _interactive() and sys.stdout.isatty())
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    if "_ARGCOMPLETE" in os.environ:  # a Tab press in a shell with the completion script: answer, exit
+        from .completion import complete
+
+        complete(build_parser())
     parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     try:

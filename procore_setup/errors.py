@@ -27,7 +27,7 @@ exit codes:
   4  re-authorization required (refresh token or client credentials rejected, or tokens
      answered that cannot be used)
   5  temporary failure (network, server, rate limit, lock timeout, a 4xx that used nothing):
-     retry later, nothing was lost
+     retry later, nothing was lost; `status --online`: the online check failed
   6  credentials file unusable (insecure permissions, does not parse, missing fields,
      wrong or missing passphrase)
   7  `api`: Procore refused the request with a 4xx (other than 401 and 429): fix the request

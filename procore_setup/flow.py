@@ -540,13 +540,28 @@ def cron_line(store: Store, profile: str, *, every_minutes: int = 20) -> str:
     return f"*/{every_minutes} * * * * " + line.replace("%", "\\%")
 
 
+def program() -> str:
+    """`procore-setup` where that name finds this program on PATH, else its absolute path: the
+    commands the wizard prints must work as printed (scripts/run, a venv not on PATH)."""
+    import os
+    import shlex
+    import shutil
+
+    exe = executable()
+    found = shutil.which("procore-setup")
+    if found and shlex.quote(os.path.abspath(found)) == exe:
+        return "procore-setup"
+    return exe
+
+
 def usage_examples(store: Store, profile: str, company_id: int | None, api_url: str) -> tuple[str, str]:
-    """Two short examples of using the token: curl and Python."""
-    company = str(company_id) if company_id else "<company id>"
+    """Two short examples of using the token: curl and Python, each working as printed (the URL
+    quoted: zsh globs an unquoted `?`)."""
+    company = str(company_id) if company_id else "COMPANY_ID"
     key, value = store.locator()
-    tok = f"$(procore-setup{store.cli_flag(explicit=True)} token --profile {shell_quote(profile)})"
+    tok = f"$({program()}{store.cli_flag(explicit=True)} token --profile {shell_quote(profile)})"
     curl = (f'curl -H "Authorization: Bearer {tok}" \\\n     -H "Procore-Company-Id: {company}" '
-            f"{api_url}/rest/v1.0/projects?company_id={company}")
+            f"{shell_quote(f'{api_url}/rest/v1.0/projects?company_id={company}')}")
     python = (
         "import httpx\n"
         "from procore_setup import ProcoreAuth\n"
@@ -560,6 +575,6 @@ def usage_examples(store: Store, profile: str, company_id: int | None, api_url: 
 __all__ = [
     "SetupFlow", "FlowError", "parse_code", "validate_base_url", "validate_client", "validate_redirect_uri",
     "validate_profile_name", "step_for_error", "cron_line", "usage_examples", "executable",
-    "read_profiles", "set_default_profile", "remove_profile",
+    "read_profiles", "set_default_profile", "remove_profile", "program",
     "ENVIRONMENT", "CLIENT", "AUTHORIZE", "CODE", "VERIFY", "SAVED",
 ]

@@ -85,6 +85,7 @@ def run_plain(args: argparse.Namespace) -> int:
         from .testing.demo import DemoSession
 
         demo = DemoSession()
+        _end_demo_on_signals()
         demo.start()
         config, store_url = demo.config_path, None
         # Always the fake's own client: a real secret in PROCORE_CLIENT_SECRET must not go to it.
@@ -101,10 +102,22 @@ def run_plain(args: argparse.Namespace) -> int:
         secret = demo_secret if demo is not None else None
         if getattr(args, "service_account", False):
             return _run_service_account(args, store, interactive, demo_secret=secret)
-        return _run(args, store, interactive, demo_secret=secret)
+        return _run(args, store, interactive, demo_secret=secret, demo=demo is not None)
     finally:
         if demo is not None:
             demo.stop()
+
+
+def _end_demo_on_signals() -> None:
+    """A closed terminal (SIGHUP) or SIGTERM ends the demo through its clean-up (the `finally` that
+    stops the server and removes the throwaway directory), not around it."""
+    import signal
+
+    def ended(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, ended)
 
 
 def _start(args: argparse.Namespace, store: Store, interactive: bool) -> tuple[Prompter, SetupFlow, Any]:
@@ -118,11 +131,12 @@ def _start(args: argparse.Namespace, store: Store, interactive: bool) -> tuple[P
     return ask, flow, existing
 
 
-def _run(args: argparse.Namespace, store: Store, interactive: bool, *, demo_secret: str | None = None) -> int:
+def _run(args: argparse.Namespace, store: Store, interactive: bool, *, demo_secret: str | None = None,
+         demo: bool = False) -> int:
     ask, flow, _existing = _start(args, store, interactive)
     _ask_environment(flow, args, ask, interactive)
     _ask_client(flow, args, ask, interactive, demo_secret)
-    _authorize_and_exchange(flow, args, ask, interactive)
+    _authorize_and_exchange(flow, args, ask, interactive, demo=demo)
 
     # From here on the grant exists at Procore and the code is spent: nothing below may lose it.
     if flow.grant_saved:
@@ -183,7 +197,8 @@ def _ask_client(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, intera
             _say(f"  {exc}")
 
 
-def _authorize_and_exchange(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, interactive: bool) -> None:
+def _authorize_and_exchange(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, interactive: bool,
+                            *, demo: bool = False) -> None:
     code_arg = args.code
     for attempt in range(MAX_TRIES):
         url = flow.start_authorization()
@@ -194,6 +209,12 @@ def _authorize_and_exchange(flow: SetupFlow, args: argparse.Namespace, ask: Prom
             print(url, flush=True)  # on stdout, unwrapped, so it can be copied or piped
             _say("")
             _say("Procore then shows a code (valid 10 minutes). Paste the code, or the page's whole address.")
+            if demo:
+                import shlex
+
+                # the fake login page redirects to .../oauth/authorize/<CODE>, an address --code takes
+                _say("Demo: no browser needed. In another terminal this prints the address to paste:")
+                _say(f"  curl -s -o /dev/null -w '%{{redirect_url}}\\n' {shlex.quote(url)}")
         pasted = code_arg or ask.ask("Code", what="authorization code")
         try:
             flow.exchange(pasted)

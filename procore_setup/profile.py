@@ -274,6 +274,16 @@ class Credentials:
         except KeyError:
             if name in self.moved:
                 raise self.moved_error(name) from None
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self.profiles), n=1, cutoff=0.6)
+            if close:  # a typo: name the profile that exists rather than offer to create the typo
+                from .checks import shown
+
+                raise NotConfigured(
+                    f"No profile {name[:70]!r} in {self.where} (profiles: {_listed(self.profiles)}).",
+                    hint=f"Did you mean {shown(close[0], 64)!r}? Give --profile {shell_quote(close[0])}.",
+                ) from None
             raise NotConfigured(
                 f"No profile {name[:70]!r} in {self.where} (profiles: {_listed(self.profiles)}).",
                 hint=f"Set it up with: {reauth_command(self.store, name)}",

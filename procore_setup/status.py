@@ -11,7 +11,7 @@ from .text import time_left
 
 if TYPE_CHECKING:
     from .stores.base import Store
-from .errors import EXIT_NOT_CONFIGURED, EXIT_OK, EXIT_REAUTH, ProcoreSetupError
+from .errors import EXIT_NOT_CONFIGURED, EXIT_OK, EXIT_REAUTH, EXIT_TEMPORARY, ProcoreSetupError
 
 
 def needs_login(prof: Profile) -> bool:
@@ -23,7 +23,8 @@ def needs_login(prof: Profile) -> bool:
     return bool(prof.reauth_required) or not prof.refresh_token
 
 
-KIND_NAMES = {"user": "a person's login", "service_account": "service account (client credentials)"}
+# worded alike: what each kind is, as the wizard's first question puts it
+KIND_NAMES = {"user": "a person's login", "service_account": "a service account"}
 
 
 def problems(doc: Credentials, prof: Profile) -> list[str]:
@@ -131,6 +132,10 @@ def run_status(store: Store, name: str | None, *, as_json: bool, online: bool, i
     code = EXIT_REAUTH if any(needs_login(p) for p in profs) else EXIT_OK
     if not profs:
         code = EXIT_NOT_CONFIGURED
+    # --online asked Procore to confirm the tokens: when it could not (refused, unreachable), that is
+    # exit 5, so a health check can tell; a profile that needs a new login keeps its 4 (the fix).
+    if code == EXIT_OK and any(not info.get("online", {"ok": True})["ok"] for info in infos):
+        code = EXIT_TEMPORARY
     kind, _ = store.locator()
     head: dict[str, Any] = {"store": store.describe(), "store_kind": store.kind,
             "path": store.describe(), "mode": store.permissions() if kind == "config" else None,

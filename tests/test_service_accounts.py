@@ -243,7 +243,7 @@ def test_a_person_and_a_service_account_in_one_file(cli: CLI, fake: FakeProcore)
     assert infos["person"]["kind"] == "user" and infos["robot"]["kind"] == "service_account"
     assert infos["robot"]["problems"] == [] and infos["person"]["problems"] == []
     text = cli.run("status").stdout
-    assert "kind:          service account (client credentials)" in text
+    assert "kind:          a service account" in text
     assert "no refresh token: a new token is requested as needed" in text
 
     old = {name: stored(cli, name)["access_token"] for name in ("person", "robot")}

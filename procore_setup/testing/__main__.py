@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Fake Procore (demo) serving login and API at {url}")
     print(f"client id: {args.client_id}   client secret: {args.client_secret}")
     print(f"redirect URI: urn:ietf:wg:oauth:2.0:oob   access token life: {args.token_life} s")
-    print(f"get a code without a browser: curl -s -X POST {url}/_fake/code")
+    # a code to paste as it is (--code takes no JSON): the JSON answer's one field, unwrapped
+    print("get a code without a browser: curl -s -X POST " + url + "/_fake/code"
+          " | python3 -c 'import json, sys; print(json.load(sys.stdin)[\"code\"])'")
     print(f"counters: curl -s {url}/_fake/stats   (Ctrl+C to stop)", flush=True)
     def _interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

@@ -368,6 +368,29 @@ def _load_http_client() -> None:
     from .. import oauth  # noqa: F401 - imported now, used by the Authorize step
 
 
+def _end_demo_on_signals(session: DemoSession, app: ProcoreSetupApp) -> None:
+    """Nothing of the demo may outlive it: a closed terminal (SIGHUP) or SIGTERM would otherwise
+    end the process without its clean-up, leaving the demo's directory (and its file) behind."""
+    import signal
+
+    def ended(signum: int, frame: object) -> None:
+        session.stop()  # first: the file and the server go whatever happens next
+        if signum == signal.SIGHUP:
+            os._exit(128 + signum)  # the terminal is gone: there is no screen to restore
+        # SIGTERM: leave the terminal as it was. The handler runs between two steps of the event
+        # loop, which may be asleep in select(): call_soon_threadsafe wakes it.
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not started yet, or already done: nothing on screen to restore
+            os._exit(128 + signum)
+        loop.call_soon_threadsafe(lambda: app.exit(128 + signum, return_code=128 + signum))
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, ended)
+
+
 def run_wizard(*, config: str | None = None, profile: str | None = None, demo: bool = False,
                login: bool = False, passphrase_command: str | None = None, service_account: bool = False,
                store_url: str | None = None) -> int:
@@ -385,6 +408,8 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
     try:
         app = ProcoreSetupApp(open_store(config, store=store_url, passphrase_command=passphrase_command),
                               profile=profile, demo=session, login=login, service_account=service_account)
+        if session is not None:
+            _end_demo_on_signals(session, app)
         result = app.run()
         saved = app.saved
         if saved is not None and app.return_code in (0, None):
@@ -402,6 +427,10 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
     finally:
         if session is not None:
             session.stop()
+    if session is not None:
+        # the demo's file and server are gone: say where the headless side can be tried next
+        print("To try token, refresh, status, cron and the library against a fake Procore that stays up, run:")
+        print(f"  {flowmod.executable()} demo")
     if app.return_code:
         return app.return_code
     return result if isinstance(result, int) else 0

@@ -169,7 +169,9 @@ async def test_login_draws_the_list_while_the_passphrase_command_runs_then_goes_
             await settle(pilot)
             assert screen_name(app) == "AuthorizeScreen", message(app)
             assert app.mode == "reauthorize" and app.flow is not None and app.flow.has_secret
-            await pilot.press("escape")  # the first screen of `login`, as before: Esc leaves
+            await pilot.press("escape")  # the first screen of `login`: Esc asks, and y leaves (issue 20)
+            await pilot.pause()
+            await pilot.press("y")
             await pilot.pause()
         assert app.return_code == 0
     finally:

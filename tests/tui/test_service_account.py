@@ -121,8 +121,12 @@ async def test_the_first_question_leads_to_a_service_account_that_token_reads(
         assert fake.counts["token:client_credentials"] == 1 and fake.counts["token:authorization_code"] == 0
         assert stored(config)["kind"] == "service_account"  # saved the moment it arrived
         # Without a company the fake (like Multiple Procore Zones) answers neither /me nor /companies:
-        # the company id is asked for, and the token checked again with it.
-        assert "could not be listed" in text_of(app, "#company-question")
+        # the company id is asked for, and the token checked again with it. That first answer is the
+        # expected one, so it is no error text (issue 20).
+        assert "Which company is the app installed in?" in text_of(app, "#company-question")
+        assert "could not be listed" not in text_of(app, "#company-question")
+        assert "400" not in text_of(app, "#who") and "give it below" in text_of(app, "#who")
+        assert message(app) == ""
         assert "app.procore.com/<COMPANY ID>/company/home/list" in text_of(app, "#company-question")
         assert app.focused.id == "company_id"
         await pilot.press(*str(COMPANY), "enter")
@@ -181,7 +185,7 @@ async def test_a_token_refused_at_the_check_goes_back_to_the_client_step_not_to_
         await pilot.press("enter")  # request another
         await settle(pilot)
         assert screen_name(app) == "ServiceVerifyScreen", message(app)
-        assert "could not be listed" in text_of(app, "#company-question")
+        assert "Which company is the app installed in?" in text_of(app, "#company-question")
     assert fake.counts["token:client_credentials"] == 2
 
 

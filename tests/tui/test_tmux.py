@@ -70,8 +70,8 @@ def test_wizard_in_tmux_saves_a_profile_token_reads(tmp_path: Path, fake: FakePr
         term.keys("Enter")
 
         term.wait_for("Logged in as Pat Builder")
-        term.keys("Down", "Enter")  # Builder Demo Co., then the Save button has the focus
-        term.keys("Enter")
+        term.wait_for("Choose and save")
+        term.keys("Enter")  # Builder Demo Co., the first active company, is highlighted: one Enter saves
 
         screen = term.wait_for("Step 6 of 6")
         assert "Saved profile 'default'" in screen and "mode 0600" in screen
@@ -196,7 +196,7 @@ def test_service_account_in_tmux_from_the_first_question(tmp_path: Path, fake: F
         term.keys("Enter")  # requests the token
 
         term.wait_for("Step 3 of 4")
-        term.wait_for("could not be listed")  # no company yet: the fake answers like Multiple Procore Zones
+        term.wait_for("Which company is the app installed in?")  # no company yet: asked, as Multiple Procore Zones need
         term.type("8675309")
         term.keys("Enter")  # checks the token again, with Procore-Company-Id
         term.wait_for("Demo Service Account")
@@ -227,7 +227,9 @@ def test_login_service_account_in_tmux_skips_the_first_question(tmp_path: Path, 
     try:
         screen = term.wait_for("Step 1 of 4")
         assert "How will your scripts sign in" not in screen
-        term.keys("Escape")  # the first screen: Esc leaves, nothing to lose
+        term.keys("Escape")  # the first screen: nothing to go back to, so Esc asks
+        term.wait_for("Nothing to go back to")
+        term.keys("y")
         term.wait_for("WIZARD-EXIT=0")
     finally:
         term.close()

@@ -207,7 +207,9 @@ async def test_login_command_goes_straight_to_authorize(make_app: Any, one_profi
         await settle(pilot)  # the file is read and the profile opened by workers
         assert screen_name(app) == "AuthorizeScreen"  # `procore-setup login`: the client settings are kept
         assert app.mode == "reauthorize" and app.flow.client_id == CLIENT_ID and app.flow.has_secret
-        await pilot.press("escape")  # the first screen: Esc leaves, nothing was changed
+        await pilot.press("escape")  # the first screen: Esc asks (nothing to go back to), y leaves
+        await pilot.pause()
+        await pilot.press("y")
         await pilot.pause()
     assert app.return_code == 0
 

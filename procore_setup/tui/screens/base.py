@@ -170,5 +170,19 @@ class WizardScreen(WorkReporting, Screen[None]):
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
-        else:  # the first screen: Esc leaves, asking first if something would be lost
+        elif self.wizard.dirty:  # the first screen, with progress to lose: the quit question says what
             self.app.call_next(self.app.action_quit)
+        else:
+            # The first screen: the footer says Back, and there is nothing to go back to. Leaving is
+            # a question, never a silent quit (Esc again, or Stay, keeps the wizard open).
+            from ..widgets.dialogs import ConfirmDialog
+
+            def answer(leave: bool | None) -> None:
+                if leave:
+                    self.app.exit(0)
+
+            self.app.push_screen(ConfirmDialog(
+                "Nothing to go back to",
+                "This is the first screen. Leave procore-setup? Nothing has been changed.",
+                yes="Quit", no="Stay",
+            ), answer)

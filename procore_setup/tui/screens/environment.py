@@ -58,31 +58,49 @@ class EnvironmentScreen(WizardScreen):
         else:
             self.focus_when_shown("#envs")
         yield Static("Which Procore environment is your app registered in?", classes="question")
-        env_id = flow.environment if flow is not None else "production"
-        options = [Option(f"{env.label:<24}{env.id}", id=env.id) for env in environments.ENVIRONMENTS.values()]
+        env_id = self._initial()
+        demo = app.demo
+        if demo is not None:
+            # the demo never reaches real Procore: its fake server is the only environment offered
+            options = [Option(f"{'Demo: fake Procore':<24}custom", id="custom")]
+        else:
+            options = [Option(f"{env.label:<24}{env.id}", id=env.id) for env in environments.ENVIRONMENTS.values()]
         yield ContinueList(*options, id="envs")
         yield Static("", id="env-note", classes="dim gap", markup=False)
-        if env_id == "custom" and flow is not None:
+        if demo is not None:
+            yield self._custom_fields(demo.url, demo.url, fixed=True)
+        elif env_id == "custom" and flow is not None:
             yield self._custom_fields(flow.login_url, flow.api_url)
         yield Static("", id="hosts", markup=False)
         yield Static(SAME_ENVIRONMENT, classes="dim", markup=False)
 
-    def _custom_fields(self, login: str = "", api: str = "") -> Widget:
-        """The URL fields of the custom environment (mounted only once it is chosen)."""
+    def _custom_fields(self, login: str = "", api: str = "", *, fixed: bool = False) -> Widget:
+        """The URL fields of the custom environment (mounted only once it is chosen; `fixed`: the
+        demo's, shown but not editable)."""
         return Vertical(
             Horizontal(Static("Login URL", classes="field-label"),
-                       FieldInput(login, id="login_url", compact=True, placeholder="https://login.example.com"),
+                       FieldInput(login, id="login_url", compact=True, placeholder="https://login.example.com",
+                                  disabled=fixed),
                        classes="field"),
             Horizontal(Static("API URL", classes="field-label"),
-                       FieldInput(api, id="api_url", compact=True, placeholder="https://api.example.com"),
+                       FieldInput(api, id="api_url", compact=True, placeholder="https://api.example.com",
+                                  disabled=fixed),
                        classes="field"),
             id="custom", classes="gap",
         )
 
-    def on_mount(self) -> None:
+    def _initial(self) -> str:
+        """The environment highlighted first: the profile's, else production (in the demo: its server)."""
         flow = self.wizard.flow
-        env_id = flow.environment if flow is not None else "production"
-        self.query_one("#envs", OptionList).highlighted = list(environments.ENVIRONMENTS).index(env_id)
+        if self.wizard.demo is not None:
+            return "custom"
+        return flow.environment if flow is not None else "production"
+
+    def on_mount(self) -> None:
+        env_id = self._initial()
+        envs = self.query_one("#envs", OptionList)
+        ids = [envs.get_option_at_index(i).id for i in range(envs.option_count)]
+        envs.highlighted = ids.index(env_id) if env_id in ids else 0
         self._show_environment(env_id)
 
     def _url(self, field: str) -> str:
@@ -97,7 +115,10 @@ class EnvironmentScreen(WizardScreen):
 
     def _show_environment(self, env_id: str) -> None:
         env = environments.get(env_id)
-        self.query_one("#env-note", Static).update(env.note)
+        note = env.note
+        if self.wizard.demo is not None:
+            note = "Demo mode: only the fake Procore running on this machine is offered; nothing real is touched."
+        self.query_one("#env-note", Static).update(note)
         custom = env_id == "custom"
         fields = self.query("#custom")
         if custom and not fields:
@@ -175,7 +196,10 @@ class EnvironmentScreen(WizardScreen):
         env_id = self._selected()
         try:
             flow = self.flow
-            if env_id == "custom":
+            demo = app.demo
+            if demo is not None:  # whatever the fields say: the demo's server only
+                flow.set_environment("custom", demo.url, demo.url)
+            elif env_id == "custom":
                 flow.set_environment("custom", self._url("login_url"), self._url("api_url"))
             else:
                 flow.set_environment(env_id)

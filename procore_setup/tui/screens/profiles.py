@@ -43,10 +43,12 @@ def plain(value: Any, limit: int = NAME_LIMIT) -> str:
     return clean(value, limit) if value is not None else ""
 
 
-HEADER = f"    {'Profile':<12}{'Kind':<8}{'Environment':<16}{'User':<19}Access token"
+HEADER = f"    {'Profile':<12}{'Kind':<9}{'Environment':<16}{'User':<19}Access token"
 # The kind in a word, for the list (the details below it say it in full).
 KIND_WORDS = {SERVICE_ACCOUNT: "service"}
 KIND_NAMES = {SERVICE_ACCOUNT: "a service account (client credentials, no refresh token)"}
+WATCH_EVERY = 2.0  # seconds between looks at the store for changes made outside the wizard
+SHARED_WATCH_TICKS = 5  # a shared store has no cheap change stamp: read it again every 5th look
 
 
 def _left(seconds: float) -> str:
@@ -125,6 +127,8 @@ class ProfilesScreen(WizardScreen):
         self._reading = False
         self._clear_after_read = False
         self._opening = (RECONFIGURE, "")  # the mode and profile of the last open
+        self._stamp: Any = None  # the file's (inode, size, mtime) when it was last read
+        self._ticks = 0
 
     def compose_body(self) -> Iterable[Widget]:
         yield Static(f"Credentials file: {self.wizard.store.describe()}", id="file", classes="gap", markup=False)
@@ -134,6 +138,25 @@ class ProfilesScreen(WizardScreen):
 
     def on_mount(self) -> None:
         self.reload(keep_message=True)
+        # A refresh by cron or a script, a revoke in another terminal: the list follows the store
+        # rather than showing what it held when the wizard started.
+        self.set_interval(WATCH_EVERY, self._watch)
+
+    def _watch(self) -> None:
+        if not self.is_current or self.busy or self._reading:
+            return
+        self._ticks += 1
+        self._probe()
+
+    @work(thread=True, exit_on_error=False, group=BACKGROUND, name="probe")  # BACKGROUND: never unlocks a busy form
+    def _probe(self) -> bool:
+        """Whether the store changed since the list was read (off the UI thread: a stat, or for a
+        shared store, every few looks, a read)."""
+        store = self.wizard.store
+        kind, where = store.locator()
+        if kind != "config":
+            return self._ticks % SHARED_WATCH_TICKS == 0
+        return _stamp(where) != self._stamp
 
     def on_screen_resume(self) -> None:
         if self._resumed:
@@ -158,6 +181,8 @@ class ProfilesScreen(WizardScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group=BACKGROUND, name="read")
     def _read(self) -> Listing:
         store = self.wizard.store
+        kind, where = store.locator()
+        self._stamp = _stamp(where) if kind == "config" else None  # before the read: a change during it shows next time
         doc = read_profiles(store)
         infos = {name: profile_info(doc, prof) for name, prof in doc.profiles.items()}
         return Listing(doc, infos, store.permissions(), store.access_note(), store.locator()[0] == "config")
@@ -179,8 +204,8 @@ class ProfilesScreen(WizardScreen):
             info = self.infos[name]
             star = "★" if info["default"] else " "
             user = plain(prof.user_name or prof.user_login or "-", 18)
-            kind = KIND_WORDS.get(prof.kind, "person")
-            row = f"{star} {plain(name, 11):<12}{kind:<8}{plain(prof.environment, 15):<16}{user:<19}" \
+            kind = KIND_WORDS.get(prof.kind, "person")  # two spaces after the longest: "service  custom"
+            row = f"{star} {plain(name, 11):<12}{kind:<9}{plain(prof.environment, 15):<16}{user:<19}" \
                   f"{token_state(info, prof.seconds_left(now))}"
             listing_widget.add_option(Option(Content(row), id=name))
             if name == self.selected:
@@ -326,6 +351,10 @@ class ProfilesScreen(WizardScreen):
 
     # -- the end of the workers ----------------------------------------------------------------------
     def work_done(self, name: str, result: Any) -> None:
+        if name == "probe":
+            if result and self.is_current and not self.busy and not self._reading:
+                self.reload(keep_message=True)
+            return
         if name == "read":
             self._reading = False
             login = self._login_profile(result.doc) if self.login else None
@@ -347,6 +376,8 @@ class ProfilesScreen(WizardScreen):
             self.reload(keep_message=True)
 
     def work_failed(self, name: str, error: BaseException) -> None:
+        if name == "probe":
+            return  # only a look: the next one, or a reload, says what is wrong
         if name == "read":
             self._reading = False
             self._clear_after_read = False
@@ -383,3 +414,14 @@ class ProfilesScreen(WizardScreen):
                 self.open_profile(mode, name)  # its key is known in this process now
 
         self.app.push_screen(UnlockDialog(self.wizard.store), unlocked)
+
+
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    """What changes when the file is rewritten (every save renames a new file over it)."""
+    import os
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)

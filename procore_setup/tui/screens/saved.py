@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from textual import events
 from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Button, Static
@@ -67,7 +68,8 @@ class SavedScreen(WizardScreen):
         else:
             yield Static("Keep the tokens fresh from cron (crontab -e):", classes="question", markup=False)
             yield Static(self.cron, id="cron", classes="code gap", markup=False)
-        yield Static("Use the token from a shell, or from Python:", classes="question", markup=False)
+        yield Static("Use the token from a shell, or from Python (the Copy keys, or select with the mouse: "
+                     "a wrapped line copies whole):", classes="question", markup=False)
         yield Static(self.curl, id="curl", classes="code gap", markup=False)
         yield Static(self.python, id="python", classes="code", markup=False)
 
@@ -99,16 +101,45 @@ class SavedScreen(WizardScreen):
             return
         from ..widgets.encrypt import EncryptDialog
 
+        dialog = EncryptDialog(self.wizard.store)
+
         def done(encrypted: bool | None) -> None:
             if encrypted:
                 self.encrypted = True
                 self.query_one("#encrypt", Button).disabled = True
                 head = self.query_one("#saved-head", Static)
                 head.update(f"{head.content}".rstrip(".") + "; secrets encrypted.")
-                self.show_notice("Secrets encrypted. Cron needs the passphrase: set PROCORE_SETUP_PASSPHRASE "
-                                 "in the crontab, or the command you gave is used.")
+                self._after_encrypting(dialog.command)
 
-        self.app.push_screen(EncryptDialog(self.wizard.store), callback=done)
+        self.app.push_screen(dialog, callback=done)
+
+    def _after_encrypting(self, command: str | None) -> None:
+        """Say what the encryption means for cron, in the words of what was done, and show the
+        cron line as it must now be."""
+        if self.service_account:
+            how = (f"scripts get the passphrase from the command you gave ({command!r}, stored in the file)"
+                   if command else "scripts now need the passphrase: PROCORE_SETUP_PASSPHRASE in their "
+                   "environment, or the OS keyring")
+            self.show_notice(f"Secrets encrypted; {how}.")
+            return
+        if command:
+            self.show_notice(f"Secrets encrypted. Cron runs the command you gave ({command!r}, stored in the file) "
+                             "to get the passphrase: the cron line stays as it is.")
+            return
+        # No command stored: cron must be given the passphrase. A crontab variable line does it (or a
+        # passphrase command in its place), above the same job line.
+        self.cron = "PROCORE_SETUP_PASSPHRASE='<your passphrase>'\n" + self.cron
+        self.query_one("#cron", Static).update(self.cron)
+        self.show_notice("Secrets encrypted. Cron now needs the passphrase: put your passphrase in the first line "
+                         "of the cron entry above (or PROCORE_SETUP_PASSPHRASE_COMMAND='pass show procore' there).")
+
+    def on_text_selected(self, event: events.TextSelected) -> None:
+        """A selection made with the mouse is copied whole (a long cron line wraps on screen, and the
+        terminal's own selection would copy it broken in two)."""
+        text = self.get_selected_text()
+        if text and text.strip():
+            self.app.copy_to_clipboard(text)
+            self.show_notice("Copied the selected text to the clipboard (OSC 52), as one piece.")
 
     def action_profiles(self) -> None:
         self.wizard.show_profiles()

@@ -24,7 +24,7 @@ from ..shared import BACKGROUND, StoreFacts, describe, store_facts
 from ..widgets.inputs import FieldInput
 from ..widgets.lists import ChoiceList
 from .base import WizardScreen
-from .verify import NO_COMPANY, company_label
+from .verify import NO_COMPANY, _first_choice, company_label
 
 MAX_COMPANY_DIGITS = 19  # company ids may exceed 32 bits; 19 digits still fit the file's integers
 WHERE_THE_ID_IS = ("The company id is in Procore's address bar after logging in: "
@@ -129,7 +129,14 @@ class ServiceVerifyScreen(WizardScreen):
     def _show(self) -> None:
         flow = self.flow
         user = flow.user
-        if user:
+        # With no company known yet, /me and /companies refusing (400: Procore-Company-Id missing) is
+        # the answer to expect from a service account's token, not an error: the company id is asked.
+        expected = flow.company_id is None and not user and not flow.companies
+        if expected:
+            self.query_one("#who", Static).update(
+                "Token checked with Procore's token info. Who it is and its companies are read with a company "
+                "id (the Procore-Company-Id header a service account's token needs): give it below.")
+        elif user:
             self.query_one("#who", Static).update(
                 f"Token checked. It is the service account {clean(user.get('name') or '(no name)', NAME_LIMIT)} "
                 f"<{clean(user.get('login') or '?', NAME_LIMIT)}>, user id {clean(user.get('id'), 30)}.")
@@ -153,12 +160,9 @@ class ServiceVerifyScreen(WizardScreen):
                             "service account's token needs on every request):")
             companies.clear_options()
             companies.add_option(Option("No default company", id=NO_COMPANY))
-            chosen = 0
-            for i, c in enumerate(flow.companies, 1):
+            for c in flow.companies:
                 companies.add_option(Option(company_label(c), id=str(c["id"])))
-                if flow.company_id is not None and int(c["id"]) == flow.company_id:
-                    chosen = i
-            companies.highlighted = chosen
+            companies.highlighted = _first_choice(flow.companies, flow.company_id)
             companies.display, field.display = True, False
             companies.focus()
             return
@@ -167,7 +171,10 @@ class ServiceVerifyScreen(WizardScreen):
         box = self.query_one("#company_id", Input)
         demo = self.wizard.demo_company() if flow.company_id is None else None
         hint = f"Demo: the fake's service account is installed in company {demo}." if demo else WHERE_THE_ID_IS
-        question.update(f"{known} companies the app is installed in could not be listed ({why}). {hint}")
+        if expected:
+            question.update(f"Which company is the app installed in? {hint}")
+        else:
+            question.update(f"{known} companies the app is installed in could not be listed ({why}). {hint}")
         companies.display, field.display = False, True
         if not box.value and (flow.company_id is not None or demo):
             box.value = str(flow.company_id if flow.company_id is not None else demo)
@@ -191,7 +198,7 @@ class ServiceVerifyScreen(WizardScreen):
     # -- choose and save ----------------------------------------------------------------------------
     @on(OptionList.OptionSelected, "#companies")
     def _company_selected(self) -> None:
-        self.query_one("#save", Button).focus()
+        self.action_save()  # one Enter on a company chooses it and saves
 
     def _chosen_company(self) -> int | None:
         if self.flow.companies:

@@ -143,11 +143,7 @@ class VerifyScreen(WizardScreen):
             companies.add_option(Option(company_label(c), id=str(c["id"])))
         for widget in ("#company-question", "#companies"):
             self.query_one(widget).display = True
-        chosen = 0
-        for i, c in enumerate(flow.companies, 1):
-            if flow.company_id is not None and int(c["id"]) == flow.company_id:
-                chosen = i
-        companies.highlighted = chosen
+        companies.highlighted = _first_choice(flow.companies, flow.company_id)
         if not flow.companies:
             why = f" ({flow.companies_error})" if flow.companies_error else ""
             self.query_one("#company-question", Static).update(
@@ -160,7 +156,7 @@ class VerifyScreen(WizardScreen):
     # -- choose and save ------------------------------------------------------------------------------
     @on(OptionList.OptionSelected, "#companies")
     def _company_selected(self) -> None:
-        self.query_one("#save", Button).focus()
+        self.action_save()  # one Enter on a company chooses it and saves
 
     def _chosen_company(self) -> int | None:
         option = self.query_one("#companies", OptionList).highlighted_option
@@ -181,3 +177,15 @@ class VerifyScreen(WizardScreen):
         self.flow.make_default = self.query_one("#make-default", Checkbox).value
         self.set_busy(f"Saving to {self.flow.store.describe()}...")
         self._save()
+
+
+def _first_choice(companies: list[dict[str, Any]], current: int | None) -> int:
+    """The row the company list starts on: the profile's company, else the first active one, else
+    the first (row 0 is "No default company", chosen only on purpose)."""
+    for i, c in enumerate(companies, 1):
+        if current is not None and int(c["id"]) == current:
+            return i
+    for i, c in enumerate(companies, 1):
+        if c.get("is_active", True):
+            return i
+    return 1 if companies else 0

@@ -27,6 +27,7 @@ class EncryptDialog(Dialog[bool]):
     def __init__(self, store: Store) -> None:
         super().__init__("Encrypt the secrets in this file")
         self.store = store
+        self.command: str | None = None  # the passphrase command given (stored in the file), if any
         # Whether the file was encrypted after all when the worker failed with a bug (it is read
         # there, off the UI thread; None: it could not be read).
         self._encrypted_after_bug: bool | None = None
@@ -66,6 +67,7 @@ class EncryptDialog(Dialog[bool]):
         if passphrase != again:
             self.refuse("The two passphrases differ. Type the same one twice.", "#again")
             return
+        self.command = command
         self.set_busy("Encrypting (deriving the key takes a moment)...")
         self._encrypt(passphrase, command)
 

@@ -17,7 +17,7 @@ class ChoiceList(OptionList):
     about a millisecond to create, so the first screen defines only the one it needs.)
     """
 
-    BINDINGS = [Binding("enter", "select", "Choose")]
+    BINDINGS = [Binding("enter", "select", "Choose and save")]  # one Enter: the company lists save on it
 
     def __init__(self, *content: Any, **kwargs: Any) -> None:
         kwargs.setdefault("markup", False)
