@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     # Each wizard run is compared with the bare run just before it, so a machine whose load
     # changes during the benchmark does not tilt the result; the median of those ratios is
     # the figure to judge by.
-    pair = statistics.median(wz / br for br, wz in zip(bare, wizard))
+    pair = statistics.median(wz / br for br, wz in zip(bare, wizard, strict=True))
     first = "Profiles screen" if args.profiles else "Environment screen (no file yet)"
     print(f"launch to first frame, median of {args.runs} runs each (80x24 pty, {sys.executable}):")
     print(f"  bare Textual app : {b * 1000:7.1f} ms  (min {min(bare) * 1000:.1f}, max {max(bare) * 1000:.1f})")

@@ -1,66 +1,25 @@
-"""Shared fixtures: the fake Procore server over real HTTP, a temporary config dir, the real CLI."""
+"""Shared fixtures: the fake Procore server over real HTTP, the real CLI, the secret guard, and
+the store tests' two hosts on one store (the helpers they are built on are in tests/helpers)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers.cli import CLI
+from helpers.engine import Engine
+from helpers.own_redis import RedisServer as OwnRedis
+from helpers.own_redis import redis_exe
+from helpers.stores import BLOCK_SQL, KINDS, Shared, redis_dump
+from helpers.secret_guard import SECRET_ENV_VARS, GuardLogHandler, SecretGuard
 from procore_setup.testing import FakeProcore
 
 # real PostgreSQL and Redis for the store tests; a copy of this file alone (test_reliability_secrets) runs without
 pytest_plugins = ["servers"] if Path(__file__).with_name("servers.py").exists() else []
-
-EXE = str(Path(sys.executable).with_name("procore-setup"))
-CLIENT_ID = "demo-client-id"
-CLIENT_SECRET = "demo-client-secret"
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROCORE_", "COVERAGE"))}
-    env.update(extra)
-    return env
-
-
-class CLI:
-    """Runs the installed `procore-setup` executable against one credentials file."""
-
-    def __init__(self, config: Path, fake: FakeProcore) -> None:
-        self.config = config
-        self.fake = fake
-        self.env = base_env(PROCORE_SETUP_CONFIG=str(config), PROCORE_SETUP_LOCK_TIMEOUT="30")
-
-    def run(self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([EXE, *args], input=input if input is not None else "", capture_output=True,
-                              text=True, env=dict(self.env, **(env or {})), timeout=timeout)
-
-    def popen(self, *args: str, env: dict[str, str] | None = None, **kw: Any) -> subprocess.Popen[str]:
-        return subprocess.Popen([EXE, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=dict(self.env, **(env or {})), **kw)
-
-    def login(self, profile: str = "default", *extra: str) -> subprocess.CompletedProcess[str]:
-        """A first login through `login --plain`, answering the company question with line 1."""
-        code = self.fake.issue_code()
-        r = self.run("login", "--plain", "--profile", profile, "--environment", "custom",
-                     "--login-url", self.fake.url, "--api-url", self.fake.url, "--client-id", CLIENT_ID,
-                     f"--code={code}", *extra, input="1\n", env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
-        assert r.returncode == 0, r.stderr
-        return r
-
-    def secrets(self) -> list[str]:
-        """Every secret in the file now (for 'never printed' checks)."""
-        import tomllib
-
-        data = tomllib.loads(self.config.read_text())
-        out = [CLIENT_SECRET]
-        for prof in data.get("profiles", {}).values():
-            out += [prof[k] for k in ("access_token", "refresh_token") if prof.get(k)]
-        return out
 
 
 @pytest.fixture
@@ -72,6 +31,66 @@ def fake() -> Any:
 @pytest.fixture
 def cli(tmp_path: Path, fake: FakeProcore) -> CLI:
     return CLI(tmp_path / "conf" / "credentials.toml", fake)
+
+
+@pytest.fixture
+def eng(cli: CLI, fake: FakeProcore) -> Iterator[Engine]:
+    """The engine tests' runner: every output checked for secrets now and again at the end."""
+    engine = Engine(cli, fake)
+    yield engine
+    engine.finish()
+
+
+# -- two hosts on one store (tests/helpers/stores.py; the servers are tests/servers.py's) ---------
+
+@pytest.fixture(params=KINDS)
+def shared(request: pytest.FixtureRequest, tmp_path: Path, fake: FakeProcore) -> Iterator[Shared]:
+    kind = request.param
+    if kind == "file":
+        path = tmp_path / "shared" / "credentials.toml"
+        s = Shared(kind, str(path), fake, tmp_path, lambda: path.read_text() if path.exists() else "", [])
+    elif kind == "postgres":
+        url = request.getfixturevalue("pg_store_url")
+        server = request.getfixturevalue("pg_server")
+        s = Shared(kind, url, fake, tmp_path, lambda: server.dump(url), [server.app_password])
+    else:
+        url = request.getfixturevalue("redis_store_url")
+        server = request.getfixturevalue("redis_server")
+        s = Shared(kind, url, fake, tmp_path, lambda: redis_dump(url), [server.password])
+    yield s
+    s.finish()
+
+
+@pytest.fixture
+def pg(tmp_path: Path, fake: FakeProcore, pg_server: Any, pg_store_url: str) -> Iterator[Shared]:
+    """Two hosts sharing one fresh PostgreSQL database (the contract suite's Shared and Host)."""
+    s = Shared("postgres", pg_store_url, fake, tmp_path, lambda: pg_server.dump(pg_store_url),
+               [pg_server.app_password])
+    yield s
+    s.finish()
+
+
+@pytest.fixture
+def blocker(pg_server: Any, pg_store_url: str) -> Iterator[Callable[[str, str], Any]]:
+    """A trigger on the store's table that makes one step of a move wait (on an advisory lock the
+    test holds) inside the real server, so the test can SIGKILL the move right there."""
+    conns: list[Any] = []
+
+    def block(event: str, when: str) -> Any:
+        import psycopg
+
+        pg_server.superuser_sql(pg_store_url, BLOCK_SQL.replace("pg_temp_block", "procore_test_block"))
+        pg_server.superuser_sql(pg_store_url, f"CREATE TRIGGER procore_test_block BEFORE {event} ON procore_setup "
+                                f"FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION procore_test_block()")
+        conn = psycopg.connect(host="127.0.0.1", port=pg_server.port, user="postgres", password=pg_server.password,
+                               dbname=pg_store_url.rsplit("/", 1)[1], autocommit=True)
+        conn.execute("SELECT pg_advisory_lock(4242)")
+        conns.append(conn)
+        return conn
+
+    yield block
+    for conn in conns:
+        conn.close()
 
 
 # -- secrets: nothing a test creates may show up in anything it prints ---------------------------
@@ -86,146 +105,7 @@ def cli(tmp_path: Path, fake: FakeProcore) -> CLI:
 # Allowed: `procore-setup token` printing its access token on stdout, and `python -m
 # procore_setup.testing` printing the fake's (public, made-up) client secret.
 
-SECRET_WINDOW = 16  # a leak of any 16 consecutive characters of a secret counts as a leak
-SECRET_MIN = 8  # shorter strings ("1", "yes") would match everything; no real secret is that short
-SECRET_ENV_VARS = ("PROCORE_CLIENT_SECRET", "PROCORE_SETUP_PASSPHRASE")
-_GUARD_KEY = pytest.StashKey["SecretGuard"]()
-
-
-def _token_command(args: Any) -> bool:
-    """Whether argv runs `procore-setup ... token` (which prints an access token by design)."""
-    if not isinstance(args, (list, tuple)) or not args:
-        return False
-    rest = [str(a) for a in args[1:]]
-    if os.path.basename(str(args[0])) != "procore-setup":
-        if rest[:2] == ["-m", "procore_setup"]:
-            rest = rest[2:]
-        else:
-            return False
-    skip = False
-    for a in rest:
-        if skip:
-            skip = False
-        elif a in ("--config", "--store", "--profile", "--passphrase-command"):
-            skip = True
-        elif not a.startswith("-"):
-            return a == "token" and "--help" not in rest and "-h" not in rest
-    return False
-
-
-class SecretGuard:
-    """The secrets of one test, and every text the test produced that must not contain one."""
-
-    def __init__(self) -> None:
-        self._lock = __import__("threading").Lock()
-        self.secrets: dict[str, str] = {}  # secret -> what it is
-        self._windows: dict[str, str] = {}  # every 16-character piece of a long secret -> the secret
-        self._short: list[str] = []
-        self.outputs: list[tuple[str, str, frozenset[str]]] = []  # (where, text, allowed secrets)
-        self.errors: list[BaseException] = []
-        self.log_lines: list[str] = []
-        self.armed = True
-        self.reported: set[str] = set()
-        self.add(CLIENT_SECRET, "the client secret")
-
-    def add(self, secret: Any, what: str = "a secret") -> None:
-        """Record a secret; anything a test prints after this (and before) must not contain it."""
-        if not isinstance(secret, str) or len(secret.strip()) < SECRET_MIN:
-            return
-        with self._lock:
-            if secret in self.secrets:
-                return
-            self.secrets[secret] = what
-            if len(secret) < SECRET_WINDOW:
-                self._short.append(secret)
-            else:
-                for i in range(len(secret) - SECRET_WINDOW + 1):
-                    self._windows.setdefault(secret[i : i + SECRET_WINDOW], secret)
-
-    def find(self, text: Any, allowed: frozenset[str] = frozenset(), *,
-             _snapshot: tuple[dict[str, str], list[str]] | None = None) -> list[str]:
-        """The secrets (described, never shown) that `text` contains, or a piece of."""
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", "replace")
-        if not isinstance(text, str) or not text:
-            return []
-        if _snapshot is None:
-            with self._lock:
-                _snapshot = (dict(self._windows), list(self._short))
-        windows, short = _snapshot
-        hits: dict[str, None] = {}
-        for s in short:
-            if s not in allowed and s in text:
-                hits[s] = None
-        if windows:
-            get = windows.get
-            for i in range(len(text) - SECRET_WINDOW + 1):
-                s = get(text[i : i + SECRET_WINDOW])
-                if s is not None and s not in allowed:
-                    hits[s] = None
-        return [f"{self.secrets.get(s, 'a secret')} (ending ...{s[-4:]})" for s in hits]
-
-    def record_output(self, where: str, text: Any, allowed: frozenset[str] = frozenset()) -> None:
-        if text:
-            self.outputs.append((where, text if isinstance(text, str) else bytes(text).decode("utf-8", "replace"),
-                                 allowed))
-
-    def record_process(self, args: Any, out: Any, err: Any, returncode: int | None) -> None:
-        argv = [str(a) for a in args] if isinstance(args, (list, tuple)) else [str(args)]
-        # name the command without its arguments, which may hold a secret themselves
-        words = [os.path.basename(argv[0])] + [a for a in argv[1:3] if a.isidentifier() or a in ("-c", "-m")]
-        what = " ".join(words)
-        # A secret the test wrote into the command line itself (e.g. a passphrase command
-        # `echo PASSPHRASE`) is the test's doing, not a leak, when the command echoes it.
-        cmdline = " ".join(argv)
-        with self._lock:
-            given = frozenset(s for s in self.secrets if s in cmdline)
-        allowed_out = given
-        killed = returncode is not None and returncode < 0
-        if _token_command(argv) and (returncode == 0 or killed) and out:
-            printed = (out.decode("utf-8", "replace") if isinstance(out, bytes) else out).strip()
-            # the token it was asked for, and only that. A `token` killed by a signal (the chaos
-            # run SIGKILLs them) may have printed its token, or the start of it, before dying;
-            # that is still the token it was asked for. A `token` that *failed* (exit >= 1)
-            # and printed a token anyway is a leak.
-            with self._lock:
-                printed_secrets = {s for s in self.secrets
-                                   if printed and (s == printed or (killed and s.startswith(printed)))}
-            allowed_out = given | printed_secrets
-        if any(a.endswith("procore_setup.testing") for a in argv):
-            allowed_out = given | {CLIENT_SECRET}  # the fake's made-up secret, printed for its users
-        self.record_output(f"the stdout of `{what}`", out, allowed_out)
-        self.record_output(f"the stderr of `{what}`", err, given)
-
-    def problems(self, extra: list[tuple[str, str]] = ()) -> list[str]:
-        """Every place a secret leaked to, as lines for a failure report."""
-        for name in SECRET_ENV_VARS:
-            self.add(os.environ.get(name), f"${name}")
-        found = []
-        items = [(w, t, a) for w, t, a in self.outputs] + [(w, t, frozenset()) for w, t in extra]
-        items += [(f"the message of {type(e).__name__}", str(e), frozenset()) for e in self.errors]
-        items += [("a log record", line, frozenset()) for line in self.log_lines]
-        with self._lock:
-            snapshot = (dict(self._windows), list(self._short))
-        for where, text, allowed in items:
-            for hit in self.find(text, allowed, _snapshot=snapshot):
-                found.append(f"{hit} leaked into {where}")
-        return list(dict.fromkeys(found))
-
-
-class _GuardLogHandler(__import__("logging").Handler):
-    def __init__(self, guard: SecretGuard) -> None:
-        super().__init__(level=0)
-        self.guard = guard
-
-    def emit(self, record: Any) -> None:
-        try:
-            line = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format string is not our concern here
-            line = str(record.msg)
-        if record.exc_info and record.exc_info[1] is not None:
-            line += "\n" + str(record.exc_info[1])
-        self.guard.log_lines.append(line)
+_GUARD_KEY = pytest.StashKey[SecretGuard]()
 
 
 @pytest.fixture(autouse=True)
@@ -278,7 +158,7 @@ def secret_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(ProcoreSetupError, "__init__", recording_error_init)
 
-    handler = _GuardLogHandler(guard)
+    handler = GuardLogHandler(guard)
     pkg_logger = logging.getLogger("procore_setup")
     old_level = pkg_logger.level
     pkg_logger.setLevel(logging.DEBUG)  # a debug line is a leak too, once someone turns debug on
@@ -314,3 +194,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "leaks_secrets_on_purpose: the secret guard does not fail this test (for its own tests)")
+
+
+# -- redis-servers of a test's own (tests/helpers/own_redis.py) ------------------------------------
+
+@pytest.fixture
+def other_redis(secret_guard: Any) -> Iterator[Callable[..., OwnRedis]]:
+    """Servers of a test's own, started with the given redis-server arguments (no persistence, say)."""
+    made: list[OwnRedis] = []
+
+    def make(*extra: str, tls: Path | None = None) -> OwnRedis:
+        server = OwnRedis(redis_exe(), *extra, tls=tls)
+        secret_guard.add(server.password, "the Redis password")
+        made.append(server)
+        server.start()
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in made:
+            server.close()

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from procore_setup.testing import FakeProcore
-from test_engine_helpers import EXE, FIRST_COMPANY, SECOND_COMPANY, Engine, eng, mode_of  # noqa: F401 - eng
+from helpers.cli import EXE
+from helpers.engine import FIRST_COMPANY, SECOND_COMPANY, Engine, mode_of
 
 PROJECTS = "/rest/v1.0/projects"
 V2 = f"/rest/v2.0/companies/{FIRST_COMPANY}/projects"

@@ -14,7 +14,7 @@ import pytest
 from procore_setup import AsyncProcoreClient, ProcoreClient
 from procore_setup.errors import AnswerLost, APIRequestRefused, InvalidValue, TemporaryFailure
 from procore_setup.testing import FakeProcore
-from test_engine_helpers import FIRST_COMPANY, SECOND_COMPANY, Engine, eng  # noqa: F401 - eng is a fixture
+from helpers.engine import FIRST_COMPANY, SECOND_COMPANY, Engine
 
 PROJECTS = "/rest/v1.0/projects"
 

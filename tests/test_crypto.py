@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from conftest import CLI, CLIENT_SECRET, EXE
-from test_engine_helpers import set_expiry
+from helpers.cli import CLI, CLIENT_SECRET, EXE
+from helpers.engine import set_expiry
 
 PASS = "correct horse battery staple"
 WITH_PASS = {"PROCORE_SETUP_PASSPHRASE": PASS}
@@ -535,7 +535,7 @@ def test_encrypted_refresh_under_concurrency_refreshes_once(cli: CLI) -> None:
     fake.expire_access_tokens()
     procs = [cli.popen("token", env=WITH_PASS) for _ in range(12)]
     results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
-    for out, err, code in results:
+    for _out, err, code in results:
         assert code == 0, err
     tokens = {out for out, _, _ in results}
     assert len(tokens) == 1

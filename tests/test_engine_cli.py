@@ -18,23 +18,19 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import base_env
-
-from test_engine_helpers import (  # noqa: F401 - eng is a fixture
-    CLIENT_ID,
-    CLIENT_SECRET,
-    EXE,
+from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.engine import (
     FIRST_COMPANY,
     SECOND_COMPANY,
     Engine,
-    Snapshot,
-    eng,
     load,
     mode_of,
     rewrite,
     set_expiry,
+    Snapshot,
     temp_files,
 )
+
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
 
@@ -638,11 +634,14 @@ def test_login_plain_demo_walks_the_flow_against_the_built_in_fake(tmp_path: Pat
 
     proc = subprocess.Popen([EXE, "login", "--plain", "--demo"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=base_env())
+    assert proc.stdout is not None and proc.stderr is not None  # PIPEs
     try:
         url = proc.stdout.readline().strip()  # the authorize URL, alone on stdout
         assert url.startswith("http://127.0.0.1:") and "/oauth/authorize?" in url
         with urllib.request.urlopen(url, timeout=10) as page:  # the fake's page shows the code
-            code = re.search(r"/oauth/authorize/([^/?#]+)$", page.geturl()).group(1)
+            found = re.search(r"/oauth/authorize/([^/?#]+)$", page.geturl())
+            assert found, page.geturl()
+            code = found.group(1)
         out, err = proc.communicate(f"{code}\n1\n", timeout=60)
     finally:
         proc.kill()

@@ -6,17 +6,11 @@ import random
 import signal
 import time
 import tomllib
+from typing import Any
 
 from procore_setup.stores.file import FileStore
-from test_engine_helpers import (  # noqa: F401 - eng is a fixture
-    CLIENT_SECRET,
-    Engine,
-    eng,
-    load,
-    mode_of,
-    temp_files,
-    wait_for,
-)
+from helpers.cli import CLIENT_SECRET
+from helpers.engine import Engine, load, mode_of, temp_files, wait_for
 
 TOKEN_PATH = ["/oauth/token"]
 
@@ -61,7 +55,7 @@ def test_concurrent_forced_refreshes_take_turns_and_keep_the_chain(eng: Engine) 
     assert eng.fake.access_token_valid(prof["access_token"])
 
 
-def _kill_during_refresh(eng: Engine, *, consume: bool = False, **fault: object) -> None:
+def _kill_during_refresh(eng: Engine, *, consume: bool = False, **fault: Any) -> None:
     """Start a refresh, let it reach Procore and hang there, then SIGKILL it.
 
     With `consume`, Procore processes the request first: the kill comes once the stored refresh

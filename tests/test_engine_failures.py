@@ -16,18 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from test_engine_helpers import (  # noqa: F401 - eng is a fixture
-    CLIENT_SECRET,
-    Engine,
-    Snapshot,
-    eng,
-    load,
-    mode_of,
-    rewrite,
-    set_expiry,
-    temp_files,
-    wait_for,
-)
+from helpers.cli import CLIENT_SECRET
+from helpers.engine import Engine, load, mode_of, rewrite, set_expiry, Snapshot, temp_files, wait_for
 
 TOKEN_PATH = ["/oauth/token"]
 

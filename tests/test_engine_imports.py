@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from test_engine_helpers import Engine, eng  # noqa: F401 - eng is a fixture
+from helpers.engine import Engine
 
 HEAVY = ("httpx", "textual", "tomlkit")  # tomlkit: only to rewrite a file that has comments
 

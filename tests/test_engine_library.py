@@ -14,7 +14,7 @@ import pytest
 
 import procore_setup
 from procore_setup.errors import NotConfigured, ReauthRequired
-from test_engine_helpers import Engine, eng, set_expiry  # noqa: F401 - eng is a fixture
+from helpers.engine import Engine, set_expiry
 
 ME = "/rest/v1.0/me"
 PROJECTS = "/rest/v1.0/projects"

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from first_hour_helpers import BIN, CLIENT_SECRET, EXE, HEAVY, Tmux, clean_env, imports_of, login, run
+from helpers.first_hour import BIN, CLIENT_SECRET, EXE, HEAVY, Tmux, clean_env, imports_of, login, run
 from procore_setup.testing import FakeProcore
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import tomli_w
 
-from conftest import CLI, EXE
+from helpers.cli import CLI, EXE
 
 NOBODY = 65534
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -490,7 +490,7 @@ def test_a_bad_url_in_one_profile_spoils_only_that_profile(cli: CLI, case: str, 
     r = cli.run("token", "--profile", "a", env=NO_NET)
     assert r.returncode == 6, r.stderr
     assert r.stdout == ""
-    assert f"profile 'a': " in first_message(r) and says in first_message(r), r.stderr
+    assert "profile 'a': " in first_message(r) and says in first_message(r), r.stderr
     assert cli.config.read_bytes() == bad
     r = cli.run("status", "--profile", "a", env=NO_NET)
     assert r.returncode == 6 and says in first_message(r), r.stderr

@@ -19,16 +19,10 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import CLIENT_SECRET, EXE
+from helpers.cli import CLIENT_SECRET, EXE
+from helpers.engine import Engine, load, mode_of, rewrite, Snapshot
+from helpers.net import stop_serving
 from procore_setup.testing import FakeProcore
-from test_engine_helpers import (  # noqa: F401 - eng is a fixture
-    Engine,
-    Snapshot,
-    eng,
-    load,
-    mode_of,
-    rewrite,
-)
 
 TOKEN_PATH = ["/oauth/token"]
 REPO = Path(__file__).resolve().parents[1]
@@ -87,7 +81,7 @@ class Listener:
                     self.received.append(b"(connected)")
 
     def close(self) -> None:
-        self.sock.close()
+        stop_serving(self.sock, self.thread)  # sock.close() alone leaves the thread accepting
 
 
 @pytest.fixture
@@ -111,7 +105,7 @@ def test_no_proxy_ever_sees_a_request_to_a_loopback_host(eng: Engine, listener: 
 
 
 def test_loopback_means_all_of_127_0_0_0_slash_8_and_localhost(tmp_path: Path, listener: Listener) -> None:
-    from conftest import CLI
+    from helpers.cli import CLI
 
     with FakeProcore(host="127.0.0.2") as fake:
         cli = CLI(tmp_path / "credentials.toml", fake)
@@ -344,7 +338,7 @@ def run_limited(eng: Engine, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("fault", [{"gzip_bomb": 1 << 30}, {"huge_body": 1 << 30}], ids=["gzip-bomb", "huge-body"])
-def test_a_gzip_bomb_or_a_huge_body_is_never_read_past_a_megabyte(eng: Engine, fault: dict[str, int]) -> None:
+def test_a_gzip_bomb_or_a_huge_body_is_never_read_past_a_megabyte(eng: Engine, fault: dict[str, Any]) -> None:
     eng.login()
     before = eng.profile()
     eng.fake.inject(paths=TOKEN_PATH, count=5, **fault)  # a gigabyte, on every attempt

@@ -23,7 +23,7 @@ import pytest
 
 from procore_setup.testing import FakeProcore
 
-from conftest import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.cli import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
 
 TWO_COMPANIES = [{"id": 8675309, "name": "Builder Demo Co."}, {"id": 42, "name": "Second Co."}]
 
@@ -160,11 +160,14 @@ def test_demo_mode_never_uses_a_client_secret_from_the_environment(tmp_path: Pat
     proc = subprocess.Popen([EXE, "login", "--plain", "--demo"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env=base_env(PROCORE_CLIENT_SECRET=real, HOME=str(tmp_path)))
+    assert proc.stdout is not None and proc.stderr is not None  # PIPEs
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), proc.stderr.read() if proc.poll() is not None else url
         with urllib.request.urlopen(url, timeout=10) as page:
-            code = re.search(r"/oauth/authorize/([^/?#]+)$", page.geturl()).group(1)
+            found = re.search(r"/oauth/authorize/([^/?#]+)$", page.geturl())
+            assert found, page.geturl()
+            code = found.group(1)
         out, err = proc.communicate(f"{code}\n1\n", timeout=60)
     finally:
         proc.kill()

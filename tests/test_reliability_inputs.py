@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE, base_env
 from procore_setup.profile import Profile
 from procore_setup.stores.file import FileStore
 from procore_setup.oauth import TokenSet
@@ -561,11 +561,13 @@ def _execute(row: Row, ctx: Ctx) -> None:
         if before is not None:
             assert kept.read_bytes() == before, "the credentials file changed"
             st = os.lstat(kept)
+            assert st_before is not None  # the file was there: `before` is its bytes
             assert (stat.S_IMODE(st.st_mode), st.st_uid) == (stat.S_IMODE(st_before.st_mode), st_before.st_uid)
         if kept.parent.is_dir():
             assert [p.name for p in kept.parent.iterdir() if p.name.endswith(".tmp")] == []
     elif row.lost in ("chain", "kept"):
         after = ctx.stored(kept)
+        assert stored_before is not None  # read above for these rows
         assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600
         volatile = {"refresh_started_at", "last_error", "reauth_required"}
         assert {k: v for k, v in after.items() if k not in volatile} == \

@@ -12,8 +12,8 @@ import time
 import tomllib
 from pathlib import Path
 
-from conftest import CLI, EXE
-from test_engine_helpers import set_expiry
+from helpers.cli import CLI, EXE
+from helpers.engine import set_expiry
 from procore_setup.testing import FakeProcore
 
 TOKEN_PATH = "/oauth/token"

@@ -8,6 +8,7 @@ suite that leaks on purpose through pytest in a subprocess and checking which te
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLI, CLIENT_SECRET, SecretGuard
+from helpers.cli import CLI, CLIENT_SECRET
+from helpers.secret_guard import GuardLogHandler, SecretGuard
 from procore_setup.errors import ProcoreSetupError, TemporaryFailure
 from procore_setup.testing import FakeProcore
 
@@ -112,7 +114,7 @@ def test_log_records_are_checked_at_every_level(secret_guard: SecretGuard, fake:
     assert logging.getLogger("procore_setup").isEnabledFor(logging.DEBUG)
     # Straight to the guard's handler: through logging, pytest's own log capture would show it
     # in this test's report (the leaky suite below goes through logging for real).
-    guard_handler = next(h for h in logging.getLogger().handlers if type(h).__name__ == "_GuardLogHandler")
+    guard_handler = next(h for h in logging.getLogger().handlers if isinstance(h, GuardLogHandler))
     guard_handler.handle(logging.LogRecord("procore_setup.oauth", logging.DEBUG, __file__, 1, "sending %s",
                                            (token,), None))
     leaks = secret_guard.problems()
@@ -174,6 +176,7 @@ def test_a_secret_the_test_put_on_the_command_line_may_be_echoed(secret_guard: S
 @pytest.mark.leaks_secrets_on_purpose
 def test_a_suite_that_leaks_fails_where_it_leaks_and_only_there(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text((HERE / "conftest.py").read_text())
+    shutil.copytree(HERE / "helpers", tmp_path / "helpers", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "test_leaky.py").write_text(textwrap.dedent(LEAKY_SUITE))
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
                         "-rf", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=120)

@@ -9,14 +9,12 @@ next run then says so.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-sys.path.insert(0, str(BENCH))
+from helpers import bench
 
-from soak import Soak, summary  # noqa: E402
+soak = bench.load("soak")
+Soak, summary = soak.Soak, soak.summary
 
 TOKEN_PATH = "/oauth/token"
 

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from types import ModuleType
 
 import pytest
 
-from conftest import base_env
-from servers import PostgresServer, RedisServer
+from helpers.cli import base_env
+from helpers.servers import REQUIRE_ENV, PostgresServer, RedisServer
 
-psycopg = pytest.importorskip("psycopg")
-redis = pytest.importorskip("redis")
+# The pairs below (an earlier test leaves something behind for the later one) stay on one xdist worker.
+pytestmark = pytest.mark.xdist_group("test_servers")
+
+
+def _driver(name: str) -> ModuleType:
+    """The driver, or a skip of this module (an error instead when the servers are required)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            raise ImportError(f"{exc} ({REQUIRE_ENV}=1, so this fails instead of skipping)") from exc
+        pytest.skip(f"could not import {name!r}: {exc}", allow_module_level=True)
+
+
+psycopg = _driver("psycopg")
+redis = _driver("redis")
 
 _seen: dict[str, str] = {}  # what an earlier test of a pair left behind, for the later one
 

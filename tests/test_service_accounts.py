@@ -20,7 +20,7 @@ from procore_setup.testing import SERVICE_ACCOUNT_CLIENT_ID as SA_ID
 from procore_setup.testing import SERVICE_ACCOUNT_CLIENT_SECRET as SA_SECRET
 from procore_setup.testing import FakeProcore
 
-from conftest import CLI
+from helpers.cli import CLI
 
 COMPANY = 8675309  # the one company the fake's service account is installed in
 PASS = {"PROCORE_SETUP_PASSPHRASE": "correct horse battery staple"}
@@ -320,7 +320,7 @@ def test_encryption_covers_the_secret_and_the_token(cli: CLI, fake: FakeProcore)
 def test_on_a_terminal_the_company_id_is_asked_for_and_checked(cli: CLI, fake: FakeProcore) -> None:
     import subprocess
 
-    from conftest import EXE
+    from helpers.cli import EXE
 
     master, slave = os.openpty()
     try:

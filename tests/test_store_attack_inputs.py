@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_engine_helpers import Engine, eng  # noqa: F401 - eng is a fixture
+from helpers.engine import Engine
 
 TOKEN_PATH = ["/oauth/token"]
 

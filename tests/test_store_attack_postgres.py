@@ -19,10 +19,10 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import EXE, base_env
+from helpers.cli import EXE, base_env
+from helpers.engine import wait_for
+from helpers.stores import hold_answers, Shared
 from procore_setup.testing import FakeProcore
-from test_engine_helpers import wait_for
-from test_store_contract import Shared, _hold_answers
 
 FAKE_ROLE_PASSWORD_CHARS = "abcdefghijkmnpqrstuvwxyz23456789"
 
@@ -136,7 +136,7 @@ def test_a_version_spoilt_while_procore_answers_does_not_lose_the_pair(pg: Share
     one.login()
     pg.expire()
     held = pg.profile()["refresh_token"]
-    release = _hold_answers(pg.fake)
+    release = hold_answers(pg.fake)
     proc = two.popen("token")
     try:
         wait_for(lambda: pg.fake.refresh_token_state(held) == "used", what="Procore to use the refresh token",
@@ -168,7 +168,7 @@ def test_a_unix_socket_url_is_shown_and_printed_so_that_the_printed_commands_run
     assert json.loads(r.stdout)["store"] == url
     # the cron line printed by a login through the socket URL runs as printed
     fake = pg.fake
-    from conftest import CLIENT_ID, CLIENT_SECRET
+    from helpers.cli import CLIENT_ID, CLIENT_SECRET
 
     r = two.run("login", "--plain", "--profile", "sock", "--environment", "custom", "--login-url", fake.url,
                 "--api-url", fake.url, "--client-id", CLIENT_ID, "--code=" + fake.issue_code(), input="1\n",
@@ -208,7 +208,7 @@ def test_sslpassword_is_never_shown_nor_stored_in_a_tombstone(pg: Shared, tmp_pa
     source = tmp_path / "src" / "credentials.toml"
     env = {"PROCORE_SETUP_STORE": str(source)}
     fake = pg.fake
-    from conftest import CLIENT_ID, CLIENT_SECRET
+    from helpers.cli import CLIENT_ID, CLIENT_SECRET
 
     r = one.run("login", "--plain", "--profile", "default", "--environment", "custom", "--login-url", fake.url,
                 "--api-url", fake.url, "--client-id", CLIENT_ID, "--code=" + fake.issue_code(), input="1\n",
@@ -263,7 +263,7 @@ def test_a_table_another_role_made_first_is_refused_and_gets_no_secret(pg: Share
     assert f"owned by the role '{mallory}'" in r.stderr and "ALTER TABLE" in r.stderr, r.stderr
     codes = dict(pg.fake.counts)
     fake = pg.fake
-    from conftest import CLIENT_ID, CLIENT_SECRET
+    from helpers.cli import CLIENT_ID, CLIENT_SECRET
 
     r = one.run("login", "--plain", "--profile", "default", "--environment", "custom", "--login-url", fake.url,
                 "--api-url", fake.url, "--client-id", CLIENT_ID, "--code=" + fake.issue_code(), input="1\n",
@@ -308,7 +308,7 @@ def test_a_server_that_refuses_tls_and_asks_for_the_password_in_clear_never_gets
     """libpq's default, sslmode=prefer, sent the password in clear text to anything that refused TLS
     and asked for it. A host that is not this machine (db.example.com, reached here through
     hostaddr=127.0.0.1) now gets sslmode=verify-full unless the URL says otherwise."""
-    from hostile_stores import HostilePostgres
+    from helpers.hostile_stores import HostilePostgres
 
     password = "pw-" + secrets.token_hex(10)
     secret_guard.add(password, "the password sent to a hostile PostgreSQL")

@@ -1,7 +1,7 @@
 """Issue 17: the Redis store attacked, through the real executable, a real server and hostile ones.
 
 Junk another client wrote (versions and schemas the program never writes, a value of many MB),
-a stray lock key with no expiry, bad URL options, and hostile servers (tests/hostile_stores.py)
+a stray lock key with no expiry, bad URL options, and hostile servers (tests/helpers/hostile_stores.py)
 that trickle their answer or nest it thousands deep. Each test fails without its fix.
 """
 
@@ -15,19 +15,18 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import EXE, base_env
-from hostile_stores import HostileRedis
+from helpers.cli import EXE, base_env
+from helpers.engine import wait_for
+from helpers.stores import hold_answers, redis_dump, Shared
+from helpers.hostile_stores import HostileRedis
 from procore_setup.testing import FakeProcore
-from test_engine_helpers import wait_for
-from test_store_contract import Shared, _hold_answers, _redis_dump
-from test_store_redis import other_redis  # noqa: F401 - a fixture
 
 PREFIX = "procore-setup:"
 
 
 @pytest.fixture
 def rs(tmp_path: Path, fake: FakeProcore, redis_server: Any, redis_store_url: str) -> Iterator[Shared]:
-    s = Shared("redis", redis_store_url, fake, tmp_path, lambda: _redis_dump(redis_store_url), [redis_server.password])
+    s = Shared("redis", redis_store_url, fake, tmp_path, lambda: redis_dump(redis_store_url), [redis_server.password])
     yield s
     s.finish()
 
@@ -59,7 +58,7 @@ def test_a_version_spoilt_while_procore_answers_does_not_lose_the_pair(rs: Share
     one.login()
     rs.expire()
     held = rs.profile()["refresh_token"]
-    release = _hold_answers(rs.fake)
+    release = hold_answers(rs.fake)
     proc = two.popen("token")
     try:
         wait_for(lambda: rs.fake.refresh_token_state(held) == "used", what="Procore to use the refresh token",
@@ -197,9 +196,9 @@ def test_rediss_checks_the_host_name_of_the_certificate(tmp_path: Path, fake: Fa
     """A certificate the CA signed for another name is refused: redis-py 5 (inside the dependency
     range) did not check host names by default, so procore-setup asks for it. (With the pinned
     redis-py 8 this passes either way; it guards the floor of the range.)"""
-    from test_store_redis import _tls_files
+    from helpers.own_redis import tls_files
 
-    certs = _tls_files(tmp_path)
+    certs = tls_files(tmp_path)
     if certs is None:
         pytest.skip("openssl is not installed")
     server = other_redis("--appendonly", "yes", tls=certs)

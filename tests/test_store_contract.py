@@ -9,160 +9,14 @@ reason, and CI requires them.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import threading
-from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-import pytest
-
-from conftest import CLIENT_ID, CLIENT_SECRET, EXE, base_env
-from procore_setup.profile import utcnow
-from procore_setup.stores import open_store
-from procore_setup.testing import FakeProcore
-from test_engine_helpers import assert_no_secrets, issued_secrets, wait_for
-
-TOKEN_PATH = ["/oauth/token"]
-KINDS = ("file", "postgres", "redis")
-# A shared store's run refused after finding another holder's in-flight mark waits for that
-# holder's answer while its request could still be running (2 x the HTTP timeout + 5 s from the
-# mark): where the test knows that holder is dead or held, a short HTTP timeout keeps the wait short.
-NO_WAIT = {"PROCORE_SETUP_HTTP_TIMEOUT": "1"}
-
-
-class Host:
-    """One machine's view: its own HOME (so nothing can be shared through ~/.config), the store's URL."""
-
-    def __init__(self, shared: "Shared", home: Path) -> None:
-        self.shared = shared
-        self.home = home
-        home.mkdir(parents=True, exist_ok=True)
-        self.env = base_env(HOME=str(home), PROCORE_SETUP_STORE=shared.url, PROCORE_SETUP_LOCK_TIMEOUT="30",
-                            XDG_CONFIG_HOME=str(home / ".config"))
-
-    def run(self, *args: str, input: str = "", env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run([EXE, *args], input=input, capture_output=True, text=True,
-                           env=dict(self.env, **(env or {})), timeout=timeout)
-        return self.shared.check(r, token=args[:1] == ("token",))
-
-    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen([EXE, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=dict(self.env, **(env or {})))
-
-    def collect(self, proc: subprocess.Popen[str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
-        out, err = proc.communicate(timeout=timeout)
-        r = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-        return self.shared.check(r, token=list(proc.args)[1:2] == ["token"])
-
-    def token(self) -> str:
-        r = self.run("token")
-        assert r.returncode == 0, r.stderr
-        return r.stdout.strip()
-
-    def login(self, profile: str = "default", *extra: str) -> subprocess.CompletedProcess[str]:
-        fake = self.shared.fake
-        r = self.run("login", "--plain", "--profile", profile, "--environment", "custom", "--login-url", fake.url,
-                     "--api-url", fake.url, "--client-id", CLIENT_ID, "--code=" + fake.issue_code(), *extra,
-                     input="1\n", env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
-        assert r.returncode == 0, r.stderr
-        return r
-
-    def nothing_written_here(self) -> bool:
-        """No credentials file (nor anything else of ours) under this host's HOME."""
-        return not any(p.name.startswith(("credentials", "procore")) for p in self.home.rglob("*"))
-
-
-class Shared:
-    """One store, the fake Procore, and what the test may look at: the store's rows, raw."""
-
-    def __init__(self, kind: str, url: str, fake: FakeProcore, tmp: Path, raw: Callable[[], str],
-                 secrets: list[str]) -> None:
-        self.kind = kind
-        self.url = url
-        self.fake = fake
-        self.tmp = tmp
-        self.raw = raw  # everything the store holds, as text (the file; pg_dump; every Redis key)
-        self.hosts = [Host(self, tmp / f"host{i}") for i in (1, 2)]
-        self._secrets = secrets  # the store's own password(s)
-        self._seen: list[tuple[subprocess.CompletedProcess[str], str | None]] = []
-
-    def store(self, **kw: Any) -> Any:
-        return open_store(store=self.url, environ={}, **kw)
-
-    def profile(self, name: str = "default") -> dict[str, Any]:
-        return dict(self.store().load().profiles[name].data)
-
-    def edit(self, change: Callable[[Any], None]) -> None:
-        """Change the stored document the way the program does (under the lock, versioned)."""
-        store = self.store()
-        with store.lock():
-            doc = store.load()
-            change(doc)
-            store.save(doc)
-
-    def expire(self, name: str = "default") -> None:
-        self.fake.expire_access_tokens()
-        self.edit(lambda doc: doc.profiles[name].set(expires_at=utcnow() - timedelta(seconds=60)))
-
-    def secrets(self) -> set[str]:
-        return issued_secrets(self.fake) | set(self._secrets)
-
-    def check(self, r: subprocess.CompletedProcess[str], *, token: bool) -> subprocess.CompletedProcess[str]:
-        printed = r.stdout.strip() if token and r.returncode == 0 else None
-        assert_no_secrets(r, self.secrets(), printed_token=printed)
-        self._seen.append((r, printed))
-        return r
-
-    def finish(self) -> None:
-        for r, printed in self._seen:
-            assert_no_secrets(r, self.secrets(), printed_token=printed)
-
-
-@pytest.fixture(params=KINDS)
-def shared(request: pytest.FixtureRequest, tmp_path: Path, fake: FakeProcore) -> Iterator[Shared]:
-    kind = request.param
-    if kind == "file":
-        path = tmp_path / "shared" / "credentials.toml"
-        s = Shared(kind, str(path), fake, tmp_path, lambda: path.read_text() if path.exists() else "", [])
-    elif kind == "postgres":
-        url = request.getfixturevalue("pg_store_url")
-        server = request.getfixturevalue("pg_server")
-        s = Shared(kind, url, fake, tmp_path, lambda: server.dump(url), [server.app_password])
-    else:
-        url = request.getfixturevalue("redis_store_url")
-        server = request.getfixturevalue("redis_server")
-        s = Shared(kind, url, fake, tmp_path, lambda: _redis_dump(url), [server.password])
-    yield s
-    s.finish()
-
-
-def _redis_dump(url: str) -> str:
-    """Every key of the store's Redis database and what it holds, as text."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-    out = []
-    try:
-        for key in client.scan_iter(count=1000):
-            kind = client.type(key).decode()
-            value: Any = {"string": client.get, "hash": client.hgetall, "list": lambda k: client.lrange(k, 0, -1),
-                          "set": client.smembers, "zset": lambda k: client.zrange(k, 0, -1)}.get(kind, client.dump)(key)
-            out.append(f"{key!r} {kind} {value!r}")
-    finally:
-        client.close()
-    return "\n".join(out)
-
-
-def _hold_answers(fake: FakeProcore, **fault: Any) -> threading.Event:
-    """The fake holds the next token request just before its answer goes out, until the event is set."""
-    release = threading.Event()
-    fake.inject(hook=lambda: release.wait(120), paths=TOKEN_PATH, **fault)
-    return release
-
+from helpers.cli import CLIENT_SECRET
+from helpers.engine import issued_secrets, wait_for
+from helpers.stores import NO_WAIT, SHORT_LEASE, TOKEN_PATH, Shared, hold_answers, pg_lock_waiters
 
 # -- the contract ------------------------------------------------------------------------------------
 
@@ -204,7 +58,7 @@ def test_a_host_waiting_for_the_lock_reads_again_and_sends_nothing(shared: Share
     one, two = shared.hosts
     one.login()
     shared.expire()
-    release = _hold_answers(shared.fake)
+    release = hold_answers(shared.fake)
     first = one.popen("token")
     wait_for(lambda: shared.fake.counts["faults"] >= 1, what="the first refresh to reach Procore", timeout=30)
     marked = shared.profile()
@@ -225,26 +79,18 @@ def test_a_host_waiting_for_the_lock_reads_again_and_sends_nothing(shared: Share
 def _waiting_for_lock(shared: Shared, proc: subprocess.Popen[str]) -> bool:
     """Whether `proc` has got as far as waiting for the store's lock (it has read the expired token)."""
     if shared.kind == "postgres":
-        return _pg_lock_waiters(shared) >= 1
+        return pg_lock_waiters(shared) >= 1
     # The file and Redis locks are polled, so no server records a waiter: the process is alive and
     # has not finished, which with the first holding the lock means it is waiting (or about to).
     return proc.poll() is None
-
-
-def _pg_lock_waiters(shared: Shared) -> int:
-    import psycopg
-
-    with psycopg.connect(shared.url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
-    return int(row[0]) if row else 0
 
 
 def test_a_host_killed_after_procore_answered_is_explained_on_the_other(shared: Shared) -> None:
     one, two = shared.hosts
     one.login()
     held = shared.profile()["refresh_token"]
-    release = _hold_answers(shared.fake, consume=True, drop=True)
-    proc = one.popen("refresh", "--force")
+    release = hold_answers(shared.fake, consume=True, drop=True)
+    proc = one.popen("refresh", "--force", env=SHORT_LEASE)  # killed below
     try:
         wait_for(lambda: shared.fake.refresh_token_state(held) == "used", what="Procore to use the refresh token",
                  timeout=30)
@@ -268,7 +114,7 @@ def test_a_host_killed_before_procore_acted_leaves_a_chain_the_other_recovers(sh
     one.login()
     old = shared.profile()
     shared.fake.inject(hang=60, paths=TOKEN_PATH)  # held before Procore looks at it
-    proc = one.popen("refresh", "--force")
+    proc = one.popen("refresh", "--force", env=SHORT_LEASE)  # killed below
     wait_for(lambda: shared.fake.counts["faults"] >= 1, what="the refresh to reach Procore", timeout=30)
     proc.send_signal(signal.SIGKILL)
     assert one.collect(proc).returncode == -signal.SIGKILL

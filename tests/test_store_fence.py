@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from test_store_contract import NO_WAIT, TOKEN_PATH, Shared, shared  # noqa: F401 - shared is the fixture
-from test_engine_helpers import wait_for
+from helpers.engine import wait_for
+from helpers.stores import NO_WAIT, TOKEN_PATH, Shared
 
 pytestmark = pytest.mark.parametrize("shared", ["postgres"], indirect=True)
 
@@ -33,7 +33,8 @@ def _terminate(shared: Shared, pid: int) -> None:
     import psycopg
 
     with psycopg.connect(shared.url, autocommit=True) as conn:
-        assert conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+        row = conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()
+        assert row is not None and row[0]
 
 
 def _held(fake: Any, **where: Any) -> threading.Event:

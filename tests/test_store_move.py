@@ -24,11 +24,11 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from conftest import CLIENT_ID, CLIENT_SECRET, EXE
+from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE
+from helpers.engine import wait_for
+from helpers.stores import chain_intact, hold_answers, Host, kill_backend, pg_lock_holders, Shared, store_rows
+from helpers.net import stop_serving
 from procore_setup.testing import FakeProcore
-from test_engine_helpers import wait_for
-from test_store_contract import Host, Shared, _hold_answers
-from test_store_postgres import _chain_intact, _kill_backend, _lock_holders, _rows, blocker, pg  # noqa: F401
 
 PASSPHRASE = "correct horse battery staple 42"
 
@@ -56,26 +56,26 @@ def test_a_move_refuses_while_a_holder_that_lost_its_lock_has_a_refresh_in_fligh
     one, two = pg.hosts
     one.login()
     path, local = _local(tmp_path)
-    release = _hold_answers(pg.fake)
+    release = hold_answers(pg.fake)
     first = one.popen("refresh", "--force")
     try:
         wait_for(lambda: pg.fake.counts["faults"] >= 1, timeout=30, what="the refresh to reach Procore")
-        holders = _lock_holders(pg_server, pg.url)
+        holders = pg_lock_holders(pg_server, pg.url)
         assert len(holders) == 1
-        _kill_backend(pg_server, holders[0])
-        before = _rows(pg_server, pg.url)
+        kill_backend(pg_server, holders[0])
+        before = store_rows(pg_server, pg.url)
         r = two.run("store", "move", "--all", "--to", str(path))
         assert r.returncode == 5, r.stderr
         assert "a refresh is in flight; try again in" in r.stderr.lower(), r.stderr
         assert re.search(r"try again in \d+ s", r.stderr), r.stderr
         assert "Nothing was moved" in r.stderr
-        assert _rows(pg_server, pg.url) == before  # nothing changed in the source
+        assert store_rows(pg_server, pg.url) == before  # nothing changed in the source
         assert not path.exists()  # nor anything written to the destination
     finally:
         release.set()
     a = one.collect(first)
     assert a.returncode == 0, a.stderr
-    token = _chain_intact(pg)["access_token"]  # the holder's pair is the live chain
+    token = chain_intact(pg)["access_token"]  # the holder's pair is the live chain
     moved = two.run("store", "move", "--all", "--to", str(path))  # now nothing is in flight
     assert moved.returncode == 0, moved.stderr
     assert one.run("token", env=local).stdout.strip() == token
@@ -156,7 +156,7 @@ class _Proxy:
     def close(self) -> None:
         self._stop.set()
         self._held.set()
-        self.sock.close()
+        stop_serving(self.sock, self._threads[0])
 
 
 @pytest.fixture
@@ -250,11 +250,11 @@ def test_a_login_onto_an_unfinished_moves_copy_is_never_thrown_away_by_the_move(
     assert fresh.returncode == 0, fresh.stderr  # the login made it a live profile of the file
     granted = fresh.stdout.strip()
     assert pg.fake.access_token_valid(granted)
-    file_before, pg_before = path.read_bytes(), _rows(pg_server, pg.url)
+    file_before, pg_before = path.read_bytes(), store_rows(pg_server, pg.url)
     again = two.run("store", "move", "--to", str(path))
     assert again.returncode == 2, again.stderr
     assert "nothing was moved" in again.stderr
-    assert path.read_bytes() == file_before and _rows(pg_server, pg.url) == pg_before
+    assert path.read_bytes() == file_before and store_rows(pg_server, pg.url) == pg_before
     assert one.run("token", env=local).stdout.strip() == granted
 
 

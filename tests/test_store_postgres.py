@@ -13,58 +13,37 @@ store is the one the fake says is active.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
-from conftest import CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.cli import CLIENT_ID, CLIENT_SECRET
+from helpers.engine import wait_for
+from helpers.stores import (
+    NO_WAIT,
+    TOKEN_PATH,
+    Host,
+    Shared,
+    chain_intact,
+    hold_answers,
+    kill_backend,
+    pg_advisory_waiters,
+    pg_lock_holders,
+    store_rows,
+)
+from helpers.net import stop_serving
 from procore_setup.testing import FakeProcore
-from test_engine_helpers import wait_for
-from test_store_contract import NO_WAIT, TOKEN_PATH, Host, Shared, _hold_answers, _pg_lock_waiters
 
 HEAVY = ("httpx", "textual")
 
 
-@pytest.fixture
-def pg(tmp_path: Path, fake: FakeProcore, pg_server: Any, pg_store_url: str) -> Iterator[Shared]:
-    """Two hosts sharing one fresh PostgreSQL database (the contract suite's Shared and Host)."""
-    s = Shared("postgres", pg_store_url, fake, tmp_path, lambda: pg_server.dump(pg_store_url),
-               [pg_server.app_password])
-    yield s
-    s.finish()
-
-
 # -- helpers -----------------------------------------------------------------------------------------
-
-def _activity(server: Any, url: str, where: str) -> list[int]:
-    """The pids of the app's client backends in the store's database that match `where` (SQL)."""
-    rows = server.superuser_sql(
-        None,
-        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND usename = 'app' AND backend_type = 'client backend'"
-        f" AND pid <> pg_backend_pid() AND ({where})",
-        (url.rsplit("/", 1)[1],))
-    return [int(r[0]) for r in rows]
-
-
-def _lock_holders(server: Any, url: str) -> list[int]:
-    """Connections that took the store's advisory lock and keep it (idle in their transaction)."""
-    return _activity(server, url, "query LIKE '%%pg_advisory_xact_lock%%' AND state LIKE 'idle in transaction%%'")
-
-
-def _lock_waiters(server: Any, url: str) -> list[int]:
-    return _activity(server, url, "wait_event_type = 'Lock' AND wait_event = 'advisory'")
-
-
-def _kill_backend(server: Any, pid: int) -> None:
-    assert server.superuser_sql(None, "SELECT pg_terminate_backend(%s, 10000)", (pid,)) == [(True,)]
-
 
 def _hold_before_procore(fake: FakeProcore) -> tuple[threading.Event, threading.Event]:
     """The next token request waits BEFORE the fake looks at it (so its refresh token is not
@@ -82,14 +61,6 @@ def _hold_before_procore(fake: FakeProcore) -> tuple[threading.Event, threading.
 
     fake._handle = held  # type: ignore[method-assign]  # noqa: SLF001
     return reached, release
-
-
-def _chain_intact(pg: Shared) -> dict[str, Any]:
-    """The stored profile, checked: its refresh token is the live one at Procore, no mark is left."""
-    prof = pg.profile()
-    assert pg.fake.refresh_token_state(prof["refresh_token"]) == "active", "the stored chain is not the live one"
-    assert prof.get("refresh_started_at") is None and not prof.get("reauth_required")
-    return prof
 
 
 def _token_requests(fake: FakeProcore) -> int:
@@ -122,8 +93,7 @@ class _Refuser:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(10)
-        self.sock.close()
+        stop_serving(self.sock, self._thread)
 
 
 # -- the server stopped ------------------------------------------------------------------------------
@@ -148,7 +118,7 @@ def test_a_stopped_server_is_exit_5_naming_the_store_and_the_next_run_works(pg: 
     token = two.token()
     assert pg.fake.access_token_valid(token)
     assert pg.fake.counts["token:refresh_token"] == (1 if expired else 0)
-    assert _chain_intact(pg)["access_token"] == token
+    assert chain_intact(pg)["access_token"] == token
 
 
 @pytest.mark.parametrize("back", ["at once", "after failed attempts"])
@@ -187,7 +157,7 @@ def test_an_answer_that_arrives_while_the_server_is_down_is_saved_when_it_is_bac
     assert pg.fake.refresh_token_state(held) == "used"
     if back == "after failed attempts":
         assert refuser[0].attempts >= 2
-    assert _chain_intact(pg)["access_token"] == token  # the pair Procore issued is the stored one
+    assert chain_intact(pg)["access_token"] == token  # the pair Procore issued is the stored one
     assert two.token() == token
     assert pg.fake.counts["token:refresh_token"] == 1
 
@@ -216,7 +186,7 @@ def test_the_lock_holders_connections_terminated_lose_nothing(pg: Shared, pg_ser
     one.login()
     pg.expire()
     if when == "while the request is held":
-        release = _hold_answers(pg.fake)
+        release = hold_answers(pg.fake)
     else:
         release = threading.Event()
         pg.fake.inject(hook=lambda: pg_server.terminate(pg.url), paths=TOKEN_PATH)
@@ -224,7 +194,7 @@ def test_the_lock_holders_connections_terminated_lose_nothing(pg: Shared, pg_ser
     try:
         if when == "while the request is held":
             wait_for(lambda: pg.fake.counts["faults"] >= 1, timeout=30, what="the refresh to reach Procore")
-            assert len(_lock_holders(pg_server, pg.url)) == 1
+            assert len(pg_lock_holders(pg_server, pg.url)) == 1
             assert pg_server.terminate(pg.url) >= 2  # the lock's connection and the data connection
     finally:
         release.set()
@@ -232,7 +202,7 @@ def test_the_lock_holders_connections_terminated_lose_nothing(pg: Shared, pg_ser
     assert r.returncode == 0, r.stderr
     token = r.stdout.strip()
     assert pg.fake.access_token_valid(token)
-    assert _chain_intact(pg)["access_token"] == token
+    assert chain_intact(pg)["access_token"] == token
     assert two.token() == token  # the other host uses the saved pair, sending nothing
     assert pg.fake.counts["token:refresh_token"] == 1
 
@@ -242,7 +212,7 @@ def test_a_sigstopped_lock_holder_makes_the_other_host_give_up_in_time_and_loses
     one, two = pg.hosts
     one.login()
     pg.expire()
-    release = _hold_answers(pg.fake)
+    release = hold_answers(pg.fake)
     proc = one.popen("token")
     stopped = False
     try:
@@ -265,7 +235,7 @@ def test_a_sigstopped_lock_holder_makes_the_other_host_give_up_in_time_and_loses
     a = one.collect(proc)
     assert a.returncode == 0, a.stderr
     token = a.stdout.strip()
-    assert _chain_intact(pg)["access_token"] == token
+    assert chain_intact(pg)["access_token"] == token
     assert two.token() == token
     assert pg.fake.counts["token:refresh_token"] == 1 and pg.fake.counts["invalid_grant"] == 0
 
@@ -274,15 +244,15 @@ def test_a_waiters_connection_terminated_is_exit_5_and_loses_nothing(pg: Shared,
     one, two = pg.hosts
     one.login()
     pg.expire()
-    release = _hold_answers(pg.fake)
+    release = hold_answers(pg.fake)
     first = one.popen("token")
     try:
         wait_for(lambda: pg.fake.counts["faults"] >= 1, timeout=30, what="the refresh to reach Procore")
         second = two.popen("token")
-        wait_for(lambda: len(_lock_waiters(pg_server, pg.url)) == 1, timeout=30,
+        wait_for(lambda: len(pg_advisory_waiters(pg_server, pg.url)) == 1, timeout=30,
                  what="the second host to wait for the lock")
         marked = pg.profile()
-        _kill_backend(pg_server, _lock_waiters(pg_server, pg.url)[0])
+        kill_backend(pg_server, pg_advisory_waiters(pg_server, pg.url)[0])
         b = two.collect(second)
         assert b.returncode == 5, b.stderr
         assert b.stdout == "" and pg.store().describe() in b.stderr
@@ -292,7 +262,7 @@ def test_a_waiters_connection_terminated_is_exit_5_and_loses_nothing(pg: Shared,
     a = one.collect(first)
     assert a.returncode == 0, a.stderr
     token = a.stdout.strip()
-    assert _chain_intact(pg)["access_token"] == token
+    assert chain_intact(pg)["access_token"] == token
     assert two.token() == token
     assert pg.fake.counts["token:refresh_token"] == 1
 
@@ -311,12 +281,12 @@ def test_a_holder_that_lost_its_lock_before_procore_acted_does_not_overwrite_the
     first = one.popen("refresh", "--force")
     try:
         assert reached.wait(30)
-        holders = _lock_holders(pg_server, pg.url)
+        holders = pg_lock_holders(pg_server, pg.url)
         assert len(holders) == 1
-        _kill_backend(pg_server, holders[0])
+        kill_backend(pg_server, holders[0])
         b = two.run("refresh", "--force")
         assert b.returncode == 0, b.stderr
-        newer = _chain_intact(pg)
+        newer = chain_intact(pg)
     finally:
         release.set()
     a = one.collect(first)
@@ -335,13 +305,13 @@ def test_a_holder_that_lost_its_lock_after_procore_answered_keeps_its_pair(pg: S
     one, two = pg.hosts
     one.login()
     held = pg.profile()["refresh_token"]
-    release = _hold_answers(pg.fake)
+    release = hold_answers(pg.fake)
     first = one.popen("refresh", "--force")
     try:
         wait_for(lambda: pg.fake.refresh_token_state(held) == "used", timeout=30, what="Procore to use the token")
-        holders = _lock_holders(pg_server, pg.url)
+        holders = pg_lock_holders(pg_server, pg.url)
         assert len(holders) == 1
-        _kill_backend(pg_server, holders[0])
+        kill_backend(pg_server, holders[0])
         b = two.run("refresh", "--force", env=NO_WAIT)
         assert b.returncode == 4, b.stderr
         assert "interrupted" in b.stderr
@@ -351,7 +321,7 @@ def test_a_holder_that_lost_its_lock_after_procore_answered_keeps_its_pair(pg: S
     assert a.returncode == 0, a.stderr
     assert "lost its lock" in a.stderr and "no newer tokens" in a.stderr, a.stderr
     assert "connection came back" not in a.stderr, a.stderr  # it was the lock that was lost, not the data
-    prof = _chain_intact(pg)
+    prof = chain_intact(pg)
     assert prof["refresh_token"] != held
     assert two.token() == prof["access_token"]
     assert pg.fake.counts["token:refresh_token"] == 2
@@ -365,15 +335,15 @@ def test_a_late_pair_from_a_holder_that_lost_its_lock_never_replaces_a_newer_log
     new one, and it says so (no claim that a new login is needed: one was just done)."""
     one, two = pg.hosts
     one.login()
-    release = _hold_answers(pg.fake)
+    release = hold_answers(pg.fake)
     first = one.popen("refresh", "--force")
     try:
         wait_for(lambda: pg.fake.counts["faults"] >= 1, timeout=30, what="the refresh to reach Procore")
-        holders = _lock_holders(pg_server, pg.url)
+        holders = pg_lock_holders(pg_server, pg.url)
         assert len(holders) == 1
-        _kill_backend(pg_server, holders[0])
+        kill_backend(pg_server, holders[0])
         two.login()
-        newer = _chain_intact(pg)
+        newer = chain_intact(pg)
     finally:
         release.set()
     a = one.collect(first)
@@ -565,42 +535,13 @@ def test_store_move_all_from_a_file_into_postgresql_and_back(pg: Shared, tmp_pat
     assert _token_requests(fake) == 2  # two logins, no refresh anywhere
 
 
-BLOCK_SQL = """
-CREATE FUNCTION pg_temp_block() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN COALESCE(NEW, OLD); END $$;
-"""
-
-
-@pytest.fixture
-def blocker(pg_server: Any, pg_store_url: str) -> Iterator[Callable[[str, str], Any]]:
-    """A trigger on the store's table that makes one step of a move wait (on an advisory lock the
-    test holds) inside the real server, so the test can SIGKILL the move right there."""
-    conns: list[Any] = []
-
-    def block(event: str, when: str) -> Any:
-        import psycopg
-
-        pg_server.superuser_sql(pg_store_url, BLOCK_SQL.replace("pg_temp_block", "procore_test_block"))
-        pg_server.superuser_sql(pg_store_url, f"CREATE TRIGGER procore_test_block BEFORE {event} ON procore_setup "
-                                f"FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION procore_test_block()")
-        conn = psycopg.connect(host="127.0.0.1", port=pg_server.port, user="postgres", password=pg_server.password,
-                               dbname=pg_store_url.rsplit("/", 1)[1], autocommit=True)
-        conn.execute("SELECT pg_advisory_lock(4242)")
-        conns.append(conn)
-        return conn
-
-    yield block
-    for conn in conns:
-        conn.close()
-
-
 def _unblock(pg_server: Any, url: str, conn: Any) -> None:
     conn.execute("SELECT pg_advisory_unlock(4242)")
     pg_server.superuser_sql(url, "DROP TRIGGER procore_test_block ON procore_setup")
 
 
 def _move_waits(pg_server: Any, url: str) -> bool:
-    return bool(_lock_waiters(pg_server, url))
+    return bool(pg_advisory_waiters(pg_server, url))
 
 
 def test_a_move_into_postgresql_killed_before_its_last_step_is_finished_by_the_next(
@@ -666,11 +607,6 @@ def test_a_move_out_of_postgresql_killed_before_the_tombstone_leaves_the_source_
     assert two.run("token").returncode == 3
 
 
-def _rows(server: Any, url: str) -> list[tuple[Any, ...]]:
-    return server.superuser_sql(url, "SELECT kind, name, fields::text, version, updated_at FROM procore_setup "
-                                     "ORDER BY kind, name")
-
-
 def test_a_move_onto_a_store_that_has_the_profile_changes_nothing(pg: Shared, pg_server: Any,
                                                                   tmp_path: Path) -> None:
     one, two = pg.hosts
@@ -682,14 +618,14 @@ def test_a_move_onto_a_store_that_has_the_profile_changes_nothing(pg: Shared, pg
                 "--api-url", fake.url, "--client-id", CLIENT_ID, "--code=" + fake.issue_code(), input="1\n",
                 env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET, **local})
     assert r.returncode == 0, r.stderr
-    file_before, pg_before = path.read_bytes(), _rows(pg_server, pg.url)
+    file_before, pg_before = path.read_bytes(), store_rows(pg_server, pg.url)
     for host, args, env in ((one, ("store", "move", "--to", pg.url), local),
                             (two, ("store", "move", "--to", str(path)), None)):
         moved = host.run(*args, env=env)
         assert moved.returncode == 2, moved.stderr
         assert "already has a profile 'default'" in moved.stderr and "nothing was moved" in moved.stderr
     assert path.read_bytes() == file_before
-    assert _rows(pg_server, pg.url) == pg_before
+    assert store_rows(pg_server, pg.url) == pg_before
 
 
 # -- the store's password -----------------------------------------------------------------------------

@@ -12,16 +12,11 @@ sleep, and none is timed.
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,9 +26,10 @@ from typing import Any
 
 import pytest
 
-from conftest import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.cli import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.engine import issued_secrets
+from helpers.own_redis import RedisServer, redis_db, tls_files
 from procore_setup.testing import FakeProcore
-from test_engine_helpers import issued_secrets
 
 TOKEN_PATH = ["/oauth/token"]
 PREFIX = "procore-setup:"
@@ -47,179 +43,6 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE)
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(0.02)
-
-
-# -- a redis-server of our own ---------------------------------------------------------------------
-#
-# The session's server and a fresh database per test come from tests/servers.py (a plugin of
-# tests/conftest.py) when it is there; until it is merged on this branch, from the stand-in
-# below, which has the same names and methods (redis_server, redis_store_url, .url(), .cli(),
-# .kill_clients(), .restart(), .stop(), .start()). The class also makes the servers of a test's
-# own (other_redis: no persistence, TLS), which tests/servers.py does not.
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    """A redis-server on a free loopback port with a password (in a config file, not argv)."""
-
-    def __init__(self, exe: str, *extra: str, tls: Path | None = None) -> None:
-        self.exe = exe
-        self.extra = extra
-        self.tls = tls  # a directory with ca.crt, server.crt and server.key: TLS only
-        self.password = secrets.token_urlsafe(24)
-        self.port = _free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="procore-redis-"))
-        self.log = self.dir / "server.log"
-        conf = self.dir / "redis.conf"
-        conf.write_text(f"requirepass {self.password}\n")
-        conf.chmod(0o600)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._dbs = itertools.cycle(range(16))
-
-    def start(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            return
-        ports = ["--port", str(self.port)] if self.tls is None else [
-            "--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls / "server.crt"),
-            "--tls-key-file", str(self.tls / "server.key"), "--tls-ca-cert-file", str(self.tls / "ca.crt"),
-            "--tls-auth-clients", "no"]
-        args = [self.exe, str(self.dir / "redis.conf"), *ports, "--bind", "127.0.0.1",
-                "--dir", str(self.dir), "--daemonize", "no", *(self.extra or (
-                    "--save", "", "--appendonly", "yes", "--appendfsync", "always"))]
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        proc = self.proc
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {proc.returncode}: {self.log.read_text()[-2000:]}")
-            return self._ping()
-
-        wait_for(up, f"redis-server on port {self.port} to answer PING")
-
-    def client(self, db: int = 0) -> Any:
-        import redis
-
-        tls: dict[str, Any] = {} if self.tls is None else {"ssl": True, "ssl_ca_certs": str(self.tls / "ca.crt")}
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, db=db, client_name=ADMIN,
-                           decode_responses=True, socket_connect_timeout=5, socket_timeout=DEADLINE, **tls)
-
-    def _ping(self) -> bool:
-        import redis
-
-        try:
-            with self.client() as c:
-                return bool(c.ping())
-        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
-            return False
-
-    def cli(self, *args: Any, db: int | str | None = None) -> Any:
-        """One command in logical database `db` (a number or a store URL); its decoded reply.
-        A connection of its own each time, so the fake's threads may call it too."""
-        with self.client(_db(db)) as c:
-            return c.execute_command(*args)
-
-    def kill_clients(self) -> int:
-        """CLIENT KILL TYPE normal (every client connection but this one): how many were killed."""
-        return int(self.cli("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"))
-
-    def stop(self, hard: bool = False) -> None:
-        import redis
-
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        if hard:
-            proc.send_signal(signal.SIGKILL)
-        else:
-            try:
-                self.cli("SHUTDOWN")
-            except redis.ConnectionError:
-                pass  # it closes the connection as it exits
-        proc.wait(timeout=DEADLINE)
-
-    def restart(self, hard: bool = False) -> None:
-        self.stop(hard)
-        self.start()
-
-    def fresh_db(self) -> int:
-        self.start()
-        n = next(self._dbs)
-        self.cli("FLUSHDB", db=n)
-        return n
-
-    def url(self, db: int | str, password: str | None = None) -> str:
-        return f"redis://:{self.password if password is None else password}@127.0.0.1:{self.port}/{_db(db)}"
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=DEADLINE)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _db(db: int | str | None) -> int:
-    if db is None:
-        return 0
-    if isinstance(db, str) and "://" in db:
-        return int(db.rsplit("/", 1)[1].split("?")[0] or 0)
-    return int(db)
-
-
-def _redis_exe() -> str:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    try:
-        import redis  # noqa: F401
-    except ImportError:
-        pytest.skip("the Redis driver is not installed (pip install 'procore-setup[redis]')")
-    return exe
-
-
-if "servers" not in sys.modules:  # tests/servers.py is not merged on this branch yet: our own servers
-    @pytest.fixture(scope="session")
-    def redis_server() -> Iterator[RedisServer]:
-        server = RedisServer(_redis_exe())
-        try:
-            server.start()
-            yield server
-        finally:
-            server.close()
-
-    @pytest.fixture
-    def redis_store_url(redis_server: RedisServer, secret_guard: Any) -> Iterator[str]:
-        secret_guard.add(redis_server.password, "the Redis password")
-        n = redis_server.fresh_db()
-        try:
-            yield redis_server.url(n)
-        finally:
-            redis_server.start()
-            redis_server.cli("FLUSHDB", db=n)
-
-
-@pytest.fixture
-def other_redis(secret_guard: Any) -> Iterator[Callable[..., RedisServer]]:
-    """Servers of a test's own, started with the given redis-server arguments (no persistence, say)."""
-    made: list[RedisServer] = []
-
-    def make(*extra: str, tls: Path | None = None) -> RedisServer:
-        server = RedisServer(_redis_exe(), *extra, tls=tls)
-        secret_guard.add(server.password, "the Redis password")
-        made.append(server)
-        server.start()
-        return server
-
-    try:
-        yield make
-    finally:
-        for server in made:
-            server.close()
 
 
 # -- hosts -----------------------------------------------------------------------------------------
@@ -344,7 +167,7 @@ def test_login_token_refresh_and_status_through_the_store(hosts: tuple[Host, Hos
     # --store on the command line (the URL's password in argv: this process's own business)
     r = one.login("default", "--store", one.url)
     assert redis_server.password not in r.stdout + r.stderr
-    assert f"to redis://127.0.0.1:{redis_server.port}/{_db(one.url)} (Redis;" in r.stdout  # shown without it
+    assert f"to redis://127.0.0.1:{redis_server.port}/{redis_db(one.url)} (Redis;" in r.stdout  # shown without it
     assert one.credentials_files() == []  # nothing written on the host
 
     stored = profile_in_store(redis_server, one.url)
@@ -443,7 +266,7 @@ def test_clients_killed_while_a_run_holds_the_lock_and_another_waits(hosts: tupl
 
     def ours() -> int:  # the connections of procore-setup runs to this store's database
         return sum(1 for c in redis_server.cli("CLIENT", "LIST", "TYPE", "normal").splitlines()
-                   if f" db={_db(one.url)} " in c and f" name={ADMIN} " not in c)
+                   if f" db={redis_db(one.url)} " in c and f" name={ADMIN} " not in c)
 
     # the holder's data and lock connections, and the waiter's (its first read went over the fast
     # path's own socket, closed since: stores/resp.py)
@@ -568,7 +391,7 @@ def test_wrong_password_missing_password_and_unreachable_port(tmp_path: Path, fa
     good = Host(tmp_path / "good", redis_store_url, fake)
     good.login()
     before = everything_in_store(redis_server, redis_store_url)
-    shown = f"redis://127.0.0.1:{redis_server.port}/{_db(redis_store_url)}"
+    shown = f"redis://127.0.0.1:{redis_server.port}/{redis_db(redis_store_url)}"
 
     wrong = Host(tmp_path / "wrong", redis_server.url(redis_store_url, password="not-the-password-at-all"), fake)
     for args in (["token"], ["status"], ["refresh", "--force"]):
@@ -626,7 +449,7 @@ def test_an_acl_user_limited_to_the_keys_works_and_one_that_may_not_write_is_sto
                      "+select", "-@dangerous")
     redis_server.cli("ACL", "SETUSER", reader, "on", f">{reader_password}", f"~{PREFIX}*", "+@read", "+@scripting",
                      "+select", "-@dangerous")
-    n = _db(redis_store_url)
+    n = redis_db(redis_store_url)
     try:
         host = Host(tmp_path / "h", f"redis://{name}:{password}@127.0.0.1:{redis_server.port}/{n}", fake)
         host.login()
@@ -698,7 +521,7 @@ def test_store_move_file_to_redis_and_back_leaves_tombstones(cli: CLI, tmp_path:
                                                              redis_server: RedisServer, redis_store_url: str) -> None:
     cli.login()
     token = cli.run("token").stdout.strip()
-    bare = f"redis://127.0.0.1:{redis_server.port}/{_db(redis_store_url)}"  # the password from REDISCLI_AUTH
+    bare = f"redis://127.0.0.1:{redis_server.port}/{redis_db(redis_store_url)}"  # the password from REDISCLI_AUTH
     r = cli.run("store", "move", "--to", bare, env={"REDISCLI_AUTH": redis_server.password})
     assert r.returncode == 0, r.stderr
     assert redis_server.password not in r.stdout + r.stderr
@@ -811,30 +634,13 @@ def test_a_prefix_keeps_two_stores_apart_in_one_database(tmp_path: Path, fake: F
     assert team.token() != plain.token()
     r = team.run("status")
     # shown as written, without the password
-    assert f"store: redis://127.0.0.1:{redis_server.port}/{_db(redis_store_url)}?prefix=team-a: (Redis;" in r.stdout
+    assert f"store: redis://127.0.0.1:{redis_server.port}/{redis_db(redis_store_url)}?prefix=team-a: (Redis;" in r.stdout
     assert "team-a:*" in r.stdout
-
-
-def _tls_files(directory: Path) -> Path | None:
-    """A CA and a server certificate for 127.0.0.1 (openssl), or None without openssl."""
-    if shutil.which("openssl") is None:
-        return None
-
-    def ssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
-
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-        "-subj", "/CN=procore-setup test CA")
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-    (directory / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.crt", "-days", "2", "-extfile", "ext")
-    return directory
 
 
 def test_rediss_with_the_servers_ca_works_and_an_unknown_certificate_is_refused(tmp_path: Path, fake: FakeProcore,
                                                                                other_redis: Any) -> None:
-    certs = _tls_files(tmp_path)
+    certs = tls_files(tmp_path)
     if certs is None:
         pytest.skip("openssl is not installed")
     server = other_redis("--appendonly", "yes", tls=certs)

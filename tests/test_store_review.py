@@ -6,7 +6,6 @@ document row, and a URL option libpq refuses."""
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
 from datetime import timedelta
 from typing import Any
@@ -14,8 +13,9 @@ from typing import Any
 import pytest
 
 from procore_setup.profile import utcnow
-from test_engine_helpers import wait_for
-from test_store_contract import NO_WAIT, TOKEN_PATH, Shared, shared  # noqa: F401 - shared is the fixture
+from helpers.engine import wait_for
+from helpers.stores import NO_WAIT, TOKEN_PATH, Shared
+from helpers.net import stop_serving
 
 pytestmark = pytest.mark.parametrize("shared", ["postgres"], indirect=True)
 
@@ -41,7 +41,8 @@ class _Proxy:
         self.closed_by_client = 0
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
 
     def _accept(self) -> None:
         while True:
@@ -75,7 +76,7 @@ class _Proxy:
                     pass
 
     def close(self) -> None:
-        self.sock.close()
+        stop_serving(self.sock, self._thread)  # sock.close() alone leaves the thread accepting
 
 
 def test_a_server_that_stops_answering_mid_save_is_cut_off_and_the_pair_saved_when_it_answers(
@@ -89,7 +90,11 @@ def test_a_server_that_stops_answering_mid_save_is_cut_off_and_the_pair_saved_wh
         one, two = shared.hosts
         one.login()
         release = threading.Event()
-        shared.fake.inject(hook=lambda: (proxy.stalled.set(), release.wait(60)), paths=TOKEN_PATH)
+        def stall() -> None:
+            proxy.stalled.set()
+            release.wait(60)
+
+        shared.fake.inject(hook=stall, paths=TOKEN_PATH)
         proc = one.popen("refresh", "--force", env={"PROCORE_SETUP_STORE": url, "PROCORE_SETUP_STORE_TIMEOUT": "2"})
         release.set()
         wait_for(lambda: proxy.closed_by_client >= 1, timeout=60, what="the client to give up on the stalled statement")

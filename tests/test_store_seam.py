@@ -16,7 +16,7 @@ import textwrap
 import tomllib
 from pathlib import Path
 
-from conftest import CLI, EXE
+from helpers.cli import CLI, EXE
 
 PASS = "seam-test-passphrase-7719"
 
@@ -101,7 +101,7 @@ def test_a_failing_passphrase_commands_error_output_reaches_neither_terminal_nor
 
 
 def test_a_login_into_a_store_that_cannot_take_the_grant_fails_before_the_code_is_sent(cli: CLI) -> None:
-    from conftest import CLIENT_ID, CLIENT_SECRET
+    from helpers.cli import CLIENT_ID, CLIENT_SECRET
 
     cli.config.parent.mkdir(mode=0o700)
     cli.config.parent.chmod(0o770)  # the store would refuse to write here: the code must not be spent

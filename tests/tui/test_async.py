@@ -16,21 +16,20 @@ from procore_setup import passphrase as passphrases
 from procore_setup.stores.file import FileStore
 from procore_setup.testing import FakeProcore
 
-from .conftest import (
-    EXE,
+from helpers.cli import EXE, base_env
+from helpers.wizard import (
     SIZE,
     GatedCommand,
     answer_kind,
-    base_env,
     message,
     message_kind,
     paste_code,
+    save_on_verify,
     save_profile,
     screen_name,
     settle,
     type_into,
 )
-from .test_wizard import save_on_verify
 
 PASSPHRASE = "correct horse battery"
 

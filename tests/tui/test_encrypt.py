@@ -11,10 +11,18 @@ import pytest
 from procore_setup import encryption
 from procore_setup.testing import FakeProcore
 
-from conftest import CLIENT_SECRET, EXE, base_env
+from helpers.cli import CLIENT_SECRET, EXE, base_env
 
-from .conftest import SIZE, jump_to_authorize, message, paste_code, screen_name, settle, type_into
-from .test_wizard import save_on_verify
+from helpers.wizard import (
+    SIZE,
+    jump_to_authorize,
+    message,
+    paste_code,
+    save_on_verify,
+    screen_name,
+    settle,
+    type_into,
+)
 
 PASSPHRASE = "correct horse battery"
 

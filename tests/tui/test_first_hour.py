@@ -8,14 +8,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from textual.widgets import Input, OptionList
+
 from procore_setup.demo import _login
 from procore_setup.stores.file import FileStore
 from procore_setup.testing import FakeProcore
 from procore_setup.testing.demo import DemoSession
 from procore_setup.tui.app import ProcoreSetupApp
 
-from .conftest import (CLIENT_ID, CLIENT_SECRET, EXE, SIZE, answer_kind, base_env, message, save_profile,
-                       screen_name, settle, type_into)
+from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.wizard import SIZE, answer_kind, message, save_profile, screen_name, settle, type_into
 
 COMPANIES = {"Builder Demo Co.": 8675309, "Zone Two Contractors": 562949953421313}
 
@@ -32,7 +34,7 @@ async def _wait(pilot: Any, done: Any, what: str, timeout: float = 30.0) -> None
 
 
 def _rows(app: ProcoreSetupApp) -> list[str]:
-    listing = app.screen.query_one("#profiles")
+    listing = app.screen.query_one("#profiles", OptionList)
     return [str(listing.get_option_at_index(i).prompt) for i in range(listing.option_count)]
 
 
@@ -48,11 +50,11 @@ async def test_adding_a_profile_in_the_demo_starts_on_the_fake_server_only() -> 
             await pilot.press("a")
             await pilot.pause()
             await answer_kind(pilot)
-            envs = app.screen.query_one("#envs")
+            envs = app.screen.query_one("#envs", OptionList)
             offered = [envs.get_option_at_index(i).id for i in range(envs.option_count)]
             assert offered == ["custom"]  # no production, sandbox or federal host to pick
-            assert app.screen.query_one("#login_url").value == session.url
-            assert app.screen.query_one("#login_url").disabled
+            assert app.screen.query_one("#login_url", Input).value == session.url
+            assert app.screen.query_one("#login_url", Input).disabled
             assert "nothing real is touched" in str(app.screen.query_one("#env-note").render())
             await type_into(pilot, "#name", "second")
             await pilot.press("enter")  # from the name to the list
@@ -87,7 +89,7 @@ async def test_the_company_list_starts_on_the_first_active_company_and_one_enter
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await _at_verify(pilot, fake)
-        companies = app.screen.query_one("#companies")
+        companies = app.screen.query_one("#companies", OptionList)
         assert companies.has_focus
         assert companies.highlighted_option.id == str(COMPANIES["Builder Demo Co."])  # not "No default company"
         await pilot.press("enter")  # one Enter: chosen and saved
@@ -101,7 +103,7 @@ async def test_the_company_list_starts_on_the_profiles_company(make_app: Any, fa
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await _at_verify(pilot, fake, company_id=COMPANIES["Zone Two Contractors"])
-        assert app.screen.query_one("#companies").highlighted_option.id == str(COMPANIES["Zone Two Contractors"])
+        assert app.screen.query_one("#companies", OptionList).highlighted_option.id == str(COMPANIES["Zone Two Contractors"])
         await pilot.press("enter")
         await settle(pilot)
         assert screen_name(app) == "SavedScreen", message(app)

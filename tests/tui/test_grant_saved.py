@@ -15,8 +15,9 @@ import pytest
 
 from procore_setup.testing import FakeProcore
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, EXE, SIZE, base_env, jump_to_authorize, message, paste_code, \
-    run_token, screen_name, settle
+from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.terminal import Terminal
+from helpers.wizard import SIZE, jump_to_authorize, message, paste_code, run_token, screen_name, settle
 
 TWO_COMPANIES = [{"id": 8675309, "name": "Builder Demo Co."}, {"id": 42, "name": "Second Co."}]
 
@@ -53,7 +54,7 @@ async def test_ctrl_q_while_the_code_is_being_exchanged_waits_for_the_grant(
         make_app: Any, fake: FakeProcore, config: Path) -> None:
     import asyncio
 
-    from .conftest import type_into
+    from helpers.wizard import type_into
 
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -123,8 +124,6 @@ async def test_a_grant_the_file_cannot_take_is_kept_in_memory_and_saved_by_ctrl_
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (scripts/test installs it)")
 def test_a_terminal_that_hangs_up_on_the_company_screen_keeps_the_grant(tmp_path: Path) -> None:
-    from .test_tmux import Terminal
-
     config = tmp_path / "conf" / "credentials.toml"
     env = base_env(TERM="xterm-256color", HOME=str(tmp_path))
     with FakeProcore(companies=TWO_COMPANIES) as fake:

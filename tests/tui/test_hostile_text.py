@@ -15,7 +15,7 @@ import tomli_w
 
 from procore_setup.testing import FakeProcore
 
-from .conftest import SIZE, jump_to_authorize, message, paste_code, save_profile, screen_name, settle
+from helpers.wizard import SIZE, jump_to_authorize, message, paste_code, save_profile, screen_name, settle
 
 SMITH = "Smith [/] Sons"
 CLICK = "[@click=app.quit]Quit now[/]"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import procore_setup.tui
 
-from .conftest import base_env
+from helpers.cli import base_env
 
 LOADED = 'sorted(m for m in sys.modules if m.startswith("procore_setup.tui.screens.") or m in ("httpx", "httpcore"))'
 

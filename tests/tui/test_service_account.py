@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import Input
 
 from procore_setup.flow import SetupFlow
 from procore_setup.stores.file import FileStore
@@ -24,7 +25,7 @@ from procore_setup.testing import SERVICE_ACCOUNT_USER, FakeProcore
 from procore_setup.testing.demo import DemoSession
 from procore_setup.tui.app import ProcoreSetupApp
 
-from .conftest import (
+from helpers.wizard import (
     SIZE,
     Clock,
     answer_kind,
@@ -78,7 +79,7 @@ async def request_token(pilot: Any, client_id: str | None = SA_ID, secret: str |
         await type_into(pilot, "#client_id", client_id)
     if secret is not None:
         await type_into(pilot, "#secret", secret)
-    app.screen.query_one("#secret").focus()
+    app.screen.query_one("#secret", Input).focus()
     await pilot.press("enter")
     await settle(pilot)
 
@@ -250,12 +251,12 @@ async def test_reconfigure_a_service_account_keeps_the_other_settings(make_app: 
         await pilot.press("enter")
         await pilot.pause()
         assert screen_name(app) == "EnvironmentScreen" and "Step 1 of 4" in title(app)
-        assert app.screen.query_one("#login_url").value == fake.url  # prefilled from the file
+        assert app.screen.query_one("#login_url", Input).value == fake.url  # prefilled from the file
         await pilot.press("enter")
         await settle(pilot)
-        secret = app.screen.query_one("#secret")
+        secret = app.screen.query_one("#secret", Input)
         assert secret.value == "" and "kept" in secret.placeholder
-        assert app.screen.query_one("#client_id").value == SA_ID
+        assert app.screen.query_one("#client_id", Input).value == SA_ID
         await request_token(pilot, client_id=None, secret=None)  # secret left empty: kept
         assert screen_name(app) == "ServiceVerifyScreen", message(app)
         # The company is known, so it is sent: /me and the companies answer at once.
@@ -364,16 +365,16 @@ async def test_demo_offers_the_service_account_path_prefilled(clock: Clock) -> N
         app = ProcoreSetupApp(clock=clock, demo=demo)
         async with app.run_test(size=SIZE) as pilot:
             await answer_kind(pilot, "service_account")
-            assert app.screen.query_one("#login_url").value == demo.url
+            assert app.screen.query_one("#login_url", Input).value == demo.url
             await pilot.press("enter")
             await pilot.pause()
-            assert app.screen.query_one("#client_id").value == demo.fake.service_account_client_id
-            secret = app.screen.query_one("#secret")
+            assert app.screen.query_one("#client_id", Input).value == demo.fake.service_account_client_id
+            secret = app.screen.query_one("#secret", Input)
             assert secret.value == demo.fake.service_account_client_secret and secret.password  # masked
             await pilot.press("enter")  # id and secret prefilled: request the token
             await settle(pilot)
             assert screen_name(app) == "ServiceVerifyScreen", message(app)
-            assert app.screen.query_one("#company_id").value == str(COMPANY)  # the demo's company, prefilled
+            assert app.screen.query_one("#company_id", Input).value == str(COMPANY)  # the demo's company, prefilled
             await pilot.press("enter")
             await settle(pilot)
             await pilot.press("ctrl+s")

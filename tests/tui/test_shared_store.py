@@ -11,8 +11,18 @@ from procore_setup.stores import open_store
 from procore_setup.testing import FakeProcore
 from procore_setup.tui.app import ProcoreSetupApp
 
-from .conftest import CLIENT_SECRET, EXE, SIZE, Clock, answer_kind, base_env, paste_code, screen_name, secret_leaks, settle, walk_to_authorize
-from .test_wizard import save_on_verify
+from helpers.cli import CLIENT_SECRET, EXE, base_env
+from helpers.wizard import (
+    SIZE,
+    Clock,
+    answer_kind,
+    paste_code,
+    save_on_verify,
+    screen_name,
+    secret_leaks,
+    settle,
+    walk_to_authorize,
+)
 
 
 @pytest.fixture(params=["postgres", "redis"])

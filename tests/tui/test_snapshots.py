@@ -10,14 +10,36 @@ a browser can open. After an intended change of a screen:
 
 from __future__ import annotations
 
+import fcntl
+import importlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import screenshots as shots  # noqa: E402
+shots: Any = importlib.import_module("screenshots")  # scripts/screenshots.py, which mypy does not check
+
+# Every scene is staged in one fixed directory (its path is on the screen, so it cannot be a
+# random one), which stage() empties at its start and end: two scenes at once, on two xdist
+# workers or in two test runs on one machine, would delete each other's credentials file (the
+# Saved screen then said "mode ?"). One scene at a time on this machine, then: the tests stay on
+# one worker, and each holds a lock beside the directory while it uses it.
+pytestmark = pytest.mark.xdist_group("snapshots")
+STAGE_LOCK = Path(shots.STAGE_DIR + ".lock")
+
+
+@pytest.fixture(autouse=True)
+def the_stage_to_ourselves() -> Iterator[None]:
+    with open(STAGE_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # bounded by pytest-timeout (pyproject.toml)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
 
 # Every screen, plus the states that change a screen most (SSH, an error, a dialog). The other
 # scenes of scripts/screenshots.py are pictures for the README; pilot tests check what they say.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import time
 import tomllib
 from pathlib import Path
@@ -19,61 +18,14 @@ import pytest
 
 from procore_setup.testing import FakeProcore
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, EXE, base_env, run_token
+from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.terminal import Terminal, joined
+from helpers.wizard import run_token
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tmux") is None,
     reason="tmux is not installed (scripts/test and .ci/run install it); this test needs a real terminal",
 )
-
-PAUSE = 0.3
-
-
-def joined(screen: str) -> str:
-    """The screen's lines stripped and run together, for text the wizard wrapped over lines."""
-    return "".join(line.strip() for line in screen.splitlines())
-
-
-class Terminal:
-    """One tmux session on a private server, 80x24."""
-
-    def __init__(self, tmp: Path, command: str, env: dict[str, str]) -> None:
-        self.socket = str(tmp / "tmux.sock")
-        self.env = env
-        self.tmux("new-session", "-d", "-s", "wizard", "-x", "80", "-y", "24", command)
-
-    def tmux(self, *args: str) -> str:
-        r = subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True, env=self.env,
-                           timeout=20)
-        if r.returncode != 0:
-            raise RuntimeError(f"tmux {args[0]} failed: {r.stderr.strip()}")
-        return r.stdout
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", "wizard")
-
-    def keys(self, *keys: str) -> None:
-        for key in keys:
-            self.tmux("send-keys", "-t", "wizard", key)
-            time.sleep(PAUSE)
-
-    def type(self, text: str) -> None:
-        self.tmux("send-keys", "-t", "wizard", "-l", text)
-        time.sleep(PAUSE)
-
-    def wait_for(self, text: str, timeout: float = 20.0) -> str:
-        deadline = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if text in screen or text.replace(" ", "") in joined(screen).replace(" ", ""):
-                return screen
-            time.sleep(0.1)
-        raise AssertionError(f"{text!r} did not appear; the screen is:\n{screen}")
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True, env=self.env, timeout=20)
-
 
 @pytest.fixture
 def terminal_env(tmp_path: Path) -> Iterator[dict[str, str]]:
@@ -171,7 +123,7 @@ def test_demo_in_tmux_walks_without_a_browser(tmp_path: Path, terminal_env: dict
 def test_a_passphrase_commands_stderr_never_draws_over_the_wizard(tmp_path: Path, fake: FakeProcore,
                                                                  terminal_env: dict[str, str]) -> None:
     """Its diagnostics belong in the message the wizard shows, not on top of the screen."""
-    from .conftest import GatedCommand, save_profile
+    from helpers.wizard import GatedCommand, save_profile
 
     garbage = "GARBAGE-ON-SCREEN"
     config = tmp_path / "conf" / "credentials.toml"

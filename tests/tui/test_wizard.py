@@ -5,51 +5,35 @@ from __future__ import annotations
 import subprocess
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from textual.widgets import Input
 
+from procore_setup.stores.file import FileStore
 from procore_setup.testing import FakeProcore
 from procore_setup.testing.demo import DemoSession
 from procore_setup.tui.app import ProcoreSetupApp
 
-from .conftest import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    EXE,
+from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.wizard import (
     SIZE,
     Clock,
     answer_kind,
     assert_not_in_file,
-    base_env,
+    jump_to_authorize,
     message,
     paste_code,
     run_token,
+    save_on_verify,
     save_profile,
     screen_name,
     secret_leaks,
     settle,
+    setup_profile,
     type_into,
-    jump_to_authorize,
     walk_to_authorize,
 )
-
-
-async def save_on_verify(pilot: Any, company_row: int | None = None) -> None:
-    app = pilot.app
-    assert screen_name(app) == "VerifyScreen", message(app)
-    if company_row is not None:
-        app.screen.query_one("#companies").highlighted = company_row
-        await pilot.pause()
-    await pilot.press("ctrl+s")
-    await settle(pilot)
-    assert screen_name(app) == "SavedScreen", message(app)
-
-
-async def setup_profile(pilot: Any, fake: FakeProcore, *, name: str | None = None, company_row: int = 1) -> None:
-    await walk_to_authorize(pilot, fake, name=name)
-    await paste_code(pilot, fake.issue_code())
-    await save_on_verify(pilot, company_row)
 
 
 # -- the first run ------------------------------------------------------------------------------
@@ -107,14 +91,14 @@ async def test_copy_on_saved_screen_puts_the_cron_line_on_the_clipboard(make_app
 async def test_demo_mode_walks_without_a_browser(clock: Clock) -> None:
     with DemoSession() as demo:
         app = ProcoreSetupApp(clock=clock, demo=demo)
-        assert app.store.path == str(Path(demo.config_path).resolve())
+        assert cast(FileStore, app.store).path == str(Path(demo.config_path).resolve())
         async with app.run_test(size=SIZE) as pilot:
             await answer_kind(pilot)
-            assert app.screen.query_one("#login_url").value == demo.url  # prefilled for the fake server
+            assert app.screen.query_one("#login_url", Input).value == demo.url  # prefilled for the fake server
             await pilot.press("enter")  # the prefilled environment
             await pilot.pause()
             assert screen_name(app) == "ClientScreen"
-            secret = app.screen.query_one("#secret")
+            secret = app.screen.query_one("#secret", Input)
             assert secret.value == demo.client_secret and secret.password  # prefilled, masked
             await pilot.press("enter")
             await pilot.pause()
@@ -123,7 +107,7 @@ async def test_demo_mode_walks_without_a_browser(clock: Clock) -> None:
             await pilot.press("f")  # fetch the fake authorize page: no browser needed
             await settle(pilot)
             assert screen_name(app) == "CodeScreen", message(app)
-            assert app.screen.query_one("#code").value
+            assert app.screen.query_one("#code", Input).value
             await pilot.press("enter")
             await settle(pilot)
             await save_on_verify(pilot)
@@ -175,11 +159,11 @@ async def test_reconfigure_keeps_the_stored_secret(make_app: Any, fake: FakeProc
         assert app.screen.query_one("#kinds").highlighted_option.id == "user"  # the profile's kind
         await answer_kind(pilot)
         assert not app.screen.query("#name")  # the name of an existing profile is not asked
-        assert app.screen.query_one("#login_url").value == fake.url  # prefilled from the file
+        assert app.screen.query_one("#login_url", Input).value == fake.url  # prefilled from the file
         await pilot.press("enter")
         await pilot.pause()
         assert screen_name(app) == "ClientScreen"
-        secret = app.screen.query_one("#secret")
+        secret = app.screen.query_one("#secret", Input)
         assert secret.value == "" and "kept" in secret.placeholder
         await pilot.press("enter")  # id prefilled, secret left empty: kept
         await pilot.pause()
@@ -368,7 +352,7 @@ async def test_esc_goes_back_step_by_step(make_app: Any, fake: FakeProcore) -> N
             await pilot.pause()
             seen.append(screen_name(app))
             if seen[-1] == "EnvironmentScreen":
-                assert app.screen.query_one("#login_url").value == fake.url  # what was typed is still there
+                assert app.screen.query_one("#login_url", Input).value == fake.url  # what was typed is still there
         assert seen == ["CodeScreen", "AuthorizeScreen", "ClientScreen", "EnvironmentScreen", "KindScreen"]
 
 

@@ -1,6 +1,6 @@
 """Helpers for the engine tests: a secret-checking CLI runner, file snapshots and time travel.
 
-No tests live here. Every command an engine test runs goes through `Engine.run` (or
+Every command an engine test runs goes through `Engine.run` (or
 `Engine.collect` for a Popen), which checks its stdout and stderr against every secret
 in play: the client secret and every access and refresh token the fake server has ever
 issued, old and new. The `eng` fixture checks all outputs of the test once more at the
@@ -19,16 +19,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import pytest
 import tomli_w
 
-from conftest import CLI, CLIENT_ID, CLIENT_SECRET, EXE
+from helpers.cli import CLI, CLIENT_ID, CLIENT_SECRET, EXE
 from procore_setup.testing import FakeProcore
 
 __all__ = [
-    "CLIENT_ID", "CLIENT_SECRET", "EXE", "FIRST_COMPANY", "SECOND_COMPANY", "Engine", "Snapshot", "assert_no_secrets", "eng", "issued_secrets",
+    "CLIENT_ID", "CLIENT_SECRET", "EXE", "FIRST_COMPANY", "SECOND_COMPANY", "Engine", "Snapshot", "assert_no_secrets", "issued_secrets",
     "load", "mode_of", "rewrite", "set_expiry", "temp_files", "wait_for",
 ]
 
@@ -219,7 +218,7 @@ class Engine:
     def collect(self, proc: subprocess.Popen[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
         out, err = proc.communicate(timeout=timeout)
         result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-        return self.check(result, token=_is_token_command(list(proc.args)[1:]))
+        return self.check(result, token=_is_token_command(cast("list[str]", proc.args)[1:]))
 
     def login_args(self, profile: str = "default", code: str | None = None) -> list[str]:
         return ["login", "--plain", "--profile", profile, "--environment", "custom", "--login-url", self.fake.url,
@@ -262,13 +261,6 @@ class Engine:
         """The token has really expired: the fake refuses it and the file says so."""
         self.fake.expire_access_tokens()
         set_expiry(self.config, -60, profile)
-
-
-@pytest.fixture
-def eng(cli: CLI, fake: FakeProcore) -> Any:
-    engine = Engine(cli, fake)
-    yield engine
-    engine.finish()
 
 
 def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:

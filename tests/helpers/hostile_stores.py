@@ -18,6 +18,8 @@ import struct
 import threading
 from typing import Any
 
+from helpers.net import stop_serving
+
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
 
@@ -38,7 +40,7 @@ class _Server:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop.set()
-        self.sock.close()
+        stop_serving(self.sock, self._thread)  # sock.close() alone leaves the thread accepting
 
     def _accept(self) -> None:
         while not self.stop.is_set():
