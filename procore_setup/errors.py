@@ -235,3 +235,9 @@ class ProfileMoved(NotConfigured):
 class NewerTokensInStore(TemporaryFailure):
     """A pair this run holds was not saved because the store already holds newer tokens (another
     holder refreshed, or a person logged in, after this run lost its lock): nothing is lost."""
+
+
+class ChangedWithoutPassphrase(CredentialsFileError):
+    """An encrypted store's profile (where its secrets go, whose they are) or its [encryption]
+    table was changed by someone without the passphrase: its seal does not match. Refused
+    before anything is sent (exit 6)."""
