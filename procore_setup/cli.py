@@ -34,6 +34,7 @@ environment:
   PROCORE_SETUP_PASSPHRASE_COMMAND command that prints it, for this run (as --passphrase-command)
   PROCORE_SETUP_NEW_PASSPHRASE the new passphrase, for `passphrase` run without a terminal
   PROCORE_SETUP_PASSPHRASE_TIMEOUT seconds a passphrase command may run (default 10)
+  PROCORE_SETUP_KEY_CACHE=0  do not keep the derived key in the kernel keyring (Linux) between runs
   PROCORE_SETUP_LOCK_TIMEOUT seconds to wait for another process's refresh (default 60)
   PROCORE_SETUP_HTTP_TIMEOUT seconds for each network step of a request (default 15)
   HTTPS_PROXY, ALL_PROXY, NO_PROXY  honoured for Procore's hosts; never used for 127.0.0.1/localhost"""
@@ -264,13 +265,14 @@ TOKEN_FALLBACK_VALID = 60  # `token` hands out the old token if it still has a m
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from . import text
     from .refresh import ensure_fresh
 
     result = ensure_fresh(_store(args), _profile(args), min_valid=args.min_valid, interactive=_interactive(),
                           http_timeout=settings.http_timeout(),
                           fallback_valid=TOKEN_FALLBACK_VALID)
     if result.warning:
+        from . import text  # only to say how long the old token lasts: not on the fast path
+
         left = result.profile.seconds_left() or 0
         _warn(f"warning: could not refresh ({result.warning}); the current token is still valid for "
               f"{text.duration(left)}.")

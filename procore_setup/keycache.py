@@ -57,10 +57,13 @@ def enabled(environ: Any = None) -> bool:
 
 def name(identity: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     """The key's description in the keyring: nothing in it names the store."""
-    import hashlib
+    # cryptography's SHA-256, not hashlib's: it is loaded anyway to open the store, and hashlib's
+    # OpenSSL would cost another 3 ms on every `token`
+    from cryptography.hazmat.primitives import hashes
 
-    digest = hashlib.sha256(f"{identity}\0{salt.hex()}\0{n}\0{r}\0{p}".encode("utf-8", "surrogatepass"))
-    return (_PREFIX + digest.hexdigest()[:48]).encode("ascii")
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(f"{identity}\0{salt.hex()}\0{n}\0{r}\0{p}".encode("utf-8", "surrogatepass"))
+    return (_PREFIX + digest.finalize().hex()[:48]).encode("ascii")
 
 
 def _calls() -> tuple[Any, int, int] | None:
