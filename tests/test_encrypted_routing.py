@@ -216,3 +216,26 @@ def test_an_older_encrypted_store_is_read_and_sealed_on_its_next_save(shared: Sh
     r = two.run("refresh", "--force", env=WITH_PASS)
     assert r.returncode == 6 and "without the passphrase" in r.stderr
     assert sum(attacker.counts.values()) == 0
+
+
+@pytest.mark.parametrize("shared", ["file"], indirect=True)
+def test_a_new_login_offers_nothing_of_a_changed_profile(shared: Shared, attacker: FakeProcore) -> None:  # noqa: F811
+    """The fix the refusal names (log in again) must not itself send the stored client secret and the
+    new code to the URLs someone without the passphrase wrote: they are not offered as defaults."""
+    encrypted(shared)
+    one, _ = shared.hosts
+    shared.edit(lambda doc: (point_at(attacker.url)(doc), expired(doc)))
+    fake = shared.fake
+    # every answer left empty: a stored profile's values would be taken as they are
+    r = one.run("login", "--plain", "--profile", "default", "--code=" + fake.issue_code(), input="\n" * 8,
+                env=WITH_PASS)
+    assert sum(attacker.counts.values()) == 0, attacker.counts
+    assert r.returncode != 0, r.stdout
+    assert "exists in" not in r.stderr  # no defaults from the changed profile
+    # set up afresh, with the passphrase: the new profile replaces the changed one, sealed
+    r = one.run("login", "--plain", "--profile", "default", "--environment", "custom", "--login-url", fake.url,
+                "--api-url", fake.url, "--client-id", CLIENT_ID, "--code=" + fake.issue_code(), input="1\n",
+                env=dict(WITH_PASS, PROCORE_CLIENT_SECRET=CLIENT_SECRET))
+    assert r.returncode == 0, r.stderr
+    assert one.run("refresh", "--force", env=WITH_PASS).returncode == 0
+    assert sum(attacker.counts.values()) == 0
