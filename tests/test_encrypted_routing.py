@@ -239,3 +239,16 @@ def test_a_new_login_offers_nothing_of_a_changed_profile(shared: Shared, attacke
     assert r.returncode == 0, r.stderr
     assert one.run("refresh", "--force", env=WITH_PASS).returncode == 0
     assert sum(attacker.counts.values()) == 0
+
+
+@pytest.mark.parametrize("shared", ["file"], indirect=True)
+def test_status_online_sends_no_token_to_a_changed_profile(shared: Shared, attacker: FakeProcore) -> None:  # noqa: F811
+    """With several profiles, `status --online` asks Procore about each one's token: not the changed one's."""
+    one, _ = shared.hosts
+    one.login("other")
+    encrypted(shared)
+    shared.edit(point_at(attacker.url))
+    r = one.run("status", "--online", env=WITH_PASS)
+    assert sum(attacker.counts.values()) == 0, attacker.counts
+    assert "changed by someone without the passphrase" in r.stdout + r.stderr
+    assert shared.fake.counts["token_info"] >= 1  # the other profile was checked
