@@ -29,11 +29,12 @@ the passphrase.
 KDF cost. scrypt with n=2**15, r=8, p=1 needs 128*n*r = 32 MiB of memory and, on the
 2-CPU x86 machine it was chosen on, 0.13 s of one core when idle (in-process: n=2**14
 0.07 s, 2**15 0.13 s, 2**16 0.28 s, 2**17 0.54 s). It is paid once per process (a key
-derived and checked is reused within the process, e.g. by `refresh --all`), and it is
-nearly the whole extra cost of `procore-setup token` on an encrypted file, with ~35 ms
-of importing cryptography: bench/bench_crypto.py measured a median of 114 ms plain
-against 301 ms encrypted (+187 ms, 2.6x), and +320..380 ms on the same machine under
-heavy load. For comparison, rclone's config encryption, the reference to beat, keys
+derived and checked is reused within the process, e.g. by `refresh --all`) and, where the
+Linux kernel keyring can be used, once per access-token life across processes: the key is
+cached there (keycache.py; PROCORE_SETUP_KEY_CACHE=0 turns it off). Without the cache it
+was nearly the whole extra cost of `procore-setup token` on an encrypted file
+(bench/bench_crypto.py: 3.6x a plain one); with it, what remains is importing
+cryptography (~20 ms). See docs/performance.md. For comparison, rclone's config encryption, the reference to beat, keys
 its secretbox with one unsalted SHA-256 of the password (no KDF at all). 2**15 keeps
 `token` well under half a second, and an attacker with a copied file pays 32 MiB and
 ~0.1 s of a core per guess.
