@@ -219,7 +219,7 @@ class Credentials:
         self._left: dict[tuple[str, str], tuple[str, str]] = {}
         # Each profile's bound fields and seal as loaded, and whether the store said they must be
         # sealed (an [encryption] table of version 2 or later): a save re-seals only what this run
-        # changed itself or found sealed, never a change someone else made (see _seal_of).
+        # changed itself or found sealed, never a change someone else made (see _sealed_fields).
         self._loaded_seals: dict[str, tuple[str, Any]] = {
             name: (bound_text(name, prof.data), prof.data.get(SEAL_FIELD)) for name, prof in self.profiles.items()}
         self._sealed_at_load = self.sealed
