@@ -3,14 +3,14 @@
 The library surface for users' scripts is small and imported lazily, so that
 `import procore_setup` stays cheap and never pulls in httpx or textual:
 
-    from procore_setup import get_token, ProcoreAuth
+    from procore_setup import get_token, ProcoreAuth, ProcoreClient, AsyncProcoreClient
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "get_token", "ProcoreAuth", "ProcoreSetupError"]
+__all__ = ["__version__", "get_token", "ProcoreAuth", "ProcoreClient", "AsyncProcoreClient", "ProcoreSetupError"]
 
 
 def __getattr__(name: str):  # PEP 562: lazy exports keep the headless path light
@@ -22,6 +22,10 @@ def __getattr__(name: str):  # PEP 562: lazy exports keep the headless path ligh
         from .auth import ProcoreAuth
 
         return ProcoreAuth
+    if name in ("ProcoreClient", "AsyncProcoreClient"):
+        from . import client
+
+        return getattr(client, name)
     if name == "ProcoreSetupError":
         from .errors import ProcoreSetupError
 

@@ -14,12 +14,15 @@ refreshes once and retries once.
 from __future__ import annotations
 
 import os
-from typing import AsyncGenerator, Generator
+from typing import TYPE_CHECKING, AsyncGenerator, Generator
 
 import httpx
 
 from .stores import open_store
 from .refresh import ensure_fresh
+
+if TYPE_CHECKING:
+    from .stores.base import Store
 
 
 class ProcoreAuth(httpx.Auth):
@@ -27,12 +30,16 @@ class ProcoreAuth(httpx.Auth):
 
     def __init__(self, profile: str | None = None, config: str | os.PathLike[str] | None = None, *,
                  min_valid: float = 120, company_header: bool = True, passphrase_command: str | None = None,
-                 store: str | None = None) -> None:
-        """`store`: a shared store's URL (postgresql://, redis://) or a file's path; else `config`,
-        else $PROCORE_SETUP_STORE / $PROCORE_SETUP_CONFIG, else the user's credentials file."""
+                 store: str | Store | None = None) -> None:
+        """`store`: a shared store's URL (postgresql://, redis://) or a file's path (or a store already
+        opened); else `config`, else $PROCORE_SETUP_STORE / $PROCORE_SETUP_CONFIG, else the user's
+        credentials file."""
         from . import settings
 
-        self.store = open_store(config, store=store, passphrase_command=passphrase_command)
+        if store is not None and not isinstance(store, (str, os.PathLike)):
+            self.store: Store = store  # opened by the caller (the CLI), with its password and settings
+        else:
+            self.store = open_store(config, store=store, passphrase_command=passphrase_command)
         self.profile = settings.profile(profile)
         self.http_timeout = settings.http_timeout()
         self.min_valid = min_valid

@@ -67,6 +67,17 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, indent_increment, max_help_position, width)
 
 
+def _company_id(text: str) -> int:
+    """A Procore company id: a whole number above 0 (a negative one is no company, and is exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a company id: a whole number above 0") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a company id: a whole number above 0")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, minus echoing what was typed: `--client-secret VALUE`, `--company-id VALUE` or a
     secret pasted where the command goes must not be printed back (parser errors reach cron mail).
@@ -102,7 +113,7 @@ class _Parser(argparse.ArgumentParser):
         return message + choices
 
 
-COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt", "passphrase", "store")
+COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt", "passphrase", "store", "api")
 _GLOBAL_WITH_VALUE = ("--config", "--store", "--profile", "--passphrase-command")
 
 
@@ -197,7 +208,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--client-id", metavar="ID", help="the app's client id")
     p.add_argument("--redirect-uri", metavar="URI", help="default urn:ietf:wg:oauth:2.0:oob")
     p.add_argument("--code", metavar="CODE", help="the authorization code, or the URL that holds it (write --code=CODE if it starts with -)")
-    p.add_argument("--company-id", metavar="ID", type=int, help="default company id to save")
+    p.add_argument("--company-id", metavar="ID", type=_company_id, help="default company id to save")
     p.add_argument("--demo", action="store_true", default=argparse.SUPPRESS,
                    help="against a built-in fake Procore server, with a throwaway file")
     p.add_argument("--no-verify", action="store_true", help=argparse.SUPPRESS)
@@ -223,7 +234,20 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--print", action="store_true", dest="print_sql", help="init: print the SQL instead of running it")
     p.add_argument("--to", metavar="URL", help="move: the store to move to (a URL, or a credentials file's path)")
     p.add_argument("--all", action="store_true", help="move: every profile")
+
+    p = add("api", cmd_api, "call Procore's REST API (pagination, rate limits and retries handled)",
+            _api_help() if only in (None, "api") else None)
+    if not isinstance(p, _Unused):
+        from .apicmd import add_arguments
+
+        add_arguments(p, _seconds)
     return parser
+
+
+def _api_help() -> str | None:
+    from .apicmd import DESCRIPTION as api_description
+
+    return api_description
 
 
 class _Unused:
@@ -444,6 +468,14 @@ def cmd_store(args: argparse.Namespace) -> int:
     destination = open_store(store=args.to, passphrase_command=_opt(args, "passphrase_command"))
     return _report(run_move(_store(args), destination, None if args.all else _profile(args),
                             interactive=_interactive(), http_timeout=settings.http_timeout()))
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from .apicmd import run_api, run_demo
+
+    if _opt(args, "demo"):
+        return run_demo(args)
+    return run_api(args, _store(args), _profile(args))
 
 
 def _report(outcome: Any) -> int:

@@ -16,6 +16,7 @@ EXIT_NOT_CONFIGURED = 3
 EXIT_REAUTH = 4
 EXIT_TEMPORARY = 5
 EXIT_FILE = 6
+EXIT_API_REFUSED = 7
 
 EXIT_CODES_HELP = """\
 exit codes:
@@ -28,7 +29,9 @@ exit codes:
   5  temporary failure (network, server, rate limit, lock timeout, a 4xx that used nothing):
      retry later, nothing was lost
   6  credentials file unusable (insecure permissions, does not parse, missing fields,
-     wrong or missing passphrase)"""
+     wrong or missing passphrase)
+  7  `api`: Procore refused the request with a 4xx (other than 401 and 429): fix the request
+     (its path, fields, company or permissions); the answer's body is on stdout"""
 
 
 class ProcoreSetupError(Exception):
@@ -235,6 +238,18 @@ class ProfileMoved(NotConfigured):
 class NewerTokensInStore(TemporaryFailure):
     """A pair this run holds was not saved because the store already holds newer tokens (another
     holder refreshed, or a person logged in, after this run lost its lock): nothing is lost."""
+
+
+class APIRequestRefused(ProcoreSetupError):
+    """`api`: Procore refused the request itself with a 4xx other than 401 and 429 (a wrong path, a
+    field it rejects, a company or a permission the user lacks): the same request gets the same
+    answer, so it is not retried. `status` is the HTTP status; the message names Procore's error text."""
+
+    exit_code = EXIT_API_REFUSED
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
 
 
 class ChangedWithoutPassphrase(CredentialsFileError):

@@ -238,10 +238,21 @@ def same_store(a: Store, b: Store) -> bool:
         except OSError:
             return False  # one of them does not exist yet: not the same file
     ident_a, ident_b = _shared_identity(a), _shared_identity(b)
-    if ident_a is None or ident_b is None:
-        return False
-    (family_a, hosts_a, rest_a), (family_b, hosts_b, rest_b) = ident_a, ident_b
-    return family_a == family_b and rest_a == rest_b and bool(hosts_a & hosts_b)
+    if ident_a is not None and ident_b is not None:
+        (family_a, hosts_a, rest_a), (family_b, hosts_b, rest_b) = ident_a, ident_b
+        if family_a == family_b and rest_a == rest_b and bool(hosts_a & hosts_b):
+            return True
+    # Spelt so that the URL cannot tell (a Unix socket and TCP, hostaddr=, a host given twice,
+    # Redis's /00): ask the servers. Without this a move onto its own store waited on its own lock
+    # for the whole timeout. A server that cannot be asked is not the same: the move then says why.
+    from .stores.shared import SharedStore
+
+    if isinstance(a, SharedStore) and isinstance(b, SharedStore) and type(a) is type(b):
+        try:
+            return a.server_identity() == b.server_identity()
+        except ProcoreSetupError:
+            return False
+    return False
 
 
 def _shared_identity(store: Store) -> tuple[str, frozenset[str], tuple[Any, ...]] | None:
@@ -261,6 +272,8 @@ def _shared_identity(store: Store) -> tuple[str, frozenset[str], tuple[Any, ...]
     if family is None:
         return None
     path = unquote(parts.path.lstrip("/"))
+    if family == "redis" and path.isdigit():
+        path = str(int(path))  # /00 is /0
     if family == "postgres":
         env = os.environ
         host = query.get("host") or unquote(parts.hostname or "") or env.get("PGHOST") or "/tmp"

@@ -329,7 +329,11 @@ class OAuthClient:
                 else None,
             ) from None
         tokens.requested_at = sent[-1]  # the attempt that was answered
-        if tokens.clamped_from is not None:
+        if tokens.clamped_from is not None and tokens.expires_in <= 0:
+            log.warning("procore-setup: warning: %s gave the new access token a life of %s s: it counts as "
+                        "expired already, so every run refreshes it (a clock or server problem at Procore?).",
+                        httpx.URL(self.login_url).host, tokens.clamped_from)
+        elif tokens.clamped_from is not None:
             log.warning("procore-setup: warning: %s gave the new access token a life of %s s; it is taken as "
                         "one day (%d s) and renewed before then.", httpx.URL(self.login_url).host,
                         tokens.clamped_from, MAX_EXPIRES_IN)
@@ -660,7 +664,8 @@ def _parse_token(data: Any, *, with_refresh: bool = True) -> TokenSet:
         raise UnexpectedResponse("Procore's token answer has a non-numeric expires_in.")
     # A lifetime of 0 or less means "already expired". More than a day is no access token Procore
     # issues (90 minutes): believed, `token` might never renew it, and would hand out a dead token.
-    clamped_from = f"{expires_in:.3g}" if expires_in > MAX_EXPIRES_IN else None
+    # Both ends are warned about (see _token): a day, or "expired already" (every run would refresh).
+    clamped_from = f"{expires_in:.3g}" if expires_in > MAX_EXPIRES_IN or expires_in <= 0 else None
     expires_in = max(0, min(int(expires_in), MAX_EXPIRES_IN))
     created = data.get("created_at")
     created_at = (int(created) if isinstance(created, (int, float)) and not isinstance(created, bool)

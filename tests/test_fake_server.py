@@ -631,7 +631,8 @@ def test_stats_json_roundtrip(fake: FakeProcore, client: httpx.Client) -> None:
     assert client.get("/rest/v1.0/me").status_code == 401
     expected = dict.fromkeys(COUNTER_KEYS, 0)
     expected.update({"requests": 4, "token:authorization_code": 1, "code_ok": 1, "token:refresh_token": 2,
-                     "refresh_ok": 1, "invalid_grant": 1, "me": 1, "status_401": 1})
+                     "refresh_ok": 1, "invalid_grant": 1, "me": 1, "status_401": 1,
+                     "api_requests": 1, "api_in_flight_max": 1})  # /rest/ requests, as the rate limit counts them
     stats = fake.stats()
     assert stats == expected
     assert all(type(v) is int for v in stats.values())  # plain ints: JSON numbers, not Counter oddities

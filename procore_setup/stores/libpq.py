@@ -113,14 +113,18 @@ def shutdown_later(fd: int, seconds: float) -> Iterator[None]:
 
 
 def read(url: str, query: str, *, connect_timeout: int, application_name: str,
-         deadline: float = 30.0) -> list[tuple[str | None, ...]]:
-    """Run one read-only query on a new connection; every value as text (None for NULL)."""
+         deadline: float = 30.0, defaults: dict[str, str] | None = None) -> list[tuple[str | None, ...]]:
+    """Run one read-only query on a new connection; every value as text (None for NULL).
+    `defaults`: more connection parameters (sslmode), which the URL's own override."""
     lib = _load()
     if lib is None:
         raise Failed("no libpq to load", connecting=True)
     # The URL last, expanded: what it says (its own connect_timeout, say) wins over the defaults.
     words = [b"connect_timeout", b"application_name", b"keepalives", b"keepalives_idle", b"tcp_user_timeout", b"dbname"]
     values = [str(connect_timeout).encode(), application_name.encode(), b"1", b"10", b"30000", url.encode()]
+    for key, value in (defaults or {}).items():
+        words.insert(0, key.encode())
+        values.insert(0, value.encode())
     keys = (ctypes.c_char_p * (len(words) + 1))(*words, None)
     vals = (ctypes.c_char_p * (len(values) + 1))(*values, None)
     conn = lib.PQconnectdbParams(keys, vals, 1)

@@ -27,6 +27,7 @@ from .shared import (
     SharedStore,
     decode,
     encode,
+    version_of,
 )
 
 TABLE = "procore_setup"
@@ -66,8 +67,83 @@ GRANT_SQL = f"""\
 -- GRANT SELECT, INSERT, UPDATE, DELETE ON {TABLE} TO the_runtime_role;
 """
 
-_SELECT = (f"SELECT kind, name, CASE WHEN octet_length(fields::text) <= {MAX_DOCUMENT_BYTES} THEN fields::text END, "
-           f"octet_length(fields::text), version, schema_version FROM {TABLE} LIMIT {MAX_ROWS + 1}")
+MAX_NAME_BYTES = 1000  # a profile's name; a longer one is not ours, and is not downloaded
+
+# Whose table it is, asked of the table the role finds through its search_path: one this role owns
+# (or a role it belongs to), or the database's owner, or a superuser. Any other owner (a role with
+# CREATE on a schema in the path, which made `procore_setup` first) would read every secret, and
+# its triggers would run as this role: such a table is refused, before anything is read or written.
+_OWNER = f"""SELECT pg_has_role(c.relowner, 'MEMBER')
+       OR c.relowner = (SELECT datdba FROM pg_database WHERE datname = current_database())
+       OR (SELECT rolsuper FROM pg_roles WHERE oid = c.relowner),
+       n.nspname, pg_get_userbyid(c.relowner)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = '{TABLE}'::regclass"""
+
+# The read: the table's owner check, then the rows. Sizes are measured by the server and a row's
+# text is sent only while the running total stays under the cap (a table of 400 rows of 1 MB
+# costs nothing here), and at most MAX_ROWS + 1 rows come back.
+_SELECT = f"""SELECT o.*, r.kind, r.name, CASE WHEN r.total <= {MAX_DOCUMENT_BYTES} THEN r.fields END, r.size,
+       r.version, r.schema_version
+  FROM ({_OWNER}) o
+  LEFT JOIN (SELECT left(kind, 20) AS kind,
+                    CASE WHEN octet_length(name) <= {MAX_NAME_BYTES} THEN name END AS name,
+                    fields::text AS fields, octet_length(fields::text) + octet_length(name) AS size,
+                    sum(octet_length(fields::text) + octet_length(name))
+                        OVER (ORDER BY kind, name ROWS UNBOUNDED PRECEDING) AS total,
+                    version, schema_version
+               FROM {TABLE} LIMIT {MAX_ROWS + 1}) r ON true"""
+
+
+WEAK_SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca"}
+
+
+def _tls_default(url: str, env: Any, shown_url: str) -> dict[str, str]:
+    """{"sslmode": "verify-full"} when the URL reaches a host that is not this machine and neither
+    it nor PGSSLMODE names a mode: libpq's own default (prefer) sends the password in clear to
+    anything that refuses TLS and asks for it. A weaker mode named for such a host warns once."""
+    from urllib.parse import unquote, unquote_plus
+
+    from .shared import _loopback, split_url, tls_warning
+
+    try:
+        parts = split_url(url)
+    except ValueError:
+        return {}
+    hosts: list[str] = []
+    for entry in parts.hostport.split(","):
+        entry = unquote(entry)
+        if entry.startswith("["):
+            hosts.append(entry[1:].split("]", 1)[0])
+        elif entry:
+            hosts.append(entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry)
+    params: dict[str, str] = {}
+    for pair in parts.query.split("&"):
+        key, _, value = pair.partition("=")
+        params[unquote_plus(key)] = unquote_plus(value)
+    hosts += [h for h in params.get("host", "").split(",") if h]
+    if not hosts:
+        hosts += [h for h in env.get("PGHOST", "").split(",") if h]
+    addresses = [a for a in (params.get("hostaddr") or env.get("PGHOSTADDR") or "").split(",") if a]
+    remote = any(not _loopback(h) for h in hosts + addresses)
+    mode = params.get("sslmode") or ("require" if params.get("requiressl") == "1" else "") or env.get("PGSSLMODE", "")
+    if not remote:
+        return {}
+    if not mode:
+        return {"sslmode": "verify-full"}
+    if mode.lower() in WEAK_SSLMODES:
+        tls_warning(f"the PostgreSQL store {shown_url} reaches another host with sslmode={mode[:20]}: the server's "
+                    "name is not checked" + (", and the password may go in clear text" if mode.lower() in
+                                             ("disable", "allow", "prefer") else "")
+                    + " (procore-setup's default is sslmode=verify-full).")
+    return {}
+
+
+def _quoted(identifier: str) -> str:
+    """An SQL identifier as written in a statement: bare when it is plainly one, else quoted."""
+    plain = identifier[:1].isalpha() or identifier[:1] == "_"
+    if plain and identifier.isascii() and identifier.islower() and identifier.replace("_", "").isalnum():
+        return identifier
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 class PostgresStore(SharedStore):
@@ -86,13 +162,35 @@ class PostgresStore(SharedStore):
         self.statement_deadline = env_seconds(STATEMENT_DEADLINE_ENV, STATEMENT_DEADLINE, 1, 600, environ=env)
         self._conn: Any = None
         self._ready = False  # the table is known to exist and be writable by this role
+        self._table = TABLE  # schema-qualified once the owner check found it (see _check_owner)
+        self._owner = ""
+        self._tls = _tls_default(url, env, self.describe())  # {"sslmode": "verify-full"} or {}
 
     @property
     def _pg(self) -> Any:
         return self.driver
 
     def permissions(self) -> str | None:
-        return f"any database role with rights on table {TABLE}"
+        return f"any database role with rights on table {self._table}"
+
+    def _check_owner(self, trusted: Any, schema: Any, owner: Any) -> None:
+        """Refuse (exit 6) a table that a role this one does not trust made; else use it by its
+        schema-qualified name from now on (a table made later earlier in the path is not taken)."""
+        from ..checks import shown
+
+        table = f"{_quoted(str(schema))}.{TABLE}"
+        if trusted is not True:
+            raise StoreRefused(
+                f"The PostgreSQL store {self.describe()}: the table {shown(table, 120)} that this role finds is owned "
+                f"by the role {shown(str(owner), 64)!r}, which is not this role, a role it belongs to, the database's "
+                "owner or a superuser. Whoever owns it reads every secret written to it, and its triggers run as "
+                "this role: procore-setup neither reads nor writes it. Nothing was sent to Procore.",
+                hint=f"If the table is meant to be the store, have a superuser run: ALTER TABLE {shown(table, 120)} "
+                "OWNER TO <this role>; else drop it, revoke CREATE on that schema from other roles, and run "
+                "procore-setup store init (or name a schema of this role's: ?options=-csearch_path%3DSCHEMA).",
+            )
+        self._table = table
+        self._owner = str(owner)
 
     # -- connections -----------------------------------------------------------------
     def _connect(self, *, autocommit: bool) -> Any:
@@ -100,6 +198,7 @@ class PostgresStore(SharedStore):
         for key, value in {"connect_timeout": CONNECT_TIMEOUT, **KEEPALIVES}.items():
             if key not in self._url:
                 kwargs[key] = value
+        kwargs.update(self._tls)
         try:
             return self._pg.connect(self._url, **kwargs)
         except self._pg.Error as exc:
@@ -142,8 +241,8 @@ class PostgresStore(SharedStore):
                                 hint="Check the database name in the URL, or create it (createdb). Nothing was changed.")
         if state == "42501":
             return StoreRefused(
-                f"{where} refused {doing}: this role has no rights on the table {TABLE} ({detail}).",
-                hint=f"As the table's owner, grant them: GRANT SELECT, INSERT, UPDATE, DELETE ON {TABLE} TO <this role>; "
+                f"{where} refused {doing}: this role has no rights on the table {self._table} ({detail}).",
+                hint=f"As the table's owner, grant them: GRANT SELECT, INSERT, UPDATE, DELETE ON {self._table} TO <this role>; "
                 "(procore-setup store init --print shows the SQL). Nothing was changed.",
             )
         if state == "" and network and doing == "connecting" and "invalid" in low and \
@@ -151,6 +250,13 @@ class PostgresStore(SharedStore):
             # libpq refused the URL itself (sslmode=bogus, an unknown parameter): nothing to retry
             return UsageError(f"{where}: the URL has something libpq refuses: {detail}.",
                               hint="Correct the URL (see libpq's connection URIs). Nothing was changed.")
+        if "root certificate" in low or ("certificate" in low and "verif" in low):
+            default = " (procore-setup asks for sslmode=verify-full to a host that is not this machine)" \
+                if self._tls else ""
+            return StoreRefused(f"{where}: the server's certificate could not be checked{default}: {detail}.",
+                                hint="Give the server's CA with sslrootcert=PATH in the URL (or sslrootcert=system "
+                                "for the system's CAs), or accept an unchecked server with sslmode=require (warned "
+                                "on every run). Nothing was changed.")
         if "ssl" in low and "required" in low:
             return StoreRefused(f"{where}: {detail}.", hint="Check sslmode in the URL. Nothing was changed.")
         if network or state[:2] in ("08", "57", "53"):
@@ -189,7 +295,7 @@ class PostgresStore(SharedStore):
             return None
         try:
             rows = libpq.read(self._url, _SELECT, connect_timeout=CONNECT_TIMEOUT, application_name="procore-setup",
-                              deadline=self.statement_deadline)
+                              deadline=self.statement_deadline, defaults=self._tls)
         except libpq.Failed as exc:
             if exc.sqlstate == "42P01":  # undefined_table: no schema yet
                 self._ready = False
@@ -197,8 +303,9 @@ class PostgresStore(SharedStore):
             raise self._failure(exc.message, exc.sqlstate, exc.connecting or not exc.sqlstate,
                                 "connecting" if exc.connecting else "reading") from None
         try:
-            typed = [(kind, name, text, int(size or 0), int(version or 0), int(schema) if schema else None)
-                     for kind, name, text, size, version, schema in rows]
+            typed = [(trusted == "t", nsp, owner, kind, name, text, int(size or 0),
+                      int(version) if version is not None else None, int(schema) if schema else None)
+                     for trusted, nsp, owner, kind, name, text, size, version, schema in rows]
         except (TypeError, ValueError):
             raise StoreRefused(f"The PostgreSQL store {self.describe()} answered a read with values procore-setup "
                                f"cannot use (is {TABLE} its table?).", hint="Check the table. Nothing was changed.") from None
@@ -207,10 +314,17 @@ class PostgresStore(SharedStore):
     def _parse(self, rows: list[tuple[Any, ...]]) -> Revision:
         where = f"The PostgreSQL store {self.describe()}"
         if len(rows) > MAX_ROWS:
-            raise StoreRefused(f"{where} holds more than {MAX_ROWS} rows in {TABLE}: far too many for procore-setup.",
+            raise StoreRefused(f"{where} holds more than {MAX_ROWS} rows in {self._table}: far too many for procore-setup.",
                                hint="Check that the URL names the right database. Nothing was changed.")
+        if rows:
+            self._check_owner(*rows[0][:3])
         version, settings, profiles, total = 0, None, {}, 0
-        for kind, name, text, size, row_version, schema in rows:
+        for _, _, _, kind, name, text, size, row_version, schema in rows:
+            if kind is None:
+                continue  # the owner check's row of an empty table
+            if name is None:
+                raise StoreRefused(f"{where} holds a row in {self._table} whose name is longer than {MAX_NAME_BYTES} "
+                                   "bytes: not procore-setup's.", hint="Delete that row. Nothing was changed.")
             if schema is not None and schema > STORE_SCHEMA:
                 raise StoreRefused(
                     f"{where} was written by a newer procore-setup (store schema {schema}; this one knows {STORE_SCHEMA}).",
@@ -225,40 +339,45 @@ class PostgresStore(SharedStore):
             except ValueError:
                 value = None
             if not isinstance(value, dict):
-                raise StoreRefused(f"{where}: the row ({self.scrub(str(kind))}, {self.scrub(str(name))!r}) of {TABLE} "
+                raise StoreRefused(f"{where}: the row ({self.scrub(str(kind))}, {self.scrub(str(name))!r}) of {self._table} "
                                    "does not hold a JSON object.", hint="Correct or delete that row.")
             if kind == "document":
-                version, settings = int(row_version), value
+                sane = version_of(row_version)
+                if sane is None and not (self._lenient_version and isinstance(row_version, int)):
+                    raise self._bad_version(str(row_version), f"UPDATE {self._table} SET version = 1000000 WHERE "
+                                            "kind = 'document';  (then run the command again)")
+                version = sane if sane is not None else int(row_version)
+                settings = value
             elif kind == "profile":
                 profiles[name] = value
         return Revision(version, settings, profiles)
 
     def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
-               deletes: list[str]) -> bool:
+               deletes: list[str], *, create: bool) -> bool:
         conn = self._data()
         try:
             with _deadline(conn, self.statement_deadline), conn.transaction():
                 conn.execute(f"SET LOCAL lock_timeout = {WRITE_LOCK_TIMEOUT_MS}")
-                if expect == 0:
+                if create:
                     cur = conn.execute(
-                        f"INSERT INTO {TABLE} (kind, name, fields, version, schema_version) "
+                        f"INSERT INTO {self._table} (kind, name, fields, version, schema_version) "
                         "VALUES ('document', '', %s::jsonb, %s, %s) ON CONFLICT (kind, name) DO NOTHING",
                         (encode(settings), new, STORE_SCHEMA))
                 else:
                     cur = conn.execute(
-                        f"UPDATE {TABLE} SET fields = %s::jsonb, version = %s, schema_version = %s, updated_at = now() "
+                        f"UPDATE {self._table} SET fields = %s::jsonb, version = %s, schema_version = %s, updated_at = now() "
                         "WHERE kind = 'document' AND name = '' AND version = %s",
                         (encode(settings), new, STORE_SCHEMA, expect))
                 if cur.rowcount != 1:
                     raise _Stale
                 if upserts:
                     conn.cursor().executemany(
-                        f"INSERT INTO {TABLE} (kind, name, fields, version, schema_version) "
+                        f"INSERT INTO {self._table} (kind, name, fields, version, schema_version) "
                         "VALUES ('profile', %s, %s::jsonb, %s, %s) ON CONFLICT (kind, name) DO UPDATE "
                         "SET fields = EXCLUDED.fields, version = EXCLUDED.version, updated_at = now()",
                         [(name, encode(fields), new, STORE_SCHEMA) for name, fields in upserts.items()])
                 if deletes:
-                    conn.execute(f"DELETE FROM {TABLE} WHERE kind = 'profile' AND name = ANY(%s)", (deletes,))
+                    conn.execute(f"DELETE FROM {self._table} WHERE kind = 'profile' AND name = ANY(%s)", (deletes,))
         except _Stale:
             return False
         except self._pg.Error as exc:
@@ -300,18 +419,30 @@ class PostgresStore(SharedStore):
         try:
             if conn.execute("SELECT to_regclass(%s) IS NULL", (TABLE,)).fetchone()[0]:
                 self.create_schema()
+            self._check_owner(*conn.execute(_OWNER).fetchone())
             rights = conn.execute(
                 "SELECT " + " AND ".join(f"has_table_privilege(%s, '{p}')" for p in ("SELECT", "INSERT", "UPDATE", "DELETE")),
-                (TABLE,) * 4).fetchone()[0]
+                (self._table,) * 4).fetchone()[0]
         except self._pg.Error as exc:
             raise self._error(exc, "checking the table") from None
         if not rights:
             raise StoreRefused(
-                f"The PostgreSQL store {self.describe()}: this role may not read and write the table {TABLE}.",
-                hint=f"As the table's owner, grant it: GRANT SELECT, INSERT, UPDATE, DELETE ON {TABLE} TO <this role>; "
+                f"The PostgreSQL store {self.describe()}: this role may not read and write the table {self._table}.",
+                hint=f"As the table's owner, grant it: GRANT SELECT, INSERT, UPDATE, DELETE ON {self._table} TO <this role>; "
                 "Nothing was changed.",
             )
         self._ready = True
+
+    def server_identity(self) -> tuple[str, ...]:
+        """What names this database however its URL is spelt (a Unix socket, hostaddr=, a host
+        given twice): the server's start time and port, and the database's name."""
+        conn = self._data()
+        try:
+            row = conn.execute("SELECT pg_postmaster_start_time()::text, current_setting('port'), "
+                               "current_database()").fetchone()
+        except self._pg.Error as exc:
+            raise self._error(exc, "asking which server it is") from None
+        return ("postgres", *(str(v) for v in row))
 
     def schema_sql(self) -> str:
         """The SQL `store init --print` prints, for a database owner to run."""
@@ -322,8 +453,13 @@ class PostgresStore(SharedStore):
         created = self.create_schema()
         self._ready = False
         self._prepare_write()
-        return (f"Created the table {TABLE} in {self.describe()}." if created else
-                f"{self.describe()} has the table {TABLE} already.") + " This role may read and write it."
+        from ..checks import shown
+
+        return ((f"Created the table {self._table} in {self.describe()}." if created else
+                 f"{self.describe()} has the table {self._table} already.")
+                + f" It is owned by the role {shown(self._owner, 64)!r}, which this role trusts (itself, a role it "
+                "belongs to, the database's owner or a superuser); a table of any other owner would be refused. "
+                "This role may read and write it.")
 
     def create_schema(self) -> bool:
         """Create the table if it is missing; True if this call created it."""

@@ -35,15 +35,20 @@ import time
 from typing import Any, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..checks import shown
 from ..errors import StoreRefused, StoreUnavailable, UsageError, env_seconds
+from ..hints import shell_quote
 from .shared import (
     MAX_DOCUMENT_BYTES,
+    _loopback,
+    tls_warning,
     MAX_ROWS,
     STORE_SCHEMA,
     Revision,
     SharedStore,
     decode,
     encode,
+    version_of,
 )
 
 DEFAULT_PREFIX = "procore-setup:"
@@ -55,20 +60,30 @@ LEASE_ENV = "PROCORE_SETUP_REDIS_LEASE"  # a tuning and test knob: seconds a loc
 DEFAULT_LEASE = 30.0
 CONNECT_TIMEOUT = 3.0  # seconds: an unreachable host is exit 5 within a few seconds
 READ_TIMEOUT = 10.0  # a server that takes the connection and never answers
+READ_DEADLINE = 30.0  # the whole fast read, unless PROCORE_SETUP_STORE_TIMEOUT says otherwise
+STATEMENT_DEADLINE_ENV = "PROCORE_SETUP_STORE_TIMEOUT"
 PASSWORD_ENV = "REDISCLI_AUTH"  # redis-cli's own: the password when the URL has none
 # The URL parameters redis-py knows (anything else would fail deep inside it); `prefix` is ours.
+# (Not `timeout`: redis-py's ConnectionPool hands it to the connection, which fails on it.) Each
+# is checked here, so a bad value is exit 2 naming it, never a TypeError deep inside the driver.
+_SECONDS = ("socket_timeout", "socket_connect_timeout")
+_FLAGS = ("socket_keepalive", "retry_on_timeout", "ssl_check_hostname")
+_FLAG_WORDS = {"true", "false", "yes", "no", "1", "0", "on", "off", "t", "f", "y", "n"}
 URL_PARAMETERS = {
-    "db", "socket_timeout", "socket_connect_timeout", "socket_keepalive", "retry_on_timeout", "max_connections",
-    "health_check_interval", "ssl_check_hostname", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_certfile",
-    "ssl_keyfile", "ssl_min_version", "timeout", "protocol", "client_name", "password", "username",
+    "db", *_SECONDS, *_FLAGS, "max_connections", "health_check_interval", "ssl_cert_reqs", "ssl_ca_certs",
+    "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ssl_min_version", "protocol", "client_name", "password",
+    "username",
 }
 
 # KEYS: document, names set. ARGV: prefix, max bytes, max rows.
 # Returns {"ok", version, schema, settings, name1, value1, ...} (a missing value: false), or
-# {"toomany", n} / {"toobig", n}: measured first, so nothing too big is ever sent.
+# {"toomany", n} / {"toobig", n} / {"junk", ...} (a version or schema far longer than any number
+# this program writes): every value is measured first, so nothing too big is ever sent.
 _READ = """
 local n = redis.call('SCARD', KEYS[2])
 if n > tonumber(ARGV[3]) then return {'toomany', n} end
+local vlen, slen = redis.call('HSTRLEN', KEYS[1], 'version'), redis.call('HSTRLEN', KEYS[1], 'schema')
+if vlen > 40 or slen > 40 then return {'junk', vlen, slen} end
 local total = redis.call('HSTRLEN', KEYS[1], 'settings')
 local max = tonumber(ARGV[2])
 if total > max then return {'toobig', total} end
@@ -86,13 +101,15 @@ return out
 
 # KEYS: document, names set. ARGV: prefix, expect, new, schema, settings, writer, time, number of
 # upserts, then name/value pairs, then the names to delete.
+# The version is compared as text, as it is stored: this program writes it as a plain decimal,
+# and a foreign one ('-1', '²') is then still matched exactly by the one save that may go over it
+# (save_last_resort's, after Procore answered), never taken for 0 or for a number.
 # Returns 1 (written), 2 (this very save had landed already: its answer was lost), 0 (the version
 # moved: nothing written), -1 (a newer store schema: nothing written).
 _WRITE = """
-local v = redis.call('HGET', KEYS[1], 'version')
-local current = v and tonumber(v) or 0
-if current ~= tonumber(ARGV[2]) then
-  if current == tonumber(ARGV[3]) and redis.call('HGET', KEYS[1], 'writer') == ARGV[6] then return 2 end
+local v = redis.call('HGET', KEYS[1], 'version') or '0'
+if v ~= ARGV[2] then
+  if v == ARGV[3] and redis.call('HGET', KEYS[1], 'writer') == ARGV[6] then return 2 end
   return 0
 end
 local s = redis.call('HGET', KEYS[1], 'schema')
@@ -141,12 +158,15 @@ class RedisStore(SharedStore):
         super().__init__(url, **kwargs)
         env = os.environ if environ is None else environ
         self.lease = lease if lease is not None else env_seconds(LEASE_ENV, DEFAULT_LEASE, 0.5, 3600, environ=env)
+        # the whole fast read, however a server trickles its answer (as PostgreSQL's statements)
+        self.read_deadline = env_seconds(STATEMENT_DEADLINE_ENV, READ_DEADLINE, 1, 600, environ=env)
         self._driver_options: dict[str, Any] | None = None
         self.prefix, self._driver_url, self._fast = self._parse(url, env)
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._ready = False
         self._note: tuple[str | None] | None = None
+        self._odd_version: str | None = None  # a foreign version read leniently (see _parse_reply)
         self.lease_lost = False  # set when this run's lease ran out while it held the lock
 
     # -- the URL -------------------------------------------------------------------
@@ -164,6 +184,11 @@ class RedisStore(SharedStore):
                 raise self._unparsable() from None
             if "password" not in options and self._env_password:
                 options["password"] = self._env_password
+            if urlsplit(self._driver_url).scheme.lower() == "rediss" and "ssl_check_hostname" not in options and \
+                    str(options.get("ssl_cert_reqs", "required")).lower() != "none":
+                # redis-py 5 checks only the chain by default (6 and later check the name too): any
+                # certificate its CAs signed, for any host, would pass. Asked for in every version.
+                options["ssl_check_hostname"] = True
             self._driver_options = options
         return self._driver_options
 
@@ -189,6 +214,7 @@ class RedisStore(SharedStore):
             if key == "prefix":
                 prefix = value
             elif key in URL_PARAMETERS:
+                self._check_parameter(key, value, parts.scheme.lower())
                 rest.append((key, value))
             else:
                 from ..checks import shown
@@ -214,6 +240,39 @@ class RedisStore(SharedStore):
                     "password": unquote(parts.password) if parts.password else self._env_password,
                     "db": int(path) if path else 0}
         return prefix, urlunsplit(parts._replace(query=urlencode(rest))), fast
+
+    def _check_parameter(self, key: str, value: str, scheme: str) -> None:
+        """Exit 2, naming it, for a URL parameter redis-py would fail on deep inside (exit 1)."""
+        problem = None
+        if key.startswith("ssl_") and scheme != "rediss":
+            problem = "TLS parameters need a rediss:// URL"
+        elif key in _SECONDS:
+            try:
+                number = float(value)
+            except ValueError:
+                number = float("nan")
+            if not 0 < number <= 3600:  # NaN fails this too
+                problem = "it must be a number of seconds above 0 and at most 3600"
+        elif key in ("health_check_interval", "max_connections", "db", "ssl_min_version"):
+            low = 1 if key == "max_connections" else 0
+            if not (value.isascii() and value.isdigit() and len(value) <= 6 and int(value) >= low):
+                problem = f"it must be a whole number from {low} to 999999"
+        elif key in _FLAGS:
+            if value.lower() not in _FLAG_WORDS:
+                problem = "it must be true or false"
+        elif key == "protocol":
+            if value not in ("2", "3"):
+                problem = "it must be 2 or 3"
+        elif key == "ssl_cert_reqs":
+            if value.lower() not in ("none", "optional", "required"):
+                problem = "it must be none, optional or required"
+            elif value.lower() == "none" and not _loopback(urlsplit(self._url).hostname):
+                tls_warning(f"the Redis store {self.describe()} says ssl_cert_reqs=none: its server's certificate "
+                            "is not checked, so anyone on the way can pose as it and read the password and the "
+                            "tokens (give its CA with ssl_ca_certs=PATH instead).")
+        if problem is not None:
+            raise UsageError(f"The Redis store URL {self.describe()} has {shown(key, 40)}={shown(value, 40)!r}: "
+                             f"{problem}.", hint="Correct that parameter in the URL, or leave it out.")
 
     def key(self, name: str) -> str:
         return self.prefix + name
@@ -257,6 +316,18 @@ class RedisStore(SharedStore):
             return self._script(client, name, text)(keys=keys, args=args, client=client)
         except self._redis.RedisError as exc:
             raise self._error(exc, doing) from None
+        except RecursionError:  # a reply nested thousands deep: redis-py's parser recurses
+            self._drop_connection()
+            raise StoreRefused(f"The Redis store {self.describe()} answered {doing} with a reply nested far too "
+                               "deep: not a Redis server procore-setup can use.",
+                               hint="Check that the URL names a Redis server. Nothing was changed.") from None
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+            # what redis-py does with an answer no Redis server gives (a handshake answered with
+            # junk): the server is not one to use, which is not a bug of procore-setup
+            self._drop_connection()
+            raise StoreRefused(f"The Redis store {self.describe()} answered {doing} with something redis-py cannot "
+                               f"read ({type(exc).__name__}): not a Redis server procore-setup can use.",
+                               hint="Check that the URL names a Redis server. Nothing was changed.") from None
 
     def _error(self, exc: Any, doing: str) -> Exception:
         """The error a redis-py exception means, in words, without the password."""
@@ -307,11 +378,27 @@ class RedisStore(SharedStore):
             from . import resp
 
             try:
-                reply = resp.run_script(**self._fast, timeout=CONNECT_TIMEOUT, script=_READ,
-                                        keys=[self.key("document"), self.key("profiles")],
+                reply = resp.run_script(**self._fast, timeout=CONNECT_TIMEOUT, deadline=self.read_deadline,
+                                        script=_READ, keys=[self.key("document"), self.key("profiles")],
                                         args=[self.prefix, MAX_DOCUMENT_BYTES, MAX_ROWS])
-            except resp.Failed:
-                pass  # redis-py reads instead, and words whatever went wrong
+            except resp.Failed as exc:
+                # redis-py reads instead, and words an error reply; but a host that cannot be reached,
+                # or a server that trickles past the deadline, is said now: redis-py would only wait
+                # for it again (with its retry, twice more)
+                where = f"The Redis store {self.describe()}"
+                if exc.kind != "other":
+                    self.driver  # noqa: B018 - without redis-py nothing else would work either: say that first
+                if exc.kind in ("unreachable", "deadline"):
+                    raise StoreUnavailable(
+                        f"{where} could not be reached, or dropped the connection, while reading: {exc.reason}"
+                        + (f" (the whole read may take {self.read_deadline:g} s: {STATEMENT_DEADLINE_ENV})"
+                           if exc.kind == "deadline" else "") + ".",
+                        hint="Check that the server is up and reachable from here, then try again. Nothing was lost.",
+                    ) from None
+                if exc.kind == "junk":
+                    raise StoreRefused(f"{where} answered a read with something that is not a Redis reply procore-setup "
+                                       f"can use ({exc.reason}).",
+                                       hint="Check that the URL names a Redis server. Nothing was changed.") from None
             else:
                 return self._parse_reply(reply)
         client = self._data()
@@ -328,19 +415,33 @@ class RedisStore(SharedStore):
         if status == "toobig":
             raise StoreRefused(f"{where} holds more than {MAX_DOCUMENT_BYTES} bytes under {self.prefix}: far too big "
                                "for procore-setup.", hint="Check that the URL names the right database. Nothing was changed.")
+        if status == "junk":
+            raise StoreRefused(f"{where}: the version or schema in {self.key('document')} is far longer than any "
+                               "number procore-setup writes (another client wrote it). Nothing was sent to Procore, "
+                               "and nothing was changed.",
+                               hint=f"Correct or delete {self.key('document')} if the store is procore-setup's.")
         if status != "ok" or len(reply) < 4 or len(reply) % 2:
             raise StoreRefused(f"{where} answered a read with something procore-setup cannot use.",
                                hint="Check that the URL names a Redis server. Nothing was changed.")
         version_text, schema_text, settings_text = (_text(v) for v in reply[1:4])
-        if schema_text and (not schema_text.isdigit() or int(schema_text) > STORE_SCHEMA):
+        if schema_text and not (schema_text.isascii() and schema_text.isdigit() and len(schema_text) <= 9):
             raise StoreRefused(
-                f"{where} was written by a newer procore-setup (store schema {self.scrub(schema_text[:20])}; this one "
+                f"{where}: the schema in {self.key('document')} is {shown(schema_text, 24)!r}, which procore-setup "
+                "never writes (another client wrote it). Nothing was sent to Procore, and nothing was changed.",
+                hint=f"Correct it (HSET {self.key('document')} schema {STORE_SCHEMA}) if the store is procore-setup's.")
+        if schema_text and int(schema_text) > STORE_SCHEMA:
+            raise StoreRefused(
+                f"{where} was written by a newer procore-setup (store schema {schema_text}; this one "
                 f"knows {STORE_SCHEMA}).",
                 hint="Upgrade procore-setup (pip install -U 'procore-setup[redis]'). Nothing was changed.",
             )
-        if version_text and not version_text.isdigit():
-            raise StoreRefused(f"{where}: the version in {self.key('document')} is not a number.",
-                               hint=f"Delete {self.key('document')} only if the store holds nothing you need.")
+        self._odd_version = None
+        version = version_of(version_text) if version_text else 0
+        if version is None:
+            if not self._lenient_version:
+                raise self._bad_version(repr(version_text), f"redis-cli -n DB HSET {shell_quote(self.key('document'))} "
+                                        "version 1000000  (then run the command again)")
+            version, self._odd_version = -1, version_text  # matched as text by the save over it
         settings = self._object(settings_text, self.key("document")) if settings_text else None
         profiles: dict[str, dict[str, Any]] = {}
         for i in range(4, len(reply), 2):
@@ -348,7 +449,7 @@ class RedisStore(SharedStore):
             if value is None:
                 continue  # listed, but its key is gone (evicted, deleted by hand): a profile that vanished
             profiles[name] = self._object(_text(value), self.key("profile:" + name))
-        return Revision(int(version_text or 0), settings, profiles)
+        return Revision(version, settings, profiles)
 
     def _object(self, text: str, key: str) -> dict[str, Any]:
         try:
@@ -361,9 +462,10 @@ class RedisStore(SharedStore):
         return value
 
     def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
-               deletes: list[str]) -> bool:
+               deletes: list[str], *, create: bool) -> bool:
         client = self._data()
-        args: list[Any] = [self.prefix, expect, new, STORE_SCHEMA, encode(settings), secrets.token_hex(16),
+        expected = self._odd_version if expect == -1 and self._odd_version is not None else str(expect)
+        args: list[Any] = [self.prefix, expected, str(new), STORE_SCHEMA, encode(settings), secrets.token_hex(16),
                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), len(upserts)]
         for name, fields in upserts.items():
             args += [name, encode(fields)]
@@ -415,6 +517,8 @@ class RedisStore(SharedStore):
                 lost = self._error(exc, "waiting for the lock")
                 if not isinstance(lost, StoreUnavailable):
                     raise lost from None
+            if lost is None:
+                self._check_lock_key(client, key)
             left = deadline - time.monotonic()
             if left <= 0:
                 if lost is not None:
@@ -422,6 +526,27 @@ class RedisStore(SharedStore):
                 raise self._lock_timeout(timeout)
             time.sleep(min(left, delay * random.uniform(0.5, 1.0)))
             delay = min(delay * 1.5, 0.25)
+
+    def _check_lock_key(self, client: Any, key: str) -> None:
+        """The lock is taken: refuse now (exit 6, naming the key and how to remove it) if what holds
+        it is no lease of this program's: a key without an expiry (another client's SET, a PERSIST)
+        would block every refresh forever, and the message would blame another procore-setup."""
+        try:
+            ttl = client.pttl(key)
+            value = _text(client.get(key)) if ttl == -1 else ""
+        except self._redis.RedisError:
+            return  # the wait goes on; an unreachable server is said by the next try
+        if ttl != -1:
+            return  # a lease that runs out (or gone already): wait for it
+        ours = len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+        db = self._options.get("db", 0)
+        raise StoreRefused(
+            f"The lock key {self.scrub(key)!r} of the Redis store {self.describe()} has no expiry, so it would "
+            "block every refresh forever: procore-setup only ever takes it with one"
+            + (" (a PERSIST or a restore removed it)" if ours else ", so another client wrote it") + ".",
+            hint=f"If no procore-setup run is working on this store, remove it: redis-cli -n {db} DEL "
+            f"{shell_quote(key)} (with the store's host, port and password). Nothing was changed.",
+        )
 
     def _keep(self, client: Any, key: str, token: str, lease_ms: int, stop: threading.Event) -> None:
         """While the lock is held: extend the lease every third of it. Stops when the lease turns
@@ -434,6 +559,15 @@ class RedisStore(SharedStore):
                     return
             except self._redis.RedisError:
                 continue  # the server is unreachable for now: try again at the next tick
+
+    def server_identity(self) -> tuple[str, ...]:
+        """What names this store however its URL is spelt (/00 for /0, another name of the host):
+        the server's run id, the database number and the key prefix."""
+        try:
+            run_id = _text(self._data().info("server").get("run_id"))
+        except self._redis.RedisError as exc:
+            raise self._error(exc, "asking which server it is") from None
+        return ("redis", run_id, str(int(self._options.get("db", 0) or 0)), self.prefix)
 
     def _prepare_write(self) -> None:
         if self._ready:

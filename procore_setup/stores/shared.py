@@ -25,9 +25,10 @@ import math
 import time
 from datetime import date, datetime, time as dtime
 from typing import Any, Iterator, NamedTuple
-from urllib.parse import parse_qsl, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from ..errors import EXIT_TEMPORARY, LockTimeout, NewerTokensInStore, NotConfigured, StoreConflict, StoreUnavailable
+from ..errors import (EXIT_TEMPORARY, LockTimeout, NewerTokensInStore, NotConfigured, StoreConflict, StoreRefused,
+                      StoreUnavailable)
 from ..hints import add_command, shell_quote
 from ..profile import SCHEMA_VERSION, SECRET_FIELDS, Credentials, check_document
 from .base import StoreCommon
@@ -35,10 +36,16 @@ from .base import StoreCommon
 STORE_SCHEMA = 1  # the layout of the rows; a store written by a newer layout is refused
 MAX_DOCUMENT_BYTES = 1 << 20  # as for the file: a store holds a few KB; anything this big is not ours
 MAX_ROWS = 10000
+# The versions this program writes: 1, 2, 3... A document row holding anything else (negative,
+# zero, absurd, not a number) was written by someone else or restored badly: refused before
+# anything is sent, since a refresh's saves rest on it.
+MAX_VERSION = (1 << 62) - 1
 # Reconnect-and-save after a dropped connection: bounded, about 10 s in all for a save, and
 # about 30 s more for a pair Procore has just issued (a server restart takes a few seconds).
 SAVE_RETRY_DELAYS = (0.0, 0.2, 0.5, 1.0, 2.0, 3.0, 3.0)
 LAST_RESORT_SECONDS = 30.0
+# A secret shorter than this is masked in a driver's text only as a whole word (see scrub).
+MIN_SCRUB_WORD = 8
 
 
 class Revision(NamedTuple):
@@ -67,6 +74,22 @@ def decode(text: str) -> Any:
         return json.loads(text, object_hook=_untag)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+def version_of(text: Any) -> int | None:
+    """A document row's version as this program writes it (1..MAX_VERSION), or None for anything
+    else: -1, 0, '²', 5000 digits, 1.5. Never converts an unbounded text (int() of 5000 digits
+    raises, of a million is slow)."""
+    if isinstance(text, bool):
+        return None
+    if isinstance(text, int):
+        return text if 1 <= text <= MAX_VERSION else None
+    if isinstance(text, bytes):
+        text = text.decode("ascii", "replace")
+    if not isinstance(text, str) or not (0 < len(text) <= 19) or not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_VERSION and str(value) == text else None
 
 
 def _tag(value: Any) -> Any:
@@ -111,42 +134,138 @@ def rows_of(doc: Credentials) -> tuple[dict[str, Any], dict[str, dict[str, Any]]
 
 
 # -- URLs ---------------------------------------------------------------------------
+#
+# libpq and Python's urlsplit cut a URL differently: libpq takes everything up to the first `@`
+# (before any `/`) as USER:PASSWORD, even a `?` or `#`; urlsplit ends the host part at `?` or `#`.
+# `postgresql://app:?SecretPW9@host/db` is then a password to libpq and a query to urlsplit, and
+# whatever shows "the URL without its password" shows the password. So a URL that the two would
+# read differently is refused before anything uses it (see _check_url), and every other one is
+# cut here once, the way both read it: what is shown, stored in a tombstone or printed in a
+# command is built from those pieces.
+
+# Any parameter whose name holds one of these is a secret (password=, sslpassword= for a key's
+# passphrase): never shown, never stored, never printed.
+_SECRET_PARAMETER_WORDS = ("password", "passwd", "secret")
+
+
+class URLParts(NamedTuple):
+    """A store URL in the pieces both libpq and urlsplit read alike (_check_url vouches for that).
+    Raw text, as written (percent-encoding kept): `userinfo` (None: no `@`), `hostport`, `path`
+    (with its leading `/`, or ''), `query` (without `?`, or '')."""
+
+    scheme: str
+    userinfo: str | None
+    hostport: str
+    path: str
+    query: str
+
+
+def split_url(url: str) -> URLParts:
+    """The pieces of a store URL as libpq reads it (ValueError for one that has no `scheme://`)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme:
+        raise ValueError("no scheme")
+    head, slash, tail = rest.partition("/")
+    userinfo: str | None = None
+    if "@" in head:  # libpq: the user info ends at the first `@` before any `/`
+        userinfo, head = head.split("@", 1)
+    # what follows the host: libpq ends it at `/` or `?`
+    hostport, qmark, after = head.partition("?")
+    if qmark:
+        return URLParts(scheme, userinfo, hostport, "", after + (slash + tail if slash else ""))
+    path, _, query = (slash + tail).partition("?")
+    return URLParts(scheme, userinfo, hostport, path, query)
+
+
+def is_secret_parameter(name: str) -> bool:
+    """Whether a URL parameter (its name as written, percent-encoded or not) holds a secret."""
+    from urllib.parse import unquote_plus
+
+    low = unquote_plus(name).lower()
+    return any(word in low for word in _SECRET_PARAMETER_WORDS)
+
 
 def without_password(url: str) -> str:
-    """The URL with its password left out (user info and a `password=` parameter), for every
-    message, `status`, a printed command and a repr: what a person may see of the store."""
+    """The URL with its secrets left out (the password of the user info, and every parameter that
+    holds one: password=, sslpassword=), for every message, `status`, a printed command, a
+    tombstone and a repr: what a person may see of the store. `postgresql:///db?host=/run/x`
+    keeps its `//`, so that a command printed with it runs as printed."""
     try:
-        parts = urlsplit(url)
+        parts = split_url(url)
     except ValueError:
         return "(a store URL that does not parse)"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}@{host}" if user else host
+    netloc = parts.hostport
+    if parts.userinfo is not None:
+        user = parts.userinfo.split(":", 1)[0]
+        netloc = f"{user}@{netloc}" if user else netloc
     query = parts.query
     if query:
         # Each parameter as it was written (re-encoding would show ?prefix=a%3A for ?prefix=a:),
-        # but any password parameter left out, however its name is spelt.
-        query = "&".join(p for p in query.split("&")
-                         if unquote_plus(p.split("=", 1)[0]).lower() != "password")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+        # but any secret parameter left out, however its name is spelt.
+        query = "&".join(p for p in query.split("&") if p and not is_secret_parameter(p.split("=", 1)[0]))
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def url_secrets(url: str) -> list[str]:
-    """The password(s) a URL holds, to scrub from any text a driver or server hands back."""
+    """The secrets a URL holds (its password, each secret parameter's value), as written and
+    decoded, longest first: what `scrub` keeps out of any text a driver or server hands back."""
+    from urllib.parse import unquote, unquote_plus
+
     found = []
     with contextlib.suppress(ValueError):
-        parts = urlsplit(url)
-        if parts.password:
-            found.append(parts.password)
-            from urllib.parse import unquote
-
-            found.append(unquote(parts.password))
-        for k, v in parse_qsl(parts.query, keep_blank_values=True):
-            if k.lower() == "password" and v:
-                found.append(v)
+        parts = split_url(url)
+        if parts.userinfo is not None and ":" in parts.userinfo:
+            password = parts.userinfo.split(":", 1)[1]
+            found += [password, unquote(password)]
+        for p in parts.query.split("&"):
+            name, _, value = p.partition("=")
+            if value and is_secret_parameter(name):
+                found += [value, unquote_plus(value)]
     return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def url_texts(url: str) -> list[str]:
+    """The pieces of a URL's own text that hold a secret (the whole URL, its user info, each
+    secret parameter), longest first: where a driver's message could echo the password."""
+    texts = [url]
+    with contextlib.suppress(ValueError):
+        parts = split_url(url)
+        if parts.userinfo is not None and ":" in parts.userinfo:
+            texts += [f"{parts.userinfo}@{parts.hostport}", parts.userinfo]
+        texts += [p for p in parts.query.split("&") if "=" in p and is_secret_parameter(p.split("=", 1)[0])]
+    return sorted({t for t in texts if t}, key=len, reverse=True)
+
+
+def _loopback(host: str | None) -> bool:
+    """Whether a host (as a URL or libpq names it) is this machine: a Unix socket, localhost, or a
+    loopback address. Anything else goes over a network, where TLS matters."""
+    if not host:
+        return True  # no host: the default Unix socket (libpq), or localhost (redis-py)
+    host = host.strip("[]")
+    if host.startswith(("/", "@")) or host.lower() in ("localhost", "localhost.", "ip6-localhost", "::1"):
+        return True
+    if host.startswith("127.") and host.count(".") == 3 and host.replace(".", "").isdigit():
+        return True  # the usual case, without importing ipaddress on the fast path
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+_warned: set[str] = set()
+
+
+def tls_warning(text: str) -> None:
+    """A warning on stderr, once per run, about a connection to a store that a network could read.
+    Through logging (as oauth's warnings), so a library's user can route it: the stores print nothing."""
+    if text in _warned:
+        return
+    _warned.add(text)
+    import logging
+
+    logging.getLogger("procore_setup.stores").warning("procore-setup: warning: %s", text)
 
 
 def check_driver(module: str, kind: str, extra: str) -> None:
@@ -184,22 +303,48 @@ def _no_driver(module: str, kind: str, extra: str) -> tuple[str, str]:
 
 
 def _check_url(url: str) -> None:
-    """Refuse (exit 2) a URL that this module and the driver would read differently, before either
-    uses it: its password could otherwise be taken for a host and end up in a message."""
+    """Refuse (exit 2) a URL that libpq (or redis-py) and this module would read differently,
+    before either uses it: its password could otherwise be taken for a host, a query or a
+    database name, and end up in a message, a printed command or a tombstone. Never echoes it."""
     from ..errors import UsageError
 
     scheme = url.split("://", 1)[0]
     hint = (f"Use {scheme}://USER:PASSWORD@HOST:PORT/DATABASE, with any @, :, /, ? or # inside the user or "
-            "password percent-encoded (@ is %40), or give the password through the environment.")
+            "password percent-encoded (@ is %40, ? is %3F, # is %23, / is %2F), or give the password through "
+            "the environment.")
+    not_shown = "(it is not shown: it may hold a password)"
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        mine = split_url(url)
     except ValueError:
-        raise UsageError(f"The {scheme}:// store URL does not parse (it is not shown: it may hold a password).",
-                         hint=hint) from None
-    if parts.netloc.count("@") > 1:
+        raise UsageError(f"The {scheme}:// store URL does not parse {not_shown}.", hint=hint) from None
+    head = url.split("://", 1)[1].split("/", 1)[0]  # libpq's user info and host: up to the first `/`
+    if head.count("@") > 1 or parts.netloc.count("@") > 1:
         raise UsageError(f"The {scheme}:// store URL has more than one @ before its host, so where its password "
-                         "ends is unclear (it is not shown: it may hold a password).", hint=hint)
+                         f"ends is unclear {not_shown}.", hint=hint)
+    if "#" in url or (mine.userinfo is not None and "?" in mine.userinfo):
+        # libpq reads a `?` or `#` before the `@` as part of the password; urlsplit and redis-py end
+        # the host part there (and take `#...` for a fragment anywhere)
+        raise UsageError(f"The {scheme}:// store URL has an unencoded " + ("#" if "#" in url else "? before its @")
+                         + f", which libpq and redis-py read differently, so where its password ends is unclear "
+                         f"{not_shown}.", hint=hint)
+    if "@" in mine.path:
+        raise UsageError(f"The {scheme}:// store URL has an @ after a /, so what is its password and what its "
+                         f"host or database is unclear {not_shown}.", hint=hint)
+    # Both must agree on the host part and the user info: what is shown is then what is used.
+    netloc = (f"{mine.userinfo}@" if mine.userinfo is not None else "") + mine.hostport
+    if parts.netloc != netloc:
+        raise UsageError(f"The {scheme}:// store URL is read differently by libpq and by procore-setup, so it "
+                         f"could show its password {not_shown}.", hint=hint)
+    # each HOST[:PORT] (libpq takes several, comma-separated): a port is a number
+    for entry in mine.hostport.split(","):
+        if entry.startswith("["):  # [IPv6]:PORT
+            after = entry.partition("]")[2] if "]" in entry else "x"
+            port = after[1:] if after.startswith(":") else ("x" if after else "")
+        else:
+            port = entry.rsplit(":", 1)[1] if entry.count(":") == 1 else ""
+        if port and not (port.isascii() and port.isdigit() and len(port) <= 5):
+            raise UsageError(f"The {scheme}:// store URL does not parse {not_shown}.", hint=hint)
 
 
 class SharedStore(StoreCommon):
@@ -220,11 +365,13 @@ class SharedStore(StoreCommon):
         self._url = url  # may hold the password: never shown, never in a repr
         self.url = without_password(url)
         self._secrets = url_secrets(url)
+        self._url_texts = url_texts(url)
         self.passphrase_command = passphrase_command or None
         self.lock_timeout = lock_timeout
         self._named_by_env = named_by_env
         check_driver(self.driver_name, self.kind, self.driver_extra)
         self._driver: Any = None
+        self._lenient_version = False  # only save_last_resort reads a version this program did not write
 
     @property
     def driver(self) -> Any:
@@ -236,6 +383,10 @@ class SharedStore(StoreCommon):
     def durability_note(self) -> str | None:
         """A sentence for `status` when the server may lose what it holds (None: nothing to say)."""
         return None
+
+    def server_identity(self) -> tuple[str, ...]:
+        """What names this store on its server, however the URL spells it (asked of the server)."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
@@ -275,11 +426,22 @@ class SharedStore(StoreCommon):
         return f"{self.kind}; readable by {self.permissions()}"
 
     def scrub(self, text: str) -> str:
-        """Text from the driver or the server, printable, capped, and without the store's password."""
+        """Text from the driver or the server, printable, capped, and without the store's secrets.
+
+        Only where a secret can appear is it masked: the URL's own text (the URL, its user info,
+        a password= parameter), and a long secret as a whole word. A short password is never
+        masked inside ordinary words: "us****rnam****" would spell it out."""
         from ..text import clean
 
+        for piece in self._url_texts:
+            text = text.replace(piece, without_password(piece) if "://" in piece else "****")
         for secret in self._secrets:
-            text = text.replace(secret, "****")
+            if len(secret) >= MIN_SCRUB_WORD:
+                text = text.replace(secret, "****")
+            elif secret in text:
+                import re
+
+                text = re.sub(r"(?<![\w.-])" + re.escape(secret) + r"(?![\w.-])", "****", text)
         return clean(text, 300)
 
     # -- primitives a subclass gives ------------------------------------------------
@@ -288,9 +450,10 @@ class SharedStore(StoreCommon):
         raise NotImplementedError
 
     def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
-               deletes: list[str]) -> bool:
+               deletes: list[str], *, create: bool) -> bool:
         """Atomically: if the version is still `expect`, write the rows and set it to `new` (True);
-        else change nothing (False). Raises StoreUnavailable if the connection is lost."""
+        else change nothing (False). `create`: there was no document row (insert it, if there is
+        still none). Raises StoreUnavailable if the connection is lost."""
         raise NotImplementedError
 
     def _hold_lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
@@ -342,6 +505,17 @@ class SharedStore(StoreCommon):
         with self._hold_lock(self.lock_timeout if timeout is None else timeout):
             yield
 
+    def _bad_version(self, shown_value: str, fix: str) -> StoreRefused:
+        """A document row whose version this program never writes: exit 6, before anything is sent."""
+        from ..checks import shown
+
+        return StoreRefused(
+            f"The {self.kind} store {self.url} holds version {shown(shown_value, 24)} in its document row, which "
+            "procore-setup never writes (versions count up from 1): another client wrote it, or a backup was "
+            "restored badly. Nothing was sent to Procore, and nothing was changed.",
+            hint=f"If the store's profiles are right, set the version to a positive number larger than any it held: {fix}",
+        )
+
     def _lock_timeout(self, timeout: float) -> LockTimeout:
         return LockTimeout(
             f"Another procore-setup process (on this host or another) has held the lock of the {self.kind} "
@@ -375,20 +549,26 @@ class SharedStore(StoreCommon):
         rev = doc.revision
         return rev if isinstance(rev, Revision) else EMPTY
 
-    def _commit(self, base: Revision, settings: dict[str, Any], profiles: dict[str, dict[str, Any]]) -> Revision:
+    def _commit(self, base: Revision, settings: dict[str, Any], profiles: dict[str, dict[str, Any]],
+                floor: int = 0) -> Revision:
+        """Write (settings, profiles) over `base` as one compare-and-set. The new version is above
+        `base`'s and `floor`; whether the document row is inserted or updated depends on whether
+        `base` had one, never on its version's value (a foreign -1 must not turn an update into a
+        first insert that fails, see save_last_resort)."""
         if base.settings == settings and base.profiles == profiles:
             return base  # nothing changed: no write, no new version
         self._check_size(settings, profiles)
         upserts = {name: fields for name, fields in profiles.items() if base.profiles.get(name) != fields}
         deletes = [name for name in base.profiles if name not in profiles]
-        wanted = Revision(base.version + 1, settings, profiles)
-        if base.version == 0:
+        wanted = Revision(min(max(base.version, floor, 0) + 1, MAX_VERSION), settings, profiles)
+        if base.settings is None or base.version == 0:
             self._prepare_write()
         lost: StoreUnavailable | None = None
         for delay in SAVE_RETRY_DELAYS:
             time.sleep(delay)
             try:
-                if self._write(base.version, wanted.version, settings, upserts, deletes):
+                if self._write(base.version, wanted.version, settings, upserts, deletes,
+                               create=base.settings is None):
                     return wanted
             except StoreUnavailable as exc:  # the connection dropped: a new one, and again
                 lost = exc
@@ -427,7 +607,13 @@ class SharedStore(StoreCommon):
         mine = self._revision(doc)
         while True:
             try:
-                current = self._read()
+                # Procore has answered: a version this program did not write (a foreign -1) must not
+                # cost the pair. It is read as it is, and the pair's save goes above it and ours.
+                self._lenient_version = True
+                try:
+                    current = self._read()
+                finally:
+                    self._lenient_version = False
                 merged = dict(current.profiles)
                 moved = (current.settings or {}).get("moved")
                 for name, fields in profiles.items():
@@ -455,7 +641,7 @@ class SharedStore(StoreCommon):
                         )
                     merged[name] = fields
                 keep = settings if current.version == mine.version else (current.settings or settings)
-                doc.revision = self._commit(current, keep, merged)
+                doc.revision = self._commit(current, keep, merged, floor=mine.version)
                 if current.version == mine.version:
                     return f"to {self.url} after the connection came back"
                 # Someone wrote after this run read (it had lost its lock), but not a newer pair:

@@ -28,6 +28,19 @@ Other processes can drive it through the admin endpoints under `/_fake/`
 `POST /_fake/chaos`, `POST /_fake/revoke-all`, `POST /_fake/expire-access-tokens`,
 `POST /_fake/config`). Admin requests are never faulted and never counted.
 
+The REST API side, for `procore-setup api` and `ProcoreClient`: `/rest/v1.0/projects` is a v1 list
+(`project_count` projects per company, 2 by default, `page`/`per_page`, answered with `Link`,
+`Total` and `Per-Page`; POST creates a project and counts it in `projects_created`), and
+`/rest/v2.0/companies/{id}/projects` a v2 list (`{"data": [...]}`, string ids, 10 a page by
+default, 100 at most, a `Link` header). Every `/rest/` answer carries `X-Rate-Limit-Limit`,
+`X-Rate-Limit-Remaining` and `X-Rate-Limit-Reset` for a fixed window (`set_rate_limit(limit,
+window)`: 100,000 an hour by default, so that long soak runs are never refused; a short window keeps
+tests quick); a request past the limit is
+refused with 429 and counted in `rate_limited` (requests sent while over the limit), and refused
+requests count against the window, as at Procore. `latency` seconds are added to every `/rest/`
+answer (outside the lock: concurrent requests overlap), and `api_in_flight_max` counts the most
+`/rest/` requests seen at once.
+
 Hostile answers, for testing that a client stays bounded: `inject(gzip_bomb=N)` answers a small
 gzip stream that inflates to N bytes, `inject(huge_body=N)` streams N bytes (chunked, no length), `inject(headers=...)`
 adds headers, and (in Python only) `inject(edit=f)` passes the real JSON answer through `f`, and
@@ -41,6 +54,7 @@ import base64
 import functools
 import html
 import json
+import math
 import random
 import secrets
 import socket
@@ -146,6 +160,11 @@ COUNTER_KEYS: tuple[str, ...] = (
     "projects",
     "not_found",
     "status_401",
+    "api_requests",  # every /rest/ request (refused by the rate limit or not)
+    "rate_limited",  # /rest/ requests refused with 429 because the window's limit was used up
+    "projects_created",  # POST /rest/v1.0/projects that created a project
+    "v2_projects",
+    "api_in_flight_max",  # the most /rest/ requests in progress at once
 )
 
 _FAULT_KINDS = ("drop", "500", "502", "503", "504", "429", "delay")
@@ -332,6 +351,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._dispatch("GET")
 
+    def do_HEAD(self) -> None:
+        # a GET without its body, as Rails answers HEAD
+        self._head = True
+        try:
+            self._dispatch("GET")
+        finally:
+            self._head = False
+
     def do_POST(self) -> None:
         self._dispatch("POST")
 
@@ -380,9 +407,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(fake._handle_admin(req))
             return
 
+        if path.startswith("/rest/"):
+            fake._api_enter()
+            try:
+                refused = fake._rate_check()
+                if refused is not None:
+                    self._send(refused)
+                    return
+                fake._sleep(fake.latency)
+                self._dispatch_faulted(req, path, api=True)
+            finally:
+                fake._api_leave()
+            return
+        self._dispatch_faulted(req, path, api=False)
+
+    def _dispatch_faulted(self, req: "_Request", path: str, *, api: bool) -> None:
+        fake = self.server.fake
         fault = fake._take_fault(path)
         if fault is None:
-            self._send(fake._handle(req))
+            self._send(fake._with_rate_headers(fake._handle(req), api))
             return
 
         if fault.gate is not None:
@@ -400,7 +443,7 @@ class _Handler(BaseHTTPRequestHandler):
             answer = fake._fault_response(fault) or fake._handle(req)
         if fault.hook is not None:
             fault.hook()
-        self._send(answer)
+        self._send(fake._with_rate_headers(answer, api))
 
     def _send(self, resp: _Response) -> None:
         if resp.drop:
@@ -421,10 +464,11 @@ class _Handler(BaseHTTPRequestHandler):
             if not hasattr(self, "_headers_buffer"):
                 self._headers_buffer = []
             self._headers_buffer.append(b"\r\n")  # end_headers(), with the body in the same write
-            if resp.body:
+            head = getattr(self, "_head", False)
+            if resp.body and not head:
                 self._headers_buffer.append(resp.body)
             self.flush_headers()
-            if resp.stream is not None:
+            if resp.stream is not None and not head:
                 for chunk in resp.stream:
                     self.wfile.write(chunk)
         except OSError:  # client went away (e.g. timed out during a hang, or read enough of a huge body)
@@ -511,6 +555,10 @@ class FakeProcore:
         service_account_client_id: str = SERVICE_ACCOUNT_CLIENT_ID,
         service_account_client_secret: str = SERVICE_ACCOUNT_CLIENT_SECRET,
         service_account_companies: Sequence[int] | None = None,
+        rate_limit: int = 100_000,
+        rate_window: int = 3600,
+        latency: float = 0.0,
+        project_count: int = 2,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -533,6 +581,14 @@ class FakeProcore:
             else [int(self.companies[0]["id"])] if self.companies else [])
         self.strict_replay = strict_replay
         self.verbose = verbose
+        self.rate_limit = int(rate_limit)
+        self.rate_window = max(int(rate_window), 1)
+        self.latency = float(latency)
+        self.project_count = int(project_count)
+        self._window: tuple[int, int] = (0, 0)  # (window start, requests counted in it)
+        self._api_in_flight = 0
+        self._created: dict[int, list[dict[str, Any]]] = {}  # company id -> projects made by POST
+        self._project_seq = 0
 
         self._lock = threading.RLock()
         self._codes: dict[str, _Code] = {}
@@ -669,6 +725,66 @@ class FakeProcore:
         """Zero every counter."""
         with self._lock:
             self._counts = Counter({k: 0 for k in COUNTER_KEYS})
+
+    # -- the REST API's rate limit and lists ------------------------------------------
+
+    def set_rate_limit(self, limit: int, window: int) -> None:
+        """Allow `limit` /rest/ requests per fixed window of `window` seconds (a new window starts
+        counting from zero), as the spike window of Procore's rate limit."""
+        with self._lock:
+            self.rate_limit = int(limit)
+            self.rate_window = max(int(window), 1)
+            self._window = (0, 0)
+
+    def created_projects(self, company_id: int) -> list[dict[str, Any]]:
+        """The projects POST /rest/v1.0/projects made in the company, in order."""
+        with self._lock:
+            return [dict(p) for p in self._created.get(int(company_id), [])]
+
+    def _api_enter(self) -> None:
+        with self._lock:
+            self._api_in_flight += 1
+            self._counts["api_requests"] += 1
+            if self._api_in_flight > self._counts["api_in_flight_max"]:
+                self._counts["api_in_flight_max"] = self._api_in_flight
+
+    def _api_leave(self) -> None:
+        with self._lock:
+            self._api_in_flight -= 1
+
+    def _rate_state(self) -> tuple[int, int]:
+        """(remaining, reset) of the current window, counting nothing; call with the lock held."""
+        now = self.clock()
+        start = int(now // self.rate_window) * self.rate_window
+        if self._window[0] != start:
+            self._window = (start, 0)
+        return max(self.rate_limit - self._window[1], 0), start + self.rate_window
+
+    def _rate_check(self) -> _Response | None:
+        """Count a /rest/ request in its window; the 429 answer when the window's limit is used up."""
+        with self._lock:
+            self._rate_state()
+            start, used = self._window
+            self._window = (start, used + 1)  # refused requests count too, as at Procore
+            if used < self.rate_limit:
+                return None
+            self._counts["requests"] += 1
+            self._counts["rate_limited"] += 1
+            reset = start + self.rate_window
+            return _Response.json(429, {"error": "Too Many Requests",
+                                        "error_description": "Rate limit exceeded: wait until X-Rate-Limit-Reset."},
+                                  [("X-Rate-Limit-Limit", str(self.rate_limit)), ("X-Rate-Limit-Remaining", "0"),
+                                   ("X-Rate-Limit-Reset", str(reset)),
+                                   ("Retry-After", str(max(int(math.ceil(reset - self.clock())), 1)))])
+
+    def _with_rate_headers(self, resp: _Response, api: bool) -> _Response:
+        if not api or resp.drop or any(k.lower() == "x-rate-limit-remaining" for k, _ in resp.headers):
+            return resp
+        with self._lock:
+            remaining, reset = self._rate_state()
+        resp.headers = [*resp.headers, ("X-Rate-Limit-Limit", str(self.rate_limit)),
+                        ("X-Rate-Limit-Remaining", str(remaining)), ("X-Rate-Limit-Reset", str(reset))]
+        return resp
 
     # -- fault injection ----------------------------------------------------------
 
@@ -970,6 +1086,11 @@ class FakeProcore:
         if path == "/rest/v1.0/projects" and m == "GET":
             self._counts["projects"] += 1
             return self._projects(req)
+        if path == "/rest/v1.0/projects" and m == "POST":
+            return self._create_project(req)
+        if path.startswith("/rest/v2.0/companies/") and path.endswith("/projects") and m == "GET":
+            self._counts["v2_projects"] += 1
+            return self._v2_projects(req, path[len("/rest/v2.0/companies/"):-len("/projects")])
         self._counts["not_found"] += 1
         return _Response.json(404, {"error": "not found"})
 
@@ -1242,7 +1363,59 @@ class FakeProcore:
         headers = [("Total", str(total)), ("Per-Page", str(per_page)), ("Link", ", ".join(links))]
         return _Response.json(200, [dict(c) for c in items], headers)
 
-    def _projects(self, req: _Request) -> _Response:
+    def _project(self, company_id: int, i: int) -> dict[str, Any]:
+        """The i-th made-up project of a company (0-based): made when asked, so a list of 200,000 costs nothing."""
+        if i == 0:
+            return {"id": company_id * 10 + 1, "name": "Demo Tower", "project_number": "DT-001", "active": True,
+                    "company": {"id": company_id}}
+        if i == 1:
+            return {"id": company_id * 10 + 2, "name": "Demo Warehouse", "project_number": "DW-002", "active": True,
+                    "company": {"id": company_id}}
+        # ids past 32 bits, as Procore's grow: a client must keep them exact
+        return {"id": 5_000_000_000 + i, "name": f"Project {i}", "project_number": f"P-{i:06d}", "active": True,
+                "company": {"id": company_id}}
+
+    def _company_projects(self, company_id: int) -> tuple[int, Callable[[int], dict[str, Any]]]:
+        created = self._created.get(company_id, [])
+        made = max(self.project_count, 0)
+
+        def item(i: int) -> dict[str, Any]:
+            return self._project(company_id, i) if i < made else dict(created[i - made])
+
+        return made + len(created), item
+
+    @staticmethod
+    def _page_of(q: Mapping[str, str], default: int, top: int | None = None) -> tuple[int, int]:
+        try:
+            page = max(int(q.get("page") or 1), 1)
+        except ValueError:
+            page = 1
+        try:
+            per_page = max(int(q.get("per_page") or default), 1)
+        except ValueError:
+            per_page = default
+        return page, min(per_page, top) if top else per_page
+
+    def _links(self, req: _Request, path: str, q: Mapping[str, str], page: int, per_page: int, last: int) -> str:
+        host = req.headers.get("host", "").strip()
+        base = f"http://{host}" if host else self.url
+
+        def link(p: int) -> str:
+            params = dict(q)
+            params["page"] = str(p)
+            params["per_page"] = str(per_page)
+            return f"<{base}{path}?{urlencode(params)}>"
+
+        links = []
+        if page > 1:
+            links.append(f'{link(1)}; rel="first"')
+            links.append(f'{link(min(page - 1, last))}; rel="prev"')
+        if page < last:
+            links.append(f'{link(page + 1)}; rel="next"')
+        links.append(f'{link(last)}; rel="last"')
+        return ", ".join(links)
+
+    def _project_company(self, req: _Request) -> int | _Response:
         if self._valid_access(req.bearer()) is None:
             return self._unauthorized()
         header = req.headers.get("procore-company-id", "").strip()
@@ -1265,15 +1438,58 @@ class FakeProcore:
         known = {int(c["id"]) for c in self.companies}
         if company_id not in known or header_id not in known:
             return _Response.json(404, {"error": "not found"})
-        return _Response.json(
-            200,
-            [
-                {"id": company_id * 10 + 1, "name": "Demo Tower", "project_number": "DT-001", "active": True,
-                 "company": {"id": company_id}},
-                {"id": company_id * 10 + 2, "name": "Demo Warehouse", "project_number": "DW-002", "active": True,
-                 "company": {"id": company_id}},
-            ],
-        )
+        return company_id
+
+    def _projects(self, req: _Request) -> _Response:
+        company = self._project_company(req)
+        if isinstance(company, _Response):
+            return company
+        q = req.query_params()
+        page, per_page = self._page_of(q, self.per_page_default)
+        total, item = self._company_projects(company)
+        last = max((total + per_page - 1) // per_page, 1)
+        items = [item(i) for i in range((page - 1) * per_page, min(page * per_page, total))]
+        headers = [("Total", str(total)), ("Per-Page", str(per_page)),
+                   ("Link", self._links(req, "/rest/v1.0/projects", q, page, per_page, last))]
+        return _Response.json(200, items, headers)
+
+    def _create_project(self, req: _Request) -> _Response:
+        company = self._project_company(req)
+        if isinstance(company, _Response):
+            return company
+        try:
+            data = req.json_body()
+        except ValueError:
+            return _Response.json(400, {"error": "invalid_request", "error_description": "The body is not JSON."})
+        fields = data.get("project") if isinstance(data, dict) else None
+        name = fields.get("name") if isinstance(fields, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            return _Response.json(422, {"errors": {"name": ["can't be blank"]},
+                                        "error_description": "project[name] can't be blank"})
+        self._project_seq += 1
+        record = {"id": 9_000_000_000 + self._project_seq, "name": name, "active": True,
+                  "project_number": fields.get("project_number") if isinstance(fields, dict) else None,
+                  "company": {"id": company}}
+        self._created.setdefault(company, []).append(record)
+        self._counts["projects_created"] += 1
+        return _Response.json(201, record)
+
+    def _v2_projects(self, req: _Request, raw_company: str) -> _Response:
+        company = self._project_company(req)
+        if isinstance(company, _Response):
+            return company
+        if raw_company != str(company) and not (raw_company.isdigit() and int(raw_company) == company):
+            return _Response.json(404, {"error": "not found"})
+        q = req.query_params()
+        page, per_page = self._page_of(q, 10, 100)  # v2: 10 a page by default, 100 at most
+        total, item = self._company_projects(company)
+        last = max((total + per_page - 1) // per_page, 1)
+        data = []
+        for i in range((page - 1) * per_page, min(page * per_page, total)):
+            p = item(i)
+            data.append({"id": str(p["id"]), "name": p["name"], "company_id": str(company)})
+        path = f"/rest/v2.0/companies/{raw_company}/projects"
+        return _Response.json(200, {"data": data}, [("Link", self._links(req, path, q, page, per_page, last))])
 
     # admin -----------------------------------------------------------------------
 
@@ -1323,7 +1539,8 @@ class FakeProcore:
             if route == "config" and m == "POST":
                 if not isinstance(data, dict):
                     raise TypeError("config body must be a JSON object")
-                unknown = set(data) - {"access_token_life", "code_life", "strict_replay"}
+                unknown = set(data) - {"access_token_life", "code_life", "strict_replay", "rate_limit", "rate_window",
+                                       "latency", "project_count"}
                 if unknown:
                     raise TypeError(f"unknown config keys: {sorted(unknown)}")
                 with self._lock:
@@ -1333,6 +1550,13 @@ class FakeProcore:
                         self.code_life = int(data["code_life"])
                     if "strict_replay" in data:
                         self.strict_replay = bool(data["strict_replay"])
+                    if "rate_limit" in data or "rate_window" in data:
+                        self.set_rate_limit(int(data.get("rate_limit", self.rate_limit)),
+                                            int(data.get("rate_window", self.rate_window)))
+                    if "latency" in data:
+                        self.latency = float(data["latency"])
+                    if "project_count" in data:
+                        self.project_count = int(data["project_count"])
                     cfg = {
                         "access_token_life": self.access_token_life,
                         "code_life": self.code_life,

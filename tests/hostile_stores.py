@@ -1,0 +1,154 @@
+"""Hostile servers for the store attack tests: just enough of the PostgreSQL and Redis (RESP)
+protocols to do what an attacker's server would, on a free port of 127.0.0.1.
+
+- `HostilePostgres`: refuses TLS ('N' to SSLRequest and GSSENCRequest), then asks for the password
+  in clear text (AuthenticationCleartextPassword) and keeps whatever the client sends.
+- `HostileRedis(mode)`: "trickle" answers every connection with one byte of a reply line every
+  `interval` seconds, forever; "nested" answers EVAL/EVALSHA with a reply nested `depth` arrays
+  deep and every other command with +OK.
+
+Each runs in daemon threads and is a context manager; `connections` counts what connected, and
+`passwords` holds what a client sent as its password (a test asserts it stays empty).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from typing import Any
+
+SSL_REQUEST = 80877103
+GSSENC_REQUEST = 80877104
+
+
+class _Server:
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = int(self.sock.getsockname()[1])
+        self.connections = 0
+        self.stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> Any:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve_safely, args=(conn,), daemon=True).start()
+
+    def _serve_safely(self, conn: socket.socket) -> None:
+        try:
+            with conn:
+                self.serve(conn)
+        except OSError:
+            pass
+
+    def serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+def _exact(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise OSError("closed")
+        data += chunk
+    return data
+
+
+class HostilePostgres(_Server):
+    """No TLS, and a request for the password in clear text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passwords: list[bytes] = []
+        self.tls_requests = 0
+
+    def serve(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        while True:
+            (length,) = struct.unpack("!I", _exact(conn, 4))
+            body = _exact(conn, length - 4)
+            (code,) = struct.unpack("!I", body[:4])
+            if code in (SSL_REQUEST, GSSENC_REQUEST):
+                self.tls_requests += code == SSL_REQUEST
+                conn.sendall(b"N")  # no TLS here: go on in clear text, if you will
+                continue
+            break  # the startup message
+        conn.sendall(b"R" + struct.pack("!II", 8, 3))  # AuthenticationCleartextPassword
+        kind = _exact(conn, 1)
+        (length,) = struct.unpack("!I", _exact(conn, 4))
+        body = _exact(conn, length - 4)
+        if kind == b"p":
+            self.passwords.append(body.rstrip(b"\0"))
+        error = b"SFATAL\0C28P01\0Mpassword authentication failed\0\0"
+        conn.sendall(b"E" + struct.pack("!I", len(error) + 4) + error)
+
+
+class HostileRedis(_Server):
+    def __init__(self, mode: str, *, interval: float = 0.25, depth: int = 5000) -> None:
+        super().__init__()
+        self.mode = mode
+        self.interval = interval
+        self.depth = depth
+
+    def serve(self, conn: socket.socket) -> None:
+        conn.settimeout(60)
+        if self.mode == "trickle":
+            conn.recv(65536)
+            conn.sendall(b"+")
+            while not self.stop.wait(self.interval):
+                conn.sendall(b"a")  # a status line that never ends, one byte at a time
+            return
+        buf = b""
+        while True:
+            command, buf = _command(conn, buf)
+            name = command[0].upper() if command else b""
+            if name in (b"EVALSHA", b"EVAL"):
+                conn.sendall(b"*1\r\n" * self.depth + b":1\r\n")
+            elif name == b"HELLO":  # RESP3's handshake (redis-py 8 asks for it): a map that says so
+                conn.sendall(b"%1\r\n+proto\r\n:3\r\n")
+            else:
+                conn.sendall(b"+OK\r\n")
+
+
+def _command(conn: socket.socket, buf: bytes) -> tuple[list[bytes], bytes]:
+    """One RESP command (an array of bulk strings) from the connection."""
+    def line() -> bytes:
+        nonlocal buf
+        while b"\r\n" not in buf:
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise OSError("closed")
+            buf += chunk
+        out, buf = buf.split(b"\r\n", 1)
+        return out
+
+    head = line()
+    if not head.startswith(b"*"):
+        return head.split(), buf  # an inline command
+    words = []
+    for _ in range(int(head[1:])):
+        n = int(line()[1:])
+        while len(buf) < n + 2:
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise OSError("closed")
+            buf += chunk
+        words.append(buf[:n])
+        buf = buf[n + 2:]
+    return words, buf
