@@ -252,3 +252,18 @@ def test_status_online_sends_no_token_to_a_changed_profile(shared: Shared, attac
     assert sum(attacker.counts.values()) == 0, attacker.counts
     assert "changed by someone without the passphrase" in r.stdout + r.stderr
     assert shared.fake.counts["token_info"] >= 1  # the other profile was checked
+
+
+@pytest.mark.parametrize("shared", ["file"], indirect=True)
+def test_api_sends_no_token_to_a_changed_api_url(shared: Shared, attacker: FakeProcore) -> None:  # noqa: F811
+    """`procore-setup api` sends the bearer token to the profile's API URL: not to one written
+    without the passphrase."""
+    encrypted(shared)
+    one, _ = shared.hosts
+    ok = one.run("api", "/rest/v1.0/me", env=WITH_PASS)
+    assert ok.returncode == 0, ok.stderr
+    shared.edit(lambda doc: doc.profiles["default"].set(api_url=attacker.url))
+    r = one.run("api", "/rest/v1.0/me", env=WITH_PASS)
+    assert r.returncode == 6, r.stderr
+    assert "changed by someone without the passphrase" in r.stderr
+    assert sum(attacker.counts.values()) == 0, attacker.counts
