@@ -40,6 +40,7 @@ environment:
   PROCORE_SETUP_PASSPHRASE_COMMAND command that prints it, for this run (as --passphrase-command)
   PROCORE_SETUP_NEW_PASSPHRASE the new passphrase, for `passphrase` run without a terminal
   PROCORE_SETUP_PASSPHRASE_TIMEOUT seconds a passphrase command may run (default 10)
+  PROCORE_SETUP_KEY_CACHE=0  do not keep the derived key in the kernel keyring (Linux) between runs
   PROCORE_SETUP_LOCK_TIMEOUT seconds to wait for another process's refresh (default 60)
   PROCORE_SETUP_HTTP_TIMEOUT seconds for each network step of a request (default 15)
   HTTPS_PROXY, ALL_PROXY, NO_PROXY  honoured for Procore's hosts; never used for 127.0.0.1/localhost"""
@@ -352,13 +353,14 @@ TOKEN_FALLBACK_VALID = 60  # `token` hands out the old token if it still has a m
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from . import text
     from .refresh import ensure_fresh
 
     result = ensure_fresh(_store(args), _profile(args), min_valid=args.min_valid, interactive=_interactive(),
                           http_timeout=settings.http_timeout(),
                           fallback_valid=TOKEN_FALLBACK_VALID)
     if result.warning:
+        from . import text  # only to say how long the old token lasts: not on the fast path
+
         left = result.profile.seconds_left() or 0
         _warn(f"warning: could not refresh ({result.warning}); the current token is still valid for "
               f"{text.duration(left)}.")
@@ -567,6 +569,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(shell=not args.no_shell and _interactive() and sys.stdout.isatty())
 
 
+_TOKEN_OPTIONS = {"--config": "config", "--store": "store", "--profile": "profile",
+                  "--passphrase-command": "passphrase_command"}
+
+
+def _token_args(argv: list[str]) -> argparse.Namespace | None:
+    """The arguments of a plain `token` run, as argparse would give them, without building its
+    parsers (1 to 2 ms and the locale module, on a command scripts run once per API request).
+
+    Only the exact spellings are taken: the command once, the global options before or after it
+    and --min-valid after it, each as `--opt VALUE` or `--opt=VALUE`, the last one winning.
+    Anything else (help, an abbreviation, an unknown word, a value that starts with "-", an
+    out-of-range --min-valid) gives None, and argparse parses and words it as ever."""
+    values: dict[str, Any] = {}
+    min_valid: float = DEFAULT_TOKEN_MIN_VALID
+    command = False
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name in _TOKEN_OPTIONS or (command and name == "--min-valid"):
+            if not eq:
+                if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+                    return None
+                i += 1
+                value = argv[i]
+            if name == "--min-valid":
+                try:
+                    min_valid = _seconds(value)
+                except argparse.ArgumentTypeError:
+                    return None
+            else:
+                values[_TOKEN_OPTIONS[name]] = value
+        elif arg == "token" and not command:
+            command = True
+        else:
+            return None
+        i += 1
+    if not command:
+        return None
+    return argparse.Namespace(demo=False, func=cmd_token, min_valid=min_valid, **values)
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
@@ -574,8 +618,10 @@ def main(argv: list[str] | None = None) -> int:
         from .completion import complete
 
         complete(build_parser())
-    parser = build_parser(_command_in(argv))
-    args = parser.parse_args(argv)
+    only = _command_in(argv)
+    args = _token_args(argv) if only == "token" else None
+    if args is None:
+        args = build_parser(only).parse_args(argv)
     try:
         return args.func(args)
     except ProcoreSetupError as exc:

@@ -20,6 +20,7 @@ from .passphrase import (
     _find_passphrase,
     _prompt_new,
     _Source,
+    forget_key,
     keyring_passphrase,
     keyring_store,
     run_passphrase_command,
@@ -209,6 +210,7 @@ def run_change_passphrase(store: Store, *, passphrase_command: str | None = None
             assert old is not None
             stored_cmd = table.get("passphrase_command")  # a string: _cipher_and_source checked it
             store.open_secrets(doc, cipher=cipher)  # a value it cannot open stays as it is, still refused
+            doc.check_seals()  # under the old key: a new one must not vouch for someone else's change
             new = _new_passphrase(where, new_passphrase_command, interactive=interactive)
             if hmac.compare_digest(new.passphrase.encode(), old.passphrase.encode()):
                 raise UsageError(
@@ -230,6 +232,7 @@ def run_change_passphrase(store: Store, *, passphrase_command: str | None = None
                 if key not in fresh and key != "passphrase_command":
                     fresh[key] = value
             doc.raw["encryption"] = fresh
+            old_table = table
             if old.kind == "keyring":
                 # The keyring entry first (checked by reading it back): if it cannot take the new
                 # passphrase, runs that rely on it would be locked out, so nothing is changed.
@@ -240,6 +243,7 @@ def run_change_passphrase(store: Store, *, passphrase_command: str | None = None
         if keyring_changed_from is not None:
             keyring_store(store.key_id(), keyring_changed_from)  # the store kept the old one: so does the keyring
         raise
+    forget_key(doc, old_table)  # saved: the old key opens nothing now, and is cached nowhere
     out.say(f"{where}: passphrase changed; {count} secret(s) encrypted again under the new one "
             f"(from {new.label}), with a new salt.")
     if new_passphrase_command:
@@ -285,8 +289,10 @@ def run_decrypt(store: Store, *, passphrase_command: str | None = None, interact
             out.say(f"{where}: the secrets are not encrypted; nothing to do.")
             return out
         store.open_secrets(doc, interactive=interactive, passphrase_command=passphrase_command, strict=True)
-        doc.raw.pop("encryption", None)
+        doc.check_seals()  # a plain store has no seals: it must not take in someone else's change unseen
+        table = doc.raw.pop("encryption", None)
         doc.cipher = None
+    forget_key(doc, table)
     out.say(f"{where}: secrets stored unencrypted again ({_kept(store)}).")
     return out
 

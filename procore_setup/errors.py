@@ -250,3 +250,9 @@ class APIRequestRefused(ProcoreSetupError):
     def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.status = status
+
+
+class ChangedWithoutPassphrase(CredentialsFileError):
+    """An encrypted store's profile (where its secrets go, whose they are) or its [encryption]
+    table was changed by someone without the passphrase: its seal does not match. Refused
+    before anything is sent (exit 6)."""

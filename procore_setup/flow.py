@@ -223,6 +223,11 @@ class SetupFlow:
         if doc.encrypted:
             self.store.open_secrets(doc, interactive=self.interactive)
         prof = doc.profiles.get(self.profile_name)
+        if prof is not None and doc.seal_problem(prof.name) is not None:
+            # Changed by someone without the passphrase (its seal does not hold): nothing of it is
+            # offered again, or its URLs would take the stored client secret and the new code to
+            # their host. It is set up afresh, and the new profile replaces it.
+            prof = None
         self.existing = prof
         if prof is not None:
             self.environment = prof.environment

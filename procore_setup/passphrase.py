@@ -25,8 +25,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .crypto import Cipher, derive_key, table_params, verify_key
-from .errors import CredentialsFileError, PassphraseNeeded, UsageError, env_seconds
+from .crypto import Cipher, derive_key, set_back, table_params, verify_key
+from .errors import ChangedWithoutPassphrase, CredentialsFileError, PassphraseNeeded, UsageError, env_seconds
 
 if TYPE_CHECKING:
     import subprocess
@@ -303,9 +303,16 @@ def _prompt_new(path: str) -> str:
 def cipher_for(doc: Credentials, *, interactive: bool = False, passphrase_command: str | None = None) -> Cipher:
     """The cipher of an encrypted document, from the first passphrase source that answers.
 
-    Raises CredentialsFileError (exit 6) for a missing or wrong passphrase; writes nothing.
+    Raises CredentialsFileError (exit 6) for a missing or wrong passphrase, and
+    ChangedWithoutPassphrase for a profile handed out already (by `doc.get`) whose seal does
+    not hold: before any of its secrets is decrypted, let alone sent. Writes nothing.
     """
-    return _cipher_and_source(doc, interactive=interactive, passphrase_command=passphrase_command)[0]
+    cipher = _cipher_and_source(doc, interactive=interactive, passphrase_command=passphrase_command)[0]
+    for name in sorted(doc._used):
+        problem = doc.seal_problem(name, cipher)
+        if problem is not None:
+            raise problem
+    return cipher
 
 
 def _cipher_and_source(doc: Credentials, *, interactive: bool, passphrase_command: str | None,
@@ -322,6 +329,16 @@ def _cipher_and_source(doc: Credentials, *, interactive: bool, passphrase_comman
     known = _KEYS.get(cache_key) if use_cache else None
     if known is not None and verify_key(Cipher(known), table):
         return Cipher(known), None
+    cached = _cached_key(doc, salt, n, r, p) if use_cache else None
+    if cached is not None:
+        key = cached.lookup()
+        if key is not None:
+            cipher = Cipher(key)
+            if verify_key(cipher, table):
+                _KEYS[cache_key] = key
+                return cipher, None
+            cached.drop()  # a stale or wrong key (or not ours): discarded, never trusted
+            _refuse_set_back(doc, cipher, table)
     command = passphrase_command or stored_cmd or None
     source = _find_passphrase(doc.where, command, interactive=interactive, new=False,
                               prefix="procore-setup" + doc.store.cli_flag(explicit=True) if doc.store else None)
@@ -333,13 +350,84 @@ def _cipher_and_source(doc: Credentials, *, interactive: bool, passphrase_comman
         if verify_key(cipher, table):
             _KEYS[cache_key] = key
             source.passphrase = passphrase
+            if cached is not None:
+                cached.keep(key, _token_life(doc))
             return cipher, source
         if attempt + 1 < attempts:
             passphrase = source.retry()
+    _refuse_set_back(doc, cipher, table)
     raise CredentialsFileError(
         f"Wrong passphrase for {doc.where} (from {source.label}).",
         hint="Nothing was changed. Check the passphrase and its source, and try again.",
     )
+
+
+def _refuse_set_back(doc: Credentials, cipher: Cipher, table: dict[str, Any]) -> None:
+    if set_back(cipher, table):
+        raise ChangedWithoutPassphrase(
+            f"{doc.where}: its [encryption] table was changed by someone without the passphrase (set back to "
+            "version 1, which has no seals over where the secrets are sent). It is refused, and nothing was sent.",
+            hint="The store was left as it is. Find out who can write it, and restore it from a backup.",
+        )
+
+
+class _CachedKey:
+    """The key cache's entry (keycache.py) for one store's salt and scrypt parameters."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: bytes) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return "_CachedKey()"
+
+    def lookup(self) -> bytes | None:
+        from . import keycache
+
+        return keycache.lookup(self._name)
+
+    def keep(self, key: bytes, seconds: float) -> None:
+        from . import keycache
+
+        keycache.store(self._name, key, seconds)
+
+    def drop(self) -> None:
+        from . import keycache
+
+        keycache.drop(self._name)
+
+
+def _cached_key(doc: Credentials, salt: bytes, n: int, r: int, p: int) -> _CachedKey | None:
+    """The key cache's entry for this document, or None when the cache is turned off."""
+    from . import keycache
+
+    if not keycache.enabled():
+        return None
+    identity = doc.store.key_id() if doc.store is not None else doc.where
+    return _CachedKey(keycache.name(identity, salt, n, r, p))
+
+
+def _token_life(doc: Credentials) -> float:
+    """How long a derived key may be cached: the longest remaining life of the document's access
+    tokens (0: none is valid, so nothing is cached)."""
+    from .profile import utcnow
+
+    now = utcnow()
+    lives = [(prof.expires_at - now).total_seconds() for prof in doc.profiles.values()
+             if prof.expires_at is not None and prof.data.get("access_token")]
+    return max(lives, default=0.0)
+
+
+def forget_key(doc: Credentials, table: dict[str, Any]) -> None:
+    """Forget the key of `table` (the document's old [encryption] table), in this process and in
+    the key cache: for `passphrase` and `decrypt`."""
+    salt, n, r, p = table_params(doc.where, table)
+    _KEYS.pop((doc.where, salt, n, r, p), None)
+    from . import keycache
+
+    identity = doc.store.key_id() if doc.store is not None else doc.where
+    keycache.drop(keycache.name(identity, salt, n, r, p))  # whether or not the cache is on now
 
 
 def unlock(doc: Credentials, passphrase: str) -> bool:
@@ -353,4 +441,7 @@ def unlock(doc: Credentials, passphrase: str) -> bool:
     if not verify_key(Cipher(key), table):
         return False
     _KEYS[(doc.where, salt, n, r, p)] = key
+    cached = _cached_key(doc, salt, n, r, p)
+    if cached is not None:
+        cached.keep(key, _token_life(doc))
     return True

@@ -48,7 +48,13 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     # set on the copy a `store move` is writing, until the source holds its tombstone: a copy
     # with it is not live yet, so nothing refreshes it (see Credentials.get)
     "moving_from": (str,),
+    # In an encrypted store: the key's seal over the profile's name and BOUND_FIELDS (crypto.Cipher.seal)
+    "seal": (str,),
 }
+# What decides where a profile's secrets are sent and whose they are: in an encrypted store these,
+# with the profile's name, are sealed with the key, so a change made without the passphrase is refused.
+BOUND_FIELDS = ("kind", "environment", "login_url", "api_url", "client_id", "redirect_uri")
+SEAL_FIELD = "seal"
 # The kinds of profile: a person's login (the authorization code, with a single-use refresh
 # token) or a service account (the client-credentials grant: no person, no refresh token).
 USER = "user"
@@ -211,6 +217,13 @@ class Credentials:
         # ciphertext of ours (plain text, an unknown enc:v2:): never used, never encrypted on a
         # save (that would launder them), written back exactly as they were.
         self._left: dict[tuple[str, str], tuple[str, str]] = {}
+        # Each profile's bound fields and seal as loaded, and whether the store said they must be
+        # sealed (an [encryption] table of version 2 or later): a save re-seals only what this run
+        # changed itself or found sealed, never a change someone else made (see _sealed_fields).
+        self._loaded_seals: dict[str, tuple[str, Any]] = {
+            name: (bound_text(name, prof.data), prof.data.get(SEAL_FIELD)) for name, prof in self.profiles.items()}
+        self._sealed_at_load = self.sealed
+        self._seal_verdicts: dict[str, bool] = {}
 
     @property
     def where(self) -> str:
@@ -242,6 +255,55 @@ class Credentials:
     @property
     def encrypted(self) -> bool:
         return self.encryption is not None
+
+    @property
+    def sealed(self) -> bool:
+        """Whether the profiles' bound fields are sealed with the key (an [encryption] table of
+        version 2 or later; version 1 had no seals)."""
+        enc = self.encryption
+        version = enc.get("version") if enc is not None else None
+        return isinstance(version, int) and not isinstance(version, bool) and version >= 2
+
+    def seal_problem(self, name: str, cipher: Any = None) -> CredentialsFileError | None:
+        """The error for a profile of a sealed store whose bound fields (or name) were changed by
+        someone without the passphrase, as loaded; None if its seal holds, or cannot be checked yet
+        (no key), or the store has no seals (version 1), or this run added the profile itself.
+        `cipher`: the document's key, before it is set (to check before anything is decrypted)."""
+        cipher = cipher or self.cipher
+        if cipher is None or not self._sealed_at_load or name not in self._loaded_seals:
+            return None
+        if self._seal_holds(name, cipher):
+            return None
+        from .checks import shown
+        from .errors import ChangedWithoutPassphrase
+
+        prof = self.profiles.get(name)
+        fix = login_command(self.store, prof) if prof is not None else reauth_command(self.store, name)
+        return ChangedWithoutPassphrase(
+            f"{self.where}: profile {shown(name, 64)!r} was changed by someone without the passphrase: its name, "
+            "login URL, API URL, client id, redirect URI, kind or environment no longer match what was sealed "
+            "with the key (or its seal was removed). It is refused, and nothing was sent.",
+            hint="The store was left as it is. Find out who can write it. If you made the change yourself, set "
+            f"the profile up again with the passphrase: {fix}",
+        )
+
+    def _seal_holds(self, name: str, cipher: Any = None) -> bool:
+        """Whether the profile's seal, as loaded, opens for its bound fields as loaded (remembered:
+        a new passphrase replaces the key, and the verdict is the old key's)."""
+        verdict = self._seal_verdicts.get(name)
+        if verdict is None:
+            bound, seal = self._loaded_seals[name]
+            key = cipher or self.cipher
+            verdict = self._seal_verdicts[name] = seal is not None and key.seal_ok(bound, seal)
+        return verdict
+
+    def check_seals(self) -> None:
+        """Raise the seal problem of the first profile that has one (for commands that rewrite every
+        profile: decrypting or re-keying would vouch for a change someone else made)."""
+        for name in sorted(self.profiles):
+            problem = self.seal_problem(name)
+            if problem is not None:
+                raise problem
 
     # -- profiles ------------------------------------------------------------------
     def resolve_name(self, name: str | None) -> str:
@@ -359,11 +421,37 @@ class Credentials:
         # schema_version first, profiles last: easy to read by eye
         out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
         out.update((k, v) for k, v in self.raw.items() if k not in ("schema_version", "profiles"))
+        if self.encrypted and self.cipher is not None:
+            from .crypto import upgrade_table
+
+            for name in self.profiles:  # verdicts first: upgrading the table makes the store sealed
+                if self._sealed_at_load and name in self._loaded_seals:
+                    self._seal_holds(name)
+            upgrade_table(self.cipher, out["encryption"])  # a version-1 table: sealed from now on
         out["profiles"] = {
-            name: _encrypt_fields(self, name, dict(prof.data)) if self.encrypted else dict(prof.data)
+            name: self._sealed_fields(name, _encrypt_fields(self, name, dict(prof.data))) if self.encrypted
+            else {k: v for k, v in prof.data.items() if k != SEAL_FIELD}
             for name, prof in self.profiles.items()
         }
         return out
+
+    def _sealed_fields(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A profile's stored fields with its seal. Without the key the seal stays as it was. With
+        it, a profile whose loaded seal did not hold (or was missing from a sealed store) keeps that
+        seal, unless this run changed its bound fields itself (a new login): re-sealing it would
+        vouch for what someone without the passphrase wrote."""
+        if self.cipher is None:
+            return data
+        bound = bound_text(name, data)
+        loaded = self._loaded_seals.get(name)
+        if self._sealed_at_load and loaded is not None and loaded[0] == bound and not self._seal_holds(name):
+            if loaded[1] is None:
+                data.pop(SEAL_FIELD, None)
+            else:
+                data[SEAL_FIELD] = loaded[1]
+            return data
+        data[SEAL_FIELD] = self.cipher.seal(bound)
+        return data
 
 
 MOVED_TO_LIMIT = 200  # a tombstone's `to` comes from the store: capped wherever it is shown
@@ -386,6 +474,19 @@ def env_hint(from_file: bool, to: str) -> str:
     if from_file:
         return f"  (or set PROCORE_SETUP_CONFIG={shell_quote(to)})"
     return f"  (or set PROCORE_SETUP_STORE={shell_quote(to)})"
+
+
+def bound_text(name: str, data: dict[str, Any]) -> str:
+    """The profile's name and bound fields as one unambiguous text (each value's type and length,
+    then the value), for the seal; a missing field is not the same as an empty one."""
+    parts = []
+    for value in (name, *(data.get(field) for field in BOUND_FIELDS)):
+        if value is None:
+            parts.append("-")
+        else:
+            text = str(value)
+            parts.append(f"{type(value).__name__}:{len(text)}:{text}")
+    return "\n".join(parts)
 
 
 def _encrypt_fields(doc: Credentials, name: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -425,6 +526,9 @@ def profile_problem(doc: Credentials, prof: Profile, *, whole_file: bool = False
     from .checks import check_base_url, credential_problem, shown, token_problem
 
     where = f"{doc.where}: profile {shown(prof.name, 64)!r}"
+    sealed = doc.seal_problem(prof.name)
+    if sealed is not None:
+        return sealed
 
     def fix() -> str:  # only once there is a problem: it may look up the default path (platformdirs)
         command = login_command(doc.store, prof)

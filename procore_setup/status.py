@@ -104,6 +104,9 @@ def _online(store: Store, doc: Credentials, prof: Profile, info: dict[str, Any],
 
     try:
         store.open_secrets(doc, interactive=interactive)
+        changed = doc.seal_problem(prof.name)  # changed without the passphrase: its token goes nowhere
+        if changed is not None:
+            raise changed
         with make_client(prof, timeout=http_timeout) as client:
             data = client.token_info(prof.access_token)
         info["online"] = {

@@ -435,7 +435,8 @@ def test_keyring_answers(cli: CLI, tmp_path: Path) -> None:
     r = cli.run("token", env=env)
     assert r.returncode == 0, r.stderr
     env = fake_keyring(tmp_path, "def get_password(service, username):\n    return None\n")
-    r = cli.run("token", env=env)
+    # the key cache off: else the key the first run cached opens the file without asking (test_key_cache.py)
+    r = cli.run("token", env=dict(env, PROCORE_SETUP_KEY_CACHE="0"))
     assert r.returncode == 6 and "OS keyring: has no entry for this file" in r.stderr
 
 
@@ -519,8 +520,9 @@ def test_on_a_terminal_encrypt_asks_twice_and_token_asks_once(cli: CLI) -> None:
     code, out = run_in_pty(cli, ["token"], [("Passphrase for", "wrong"), ("Wrong passphrase.", PASS)])
     assert code == 0, out
     assert secrets[1] in out
+    # the key cache off: else the key the run above cached opens the file without asking (test_key_cache.py)
     code, out = run_in_pty(cli, ["token"], [("Passphrase for", "a"), ("Wrong passphrase.", "b"),
-                                            ("Wrong passphrase.", "c")])
+                                            ("Wrong passphrase.", "c")], env={"PROCORE_SETUP_KEY_CACHE": "0"})
     assert code == 6 and "Wrong passphrase for" in out
 
 

@@ -219,7 +219,8 @@ def test_the_passphrase_variable_comes_before_a_passphrase_command(encrypted: CL
     wrong = _printer(tmp_path, "not the passphrase")
     r = encrypted.run("token", "--passphrase-command", wrong, env={"PROCORE_SETUP_PASSPHRASE": PASSPHRASE})
     assert r.returncode == 0, r.stderr
-    r = encrypted.run("token", "--passphrase-command", wrong)
+    # the key cache off: else the key the run above cached opens the file without asking (test_key_cache.py)
+    r = encrypted.run("token", "--passphrase-command", wrong, env={"PROCORE_SETUP_KEY_CACHE": "0"})
     assert r.returncode == 6 and "Wrong passphrase" in r.stderr and r.stdout == ""
 
 

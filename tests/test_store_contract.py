@@ -174,7 +174,8 @@ def test_encryption_leaves_no_plain_secret_in_the_store(shared: Shared) -> None:
     token = two.run("token", env=env)
     assert token.returncode == 0, token.stderr
     assert token.stdout.strip() == plain["access_token"]
-    refused = two.run("token")
+    # without a passphrase, and with the key cache off (else this user's cached key opens it: test_key_cache.py)
+    refused = two.run("token", env={"PROCORE_SETUP_KEY_CACHE": "0"})
     assert refused.returncode == 6 and "passphrase" in refused.stderr.lower()
     forced = two.run("refresh", "--force", env=env)  # a refresh writes ciphertext only
     assert forced.returncode == 0, forced.stderr
