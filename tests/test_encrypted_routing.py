@@ -15,11 +15,11 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from conftest import CLIENT_ID, CLIENT_SECRET
+from helpers.cli import CLIENT_ID, CLIENT_SECRET
+from helpers.stores import Shared
 from procore_setup.crypto import Cipher, derive_key, table_params
 from procore_setup.profile import Profile, utcnow
 from procore_setup.testing import FakeProcore
-from test_store_contract import Shared, shared  # noqa: F401 - the fixture: one store of each kind
 
 PASS = {"PROCORE_SETUP_PASSPHRASE": "correct horse battery staple 17"}
 # The key cache (issue 21) would let a run without the passphrase in; these tests are about the seal.
@@ -58,7 +58,7 @@ def point_at(url: str) -> Callable[[Any], None]:
 
 
 # Each change someone without the passphrase could make, with the store's own API (no key).
-TAMPERS: dict[str, Callable[[Any, str], None]] = {
+TAMPERS: dict[str, Callable[[Any, str], object]] = {
     "login_url": lambda doc, url: doc.profiles["default"].set(login_url=url),
     "api_url": lambda doc, url: doc.profiles["default"].set(api_url=url),
     "client_id": lambda doc, url: doc.profiles["default"].set(client_id="attackers-client-id", login_url=url),
@@ -85,7 +85,7 @@ def set_back(doc: Any, url: str) -> None:
 
 
 def attack_and_refresh(shared: Shared, attacker: FakeProcore,  # noqa: F811
-                       tamper: Callable[[Any, str], None], *, profile: str = "default") -> Any:
+                       tamper: Callable[[Any, str], object], *, profile: str = "default") -> Any:
     encrypted(shared)
     _, two = shared.hosts
     refreshes = shared.fake.counts["token:refresh_token"]
@@ -140,7 +140,12 @@ def test_refresh_all_refreshes_the_others_and_never_reseals_the_changed_one(shar
     one, two = shared.hosts
     one.login("other")
     encrypted(shared)  # logs in "default" too
-    shared.edit(lambda doc: (TAMPERS["login_url"](doc, attacker.url), expired(doc), expired(doc, "other")))
+    def change(doc: Any) -> None:
+        TAMPERS["login_url"](doc, attacker.url)
+        expired(doc)
+        expired(doc, "other")
+
+    shared.edit(change)
     r = two.run("refresh", "--all", "--force", env=WITH_PASS)
     assert r.returncode == 6, r.stderr
     assert "other: refreshed" in r.stdout
@@ -212,7 +217,11 @@ def test_an_older_encrypted_store_is_read_and_sealed_on_its_next_save(shared: Sh
     assert two.run("refresh", "--force", env=WITH_PASS).returncode == 0  # a save with the passphrase
     doc = shared.store().load()
     assert doc.raw["encryption"]["version"] == 2 and "seal" in doc.profiles["default"].data
-    shared.edit(lambda d: (TAMPERS["login_url"](d, attacker.url), expired(d)))
+    def change(d: Any) -> None:
+        TAMPERS["login_url"](d, attacker.url)
+        expired(d)
+
+    shared.edit(change)
     r = two.run("refresh", "--force", env=WITH_PASS)
     assert r.returncode == 6 and "without the passphrase" in r.stderr
     assert sum(attacker.counts.values()) == 0
@@ -224,7 +233,11 @@ def test_a_new_login_offers_nothing_of_a_changed_profile(shared: Shared, attacke
     new code to the URLs someone without the passphrase wrote: they are not offered as defaults."""
     encrypted(shared)
     one, _ = shared.hosts
-    shared.edit(lambda doc: (point_at(attacker.url)(doc), expired(doc)))
+    def change(doc: Any) -> None:
+        point_at(attacker.url)(doc)
+        expired(doc)
+
+    shared.edit(change)
     fake = shared.fake
     # every answer left empty: a stored profile's values would be taken as they are
     r = one.run("login", "--plain", "--profile", "default", "--code=" + fake.issue_code(), input="\n" * 8,

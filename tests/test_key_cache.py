@@ -4,7 +4,7 @@ A key derived by one `token` is used by the next process of the same user (which
 no passphrase at all), never by another user's, never after a new passphrase or salt, never
 when it does not open the store (a wrong key is removed), and not at all with
 PROCORE_SETUP_KEY_CACHE=0 or where the keyring's system calls are refused (a container's
-seccomp profile, made real here by tests/no_keyctl.py): then every run derives the key again.
+seccomp profile, made real here by tests/helpers/no_keyctl.py): then every run derives the key again.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from typing import Iterator
 
 import pytest
 
-from conftest import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.cli import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
 from procore_setup import keycache
 from procore_setup.crypto import table_params
 from procore_setup.testing import FakeProcore
 
 PASS = "correct horse battery staple 21"
 WITH_PASS = {"PROCORE_SETUP_PASSPHRASE": PASS}
-NO_KEYCTL = str(Path(__file__).with_name("no_keyctl.py"))
+NO_KEYCTL = str(Path(__file__).parent / "helpers" / "no_keyctl.py")
 
 
 def _keyring_works() -> str | None:

@@ -115,8 +115,9 @@ class Row:
 
 
 def first_message(r: subprocess.CompletedProcess[str]) -> str:
+    """The first error line (a warning before it, such as an expires_in of 0 s, is not the message)."""
     for line in r.stderr.splitlines():
-        if line.startswith("procore-setup"):
+        if line.startswith("procore-setup") and not line.startswith("procore-setup: warning:"):
             return line
     return r.stderr.splitlines()[0] if r.stderr.strip() else ""
 

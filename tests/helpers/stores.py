@@ -96,7 +96,7 @@ class Shared:
     def profile(self, name: str = "default") -> dict[str, Any]:
         return dict(self.store().load().profiles[name].data)
 
-    def edit(self, change: Callable[[Any], None]) -> None:
+    def edit(self, change: Callable[[Any], object]) -> None:
         """Change the stored document the way the program does (under the lock, versioned)."""
         store = self.store()
         with store.lock():

@@ -1,6 +1,6 @@
 """Run a command with the kernel keyring's system calls refused, as a container's seccomp profile does.
 
-    python tests/no_keyctl.py COMMAND [ARGS...]
+    python tests/helpers/no_keyctl.py COMMAND [ARGS...]
 
 Installs a seccomp filter that answers add_key(2), request_key(2) and keyctl(2) with EPERM
 (what Docker's default profile does), then executes the command in this process, so the
