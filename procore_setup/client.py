@@ -400,6 +400,48 @@ def read_capped(chunks: Iterator[bytes], limit: int, what: str, request: httpx.R
 
 # -- pagination (the plan shared by both clients) ------------------------------------------------
 
+_JSON_SPACE = " \t\n\r"
+
+
+class _TooManyItems(Exception):
+    pass
+
+
+def _array_items(text: str, cap: int) -> list[Any]:
+    """A JSON array's items, decoded one at a time (what json.loads accepts, the same errors), and
+    no more than `cap` of them: parsed JSON takes many times its bytes, so the count is checked
+    before, not after, the whole page is in memory."""
+    decode = json.JSONDecoder().raw_decode
+    n = len(text)
+
+    def skip(i: int) -> int:
+        while i < n and text[i] in _JSON_SPACE:
+            i += 1
+        return i
+
+    i = skip(skip(0) + 1)  # past the "["
+    out: list[Any] = []
+    if text[i:i + 1] == "]":
+        i += 1
+    else:
+        while True:
+            item, i = decode(text, i)
+            out.append(item)
+            if len(out) > cap:
+                raise _TooManyItems
+            i = skip(i)
+            if text[i:i + 1] == ",":
+                i = skip(i + 1)
+            elif text[i:i + 1] == "]":
+                i += 1
+                break
+            else:
+                raise ValueError("expected , or ] in an array")
+    if skip(i) != n:
+        raise ValueError("extra data after the array")
+    return out
+
+
 class _Pages:
     """One paginate() call: the page size to ask for, the items of each page, what comes next."""
 
@@ -429,8 +471,18 @@ class _Pages:
     def items(self, body: bytes, url: httpx.URL) -> list[Any]:
         digest = hashlib.sha256(body).digest()
         self.repeated, self._last_body = digest == self._last_body, digest
+        cap = max(MAX_ITEMS_PER_PER_PAGE * (self.per_page or 0), MIN_ITEMS_CAP)
         try:
-            obj = json.loads(body)
+            text = body.decode(json.detect_encoding(body), "surrogatepass")
+            if text.lstrip(_JSON_SPACE)[:1] == "[":
+                obj: Any = _array_items(text, cap)  # item by item: a page of a million `{}` stops at the cap
+            else:
+                obj = json.loads(text)
+        except _TooManyItems:
+            raise UnexpectedResponse(
+                f"Procore's answer to GET {shown_path(url)} holds more than the {cap} items a page may hold "
+                f"(4 x per_page, at least {MIN_ITEMS_CAP}): not read further.",
+                hint="Ask for smaller pages (per_page).") from None
         except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise UnexpectedResponse(f"Procore's answer to GET {shown_path(url)} is not JSON that can be read "
                                      "(not JSON, or nested too deeply).",
@@ -440,7 +492,6 @@ class _Pages:
         if not isinstance(obj, list):
             self.single = True
             return [obj]
-        cap = max(MAX_ITEMS_PER_PER_PAGE * (self.per_page or 0), MIN_ITEMS_CAP)
         if len(obj) > cap:
             raise UnexpectedResponse(
                 f"Procore's answer to GET {shown_path(url)} holds {len(obj)} items, more than the {cap} a page "
