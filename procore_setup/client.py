@@ -457,9 +457,10 @@ class _Pages:
         self.per_page = int(per_page) if str(per_page).isdigit() else None
         page = self.params.get("page", query.get("page", 1))
         self.first = int(page) if str(page).isdigit() else 1
-        # The items of the page before, as digests of their JSON: a record added (or removed) while
-        # the pages are read shifts the others by a few places, into the next page, never further.
-        self._before: set[bytes] = set()
+        # The items of the page before, by id (or by a digest of their JSON, for items without one): a
+        # record added (or removed) while the pages are read shifts the others by a few places, into
+        # the next page, never further.
+        self._before: dict[Any, list[Any]] = {}
         self._last_body: bytes | None = None  # the digest of the page before's bytes
         self.repeated = False  # this page's bytes are the page before's: the server ignores `page`
         self.single = False  # the first answer was not a list: one item, no pages
@@ -500,19 +501,25 @@ class _Pages:
         return obj
 
     @staticmethod
-    def _digest(item: Any) -> bytes:
+    def _key(item: Any) -> Any:
+        """Where an item is looked for among the page before's: its id, else a digest of its JSON."""
+        key = item.get("id") if isinstance(item, dict) else None
+        if isinstance(key, (int, str)) and not isinstance(key, bool):
+            return (type(key), key)
         text = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
     def fresh(self, items: list[Any]) -> Iterator[Any]:
         """A page's items less those that repeat an item of the page before (a record added while the
-        pages were read shifts the others into the next page). Items are compared whole, and never
-        within a page: two equal-id items of one page (a person once per role) are both yielded.
-        Only the page before is remembered: memory stays flat for any size."""
+        pages were read shifts the others into the next page). Items are compared whole (same id is
+        not enough), and never within a page: two equal-id items of one page (a person once per role)
+        are both yielded. Only the page before is remembered: memory stays flat for any size."""
         before = self._before
-        self._before = {self._digest(item) for item in items}
+        self._before = {}
         for item in items:
-            if before and self._digest(item) in before:
+            key = self._key(item)
+            self._before.setdefault(key, []).append(item)
+            if any(item == old for old in before.get(key, ())):
                 continue
             yield item
 

@@ -221,3 +221,12 @@ def test_a_503_that_asks_for_no_wait_still_gets_the_backoff(lib: Engine, retry_a
         client.get(lib.fake.url + "/rest/v1.0/me")  # the third answer is the fake's own (a 401: no token)
     assert lib.fake.counts["api_requests"] == 3
     assert len(sleeps) == 2 and all(s > 0 for s in sleeps)  # not straight back at a server that is busy
+
+
+async def test_async_paginate_asks_again_for_a_page_that_broke_off(lib: Engine) -> None:
+    lib.fake.project_count = 30
+    lib.fake.inject(cut=True, paths=PROJECTS, count=2)
+    async with AsyncProcoreClient(config=lib.config) as procore:
+        ids = [p["id"] async for p in procore.paginate(PROJECTS)]
+    assert ids == project_ids(30)
+    assert lib.fake.counts["api_requests"] == 3
