@@ -134,7 +134,7 @@ class _Attempts:
         left = max(exc.until - now, 0)
         when = time.strftime("%H:%M:%S UTC", time.gmtime(exc.until))
         what = {"refused": "refused this client with 429 Too Many Requests",
-                "stored": "was reached by an earlier run of this profile"}.get(
+                "stored": "was reached by another run of this profile"}.get(
             exc.why, "reported no requests left in this window")
         path = limiter.shared_file()
         stored = (f" The wait is recorded in {clean(path, 300)}, shared by the profile's processes; if it is "
