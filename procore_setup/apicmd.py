@@ -240,7 +240,7 @@ class Output:
             try:
                 self.text(terminal_json(json.loads(text)) + "\n")
                 return
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
                 pass
         self.text(terminal_text(text) + ("" if text.endswith("\n") else "\n"))
 
@@ -267,6 +267,13 @@ def _path(path: str, api_url: str) -> str:
                 f"({clean(api_url, 200)}): the token is sent nowhere else, so nothing was sent.",
                 hint="Give a path like /rest/v1.0/projects, or a URL on the profile's API host.")
         return path
+    if path.startswith("//") or path.startswith("/\\") or path.startswith("\\"):
+        from .text import clean
+
+        # `//host/x` is a URL without its scheme (another host), not a path on the API
+        raise UsageError(f"PATH {clean(path, 200)!r} starts with two slashes: that names a host, not a path "
+                         "on the profile's API, so nothing was sent.",
+                         hint="Give a path like /rest/v1.0/projects, or a URL on the profile's API host.")
     if not path.startswith("/"):
         path = "/" + path
     return path
@@ -312,7 +319,7 @@ def run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
 def _run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
     import httpx
 
-    from .client import ProcoreClient, api_error, body_error, read_capped
+    from .client import ProcoreClient, api_error, body_error, protocol_error, read_capped
 
     if args.ndjson and not args.paginate:
         args.paginate = True  # one item a line is only meaningful for lists: follow the pages too
@@ -349,12 +356,15 @@ def _run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
             return _paginate(client, target, params, headers, args, out)
         request = client.build_request(method, target, params=httpx.QueryParams(params) if params else None,
                                        content=content, headers=headers)
-        response = client.send(request, stream=True)
+        try:
+            response = client.send(request, stream=True)
+        except httpx.RemoteProtocolError as exc:  # e.g. a redirect whose Location is not a URL
+            raise protocol_error(exc, request) from None
         try:
             if args.include:
                 out.head(response)
             ctype = response.headers.get("content-type", "")
-            if response.status_code >= 400:
+            if response.status_code >= 300 and response.status_code != 304:  # a redirect is not followed: an error
                 body = read_capped(response.iter_bytes(), ERROR_BODY_LIMIT, "an error answer", request)
                 out.body(body, ctype)
                 out.stream.flush()  # the body before the message: a script reading both sees it whole

@@ -26,6 +26,7 @@ lives in its transport (`PacingTransport`, after httpx's own transports), so a p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -63,7 +64,11 @@ DEFAULT_BACKOFF = 0.25  # seconds before the first retry; doubled each time, wit
 MAX_BACKOFF = 8.0
 MAX_RATE_LIMIT_RETRIES = 10  # 429s one request may collect (each waited out) before giving up
 MAX_IN_FLIGHT = 4  # pages fetched side by side by paginate()
-MAX_PAGE_BYTES = 64 << 20  # a page's body, decompressed, at most
+# A page paginate() parses, decompressed, at most: parsed JSON takes up to ~25 times its bytes
+# (`[{},{},...]`), and up to MAX_IN_FLIGHT pages are held at once.
+MAX_PAGE_BYTES = 16 << 20
+MAX_ITEMS_PER_PER_PAGE = 4  # a page holds at most 4 x per_page items (Procore sends per_page or fewer)
+MIN_ITEMS_CAP = 50_000  # ... or this many, for a list that does not paginate and answers all at once
 V1_PER_PAGE = 1000
 V2_PER_PAGE = 100
 
@@ -128,11 +133,15 @@ class _Attempts:
         now = time.time()
         left = max(exc.until - now, 0)
         when = time.strftime("%H:%M:%S UTC", time.gmtime(exc.until))
-        what = "refused this client with 429 Too Many Requests" if exc.why == "refused" \
-            else "reported no requests left in this window"
+        what = {"refused": "refused this client with 429 Too Many Requests",
+                "stored": "was reached by another run of this profile"}.get(
+            exc.why, "reported no requests left in this window")
+        path = limiter.shared_file()
+        stored = (f" The wait is recorded in {clean(path, 300)}, shared by the profile's processes; if it is "
+                  "wrong, delete that file.") if path else ""
         return TemporaryFailure(
             f"Procore's rate limit {what}; it resets at {when} (in {math.ceil(left)} s), later than the "
-            f"{self.max_wait:g} s this run may wait (--max-wait). Nothing more was sent.",
+            f"{self.max_wait:g} s this run may wait (--max-wait). Nothing more was sent.{stored}",
             hint="Run it again after the reset, or give a longer --max-wait.", retry_after=left, status=429)
 
     def after_status(self, response: httpx.Response) -> float | None:
@@ -148,8 +157,8 @@ class _Attempts:
         if self.failures >= self.retries or not self.replayable:
             return None
         self.failures += 1
-        if status == 503 and retry_after(response.headers, time.time()) is not None:
-            return 0.0  # the rate limiter waits out the Retry-After
+        # After a 503 the rate limiter also holds the next request until its Retry-After is over:
+        # the wait is the larger of the two (a Retry-After of 0 or in the past is no reason to hurry).
         return _backoff(self.failures - 1, self.backoff)
 
     def after_error(self, exc: httpx.TransportError) -> float:
@@ -292,7 +301,7 @@ def error_text(body: bytes) -> str:
     raw = body[:65536].decode("utf-8", "replace")
     try:
         obj = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         obj = None
     parts: list[str] = []
     if isinstance(obj, dict):
@@ -340,6 +349,17 @@ def _api_error(response: httpx.Response, body: bytes, *, relogin: str | None = N
         return ServerError(message, status=status)
     if status >= 400:
         return APIRequestRefused(message, status=status)
+    if 300 <= status < 400:
+        location = response.headers.get("location", "")
+        try:
+            where = response.request.url.join(location[:2000]) if location else None
+        except (httpx.InvalidURL, ValueError):
+            where = None
+        to = f" to {clean(where.host, 200)}" if where is not None and where.host else ""
+        return UnexpectedResponse(
+            message.rstrip(".") + f" (a redirect{to}, not followed: the token goes nowhere but the profile's API).",
+            hint="Use the path the API documents; a redirect from it is Procore's (or a proxy's) doing.",
+            status=status)
     return UnexpectedResponse(message, status=status)
 
 
@@ -353,8 +373,17 @@ def body_error(exc: Exception, request: httpx.Request) -> ProcoreSetupError:
     return AnswerLost(f"The answer to {what} broke off ({reason}).{applied}")
 
 
+def protocol_error(exc: httpx.RemoteProtocolError, request: httpx.Request) -> ProcoreSetupError:
+    """The error for an answer httpx refuses to read at all (a redirect whose Location is not a URL)."""
+    reason = clean(str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__, 200)
+    return UnexpectedResponse(f"The answer to {request.method.upper()} {shown_path(request.url)} could not be read "
+                              f"({reason}); nothing was followed.",
+                              hint="This is the server's doing (or a proxy's); run it again later.")
+
+
 def read_capped(chunks: Iterator[bytes], limit: int, what: str, request: httpx.Request | None = None) -> bytes:
-    """The whole body, at most `limit` bytes of it; a body that breaks off raises `AnswerLost`."""
+    """The whole body, at most `limit` bytes of it; a body that breaks off raises `AnswerLost`
+    (or, without `request`, httpx's own error)."""
     out = bytearray()
     try:
         for chunk in chunks:
@@ -371,6 +400,48 @@ def read_capped(chunks: Iterator[bytes], limit: int, what: str, request: httpx.R
 
 # -- pagination (the plan shared by both clients) ------------------------------------------------
 
+_JSON_SPACE = " \t\n\r"
+
+
+class _TooManyItems(Exception):
+    pass
+
+
+def _array_items(text: str, cap: int) -> list[Any]:
+    """A JSON array's items, decoded one at a time (what json.loads accepts, the same errors), and
+    no more than `cap` of them: parsed JSON takes many times its bytes, so the count is checked
+    before, not after, the whole page is in memory."""
+    decode = json.JSONDecoder().raw_decode
+    n = len(text)
+
+    def skip(i: int) -> int:
+        while i < n and text[i] in _JSON_SPACE:
+            i += 1
+        return i
+
+    i = skip(skip(0) + 1)  # past the "["
+    out: list[Any] = []
+    if text[i:i + 1] == "]":
+        i += 1
+    else:
+        while True:
+            item, i = decode(text, i)
+            out.append(item)
+            if len(out) > cap:
+                raise _TooManyItems
+            i = skip(i)
+            if text[i:i + 1] == ",":
+                i = skip(i + 1)
+            elif text[i:i + 1] == "]":
+                i += 1
+                break
+            else:
+                raise ValueError("expected , or ] in an array")
+    if skip(i) != n:
+        raise ValueError("extra data after the array")
+    return out
+
+
 class _Pages:
     """One paginate() call: the page size to ask for, the items of each page, what comes next."""
 
@@ -386,10 +457,12 @@ class _Pages:
         self.per_page = int(per_page) if str(per_page).isdigit() else None
         page = self.params.get("page", query.get("page", 1))
         self.first = int(page) if str(page).isdigit() else 1
-        # The ids of the page before and of this one: a record added (or removed) while the pages are
-        # read shifts the others by a few places, into the next page, never further.
-        self._before: set[tuple[type, Any]] = set()
-        self._seen: set[tuple[type, Any]] = set()
+        # The items of the page before, by id (or by a digest of their JSON, for items without one): a
+        # record added (or removed) while the pages are read shifts the others by a few places, into
+        # the next page, never further.
+        self._before: dict[Any, list[Any]] = {}
+        self._last_body: bytes | None = None  # the digest of the page before's bytes
+        self.repeated = False  # this page's bytes are the page before's: the server ignores `page`
         self.single = False  # the first answer was not a list: one item, no pages
         self._followed: set[str] = set()
 
@@ -397,43 +470,85 @@ class _Pages:
         return {**self.params, "page": page}
 
     def items(self, body: bytes, url: httpx.URL) -> list[Any]:
+        digest = hashlib.sha256(body).digest()
+        self.repeated, self._last_body = digest == self._last_body, digest
+        cap = max(MAX_ITEMS_PER_PER_PAGE * (self.per_page or 0), MIN_ITEMS_CAP)
         try:
-            obj = json.loads(body)
-        except ValueError:
-            raise UnexpectedResponse(f"Procore's answer to GET {shown_path(url)} is not JSON.",
+            text = body.decode(json.detect_encoding(body), "surrogatepass")
+            if text.lstrip(_JSON_SPACE)[:1] == "[":
+                obj: Any = _array_items(text, cap)  # item by item: a page of a million `{}` stops at the cap
+            else:
+                obj = json.loads(text)
+        except _TooManyItems:
+            raise UnexpectedResponse(
+                f"Procore's answer to GET {shown_path(url)} holds more than the {cap} items a page may hold "
+                f"(4 x per_page, at least {MIN_ITEMS_CAP}): not read further.",
+                hint="Ask for smaller pages (per_page).") from None
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+            raise UnexpectedResponse(f"Procore's answer to GET {shown_path(url)} is not JSON that can be read "
+                                     "(not JSON, or nested too deeply).",
                                      hint="Check the path: --paginate needs a JSON list.") from None
         if isinstance(obj, dict) and isinstance(obj.get("data"), list):
             obj = obj["data"]
         if not isinstance(obj, list):
             self.single = True
             return [obj]
+        if len(obj) > cap:
+            raise UnexpectedResponse(
+                f"Procore's answer to GET {shown_path(url)} holds {len(obj)} items, more than the {cap} a page "
+                f"may hold (4 x per_page, at least {MIN_ITEMS_CAP}): not read further.",
+                hint="Ask for smaller pages (per_page).")
         return obj
 
+    @staticmethod
+    def _key(item: Any) -> Any:
+        """Where an item is looked for among the page before's: its id, else a digest of its JSON."""
+        key = item.get("id") if isinstance(item, dict) else None
+        if isinstance(key, (int, str)) and not isinstance(key, bool):
+            return (type(key), key)
+        text = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
     def fresh(self, items: list[Any]) -> Iterator[Any]:
-        """A page's items not yielded before (a record added while the pages were read shifts the
-        others into the next page). Only two pages of ids are kept: memory stays flat for any size."""
-        self._before, self._seen = self._seen, set()
+        """A page's items less those that repeat an item of the page before (a record added while the
+        pages were read shifts the others into the next page). Items are compared whole (same id is
+        not enough), and never within a page: two equal-id items of one page (a person once per role)
+        are both yielded. Only the page before is remembered: memory stays flat for any size."""
+        before = self._before
+        self._before = {}
         for item in items:
-            key = item.get("id") if isinstance(item, dict) else None
-            if isinstance(key, (int, str)) and not isinstance(key, bool):
-                mark = (type(key), key)
-                if mark in self._seen or mark in self._before:
-                    continue
-                self._seen.add(mark)
+            key = self._key(item)
+            self._before.setdefault(key, []).append(item)
+            if any(item == old for old in before.get(key, ())):
+                continue
             yield item
 
     def take(self, items: list[Any]) -> list[Any] | None:
-        """A later page's new items; None when it shows the list has ended: an empty page, or one
-        that only repeats the page before (a server that would otherwise be followed forever)."""
-        if not items:
+        """A later page's new items; None when it shows the list has ended: an empty page, one whose
+        bytes are the page before's, or one that only repeats the page before (a server that would
+        otherwise be followed forever)."""
+        if not items or self.repeated:
             return None
         fresh = list(self.fresh(items))
         return fresh or None
 
-    def follow(self, link: str | None) -> str | None:
-        """`link` if it was not followed before in this run (a `next` that loops back ends the list)."""
+    def follow(self, link: str | None, response: httpx.Response) -> str | None:
+        """`link` if it was not followed before in this run (a `next` that loops back ends the list).
+        A `next` on another host is the server's fault (`UnexpectedResponse`): the token is not sent there."""
         if not link or link in self._followed:
             return None
+        here = response.request.url
+        try:
+            there = here.join(link)
+        except (httpx.InvalidURL, ValueError):
+            raise UnexpectedResponse(f"Procore's answer to GET {shown_path(here)} names a next page that is not "
+                                     "a URL.") from None
+        if _origin(there) != _origin(here):
+            raise UnexpectedResponse(
+                f"Procore's answer to GET {shown_path(here)} names its next page on another host "
+                f"({clean(there.scheme, 20)}://{clean(there.netloc.decode('ascii', 'replace'), 200)}): not "
+                "followed, the token is sent nowhere but the profile's API. The items before it were printed.",
+                hint="This is the server's doing (or a proxy's); run it again later or report it to Procore.")
         self._followed.add(link)
         return link
 
@@ -467,8 +582,9 @@ class _Pages:
             return None
 
     def guess_next(self, count: int) -> bool:
-        """No Link and no Total (some v2 lists): a full page may be followed by another."""
-        return self.per_page is not None and count >= self.per_page > 0
+        """No Link and no Total on a v2 list: a full page may be followed by another. A v1 list without
+        them is one page (Procore's docs: an endpoint that does not paginate sends no such headers)."""
+        return self.v2 and self.per_page is not None and count >= self.per_page > 0
 
 
 def _store_file_state(auth: ProcoreAuth, profile: str) -> FileState | None:
@@ -534,6 +650,7 @@ class ProcoreClient(httpx.Client):
         self.profile_name = name
         self.api_url = api_url
         self.max_in_flight = max(1, max_in_flight)
+        self.page_retries = max(0, retries)
         self.limiter = RateLimiter(_store_file_state(auth, name))
         self.procore_auth = auth
         transport = PacingTransport(api_url, self.limiter, max_wait=max_wait, retries=retries)
@@ -550,10 +667,33 @@ class ProcoreClient(httpx.Client):
         return reauth_command(self.procore_auth.store, self.profile_name)
 
     def _page(self, url: str, params: Mapping[str, Any] | None) -> tuple[bytes, httpx.Response]:
-        with self.stream("GET", url, params=params) as response:
-            body = read_capped(response.iter_bytes(), MAX_PAGE_BYTES, f"a page of GET {shown_path(response.request.url)}",
-                               response.request)
-        if response.status_code >= 400:
+        """One page, read whole; a body that breaks off is asked for again (a GET: safe), a bounded
+        number of times. Any status from 300 up raises (redirects are not followed)."""
+        failures = 0
+        while True:
+            request = self.build_request("GET", url, params=params)
+            try:
+                response = self.send(request, stream=True)
+            except httpx.RemoteProtocolError as exc:
+                raise protocol_error(exc, request) from None
+            try:
+                what = f"a page of GET {shown_path(response.request.url)}"
+                delay = -1.0
+                try:
+                    body = read_capped(response.iter_bytes(), MAX_PAGE_BYTES, what)
+                except httpx.DecodingError as exc:
+                    raise body_error(exc, response.request) from None
+                except httpx.TransportError as exc:
+                    if failures >= self.page_retries:
+                        raise body_error(exc, response.request) from None
+                    failures += 1
+                    delay = _backoff(failures - 1, DEFAULT_BACKOFF)
+            finally:
+                response.close()
+            if delay < 0:
+                break
+            time.sleep(delay)
+        if response.status_code >= 300:
             raise api_error(response, body, relogin=self.relogin_command())
         return body, response
 
@@ -600,7 +740,7 @@ class ProcoreClient(httpx.Client):
                 finally:
                     for future in window:
                         future.cancel()
-        link = pages.follow(pages.next_link(response))
+        link = pages.follow(pages.next_link(response), response)
         page = last if last is not None else pages.first
         while True:
             if link:
@@ -616,7 +756,7 @@ class ProcoreClient(httpx.Client):
             if got is None:
                 return
             yield from got
-            link = pages.follow(pages.next_link(response))
+            link = pages.follow(pages.next_link(response), response)
 
 
 class AsyncProcoreClient(httpx.AsyncClient):
@@ -631,6 +771,7 @@ class AsyncProcoreClient(httpx.AsyncClient):
         self.profile_name = name
         self.api_url = api_url
         self.max_in_flight = max(1, max_in_flight)
+        self.page_retries = max(0, retries)
         self.limiter = RateLimiter(_store_file_state(auth, name))
         self.procore_auth = auth
         transport = AsyncPacingTransport(api_url, self.limiter, max_wait=max_wait, retries=retries)
@@ -647,18 +788,40 @@ class AsyncProcoreClient(httpx.AsyncClient):
         return reauth_command(self.procore_auth.store, self.profile_name)
 
     async def _page(self, url: str, params: Mapping[str, Any] | None) -> tuple[bytes, httpx.Response]:
-        async with self.stream("GET", url, params=params) as response:
-            out = bytearray()
+        """`ProcoreClient._page` for asyncio."""
+        import anyio
+
+        failures = 0
+        while True:
+            request = self.build_request("GET", url, params=params)
             try:
-                async for chunk in response.aiter_bytes():
-                    out += chunk
-                    if len(out) > MAX_PAGE_BYTES:
-                        raise UnexpectedResponse(f"Procore answered more than {MAX_PAGE_BYTES >> 20} MiB for a page.",
-                                                 hint="Ask for smaller pages (per_page).")
-            except (httpx.TransportError, httpx.DecodingError) as exc:
-                raise body_error(exc, response.request) from None
+                response = await self.send(request, stream=True)
+            except httpx.RemoteProtocolError as exc:
+                raise protocol_error(exc, request) from None
+            try:
+                out = bytearray()
+                delay = -1.0
+                try:
+                    async for chunk in response.aiter_bytes():
+                        out += chunk
+                        if len(out) > MAX_PAGE_BYTES:
+                            raise UnexpectedResponse(
+                                f"Procore answered more than {MAX_PAGE_BYTES >> 20} MiB for a page of GET "
+                                f"{shown_path(response.request.url)}.", hint="Ask for smaller pages (per_page).")
+                except httpx.DecodingError as exc:
+                    raise body_error(exc, response.request) from None
+                except httpx.TransportError as exc:
+                    if failures >= self.page_retries:
+                        raise body_error(exc, response.request) from None
+                    failures += 1
+                    delay = _backoff(failures - 1, DEFAULT_BACKOFF)
+            finally:
+                await response.aclose()
+            if delay < 0:
+                break
+            await anyio.sleep(delay)
         body = bytes(out)
-        if response.status_code >= 400:
+        if response.status_code >= 300:
             raise api_error(response, body, relogin=self.relogin_command())
         return body, response
 
@@ -699,7 +862,7 @@ class AsyncProcoreClient(httpx.AsyncClient):
             finally:
                 for task in window:
                     task.cancel()
-        link = pages.follow(pages.next_link(response))
+        link = pages.follow(pages.next_link(response), response)
         page = last if last is not None else pages.first
         while True:
             if link:
@@ -715,4 +878,4 @@ class AsyncProcoreClient(httpx.AsyncClient):
                 return
             for item in got:
                 yield item
-            link = pages.follow(pages.next_link(response))
+            link = pages.follow(pages.next_link(response), response)

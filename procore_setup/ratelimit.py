@@ -23,12 +23,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
+import sys
 import threading
 import time
 from typing import Any, Awaitable, Callable, Iterator, Mapping
 
 RESET_MARGIN = 0.05  # seconds after a Reset before the next request: the server's window must have turned
-MAX_PLAUSIBLE_WAIT = 2 * 3600.0  # a Reset or Retry-After further off than this is nonsense: capped
+# Procore's windows are an hour and 10 seconds: a Reset or Retry-After further off than an hour (and
+# a little for clocks) is nonsense (a Reset in milliseconds, a typo): unknown, never stored, since a
+# stored wait would block every process of the profile.
+MAX_PLAUSIBLE_WAIT = 3600.0 + 60.0
+UNKNOWN_WAIT = 1.0  # seconds held after "none left" (429, or Remaining 0) that says nothing usable about when
 PROBE_TIMEOUT = 5.0  # seconds others wait for a probe's answer before one of them probes instead
 STATE_FILE_LIMIT = 64 * 1024  # bytes of the shared file read, at most
 WAIT_FOR_ANSWER = -1.0  # `decide`: no slot until an answer comes back
@@ -72,9 +78,9 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
         if when is None:
             return None
         seconds = when.timestamp() - now
-    if seconds != seconds:
+    if seconds != seconds or seconds > MAX_PLAUSIBLE_WAIT:
         return None
-    return min(max(seconds, 0.0), MAX_PLAUSIBLE_WAIT)
+    return max(seconds, 0.0)
 
 
 SKEW_IGNORED = 2.0  # seconds of difference with the server's Date that are only its rounding
@@ -147,28 +153,58 @@ class FileState:
     def __repr__(self) -> str:
         return f"FileState({self.path!r}, {self.key!r})"
 
+    def _give_up(self, exc: OSError | None, why: str) -> None:
+        """Pace alone, in memory, for the rest of this run, and say so once."""
+        self._broken = True
+        reason = (exc.strerror or type(exc).__name__) if exc is not None else why
+        path = "".join(c if c.isprintable() else "?" for c in self.path)[:300]
+        try:
+            sys.stderr.write(f"procore-setup: warning: cannot use the rate-limit file {path} ({reason}); this run "
+                             "paces its own requests only.\n")
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def _open_locked(self) -> int:
+        """The file open and locked, or -1 (the reason said once): never a FIFO, a link, a device or
+        another user's file, and nothing here blocks but the lock of a regular file."""
+        if self._broken:
+            return -1
+        fd = -1
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_CLOEXEC", 0), 0o600)
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(0, "not a regular file")
+            if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+                raise OSError(0, "owned by another user")
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if st.st_mode & 0o077:
+                os.fchmod(fd, 0o600)  # owner-only, whatever made it wider
+            return fd
+        except (OSError, ImportError) as exc:
+            if fd >= 0:
+                os.close(fd)
+            self._give_up(exc if isinstance(exc, OSError) else None, "no file locks on this system")
+            return -1
+
     @contextlib.contextmanager
     def edit(self, now: float) -> Iterator[dict[str, float]]:
-        fd = -1
-        if not self._broken:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-                             | getattr(os, "O_CLOEXEC", 0), 0o600)
-            except OSError:
-                self._broken = True  # e.g. a read-only directory: pace alone from now on
+        fd = self._open_locked()
         if fd < 0:
             yield self._alone
             return
         try:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_mode & 0o077:
-                os.fchmod(fd, 0o600)  # owner-only, whatever made it wider
-            raw = os.read(fd, STATE_FILE_LIMIT)
+            try:
+                raw = os.read(fd, STATE_FILE_LIMIT)
+            except OSError:
+                raw = b""
             try:
                 whole = json.loads(raw.decode("utf-8")) if raw.strip() else {}
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 whole = {}
             if not isinstance(whole, dict):
                 whole = {}
@@ -178,11 +214,12 @@ class FileState:
             if state != before:
                 whole[self.key] = {k: round(v, 3) for k, v in state.items()}
                 data = json.dumps(whole).encode("utf-8")
-                os.lseek(fd, 0, os.SEEK_SET)
-                os.ftruncate(fd, 0)
-                os.write(fd, data)
-        except OSError:
-            pass
+                try:
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    os.ftruncate(fd, 0)
+                    os.write(fd, data)
+                except OSError:
+                    pass  # advisory: the next answer tells again
         finally:
             os.close(fd)  # drops the lock
 
@@ -198,6 +235,7 @@ class RateLimiter:
         self.in_flight = 0
         self._probing = 0  # this process's requests that are the probe of a new window
         self.refused = 0  # 429s seen by this client
+        self.heard = 0  # answers (with headers) this client has had: none means a wait came from the state
 
     def __repr__(self) -> str:
         return f"RateLimiter(state={self.state!r}, in_flight={self.in_flight})"
@@ -243,6 +281,16 @@ class RateLimiter:
             self.in_flight += 1
             return 0.0, 0.0
 
+    def _why(self) -> str:
+        if self.refused:
+            return "refused"
+        return "stored" if not self.heard and self.state.shared else "exhausted"
+
+    def shared_file(self) -> str | None:
+        """The file the wait is shared through, if any (for messages)."""
+        path = getattr(self.state, "path", None)
+        return path if isinstance(path, str) and not getattr(self.state, "_broken", False) else None
+
     def acquire(self, max_wait: float) -> None:
         """Block until a request may go (and count it in flight); RateLimitExceeded when the limit
         lifts later than `max_wait` seconds from now."""
@@ -253,7 +301,7 @@ class RateLimiter:
                 if wait == 0:
                     return
                 if until and until > deadline:
-                    raise RateLimitExceeded(until, "refused" if self.refused else "exhausted")
+                    raise RateLimitExceeded(until, self._why())
                 # Woken at once by an answer in this process; other processes' news is looked for
                 # every few milliseconds while waiting for an answer.
                 self._cond.wait(0.02 if wait == WAIT_FOR_ANSWER else min(wait, 0.25))
@@ -270,7 +318,7 @@ class RateLimiter:
             if wait == 0:
                 return
             if until and until > deadline:
-                raise RateLimitExceeded(until, "refused" if self.refused else "exhausted")
+                raise RateLimitExceeded(until, self._why())
             await sleep(0.005 if wait == WAIT_FOR_ANSWER else min(wait, 0.25))
 
     # -- learning ----------------------------------------------------------------------------
@@ -296,6 +344,7 @@ class RateLimiter:
                     self._probing -= 1
                     s.pop("probe", None)
                 if headers is not None:
+                    self.heard += 1
                     self._learn(s, status, headers, now)
                     if "remaining" not in s and "until" not in s and "x-rate-limit-remaining" not in headers:
                         # a server that sends no rate-limit headers: nothing to pace by (look again in a minute)
@@ -307,8 +356,14 @@ class RateLimiter:
         reset = _number(headers, "x-rate-limit-reset")
         if reset is not None:
             reset += _clock_skew(headers, now)
+            if reset > now + MAX_PLAUSIBLE_WAIT:
+                reset = None  # milliseconds, or nonsense: not a window of Procore's
+        if remaining is not None and remaining < 1 and status != 429 and (reset is None or reset <= now):
+            # none left, and no usable Reset (missing, junk, past): a second, then a probe (as after a 429)
+            s["until"] = max(s.get("until", 0.0), now + UNKNOWN_WAIT)
+            s.pop("remaining", None)
+            s.pop("reset", None)
         if remaining is not None and reset is not None and status != 429:
-            reset = min(reset, now + MAX_PLAUSIBLE_WAIT)
             # What the answer says, less this process's requests still in flight (it may not have
             # counted them); other processes' sends were taken from the budget when they went.
             left = remaining - self.in_flight
@@ -326,7 +381,7 @@ class RateLimiter:
             until = max(reset + RESET_MARGIN if reset is not None else 0.0,
                         now + wait if wait is not None else 0.0)
             if until <= now:
-                until = now + 1.0  # a 429 that says nothing about when: a second, then a probe
+                until = now + UNKNOWN_WAIT  # a 429 that says nothing about when: a second, then a probe
             s["until"] = max(s.get("until", 0.0), min(until, now + MAX_PLAUSIBLE_WAIT))
             # after the wait nothing is known: one probe first
             s.pop("remaining", None)

@@ -179,3 +179,54 @@ def test_a_reset_is_waited_for_by_this_clock_when_the_servers_runs_behind() -> N
                            "date": formatdate(server_now, usegmt=True)})
     wait, until = limiter.decide()
     assert abs(until - (now[0] + 10.05)) < 1e-6 and 9 < wait < 10.1
+
+
+@pytest.mark.parametrize("failing", ["flock", "fchmod"])
+def test_a_state_file_whose_lock_or_mode_cannot_be_set_paces_in_memory(
+        tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], failing: str) -> None:
+    # flock on NFS without lockd gives ENOLCK; fchmod of a file another user made 0666 gives EPERM
+    import errno
+    import fcntl
+
+    from procore_setup.ratelimit import FileState, RateLimiter
+
+    path = tmp_path / "credentials.toml.ratelimit"
+    path.write_text("{}")
+    os.chmod(path, 0o666)
+
+    def refuse(*args: object) -> None:
+        raise OSError(errno.ENOLCK if failing == "flock" else errno.EPERM, "refused by the test")
+
+    if failing == "flock":
+        monkeypatch.setattr(fcntl, "flock", refuse)
+    else:
+        monkeypatch.setattr(os, "fchmod", refuse)
+    now = [1000.0]
+    limiter = RateLimiter(FileState(str(path), "p"), clock=lambda: now[0])
+    limiter.acquire(5)  # the probe
+    limiter.answered(200, {"x-rate-limit-remaining": "0", "x-rate-limit-reset": "1010"})
+    assert limiter.decide()[1] == 1010.05  # paced in memory: none left before the reset
+    assert capsys.readouterr().err.count("cannot use the rate-limit file") == 1
+
+
+@pytest.mark.parametrize("retry_after", ["0", "Thu, 01 Jan 2015 00:00:00 GMT"])
+def test_a_503_that_asks_for_no_wait_still_gets_the_backoff(lib: Engine, retry_after: str) -> None:
+    import httpx
+
+    from procore_setup.client import PacingTransport
+
+    sleeps: list[float] = []
+    lib.fake.inject(status=503, retry_after=retry_after, count=2, paths="/rest/v1.0/me")
+    with httpx.Client(transport=PacingTransport(lib.fake.url, sleep=sleeps.append)) as client:
+        client.get(lib.fake.url + "/rest/v1.0/me")  # the third answer is the fake's own (a 401: no token)
+    assert lib.fake.counts["api_requests"] == 3
+    assert len(sleeps) == 2 and all(s > 0 for s in sleeps)  # not straight back at a server that is busy
+
+
+async def test_async_paginate_asks_again_for_a_page_that_broke_off(lib: Engine) -> None:
+    lib.fake.project_count = 30
+    lib.fake.inject(cut=True, paths=PROJECTS, count=2)
+    async with AsyncProcoreClient(config=lib.config) as procore:
+        ids = [p["id"] async for p in procore.paginate(PROJECTS)]
+    assert ids == project_ids(30)
+    assert lib.fake.counts["api_requests"] == 3

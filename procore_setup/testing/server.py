@@ -63,7 +63,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -216,6 +216,7 @@ class _Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
     drop: bool = False
     stream: Iterable[bytes] | None = None  # sent after `body`, as it is made (Content-Length set by the maker)
+    cut: bool = False  # the headers promise the whole body; half of it is sent, then the connection closes
 
     @classmethod
     def json(cls, status: int, obj: Any, headers: Iterable[tuple[str, str]] = ()) -> "_Response":
@@ -266,6 +267,7 @@ class _Fault:
     edit: Callable[[Any], Any] | None = None
     hook: Callable[[], None] | None = None
     gate: Callable[[], None] | None = None
+    cut: bool = False
 
     def matches(self, path: str) -> bool:
         return self.paths is None or any(path.startswith(p) for p in self.paths)
@@ -287,6 +289,7 @@ class _Fault:
             "edit": self.edit is not None,
             "hook": self.hook is not None,
             "gate": self.gate is not None,
+            "cut": self.cut,
         }
 
     @property
@@ -443,6 +446,8 @@ class _Handler(BaseHTTPRequestHandler):
             answer = fake._fault_response(fault) or fake._handle(req)
         if fault.hook is not None:
             fault.hook()
+        if fault.cut and not answer.drop:
+            answer = replace(answer, cut=True)
         self._send(fake._with_rate_headers(answer, api))
 
     def _send(self, resp: _Response) -> None:
@@ -465,6 +470,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._headers_buffer = []
             self._headers_buffer.append(b"\r\n")  # end_headers(), with the body in the same write
             head = getattr(self, "_head", False)
+            if resp.cut and not head:
+                # the body breaks off mid-way: half of it, then the connection goes
+                self._headers_buffer.append(resp.body[: len(resp.body) // 2])
+                self.flush_headers()
+                self.close_connection = True
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             if resp.body and not head:
                 self._headers_buffer.append(resp.body)
             self.flush_headers()
@@ -805,6 +818,7 @@ class FakeProcore:
         edit: Callable[[Any], Any] | None = None,
         hook: Callable[[], None] | None = None,
         gate: Callable[[], None] | None = None,
+        cut: bool = False,
     ) -> None:
         """Fault the next `count` requests whose path starts with one of `paths` (None: any non-admin path).
 
@@ -819,14 +833,16 @@ class FakeProcore:
         made-up answer. `edit` (a function of the real answer's JSON, returning the JSON to send)
         processes the request and changes its answer; `hook` is called after processing, just
         before the answer goes out (e.g. to change the client's files while it waits); `gate` is called
-        before the request is looked at (e.g. to hold it until the test lets it through).
+        before the request is looked at (e.g. to hold it until the test lets it through). `cut`
+        sends the answer's headers and half of its body, then closes the connection (a body that
+        breaks off mid-read).
         """
         if (gzip_bomb is not None or huge_body is not None) and status is None:
             status = 200
         if status is None and body is not None:
             status = 500
-        if status is None and not drop and not hang and edit is None and hook is None and gate is None:
-            raise ValueError("inject() needs status, body, hang, drop, gzip_bomb, huge_body, edit, hook or gate")
+        if status is None and not drop and not hang and edit is None and hook is None and gate is None and not cut:
+            raise ValueError("inject() needs status, body, hang, drop, gzip_bomb, huge_body, edit, hook, gate or cut")
         if count < 1:
             raise ValueError("count must be >= 1")
         fault = _Fault(
@@ -845,6 +861,7 @@ class FakeProcore:
             edit=edit,
             hook=hook,
             gate=gate,
+            cut=bool(cut),
         )
         if fault.gzip_bomb is not None:
             make_gzip_bomb(fault.gzip_bomb)  # made now (and cached), not while a client waits
