@@ -66,7 +66,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 class _Args:
-    """The parsed arguments of a plain `token` run: what argparse's Namespace would hold."""
+    """The parsed arguments of a plain `token` run or wizard start: what argparse's Namespace would hold."""
 
     def __init__(self, **values: Any) -> None:
         self.__dict__.update(values)
@@ -320,8 +320,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(shell=not args.no_shell and _interactive() and sys.stdout.isatty())
 
 
-_TOKEN_OPTIONS = {"--config": "config", "--store": "store", "--profile": "profile",
-                  "--passphrase-command": "passphrase_command"}
+_GLOBAL_OPTIONS = {"--config": "config", "--store": "store", "--profile": "profile",
+                   "--passphrase-command": "passphrase_command"}
 
 
 def _token_args(argv: list[str]) -> argparse.Namespace | None:
@@ -333,14 +333,27 @@ def _token_args(argv: list[str]) -> argparse.Namespace | None:
     and --min-valid after it, each as `--opt VALUE` or `--opt=VALUE`, the last one winning.
     Anything else (help, an abbreviation, an unknown word, a value that starts with "-", an
     out-of-range --min-valid) gives None, and argparse parses and words it as ever."""
+    return _plain_args(argv, "token")
+
+
+def _wizard_args(argv: list[str]) -> argparse.Namespace | None:
+    """The arguments of a plain start of the wizard (no command: only the global options and
+    --demo, spelt exactly), as argparse would give them, without importing argparse (3 ms before
+    the wizard's first frame). Anything else gives None, for argparse."""
+    return _plain_args(argv, "")
+
+
+def _plain_args(argv: list[str], command: str) -> argparse.Namespace | None:
+    """`_token_args` (command "token") and `_wizard_args` (command "")."""
     values: dict[str, Any] = {}
     min_valid: float = DEFAULT_TOKEN_MIN_VALID
-    command = False
+    demo = False
+    seen = command == ""  # the wizard has no command word to wait for
     i = 0
     while i < len(argv):
         arg = argv[i]
         name, eq, value = arg.partition("=")
-        if name in _TOKEN_OPTIONS or (command and name == "--min-valid"):
+        if name in _GLOBAL_OPTIONS or (command == "token" and seen and name == "--min-valid"):
             if not eq:
                 if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
                     return None
@@ -352,15 +365,19 @@ def _token_args(argv: list[str]) -> argparse.Namespace | None:
                     return None
                 min_valid = seconds
             else:
-                values[_TOKEN_OPTIONS[name]] = value
-        elif arg == "token" and not command:
-            command = True
+                values[_GLOBAL_OPTIONS[name]] = value
+        elif command == "token" and arg == "token" and not seen:
+            seen = True
+        elif command == "" and arg == "--demo":
+            demo = True
         else:
             return None
         i += 1
-    if not command:
+    if not seen:
         return None
-    return cast("argparse.Namespace", _Args(demo=False, func=cmd_token, min_valid=min_valid, **values))
+    if command == "token":
+        return cast("argparse.Namespace", _Args(demo=False, func=cmd_token, min_valid=min_valid, **values))
+    return cast("argparse.Namespace", _Args(demo=demo, func=cmd_wizard, **values))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
 
         complete(build_parser())
     only = _command_in(argv)
-    args = _token_args(argv) if only == "token" else None
+    args = _token_args(argv) if only == "token" else _wizard_args(argv) if only == "" else None
     if args is None:
         args = build_parser(only).parse_args(argv)
     try:
