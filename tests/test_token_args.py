@@ -85,3 +85,43 @@ def test_everything_else_is_argparse_s_as_before(cli: CLI, args: list[str], code
 def test_help_is_argparse_s(cli: CLI) -> None:
     r = token(cli, "token", "--help")
     assert r.returncode == 0 and "--min-valid SECONDS" in r.stdout
+
+
+# The wizard's plain start (no command) reads its command line the same way (3 ms before its
+# first frame): the same namespace as argparse's main parser, or argparse itself.
+SAME = """
+import json, sys
+from procore_setup import cli
+out = []
+for argv in json.loads(sys.argv[1]):
+    fast = cli._wizard_args(argv)
+    try:
+        slow = vars(cli.build_parser("").parse_args(argv))
+    except SystemExit as exc:
+        slow = {"exit": exc.code}
+    out.append([None if fast is None else vars(fast), slow])
+print(json.dumps(out, default=lambda f: f.__name__))  # last: --version prints too
+"""
+
+
+def test_a_plain_wizard_start_reads_the_same_arguments_as_argparse(cli: CLI) -> None:
+    taken = [[], ["--demo"], ["--config", "x"], ["--config=x", "--profile", "p", "--demo"],
+             ["--store", "redis://h/0", "--passphrase-command", "cat pw"], ["--profile=a", "--profile", "b"],
+             ["--config", ""]]
+    left = [["--conf", "x"], ["--demo=1"], ["--config"], ["--config", "-x"], ["--version"]]
+    r = subprocess.run([sys.executable, "-c", SAME, json.dumps(taken + left)], capture_output=True, text=True,
+                       env=cli.env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for argv, (fast, slow) in zip(taken + left, json.loads(r.stdout.splitlines()[-1]), strict=True):
+        if argv in taken:
+            assert fast == slow, argv
+        else:
+            assert fast is None, argv
+
+
+@pytest.mark.parametrize("args", [["--config", "CONFIG"], ["--demo"]])
+def test_a_plain_wizard_start_builds_no_parser(cli: CLI, args: list[str]) -> None:
+    args = [str(cli.config) if a == "CONFIG" else a for a in args]
+    r = cli.run(*args)  # no terminal here: the wizard refuses to start, with argparse's exit code for usage
+    assert r.returncode == 2 and "needs a terminal" in r.stderr
+    assert probe(cli, *args) == {"code": 2, "parsers": 0, "locale": False}
