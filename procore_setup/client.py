@@ -633,7 +633,39 @@ def _headers(company_id: int | str | None) -> dict[str, str]:
     return headers
 
 
-class ProcoreClient(httpx.Client):
+class _ProfileClient:
+    """What `ProcoreClient` and `AsyncProcoreClient` share: the profile, its auth and rate limiter,
+    and the keyword arguments of their httpx client."""
+
+    profile_name: str
+    api_url: str
+    max_in_flight: int
+    page_retries: int
+    limiter: RateLimiter
+    procore_auth: ProcoreAuth
+
+    def _prepare(self, profile: str | None, config: str | os.PathLike[str] | None, store: str | Store | None,
+                 passphrase_command: str | None, max_in_flight: int, retries: int) -> None:
+        auth, name, api_url = _setup(profile, config, store, passphrase_command)
+        self.profile_name = name
+        self.api_url = api_url
+        self.max_in_flight = max(1, max_in_flight)
+        self.page_retries = max(0, retries)
+        self.limiter = RateLimiter(_store_file_state(auth, name))
+        self.procore_auth = auth
+
+    def _client_kwargs(self, company_id: int | str | None) -> dict[str, Any]:
+        """The httpx client's arguments this class sets (the caller's own may not repeat them)."""
+        return dict(base_url=self.api_url, auth=self.procore_auth, trust_env=False,
+                    headers=_headers(company_id), follow_redirects=False)
+
+    def relogin_command(self) -> str:
+        from .hints import reauth_command
+
+        return reauth_command(self.procore_auth.store, self.profile_name)
+
+
+class ProcoreClient(_ProfileClient, httpx.Client):
     """An `httpx.Client` for a procore-setup profile's Procore API: base URL, token, company
     header, rate-limit pacing and safe retries. A context manager, like any httpx.Client.
 
@@ -646,25 +678,13 @@ class ProcoreClient(httpx.Client):
                  store: str | Store | None = None, company_id: int | str | None = None,
                  max_wait: float = DEFAULT_MAX_WAIT, max_in_flight: int = MAX_IN_FLIGHT,
                  retries: int = DEFAULT_RETRIES, passphrase_command: str | None = None, **kwargs: Any) -> None:
-        auth, name, api_url = _setup(profile, config, store, passphrase_command)
-        self.profile_name = name
-        self.api_url = api_url
-        self.max_in_flight = max(1, max_in_flight)
-        self.page_retries = max(0, retries)
-        self.limiter = RateLimiter(_store_file_state(auth, name))
-        self.procore_auth = auth
-        transport = PacingTransport(api_url, self.limiter, max_wait=max_wait, retries=retries)
+        self._prepare(profile, config, store, passphrase_command, max_in_flight, retries)
+        transport = PacingTransport(self.api_url, self.limiter, max_wait=max_wait, retries=retries)
         kwargs.setdefault("timeout", _timeout())
-        super().__init__(base_url=api_url, auth=auth, transport=transport, trust_env=False,
-                         headers=_headers(company_id), follow_redirects=False, **kwargs)
+        super().__init__(transport=transport, **self._client_kwargs(company_id), **kwargs)
 
     def __repr__(self) -> str:
         return f"ProcoreClient(profile={self.profile_name!r}, api_url={self.api_url!r})"
-
-    def relogin_command(self) -> str:
-        from .hints import reauth_command
-
-        return reauth_command(self.procore_auth.store, self.profile_name)
 
     def _page(self, url: str, params: Mapping[str, Any] | None) -> tuple[bytes, httpx.Response]:
         """One page, read whole; a body that breaks off is asked for again (a GET: safe), a bounded
@@ -759,7 +779,7 @@ class ProcoreClient(httpx.Client):
             link = pages.follow(pages.next_link(response), response)
 
 
-class AsyncProcoreClient(httpx.AsyncClient):
+class AsyncProcoreClient(_ProfileClient, httpx.AsyncClient):
     """`ProcoreClient` for asyncio: an `httpx.AsyncClient` (`async with`), `async for item in
     client.paginate(...)`. The token refresh runs in a worker thread (it may wait for the lock)."""
 
@@ -767,25 +787,13 @@ class AsyncProcoreClient(httpx.AsyncClient):
                  store: str | Store | None = None, company_id: int | str | None = None,
                  max_wait: float = DEFAULT_MAX_WAIT, max_in_flight: int = MAX_IN_FLIGHT,
                  retries: int = DEFAULT_RETRIES, passphrase_command: str | None = None, **kwargs: Any) -> None:
-        auth, name, api_url = _setup(profile, config, store, passphrase_command)
-        self.profile_name = name
-        self.api_url = api_url
-        self.max_in_flight = max(1, max_in_flight)
-        self.page_retries = max(0, retries)
-        self.limiter = RateLimiter(_store_file_state(auth, name))
-        self.procore_auth = auth
-        transport = AsyncPacingTransport(api_url, self.limiter, max_wait=max_wait, retries=retries)
+        self._prepare(profile, config, store, passphrase_command, max_in_flight, retries)
+        transport = AsyncPacingTransport(self.api_url, self.limiter, max_wait=max_wait, retries=retries)
         kwargs.setdefault("timeout", _timeout())
-        super().__init__(base_url=api_url, auth=auth, transport=transport, trust_env=False,
-                         headers=_headers(company_id), follow_redirects=False, **kwargs)
+        super().__init__(transport=transport, **self._client_kwargs(company_id), **kwargs)
 
     def __repr__(self) -> str:
         return f"AsyncProcoreClient(profile={self.profile_name!r}, api_url={self.api_url!r})"
-
-    def relogin_command(self) -> str:
-        from .hints import reauth_command
-
-        return reauth_command(self.procore_auth.store, self.profile_name)
 
     async def _page(self, url: str, params: Mapping[str, Any] | None) -> tuple[bytes, httpx.Response]:
         """`ProcoreClient._page` for asyncio."""
