@@ -748,14 +748,15 @@ class ProcoreClient(_ProfileClient, httpx.Client):
                 try:
                     while window:
                         body, response = window.popleft().result()
-                        nxt = next(todo, None)
-                        if nxt is not None:
-                            window.append(pool.submit(self._page, path, pages.page_params(nxt)))
                         items = pages.items(body, response.request.url)
                         del body
                         got = pages.take(items)
                         if got is None:
                             return  # fewer pages than Total said
+                        # the next page only now: a list that just ended sends nothing more
+                        nxt = next(todo, None)
+                        if nxt is not None:
+                            window.append(pool.submit(self._page, path, pages.page_params(nxt)))
                         yield from got
                 finally:
                     for future in window:
@@ -858,13 +859,13 @@ class AsyncProcoreClient(_ProfileClient, httpx.AsyncClient):
             try:
                 while window:
                     body, response = await window.popleft()
-                    nxt = next(todo, None)
-                    if nxt is not None:
-                        window.append(asyncio.ensure_future(self._page(path, pages.page_params(nxt))))
                     items = pages.items(body, response.request.url)
                     got = pages.take(items)
                     if got is None:
                         return  # fewer pages than Total said
+                    nxt = next(todo, None)  # the next page only now, as in ProcoreClient.paginate
+                    if nxt is not None:
+                        window.append(asyncio.ensure_future(self._page(path, pages.page_params(nxt))))
                     for item in got:
                         yield item
             finally:
