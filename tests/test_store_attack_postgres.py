@@ -14,7 +14,7 @@ import re
 import secrets
 import subprocess
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -22,17 +22,8 @@ import pytest
 from helpers.cli import EXE, base_env
 from helpers.engine import wait_for
 from helpers.stores import hold_answers, Shared
-from procore_setup.testing import FakeProcore
 
 FAKE_ROLE_PASSWORD_CHARS = "abcdefghijkmnpqrstuvwxyz23456789"
-
-
-@pytest.fixture
-def pg(tmp_path: Path, fake: FakeProcore, pg_server: Any, pg_store_url: str) -> Iterator[Shared]:
-    s = Shared("postgres", pg_store_url, fake, tmp_path, lambda: pg_server.dump(pg_store_url),
-               [pg_server.app_password])
-    yield s
-    s.finish()
 
 
 def _db(url: str) -> str:

@@ -1361,23 +1361,8 @@ class FakeProcore:
         total = len(companies)
         last = max((total + per_page - 1) // per_page, 1)
         items = companies[(page - 1) * per_page : page * per_page]
-        host = req.headers.get("host", "").strip()
-        base = f"http://{host}" if host else self.url
-
-        def link(p: int) -> str:
-            params = dict(q)
-            params["page"] = str(p)
-            params["per_page"] = str(per_page)
-            return f"<{base}/rest/v1.0/companies?{urlencode(params)}>"
-
-        links = []
-        if page > 1:
-            links.append(f'{link(1)}; rel="first"')
-            links.append(f'{link(min(page - 1, last))}; rel="prev"')
-        if page < last:
-            links.append(f'{link(page + 1)}; rel="next"')
-        links.append(f'{link(last)}; rel="last"')
-        headers = [("Total", str(total)), ("Per-Page", str(per_page)), ("Link", ", ".join(links))]
+        links = self._links(req, "/rest/v1.0/companies", q, page, per_page, last)
+        headers = [("Total", str(total)), ("Per-Page", str(per_page)), ("Link", links)]
         return _Response.json(200, [dict(c) for c in items], headers)
 
     def _project(self, company_id: int, i: int) -> dict[str, Any]:
