@@ -27,6 +27,7 @@ from .shared import (
     SharedStore,
     decode,
     encode,
+    guarded,
     version_of,
 )
 
@@ -209,12 +210,14 @@ class PostgresStore(SharedStore):
                 hint="Use postgresql://USER@HOST:PORT/DATABASE (the password from PGPASSWORD or ~/.pgpass, or in the URL).",
             ) from None
 
+    @guarded
     def _data(self) -> Any:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._drop_connection()
             self._conn = self._connect(autocommit=True)
         return self._conn
 
+    @guarded
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -268,6 +271,7 @@ class PostgresStore(SharedStore):
                             hint="Check the store with: procore-setup store init --print. Nothing was changed.")
 
     # -- the primitives ----------------------------------------------------------------
+    @guarded
     def _read(self) -> Revision:
         if self._conn is None and self._driver is None:
             fast = self._read_through_libpq()
@@ -352,6 +356,7 @@ class PostgresStore(SharedStore):
                 profiles[name] = value
         return Revision(version, settings, profiles)
 
+    @guarded
     def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
                deletes: list[str], *, create: bool) -> bool:
         conn = self._data()
@@ -390,7 +395,7 @@ class PostgresStore(SharedStore):
     @contextlib.contextmanager
     def _hold_lock(self, timeout: float) -> Iterator[None]:
         conn = self._connect(autocommit=False)  # its own connection: the lock lives in its transaction
-        try:
+        with self._closing_lock(conn.close):  # closing it ends the transaction: the lock is released
             try:
                 key = (LOCK_CLASS, TABLE)
                 # first: the lock's own statement stays the session's last (what an operator sees)
@@ -408,10 +413,8 @@ class PostgresStore(SharedStore):
             except self._pg.Error as exc:
                 raise self._error(exc, "waiting for the lock") from None
             yield
-        finally:
-            with contextlib.suppress(Exception):
-                conn.close()  # ends the transaction: the lock is released
 
+    @guarded
     def _prepare_write(self) -> None:
         if self._ready:
             return
@@ -433,6 +436,7 @@ class PostgresStore(SharedStore):
             )
         self._ready = True
 
+    @guarded
     def server_identity(self) -> tuple[str, ...]:
         """What names this database however its URL is spelt (a Unix socket, hostaddr=, a host
         given twice): the server's start time and port, and the database's name."""
@@ -448,6 +452,7 @@ class PostgresStore(SharedStore):
         """The SQL `store init --print` prints, for a database owner to run."""
         return SCHEMA_SQL + GRANT_SQL
 
+    @guarded
     def init(self) -> str:
         """`store init`: create the table if it is missing, and check this role may use it."""
         created = self.create_schema()
@@ -461,6 +466,7 @@ class PostgresStore(SharedStore):
                 "belongs to, the database's owner or a superuser); a table of any other owner would be refused. "
                 "This role may read and write it.")
 
+    @guarded
     def create_schema(self) -> bool:
         """Create the table if it is missing; True if this call created it."""
         conn = self._data()

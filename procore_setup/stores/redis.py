@@ -48,6 +48,7 @@ from .shared import (
     SharedStore,
     decode,
     encode,
+    guarded,
     version_of,
 )
 
@@ -294,11 +295,13 @@ class RedisStore(SharedStore):
         }
         return r.Redis(connection_pool=r.ConnectionPool(**options))
 
+    @guarded
     def _data(self) -> Any:
         if self._client is None:
             self._client = self._connect()
         return self._client
 
+    @guarded
     def _drop_connection(self) -> None:
         client, self._client = self._client, None
         if client is not None:
@@ -373,6 +376,7 @@ class RedisStore(SharedStore):
         return StoreRefused(f"{where} failed while {doing}: {detail}.", hint="Nothing was changed.")
 
     # -- the primitives -------------------------------------------------------------
+    @guarded
     def _read(self) -> Revision:
         if self._fast is not None and self._client is None and self._driver is None:
             from . import resp
@@ -461,6 +465,7 @@ class RedisStore(SharedStore):
                                "object.", hint="Correct or delete that key.")
         return value
 
+    @guarded
     def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
                deletes: list[str], *, create: bool) -> bool:
         client = self._data()
@@ -486,7 +491,7 @@ class RedisStore(SharedStore):
     def _hold_lock(self, timeout: float) -> Iterator[None]:
         client = self._connect()  # its own connections: the extending thread uses them too
         key, token, lease_ms = self.key("lock"), secrets.token_hex(16), max(1, int(self.lease * 1000))
-        try:
+        with self._closing_lock(client.connection_pool.disconnect):
             self._acquire(client, key, token, lease_ms, timeout)
             stop = threading.Event()
             keeper = threading.Thread(target=self._keep, args=(client, key, token, lease_ms, stop),
@@ -499,9 +504,6 @@ class RedisStore(SharedStore):
                 keeper.join(READ_TIMEOUT)
                 with contextlib.suppress(Exception):  # unreachable: the lease runs out on its own
                     self._run(client, "release", _RELEASE, [key], [token], "releasing the lock")
-        finally:
-            with contextlib.suppress(Exception):
-                client.connection_pool.disconnect()
 
     def _acquire(self, client: Any, key: str, token: str, lease_ms: int, timeout: float) -> None:
         """Take the lock, polling with backoff for at most `timeout` seconds. A server that is down
@@ -560,6 +562,7 @@ class RedisStore(SharedStore):
             except self._redis.RedisError:
                 continue  # the server is unreachable for now: try again at the next tick
 
+    @guarded
     def server_identity(self) -> tuple[str, ...]:
         """What names this store however its URL is spelt (/00 for /0, another name of the host):
         the server's run id, the database number and the key prefix."""
@@ -569,12 +572,14 @@ class RedisStore(SharedStore):
             raise self._error(exc, "asking which server it is") from None
         return ("redis", run_id, str(int(self._options.get("db", 0) or 0)), self.prefix)
 
+    @guarded
     def _prepare_write(self) -> None:
         if self._ready:
             return
         self._run(self._data(), "probe", _PROBE, [self.key("probe")], [], "checking that it may write")
         self._ready = True
 
+    @guarded
     def init(self) -> str:
         """`store init`: nothing to create (keys are made on first use); check this user may write."""
         self._ready = False
@@ -592,6 +597,7 @@ class RedisStore(SharedStore):
             self._note = (self._durability(),)
         return self._note[0]
 
+    @guarded
     def _durability(self) -> str | None:
         client = self._data()
         try:

@@ -21,10 +21,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import functools
 import math
+import threading
 import time
 from datetime import date, datetime, time as dtime
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple, Self, TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import (EXIT_TEMPORARY, LockTimeout, NewerTokensInStore, NotConfigured, StoreConflict, StoreRefused,
@@ -347,6 +349,22 @@ def _check_url(url: str) -> None:
             raise UsageError(f"The {scheme}:// store URL does not parse {not_shown}.", hint=hint)
 
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def guarded(method: _Method) -> _Method:
+    """A store method that uses the data connection: one thread at a time (a `ProcoreAuth` shared
+    by a script's threads), so that no thread makes a second connection over another's, or drops
+    the one another thread is reading from."""
+
+    @functools.wraps(method)
+    def run(self: SharedStore, *args: Any, **kwargs: Any) -> Any:
+        with self._guard:
+            return method(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
 class SharedStore(StoreCommon):
     """A store on a server that several hosts share. Subclasses: PostgresStore, RedisStore."""
 
@@ -372,6 +390,10 @@ class SharedStore(StoreCommon):
         check_driver(self.driver_name, self.kind, self.driver_extra)
         self._driver: Any = None
         self._lenient_version = False  # only save_last_resort reads a version this program did not write
+        # The data connection is one thread's at a time (see `guarded`); reentrant, as the store's
+        # methods call each other. The lock connections open now, so that close() ends them too.
+        self._guard = threading.RLock()
+        self._lock_closers: list[Callable[[], None]] = []
 
     @property
     def driver(self) -> Any:
@@ -469,7 +491,37 @@ class SharedStore(StoreCommon):
         raise NotImplementedError
 
     def close(self) -> None:
-        self._drop_connection()
+        """Close every connection this store holds: the data connection (redis-py's pool), and the
+        connection of any lock held now (which ends that lock: the version fence keeps whatever its
+        holder still saves from overwriting a newer pair). Idempotent; a store used again after
+        this connects again."""
+        with self._guard:
+            closers, self._lock_closers = self._lock_closers, []
+            self._drop_connection()
+        for close in closers:
+            with contextlib.suppress(Exception):
+                close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _closing_lock(self, close: Callable[[], None]) -> Iterator[None]:
+        """Around the life of a lock's own connection: `close` ends it when the block ends, or when
+        close() is called before that."""
+        with self._guard:
+            self._lock_closers.append(close)
+        try:
+            yield
+        finally:
+            with self._guard:
+                with contextlib.suppress(ValueError):
+                    self._lock_closers.remove(close)
+            with contextlib.suppress(Exception):
+                close()
 
     # -- reading -------------------------------------------------------------------
     def exists(self) -> bool:
@@ -609,11 +661,12 @@ class SharedStore(StoreCommon):
             try:
                 # Procore has answered: a version this program did not write (a foreign -1) must not
                 # cost the pair. It is read as it is, and the pair's save goes above it and ours.
-                self._lenient_version = True
-                try:
-                    current = self._read()
-                finally:
-                    self._lenient_version = False
+                with self._guard:  # lenient for this read only, not another thread's
+                    self._lenient_version = True
+                    try:
+                        current = self._read()
+                    finally:
+                        self._lenient_version = False
                 merged = dict(current.profiles)
                 moved = (current.settings or {}).get("moved")
                 for name, fields in profiles.items():
