@@ -8,13 +8,16 @@
 
 It adds the bearer token (and the saved `Procore-Company-Id`, unless the request
 sets one), refreshes before expiry under the same lock as the CLI, and on a 401
-refreshes once and retries once.
+refreshes once and retries once. One `ProcoreAuth` may serve many threads at once.
+
+It holds the store open (a shared store keeps a connection): `auth.close()`, or use it as a
+context manager (`with ProcoreAuth() as auth:`, `async with` too), when done.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, AsyncGenerator, Generator
+from typing import TYPE_CHECKING, AsyncGenerator, Generator, Self
 
 import httpx
 
@@ -38,15 +41,40 @@ class ProcoreAuth(httpx.Auth):
 
         if store is not None and not isinstance(store, (str, os.PathLike)):
             self.store: Store = store  # opened by the caller (the CLI), with its password and settings
+            self._owns_store = False  # the caller's to close
         else:
             self.store = open_store(config, store=store, passphrase_command=passphrase_command)
-        self.profile = settings.profile(profile)
-        self.http_timeout = settings.http_timeout()
+            self._owns_store = True
+        try:
+            self.profile = settings.profile(profile)
+            self.http_timeout = settings.http_timeout()
+        except BaseException:
+            self.close()
+            raise
         self.min_valid = min_valid
         self.company_header = company_header
 
     def __repr__(self) -> str:
         return f"ProcoreAuth(profile={self.profile!r}, store={self.store.describe()!r})"
+
+    def close(self) -> None:
+        """Close the store's connections (a store handed in already opened is its owner's to close).
+        Idempotent; a request made after it connects again."""
+        close = getattr(self.store, "close", None) if self._owns_store else None
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
 
     def _fresh(self, reject: str | None = None) -> tuple[str, int | None]:
         result = ensure_fresh(self.store, self.profile, min_valid=self.min_valid, reject=reject, fallback_valid=30,

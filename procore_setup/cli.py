@@ -81,10 +81,26 @@ def _profile(args: argparse.Namespace) -> str | None:
     return settings.profile(_opt(args, "profile"))
 
 
+_opened: list[Any] = []  # the stores this run opened: main() closes them when the command ends
+
+
 def _store(args: argparse.Namespace) -> Any:
     from .stores import open_store
 
-    return open_store(_opt(args, "config"), store=_opt(args, "store"), passphrase_command=_opt(args, "passphrase_command"))
+    store = open_store(_opt(args, "config"), store=_opt(args, "store"), passphrase_command=_opt(args, "passphrase_command"))
+    _opened.append(store)
+    return store
+
+
+def _close_stores() -> None:
+    """Close the stores this run opened (a shared store's connections), whatever the command did."""
+    while _opened:
+        close = getattr(_opened.pop(), "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - the command's outcome stands; nothing is lost by this
+                pass
 
 
 def _interactive() -> bool:
@@ -281,6 +297,7 @@ def cmd_store(args: argparse.Namespace) -> int:
     from .stores import open_store
 
     destination = open_store(store=args.to, passphrase_command=_opt(args, "passphrase_command"))
+    _opened.append(destination)
     return _report(run_move(_store(args), destination, None if args.all else _profile(args),
                             interactive=_interactive(), http_timeout=settings.http_timeout()))
 
@@ -411,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         _warn(f"internal error: {type(exc).__name__}{where}. Nothing was lost. "
               "Set PROCORE_SETUP_DEBUG=1 for a traceback, and please report it.")
         return 1
+    finally:
+        _close_stores()
 
 
 if __name__ == "__main__":

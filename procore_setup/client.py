@@ -612,7 +612,11 @@ def _store_file_state(auth: ProcoreAuth, profile: str) -> FileState | None:
 def _setup(profile: str | None, config: str | os.PathLike[str] | None, store: str | Store | None,
            passphrase_command: str | None) -> tuple[ProcoreAuth, str, str]:
     auth = ProcoreAuth(profile, config, store=store, passphrase_command=passphrase_command)
-    prof = auth.store.load().get(auth.profile)
+    try:
+        prof = auth.store.load().get(auth.profile)
+    except BaseException:
+        auth.close()
+        raise
     return auth, prof.name, prof.api_url.rstrip("/")
 
 
@@ -679,12 +683,29 @@ class ProcoreClient(_ProfileClient, httpx.Client):
                  max_wait: float = DEFAULT_MAX_WAIT, max_in_flight: int = MAX_IN_FLIGHT,
                  retries: int = DEFAULT_RETRIES, passphrase_command: str | None = None, **kwargs: Any) -> None:
         self._prepare(profile, config, store, passphrase_command, max_in_flight, retries)
-        transport = PacingTransport(self.api_url, self.limiter, max_wait=max_wait, retries=retries)
-        kwargs.setdefault("timeout", _timeout())
-        super().__init__(transport=transport, **self._client_kwargs(company_id), **kwargs)
+        try:
+            transport = PacingTransport(self.api_url, self.limiter, max_wait=max_wait, retries=retries)
+            kwargs.setdefault("timeout", _timeout())
+            super().__init__(transport=transport, **self._client_kwargs(company_id), **kwargs)
+        except BaseException:
+            self.procore_auth.close()
+            raise
 
     def __repr__(self) -> str:
         return f"ProcoreClient(profile={self.profile_name!r}, api_url={self.api_url!r})"
+
+    def close(self) -> None:
+        """Close the connections, the auth's store's too."""
+        try:
+            super().close()
+        finally:
+            self.procore_auth.close()
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            self.procore_auth.close()
 
     def _page(self, url: str, params: Mapping[str, Any] | None) -> tuple[bytes, httpx.Response]:
         """One page, read whole; a body that breaks off is asked for again (a GET: safe), a bounded
@@ -789,12 +810,29 @@ class AsyncProcoreClient(_ProfileClient, httpx.AsyncClient):
                  max_wait: float = DEFAULT_MAX_WAIT, max_in_flight: int = MAX_IN_FLIGHT,
                  retries: int = DEFAULT_RETRIES, passphrase_command: str | None = None, **kwargs: Any) -> None:
         self._prepare(profile, config, store, passphrase_command, max_in_flight, retries)
-        transport = AsyncPacingTransport(self.api_url, self.limiter, max_wait=max_wait, retries=retries)
-        kwargs.setdefault("timeout", _timeout())
-        super().__init__(transport=transport, **self._client_kwargs(company_id), **kwargs)
+        try:
+            transport = AsyncPacingTransport(self.api_url, self.limiter, max_wait=max_wait, retries=retries)
+            kwargs.setdefault("timeout", _timeout())
+            super().__init__(transport=transport, **self._client_kwargs(company_id), **kwargs)
+        except BaseException:
+            self.procore_auth.close()
+            raise
 
     def __repr__(self) -> str:
         return f"AsyncProcoreClient(profile={self.profile_name!r}, api_url={self.api_url!r})"
+
+    async def aclose(self) -> None:
+        """Close the connections, the auth's store's too."""
+        try:
+            await super().aclose()
+        finally:
+            self.procore_auth.close()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            await super().__aexit__(*exc)
+        finally:
+            self.procore_auth.close()
 
     async def _page(self, url: str, params: Mapping[str, Any] | None) -> tuple[bytes, httpx.Response]:
         """`ProcoreClient._page` for asyncio."""

@@ -478,5 +478,10 @@ def get_token(profile: str | None = None, *, config: str | os.PathLike[str] | No
     from . import settings
 
     opened = open_store(config, store=store, passphrase_command=passphrase_command)
-    return ensure_fresh(opened, settings.profile(profile), min_valid=min_valid, force=force,
-                        http_timeout=settings.http_timeout()).access_token
+    try:
+        return ensure_fresh(opened, settings.profile(profile), min_valid=min_valid, force=force,
+                            http_timeout=settings.http_timeout()).access_token
+    finally:
+        close = getattr(opened, "close", None)  # a shared store's connection: not left for the garbage collector
+        if close is not None:
+            close()

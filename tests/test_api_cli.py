@@ -22,6 +22,7 @@ import pytest
 from procore_setup.testing import FakeProcore
 from helpers.cli import EXE
 from helpers.engine import FIRST_COMPANY, SECOND_COMPANY, Engine, mode_of
+from helpers.stores import close_store
 
 PROJECTS = "/rest/v1.0/projects"
 V2 = f"/rest/v2.0/companies/{FIRST_COMPANY}/projects"
@@ -529,15 +530,19 @@ def test_a_429_is_shared_by_the_processes_of_a_shared_store_on_one_host(eng: Eng
     from procore_setup.flow import SetupFlow
     from procore_setup.stores import open_store
 
-    flow = SetupFlow(open_store(store=redis_store_url), "default")
-    flow.load_existing()
-    flow.set_environment("custom", eng.fake.url, eng.fake.url)
-    flow.set_client(eng.fake.client_id, eng.fake.client_secret)
-    flow.start_authorization()
-    flow.exchange(eng.fake.issue_code())
-    flow.verify()
-    flow.choose_company(FIRST_COMPANY)
-    flow.save()
+    store = open_store(store=redis_store_url)
+    try:
+        flow = SetupFlow(store, "default")
+        flow.load_existing()
+        flow.set_environment("custom", eng.fake.url, eng.fake.url)
+        flow.set_client(eng.fake.client_id, eng.fake.client_secret)
+        flow.start_authorization()
+        flow.exchange(eng.fake.issue_code())
+        flow.verify()
+        flow.choose_company(FIRST_COMPANY)
+        flow.save()
+    finally:
+        close_store(store)  # its connection, in this process
     eng.fake.reset_stats()
     cache = tmp_path / "cache"
     env = {k: v for k, v in eng.env().items() if k != "PROCORE_SETUP_CONFIG"}

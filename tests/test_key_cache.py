@@ -21,6 +21,7 @@ from typing import Iterator
 import pytest
 
 from helpers.cli import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
+from helpers.stores import close_store
 from procore_setup import keycache
 from procore_setup.crypto import table_params
 from procore_setup.testing import FakeProcore
@@ -208,5 +209,8 @@ def test_another_user_does_not_get_the_cached_key(fake: FakeProcore, redis_store
         from procore_setup.stores import open_store
 
         store = open_store(store=redis_store_url, environ={})
-        salt, n, r_, p = table_params("store", store.load().raw["encryption"])
+        try:
+            salt, n, r_, p = table_params("store", store.load().raw["encryption"])
+        finally:
+            close_store(store)  # its connection, in this process
         keycache.drop(keycache.name(store.key_id(), salt, n, r_, p))

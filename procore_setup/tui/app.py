@@ -405,9 +405,10 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
 
         session = DemoSession().start()
         config, store_url = session.config_path, None
+    opened = None
     try:
-        app = ProcoreSetupApp(open_store(config, store=store_url, passphrase_command=passphrase_command),
-                              profile=profile, demo=session, login=login, service_account=service_account)
+        opened = open_store(config, store=store_url, passphrase_command=passphrase_command)
+        app = ProcoreSetupApp(opened, profile=profile, demo=session, login=login, service_account=service_account)
         if session is not None:
             _end_demo_on_signals(session, app)
         result = app.run()
@@ -425,6 +426,9 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
                 print("Keep it fresh from cron with:")
                 print(f"  {flowmod.cron_line(store, saved.name)}")
     finally:
+        close = getattr(opened, "close", None)  # a shared store's connections: the wizard is done with them
+        if close is not None:
+            close()
         if session is not None:
             session.stop()
     if session is not None:

@@ -23,8 +23,9 @@ from procore_setup.testing import FakeProcore
 TOKEN_PATH = ["/oauth/token"]
 KINDS = ("file", "postgres", "redis")
 # A shared store's run refused after finding another holder's in-flight mark waits for that
-# holder's answer while its request could still be running (2 x the HTTP timeout + 5 s from the
-# mark): where the test knows that holder is dead or held, a short HTTP timeout keeps the wait short.
+# holder's answer while its request could still be running (one attempt, 2 x the HTTP timeout, + 5 s
+# from the refusal; at most the client's whole budget from the mark): where the test knows that
+# holder is dead or held, a short HTTP timeout keeps the wait short.
 NO_WAIT = {"PROCORE_SETUP_HTTP_TIMEOUT": "1"}
 # A Redis lock is a lease: a holder the test SIGKILLs keeps the lock until its lease runs out
 # (30 s by default), and the other host waits for that. A holder given a short lease lets the
@@ -89,20 +90,31 @@ class Shared:
         self.hosts = [Host(self, tmp / f"host{i}") for i in (1, 2)]
         self._secrets = secrets  # the store's own password(s)
         self._seen: list[tuple[subprocess.CompletedProcess[str], str | None]] = []
+        self._opened: list[Any] = []  # the stores `store()` opened, closed by `finish`
 
     def store(self, **kw: Any) -> Any:
-        return open_store(store=self.url, environ={}, **kw)
+        """The store, opened in this process; closed when the test ends (`finish`)."""
+        store = open_store(store=self.url, environ={}, **kw)
+        self._opened.append(store)
+        return store
 
     def profile(self, name: str = "default") -> dict[str, Any]:
-        return dict(self.store().load().profiles[name].data)
+        store = open_store(store=self.url, environ={})
+        try:
+            return dict(store.load().profiles[name].data)
+        finally:
+            close_store(store)
 
     def edit(self, change: Callable[[Any], object]) -> None:
         """Change the stored document the way the program does (under the lock, versioned)."""
-        store = self.store()
-        with store.lock():
-            doc = store.load()
-            change(doc)
-            store.save(doc)
+        store = open_store(store=self.url, environ={})
+        try:
+            with store.lock():
+                doc = store.load()
+                change(doc)
+                store.save(doc)
+        finally:
+            close_store(store)
 
     def expire(self, name: str = "default") -> None:
         self.fake.expire_access_tokens()
@@ -118,8 +130,17 @@ class Shared:
         return r
 
     def finish(self) -> None:
+        while self._opened:
+            close_store(self._opened.pop())
         for r, printed in self._seen:
             assert_no_secrets(r, self.secrets(), printed_token=printed)
+
+
+def close_store(store: Any) -> None:
+    """Close a store opened in the test's process (a shared store's connections; a file has none)."""
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
 
 
 def redis_dump(url: str) -> str:

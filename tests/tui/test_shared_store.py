@@ -12,6 +12,7 @@ from procore_setup.testing import FakeProcore
 from procore_setup.tui.app import ProcoreSetupApp
 
 from helpers.cli import CLIENT_SECRET, EXE, base_env
+from helpers.stores import close_store
 from helpers.wizard import (
     SIZE,
     Clock,
@@ -55,6 +56,8 @@ async def test_the_wizard_saves_into_a_shared_store_and_token_reads_it_on_anothe
         head = str(again.screen.query_one("#file").render())
         assert head.startswith("Store: " + store.describe()) and password not in head
         await pilot.press("q")
+    for opened in (store, again.store):  # their connections, in this process (run_wizard's own close)
+        close_store(opened)
 
     home = tmp_path / "other-host"
     home.mkdir()
