@@ -137,14 +137,17 @@ def _check_not_in_flight(source: Store, prof: Profile, http_timeout: float | Non
     On a store whose locks can be lost (a dropped lock connection, a lease that ran out), the
     holder of an in-flight mark may be alive without the lock: its answer would still be saved
     into the source after the move, a second live copy of the chain. Such a request cannot run
-    past its whole-attempt deadline (2 x the HTTP timeout + 5 s, as refresh waits for it), counted
-    from the mark; a mark from a dead process blocks the move only that long.
+    past the client's whole budget (oauth.holder_budget: every attempt and the waits between
+    them, as refresh waits for it), counted from the mark; a mark from a dead process blocks the
+    move only that long.
     """
     started = prof.refresh_started_at
     if started is None or not source.locks_can_be_lost:
         return
+    from .oauth import holder_budget
+
     step = max(http_timeout if http_timeout is not None else DEFAULT_HTTP_STEP, DEFAULT_HTTP_STEP)
-    whole = 2 * step + 5 + MARK_ROUNDING + CLOCK_SKEW
+    whole = holder_budget(step) + MARK_ROUNDING + CLOCK_SKEW
     # A mark ahead of our clock counts as made just now: never longer than one deadline from here.
     age = max(0.0, (datetime.now(timezone.utc) - started).total_seconds())
     left = whole - age

@@ -310,15 +310,22 @@ def _await_refresh_in_flight(store: Store, profile: Profile, sent: str | None, s
     """On a shared store, the in-flight mark this run found may belong to a holder that is alive and
     only lost its lock (a dropped lock connection, a lease that ran out): Procore refused the stored
     token because that holder's request used it, and its answer may still land in the store. Wait
-    for it while such a request could still be running (its whole-attempt deadline, counted from
-    the mark), instead of calling for a new login over a chain that is alive; None if nothing came."""
+    for it while such a request could still be running, instead of calling for a new login over a
+    chain that is alive; None if nothing came.
+
+    Two bounds, both from the client's own limits (oauth.holder_budget), the nearer one counts:
+    the holder's whole budget (every attempt, the waits between them) from its mark; and one
+    attempt from now, since the request that used the token went out before Procore refused
+    this run's, and is answered within its attempt's deadline or not at all."""
     import time
 
-    step = http_timeout if http_timeout is not None else 15.0
-    grace = 2 * step + 5
-    # The mark is another host's wall clock: never wait longer than the grace from now, however far
+    from .oauth import HOLDER_MARGIN, attempt_seconds, holder_budget
+
+    budget = holder_budget(http_timeout)
+    # The mark is another host's wall clock: never wait longer than the budget from now, however far
     # ahead that clock ran (a mark dated in the future counts as made just now).
-    left = min(grace, max(0.0, (started - utcnow()).total_seconds() + grace))
+    left = min(budget, max(0.0, (started - utcnow()).total_seconds() + budget),
+               attempt_seconds(http_timeout) + HOLDER_MARGIN)
     end = time.monotonic() + left
     while time.monotonic() < end:
         time.sleep(0.25)
