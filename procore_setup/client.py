@@ -651,12 +651,16 @@ class _ProfileClient:
     def _prepare(self, profile: str | None, config: str | os.PathLike[str] | None, store: str | Store | None,
                  passphrase_command: str | None, max_in_flight: int, retries: int) -> None:
         auth, name, api_url = _setup(profile, config, store, passphrase_command)
+        self.procore_auth = auth
         self.profile_name = name
         self.api_url = api_url
         self.max_in_flight = max(1, max_in_flight)
         self.page_retries = max(0, retries)
-        self.limiter = RateLimiter(_store_file_state(auth, name))
-        self.procore_auth = auth
+        try:
+            self.limiter = RateLimiter(_store_file_state(auth, name))
+        except BaseException:
+            auth.close()
+            raise
 
     def _client_kwargs(self, company_id: int | str | None) -> dict[str, Any]:
         """The httpx client's arguments this class sets (the caller's own may not repeat them)."""

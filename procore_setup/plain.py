@@ -97,6 +97,7 @@ def run_plain(args: argparse.Namespace) -> int:
             demo_secret = demo.fake.service_account_client_secret
         _say(f"Demo mode: a fake Procore server runs at {demo.url}; nothing real is touched.")
         _say(f"Throwaway credentials file: {config}")
+    store: Any = None
     try:
         store = open_store(config, store=store_url, passphrase_command=getattr(args, "passphrase_command", None))
         secret = demo_secret if demo is not None else None
@@ -104,6 +105,9 @@ def run_plain(args: argparse.Namespace) -> int:
             return _run_service_account(args, store, interactive, demo_secret=secret)
         return _run(args, store, interactive, demo_secret=secret, demo=demo is not None)
     finally:
+        close = getattr(store, "close", None)  # a shared store's connection: closed, not left to exit
+        if close is not None:
+            close()
         if demo is not None:
             demo.stop()
 

@@ -132,6 +132,10 @@ def secret_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(FakeProcore, "_new_pair", recording_new_pair)
 
     popen_init = subprocess.Popen.__init__
+    # The test's own processes, kept until its end: the pipes of those that have ended are closed
+    # then (a test that read a pipe without communicate() leaves it open, and pyproject's
+    # filterwarnings fails a ResourceWarning: that one is the test's, not the product's).
+    started: list[subprocess.Popen[Any]] = []
 
     def recording_init(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
         env = kwargs.get("env")
@@ -139,6 +143,7 @@ def secret_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
             for name in SECRET_ENV_VARS:
                 guard.add(env.get(name), f"${name} of a subprocess")
         popen_init(self, *args, **kwargs)
+        started.append(self)
 
     communicate = subprocess.Popen.communicate
 
@@ -168,6 +173,14 @@ def secret_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     finally:
         logging.getLogger().removeHandler(handler)
         pkg_logger.setLevel(old_level)
+        for proc in started:
+            if proc.poll() is not None:  # ended (a server a fixture started lives on, pipes and all)
+                for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                    if pipe is not None:
+                        try:
+                            pipe.close()
+                        except OSError:
+                            pass
 
 
 @pytest.hookimpl(hookwrapper=True)
