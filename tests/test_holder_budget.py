@@ -14,7 +14,7 @@ made short through PROCORE_SETUP_HTTP_TIMEOUT; nothing here sleeps.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 import pytest
 
@@ -22,9 +22,21 @@ from helpers.engine import wait_for
 from helpers.stores import TOKEN_PATH, Shared, redis_dump
 from procore_setup.testing import FakeProcore
 
-HTTP_TIMEOUT = 5  # seconds: each attempt's read timeout (its whole deadline: twice that)
-RETRY_AFTER = 11  # the rate limiter's wait: the holder is past 2 x HTTP_TIMEOUT + 5 s from its mark by then
+HTTP_TIMEOUT = 6  # seconds: each attempt's read timeout (its whole deadline: twice that)
+RETRY_AFTER = 12  # the rate limiter's wait: the holder is past 2 x HTTP_TIMEOUT + 5 s from its mark by then
 ENV = {"PROCORE_SETUP_HTTP_TIMEOUT": str(HTTP_TIMEOUT), "PROCORE_SETUP_LOCK_TIMEOUT": "90"}
+
+
+def inject(fake: FakeProcore, **fault: Any) -> None:
+    """One fault for the fake: as a `Fault` value where the fake takes one, else as keywords.
+    (Branch `fake` turns inject's keywords into one `Fault`; the fields used here keep their names.)"""
+    import procore_setup.testing as testing
+
+    make = getattr(testing, "Fault", None)
+    if make is not None:
+        cast(Any, fake).inject(make(**fault))
+    else:
+        cast(Any, fake).inject(**fault)
 
 
 @pytest.fixture
@@ -56,9 +68,9 @@ def test_a_waiter_refused_after_the_holders_retries_waits_for_its_late_answer(rs
         except Exception:  # noqa: BLE001 - never break the fake's handler; the asserts below say what happened
             pass
 
-    fake.inject(drop=True, hang=HTTP_TIMEOUT + 2, paths=TOKEN_PATH)  # 1: never answered, never processed
-    fake.inject(status=429, retry_after=RETRY_AFTER, paths=TOKEN_PATH)  # 2: wait RETRY_AFTER s, then try again
-    fake.inject(hook=lose_the_lease_then_answer, paths=TOKEN_PATH)  # 3: processed, answer held
+    inject(fake, drop=True, hang=HTTP_TIMEOUT + 2, paths=TOKEN_PATH)  # 1: never answered, never processed
+    inject(fake, status=429, retry_after=RETRY_AFTER, paths=TOKEN_PATH)  # 2: wait RETRY_AFTER s, then try again
+    inject(fake, hook=lose_the_lease_then_answer, paths=TOKEN_PATH)  # 3: processed, answer held
     holder = one.popen("refresh", "--force", env=ENV)
     waiter = None
     try:
