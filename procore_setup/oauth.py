@@ -50,6 +50,25 @@ MAX_ATTEMPTS = 3
 RETRY_BUDGET = 30.0  # seconds of waiting between attempts, at most, for one call
 MAX_WAIT = 20.0  # a Retry-After longer than this is not waited for: exit 5 and let cron retry
 
+# How long a live holder's token request may still be running, counted from its in-flight mark,
+# for the HTTP timeout `http_timeout` (PROCORE_SETUP_HTTP_TIMEOUT; None: the defaults): every
+# attempt to its deadline, the waits between attempts, and a margin to save the answer. A run that
+# finds another's mark waits that long for its answer (refresh) or refuses to move the profile
+# meanwhile (store move), rather than call a chain dead that a late answer keeps alive.
+HOLDER_MARGIN = 5.0  # seconds: the answer's save (the mark is saved before the request goes out)
+
+
+def attempt_seconds(http_timeout: float | None = None) -> float:
+    """The longest one attempt of a request may take (its whole-attempt deadline)."""
+    return _deadline_for(_timeout(http_timeout))
+
+
+def holder_budget(http_timeout: float | None = None) -> float:
+    """Seconds, from its mark, a live holder's token request may take: MAX_ATTEMPTS attempts, the
+    RETRY_BUDGET of waiting between them, and HOLDER_MARGIN (125 s with the default timeouts)."""
+    return MAX_ATTEMPTS * attempt_seconds(http_timeout) + RETRY_BUDGET + HOLDER_MARGIN
+
+
 T = TypeVar("T")
 
 
@@ -98,25 +117,6 @@ def _deadline_for(timeout: httpx.Timeout) -> float:
     """
     parts = [t for t in (timeout.connect, timeout.read, timeout.write) if t is not None]
     return max(1.0, 2 * max(parts)) if parts else 60.0
-
-
-# How long a live holder's token request may still be running, counted from its in-flight mark,
-# for the HTTP timeout `http_timeout` (PROCORE_SETUP_HTTP_TIMEOUT; None: the defaults): every
-# attempt to its deadline, the waits between attempts, and a margin to save the answer. A run that
-# finds another's mark waits that long for its answer (refresh) or refuses to move the profile
-# meanwhile (store move), rather than call a chain dead that a late answer keeps alive.
-HOLDER_MARGIN = 5.0  # seconds: the answer's save (the mark is saved before the request goes out)
-
-
-def attempt_seconds(http_timeout: float | None = None) -> float:
-    """The longest one attempt of a request may take (its whole-attempt deadline)."""
-    return _deadline_for(_timeout(http_timeout))
-
-
-def holder_budget(http_timeout: float | None = None) -> float:
-    """Seconds, from its mark, a live holder's token request may take: MAX_ATTEMPTS attempts, the
-    RETRY_BUDGET of waiting between them, and HOLDER_MARGIN (125 s with the default timeouts)."""
-    return MAX_ATTEMPTS * attempt_seconds(http_timeout) + RETRY_BUDGET + HOLDER_MARGIN
 
 
 def is_loopback(host: str) -> bool:
