@@ -29,7 +29,7 @@ import pytest
 from helpers.cli import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
 from helpers.engine import issued_secrets
 from helpers.own_redis import RedisServer, redis_db, tls_files
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 
 TOKEN_PATH = ["/oauth/token"]
 PREFIX = "procore-setup:"
@@ -145,7 +145,7 @@ class Gate:
             if then is not None:
                 then()
 
-        fake.inject(hook=hook, paths=TOKEN_PATH)
+        fake.inject(Fault(hook=hook, paths=TOKEN_PATH))
 
     def open(self) -> None:
         self.event.set()
@@ -292,7 +292,7 @@ def test_clients_killed_right_after_procore_answered_lose_nothing(hosts: tuple[H
     killed: list[int] = []
     # the kill comes from inside the fake, after Procore processed the refresh and before its answer
     # goes out: the holder's next command (the save of the new pair) meets a dead connection
-    fake.inject(hook=lambda: killed.append(redis_server.kill_clients()), paths=TOKEN_PATH)
+    fake.inject(Fault(hook=lambda: killed.append(redis_server.kill_clients()), paths=TOKEN_PATH))
     r = one.run("refresh", "--force")
     assert r.returncode == 0, r.stderr
     assert killed and killed[0] >= 1
