@@ -28,7 +28,7 @@ import pytest
 
 from helpers.cli import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
 from helpers.engine import issued_secrets
-from helpers.own_redis import RedisServer, redis_db, tls_files
+from helpers.servers import RedisServer, redis_db, tls_files
 from procore_setup.testing import FakeProcore, Fault
 
 TOKEN_PATH = ["/oauth/token"]
