@@ -24,8 +24,6 @@ from .messages import Response, json_bytes
 
 __all__ = ["Chaos", "Fault", "FaultQueue", "apply", "make_gzip_bomb"]
 
-CHAOS_KINDS = ("drop", "500", "502", "503", "504", "429", "delay")
-
 _ZEROS = bytes(1 << 20)
 
 
