@@ -79,6 +79,21 @@ class NotConfigured(ProcoreSetupError):
     exit_code = EXIT_NOT_CONFIGURED
 
 
+class StoreEmpty(NotConfigured):
+    """A shared store holds nothing of procore-setup's yet. `note`: why that may be (a server that
+    keeps nothing across a restart), when the store has something to say; `command`: the command
+    that sets one up."""
+
+    def __init__(self, *, kind: str, store: str, command: str, note: str | None = None) -> None:
+        super().__init__(f"The {kind} store {store} holds no procore-setup credentials yet."
+                         + (f" {note}" if note else ""),
+                         hint=f"Set one up with: {command} (or: {command} login --plain)")
+        self.kind = kind
+        self.store = store
+        self.command = command
+        self.note = note
+
+
 class CredentialsFileError(ProcoreSetupError):
     """The credentials file exists but cannot be used: permissions, syntax, fields, passphrase."""
 
@@ -97,6 +112,24 @@ class StoreWriteError(CredentialsFileError):
 
 class StoreConflict(CredentialsFileError):
     """A save was refused: the store no longer holds what this run read from it (a stale write)."""
+
+
+class StoreChanged(StoreConflict):
+    """A shared store's version moved while this run worked with it (another process wrote it
+    without the lock, or this run lost its lock): nothing was overwritten. A lost lock, not a store
+    that cannot be used, so exit 5: run the command again. `kind` ("PostgreSQL", "Redis") and
+    `store` (its description, without the password) are what the message is made of."""
+
+    exit_code = EXIT_TEMPORARY
+
+    def __init__(self, *, kind: str, store: str) -> None:
+        super().__init__(
+            f"The {kind} store {store} changed while this command was working with it (another "
+            "process wrote it without holding the lock, or this one lost its lock); it was not overwritten.",
+            hint="Run the command again. Nothing was changed by this run.",
+        )
+        self.kind = kind
+        self.store = store
 
 
 class GrantNotSaved(CredentialsFileError):
@@ -229,6 +262,39 @@ class StoreUnavailable(TemporaryFailure):
 class StoreRefused(CredentialsFileError):
     """A shared store refused this run (wrong password, no such database, no rights, a schema it
     does not know): exit 6, like a credentials file that cannot be used."""
+
+
+class DriverFailure(Exception):
+    """What a store's own fast-path client (stores/libpq.py, stores/resp.py) says went wrong, as
+    fields; never shown as it is: the store maps it, through the same table as its driver's errors,
+    to StoreUnavailable, StoreRefused or UsageError, whose words name the store. Not a
+    ProcoreSetupError, so one that escaped would be a bug (exit 1), not a message."""
+
+
+class LibpqFailure(DriverFailure):
+    """libpq said no: `message` (its text, which never holds the password) and `sqlstate` ('' when
+    the server never answered with one); `connecting` when it happened before a connection existed."""
+
+    def __init__(self, message: str, sqlstate: str = "", *, connecting: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.sqlstate = sqlstate
+        self.connecting = connecting
+
+
+class RespFailure(DriverFailure):
+    """The plain-socket Redis read failed. `kind`: "unreachable" (no connection could be made),
+    "timeout" (the server said nothing for a whole wait), "deadline" (the whole read took longer
+    than its deadline: a server that trickles), "junk" (an answer that is no Redis reply this read
+    can use: a protocol error, nested too deep, too big), "reply" (the server answered an error
+    reply: `code` is its first word, WRONGPASS or NOPERM, and `reason` the rest) or "closed" (the
+    connection ended before the answer did). `reason` never holds the password."""
+
+    def __init__(self, kind: str, reason: str, *, code: str = "") -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.code = code
 
 
 class ProfileMoved(NotConfigured):
