@@ -6,7 +6,9 @@ status codes and Procore's own error descriptions into them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+_E = TypeVar("_E", bound="ProcoreSetupError")
 
 # Exit codes, documented in the README and in `procore-setup --help`.
 EXIT_OK = 0
@@ -35,19 +37,52 @@ exit codes:
 
 
 class ProcoreSetupError(Exception):
-    """Base class. `str(err)` is a complete, user-facing message without secrets."""
+    """Base class. `str(err)` is a complete, user-facing message without secrets.
+
+    `text` is what went wrong, as said where it happened; `notes` what the layers above learnt
+    since (rendered after it, in `message`); `hint` what to do. A layer that knows more than the
+    raiser (the command that logs this profile in again, a save that failed meanwhile) says so
+    with `given()`, which keeps the class and every field: no message is rebuilt from another's.
+    """
 
     exit_code = EXIT_INTERNAL
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
+        self.text = message
         self.hint = hint
+        self.notes: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        return " ".join((self.text, *self.notes))
 
     def __str__(self) -> str:
         if self.hint:
             return f"{self.message}\n{self.hint}"
         return self.message
+
+    def given(self: _E, *, hint: str | None = None, note: str | None = None, **fields: Any) -> _E:
+        """A new error of this class with every field of this one, and what the caller knows: a
+        `hint` in place of this one's, a `note` after its text, `fields` (existing ones only, e.g.
+        after_lost_answer=True). Complete when returned: this one is left as it was."""
+        return self.as_a(type(self), hint=hint, note=note, **fields)
+
+    def as_a(self, cls: type[_E], *, hint: str | None = None, note: str | None = None, **fields: Any) -> _E:
+        """`given`, as an error of the class `cls`, which has this one's fields (a subclass of this
+        one's base with no fields of its own): a ServerError that turned out to be an AnswerLost."""
+        new = cls.__new__(cls, *self.args)
+        Exception.__init__(new, *self.args)
+        new.__dict__.update(self.__dict__)
+        for name, value in fields.items():
+            if name not in new.__dict__:  # a field of the error, never its class's exit code
+                raise TypeError(f"{cls.__name__} has no field {name}")
+            setattr(new, name, value)
+        if hint is not None:
+            new.hint = hint
+        if note is not None:
+            new.notes = (*self.notes, note)
+        return new
 
 
 class UsageError(ProcoreSetupError):
@@ -233,6 +268,16 @@ def env_seconds(name: str, default: float, low: float, high: float, *, environ: 
 
 class InvalidValue(UsageError):
     """A value from outside (a URL, a token, a credential) that the tool will not use."""
+
+
+class InvalidURL(InvalidValue):
+    """A login or API base URL the tool will not use: "The {what} {problem}." (`what`: "login URL",
+    `problem`: "has no host name"), so a caller that names the URL its own way renders the fields."""
+
+    def __init__(self, what: str, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(f"The {what} {problem}.", hint=hint)
+        self.what = what
+        self.problem = problem
 
 
 class FileTooBig(CredentialsFileError):

@@ -237,21 +237,13 @@ def url_texts(url: str) -> list[str]:
 
 
 def _loopback(host: str | None) -> bool:
-    """Whether a host (as a URL or libpq names it) is this machine: a Unix socket, localhost, or a
-    loopback address. Anything else goes over a network, where TLS matters."""
-    if not host:
+    """Whether a host (as a URL or libpq names it) is this machine: a Unix socket, or what
+    checks.is_loopback says is this machine. Anything else goes over a network, where TLS matters."""
+    if not host or host.startswith(("/", "@")):
         return True  # no host: the default Unix socket (libpq), or localhost (redis-py)
-    host = host.strip("[]")
-    if host.startswith(("/", "@")) or host.lower() in ("localhost", "localhost.", "ip6-localhost", "::1"):
-        return True
-    if host.startswith("127.") and host.count(".") == 3 and host.replace(".", "").isdigit():
-        return True  # the usual case, without importing ipaddress on the fast path
-    import ipaddress
+    from ..checks import is_loopback
 
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(host)
 
 
 _warned: set[str] = set()
