@@ -38,6 +38,15 @@ def test_a_reply_without_its_crlf_is_exit_5_after_one_connection(tmp_path: Path)
     assert "Traceback" not in r.stderr
 
 
+def test_a_server_that_trickles_is_given_one_deadline_on_one_connection(tmp_path: Path) -> None:
+    """A byte every quarter second: the whole read's deadline ends it, and nothing asks again."""
+    with HostileRedis("trickle") as server:
+        r = _token(tmp_path, f"redis://127.0.0.1:{server.port}/0", PROCORE_SETUP_STORE_TIMEOUT="2")
+        assert r.returncode == 5, r.stderr
+        assert server.connections == 1
+    assert "deadline" in r.stderr and "PROCORE_SETUP_STORE_TIMEOUT" in r.stderr, r.stderr
+
+
 def test_a_bulk_string_followed_by_something_else_than_its_crlf_is_refused(tmp_path: Path) -> None:
     """Two bytes of data where a bulk string's CRLF belongs: a reader that skips them unread would
     take what is left for a good, empty store (exit 3); what is left over says the lengths lied."""
