@@ -10,6 +10,7 @@ this machine.
 
 from __future__ import annotations
 
+import secrets
 import socket
 import subprocess
 from pathlib import Path
@@ -98,6 +99,21 @@ def test_a_refused_password_is_said_after_one_connection(tmp_path: Path, fake: F
 
 
 # -- libpq: which one, which version, which options ----------------------------------------------------------
+
+def test_a_database_that_does_not_exist_is_said_the_same_through_libpq_and_psycopg(tmp_path: Path,
+                                                                                  pg_server: Any,
+                                                                                  pg_store_url: str) -> None:
+    """One table maps both: `token` reads through libpq (stores/libpq.py), `store init` connects
+    with psycopg; the server's refusal reaches both as text only (a connection that failed has no
+    result to hold a SQLSTATE), and both say the same sentence, exit 6."""
+    url = pg_server.url(f"nosuch_{secrets.token_hex(4)}")
+    env = base_env(HOME=str(tmp_path), PROCORE_SETUP_STORE=url)
+    for args in (["token"], ["store", "init"]):
+        r = subprocess.run([EXE, *args], capture_output=True, text=True, timeout=60, env=env)
+        assert r.returncode == 6, (args, r.stderr)
+        assert f"{url.split('@')[1]} names a database that does not exist" in r.stderr, r.stderr
+        assert "createdb" in r.stderr and pg_server.app_password not in r.stderr
+
 
 def test_libpq_version_is_read_from_the_library_psycopg_uses() -> None:
     import psycopg
