@@ -583,8 +583,10 @@ def test_token_from_redis_imports_neither_httpx_nor_textual(hosts: tuple[Host, H
     one.login()
     r, mods = _imported(one, "token")
     assert r.returncode == 0
-    # a valid token is read over a plain socket (stores/resp.py): not even redis-py is imported
+    # a valid token is read over a plain socket (stores/resp.py, its replies parsed by hiredis): not
+    # even redis-py is imported
     assert not mods & {"httpx", "textual", "tomlkit", "redis"}, mods & {"httpx", "textual", "tomlkit", "redis"}
+    assert "hiredis" in mods
     set_expiry(redis_server, one.url, -60)
     r, mods = _imported(one, "token")
     assert r.returncode == 0 and "httpx" in mods and "redis" in mods  # a refresh that is needed loads both
