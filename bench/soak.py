@@ -374,7 +374,7 @@ def store_admin(url: str) -> PostgresAdmin | RedisAdmin:
 
 
 def no_password(url: str) -> str:
-    from procore_setup.stores.shared import without_password
+    from procore_setup.stores.rows import without_password
 
     return without_password(url)
 

@@ -46,7 +46,7 @@ class ProcoreAuth(httpx.Auth):
         self.company_header = company_header
 
     def __repr__(self) -> str:
-        return f"ProcoreAuth(profile={self.profile!r}, store={self.store.describe()!r})"
+        return f"ProcoreAuth(profile={self.profile!r}, store={self.store.address.describe()!r})"
 
     def _fresh(self, reject: str | None = None) -> tuple[str, int | None]:
         result = ensure_fresh(self.store, self.profile, min_valid=self.min_valid, reject=reject, fallback_valid=30,

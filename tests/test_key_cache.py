@@ -209,4 +209,4 @@ def test_another_user_does_not_get_the_cached_key(fake: FakeProcore, redis_store
 
         store = open_store(store=redis_store_url, environ={})
         salt, n, r_, p = table_params("store", store.load().raw["encryption"])
-        keycache.drop(keycache.name(store.key_id(), salt, n, r_, p))
+        keycache.drop(keycache.name(store.address.key_id(), salt, n, r_, p))

@@ -24,7 +24,8 @@ from .. import flow as flowmod
 from .. import settings
 from ..flow import AUTHORIZE, CLIENT, CODE, ENVIRONMENT, SAVED, VERIFY, SetupFlow
 from ..profile import SERVICE_ACCOUNT, USER
-from .shared import ADD, KIND, NEW, PROFILES, REAUTHORIZE, StoreFacts, browser_problem, describe
+from ..stores.base import access_note
+from .screenkit import ADD, KIND, NEW, PROFILES, REAUTHORIZE, StoreFacts, browser_problem, describe
 
 if TYPE_CHECKING:
     from ..profile import Profile
@@ -415,7 +416,7 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
         if saved is not None and app.return_code in (0, None):
             # The screen is gone now: leave what to copy in the terminal's scrollback.
             store = app.store
-            print(f"Saved profile {saved.name!r} to {store.describe()} ({store.access_note()}).")
+            print(f"Saved profile {saved.name!r} to {store.address.describe()} ({access_note(store.address)}).")
             if session is not None:
                 print("Demo mode: that file and the fake server are gone now.")
             elif saved.is_service_account:
