@@ -1,9 +1,11 @@
-"""The one seam for storage: the Store protocol, and the factory that opens the store of a run.
+"""The one seam for storage: the Store protocol (what moves data) and StoreAddress (how a store
+is named, for the edge to render).
 
 Everything above it (refresh, the setup flow, status, the encryption commands, both
 front-ends, the library) is written against `Store` and never asks what kind of store it
-has; each store owns its own details, the way httpx's transports do. The credentials file
-(`stores.file.FileStore`) is the embedded default.
+has; each store owns its own details, the way httpx's transports do. The registry and the
+factory (`open_store`) are in `registry`; the credentials file (`stores.file.FileStore`) is
+the embedded default. Standard library only, and no import of a store: the stores import this.
 """
 
 from __future__ import annotations
