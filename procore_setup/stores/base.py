@@ -10,8 +10,7 @@ the embedded default. Standard library only, and no import of a store: the store
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ContextManager, Protocol
+from typing import TYPE_CHECKING, Any, ContextManager, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from ..profile import Credentials
@@ -19,11 +18,12 @@ if TYPE_CHECKING:
 DEFAULT_LOCK_TIMEOUT = 60.0  # seconds a command waits for a store's lock ($PROCORE_SETUP_LOCK_TIMEOUT)
 
 
-@dataclass(frozen=True)
-class StoreAddress:
+class StoreAddress(NamedTuple):
     """How a store is named, as one value the edge renders (messages, `status`, printed
     commands, the keyring and key cache): never what moves data. Made once, when the store is
-    opened; it holds no secret (a URL's password is left out).
+    opened; it holds no secret (a URL's password is left out). Frozen: a NamedTuple rather than
+    a frozen dataclass, because `dataclasses` (and `inspect`, which it imports) would cost
+    `token` about 15 ms of imports.
 
     - `kind`: "file", "PostgreSQL", "Redis": how messages and `status --json` name the kind.
     - `option`: "config" (a credentials file's path) or "store" (a shared store's URL): how a

@@ -85,17 +85,24 @@ class FileStore(StoreCommon):
         self.path = os.path.realpath(self.given_path)
         self.dir = os.path.dirname(self.path)
         self.lock_path = self.path + ".lock"
-        try:
-            at_default = self.path == platform_default_path()
-        except Exception:  # noqa: BLE001 - no config dir to compare with: name the file
-            at_default = False
         # The commands a hint prints name the file with --config unless it is the default one
         # (a path from $PROCORE_SETUP_CONFIG is named too: cron jobs often run without it).
         self.address = StoreAddress(kind="file", option="config", where=self.path,
-                                    flag_implied=at_default and not named_by_env, mode_path=self.path)
+                                    flag_implied=not named_by_env and self._at_default(path), mode_path=self.path)
 
     def __repr__(self) -> str:
         return f"FileStore({self.path!r})"
+
+    def _at_default(self, given: object) -> bool:
+        """Whether this is the user config directory's file. platformdirs is imported only when the
+        path could be it (`procore-setup/credentials.toml`): `token` with a path pays nothing."""
+        if given is not None and (os.path.basename(self.path) != FILE_NAME or
+                                  os.path.basename(self.dir) != "procore-setup"):
+            return False
+        try:
+            return self.path == platform_default_path()
+        except Exception:  # noqa: BLE001 - no config dir to compare with: name the file
+            return False
 
     def exists(self) -> bool:
         return os.path.lexists(self.given_path)
