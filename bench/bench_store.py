@@ -92,7 +92,7 @@ def main() -> int:
     try:
         with store_url(args.store) as url, FakeProcore() as fake, tempfile.TemporaryDirectory() as tmp:
             assert url is not None
-            from procore_setup.stores.shared import without_password
+            from procore_setup.stores.rows import without_password
 
             base = clean_env()
             file_env = dict(base, PROCORE_SETUP_CONFIG=os.path.join(tmp, "file", "credentials.toml"))

@@ -183,7 +183,8 @@ def socket_owner(client_port: int, server_port: int, pids: list[int]) -> int | N
     inode = None
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            lines = open(table).read().splitlines()[1:]
+            with open(table) as f:
+                lines = f.read().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
@@ -375,7 +376,7 @@ def store_admin(url: str) -> PostgresAdmin | RedisAdmin:
 
 
 def no_password(url: str) -> str:
-    from procore_setup.stores.shared import without_password
+    from procore_setup.stores.rows import without_password
 
     return without_password(url)
 
@@ -1100,14 +1101,16 @@ class Soak:
 def machine() -> str:
     cpu = "?"
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
     except OSError:
         pass
     try:
-        load = open("/proc/loadavg").read().split()[0]
+        with open("/proc/loadavg") as f:
+            load = f.read().split()[0]
     except OSError:
         load = "?"
     return f"{os.cpu_count()} CPUs ({cpu}), load {load} at the end, Python {sys.version.split()[0]}, {sys.platform}"

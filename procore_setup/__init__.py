@@ -8,7 +8,7 @@ The library surface for users' scripts is small and imported lazily, so that
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["__version__", "get_token", "ProcoreAuth", "ProcoreClient", "AsyncProcoreClient", "ProcoreSetupError"]
 

@@ -348,7 +348,9 @@ def _run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
 
     # An encrypted file: ask for its passphrase now if a person is there (the key is kept for this
     # run), rather than failing later inside a request that cannot prompt.
-    store.open_secrets(store.load(), interactive=_stdin_is_tty())
+    from .passphrase import open_secrets
+
+    open_secrets(store, store.load(), interactive=_stdin_is_tty())
     out = Output(sys.stdout.buffer, _stdout_is_tty())
     with ProcoreClient(profile, store=store, max_wait=args.max_wait) as client:
         target = _path(args.path, client.api_url)

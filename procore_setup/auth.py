@@ -55,14 +55,13 @@ class ProcoreAuth(httpx.Auth):
         self.company_header = company_header
 
     def __repr__(self) -> str:
-        return f"ProcoreAuth(profile={self.profile!r}, store={self.store.describe()!r})"
+        return f"ProcoreAuth(profile={self.profile!r}, store={self.store.address.describe()!r})"
 
     def close(self) -> None:
         """Close the store's connections (a store handed in already opened is its owner's to close).
         Idempotent; a request made after it connects again."""
-        close = getattr(self.store, "close", None) if self._owns_store else None
-        if close is not None:
-            close()
+        if self._owns_store:
+            self.store.close()
 
     def __enter__(self) -> Self:
         return self

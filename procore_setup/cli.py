@@ -20,19 +20,6 @@ if TYPE_CHECKING:
     import argparse
 
 
-def seconds_value(text: str) -> float | str:
-    """A number of seconds from 0 to 86400, or (a str) what is wrong with it. The message never
-    repeats the value: whatever was typed there may be a secret pasted into the wrong place,
-    and parser errors end up in cron mail."""
-    try:
-        value = float(text)
-    except ValueError:
-        return "the value is not a number of seconds"
-    if not 0 <= value <= 86400 or value != value:
-        return "must be between 0 and 86400 seconds"
-    return value
-
-
 COMMANDS = ("token", "refresh", "status", "login", "revoke", "encrypt", "decrypt", "passphrase", "store", "api",
             "completion", "demo")
 _GLOBAL_WITH_VALUE = ("--config", "--store", "--profile", "--passphrase-command")
@@ -62,7 +49,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or (for speed on the headless path) the main parser plus one command's."""
     from .cliparser import build_parser as build
 
-    return build(only)
+    handlers = {"wizard": cmd_wizard, "token": cmd_token, "refresh": cmd_refresh, "status": cmd_status,
+                "login": cmd_login, "revoke": cmd_revoke, "encrypt": cmd_encrypt, "decrypt": cmd_decrypt,
+                "passphrase": cmd_passphrase, "store": cmd_store, "api": cmd_api, "completion": cmd_completion,
+                "demo": cmd_demo}
+    return build(only, handlers)
 
 
 class _Args:
@@ -95,12 +86,11 @@ def _store(args: argparse.Namespace) -> Any:
 def _close_stores() -> None:
     """Close the stores this run opened (a shared store's connections), whatever the command did."""
     while _opened:
-        close = getattr(_opened.pop(), "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception:  # noqa: BLE001 - the command's outcome stands; nothing is lost by this
-                pass
+        store = _opened.pop()
+        try:
+            store.close()
+        except Exception:  # noqa: BLE001 - the command's outcome stands; nothing is lost by this
+            pass
 
 
 def _interactive() -> bool:
@@ -156,7 +146,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
             if doc.moved:  # a cron job left pointing at a store whose profiles moved away
                 raise doc.moved_error(sorted(doc.moved)[0], command="refresh --all")
-            raise NotConfigured(f"{store.describe()} holds no profiles yet.", hint=f"Add one with: {add_command(store)}")
+            raise NotConfigured(f"{store.address.describe()} holds no profiles yet.", hint=f"Add one with: {add_command(store)}")
     else:
         names = [_profile(args)]
     outcomes: list[dict[str, Any]] = []
@@ -239,7 +229,9 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     from .hints import reauth_command
 
     store = _store(args)
-    with store.transaction(interactive=_interactive()) as doc:
+    from .transaction import transaction
+
+    with transaction(store, interactive=_interactive()) as doc:
         prof = doc.get(_profile(args))
         if not prof.access_token and not prof.refresh_token:
             print(f"{prof.name}: no tokens stored; nothing to revoke.")
@@ -286,10 +278,12 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    from .movestore import run_init, run_move
-
     if args.action == "init":
+        from .storeinit import run_init
+
         return _report(run_init(_store(args), print_sql=args.print_sql))
+    from .movestore import run_move
+
     if not args.to:
         raise UsageError("store move needs --to URL: the store to move the profiles to.")
     if args.all and _opt(args, "profile"):
@@ -377,7 +371,7 @@ def _plain_args(argv: list[str], command: str) -> argparse.Namespace | None:
                 i += 1
                 value = argv[i]
             if name == "--min-valid":
-                seconds = seconds_value(value)
+                seconds = settings.seconds_value(value)
                 if isinstance(seconds, str):
                     return None
                 min_valid = seconds

@@ -594,7 +594,7 @@ def _store_file_state(auth: ProcoreAuth, profile: str) -> FileState | None:
     For a shared store (PostgreSQL, Redis) the processes of this host share a file in the user's
     cache directory, named by a hash of the store's address; sharing it between hosts, through the
     store itself, is for later."""
-    kind, where = auth.store.locator()
+    kind, where = auth.store.address.locator()
     if kind == "config":
         return FileState(where + ".ratelimit", profile)
     import hashlib

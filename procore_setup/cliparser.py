@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from . import __version__
-from .cli import (cmd_api, cmd_completion, cmd_decrypt, cmd_demo, cmd_encrypt, cmd_login, cmd_passphrase, cmd_refresh,
-                  cmd_revoke, cmd_status, cmd_store, cmd_token, cmd_wizard, seconds_value)
+from .version import __version__
+from .settings import seconds_value
 from .errors import EXIT_CODES_HELP
 from .refresh import DEFAULT_REFRESH_MIN_VALID, DEFAULT_TOKEN_MIN_VALID
 
@@ -150,8 +149,10 @@ class _Parser(argparse.ArgumentParser):
         return message + choices
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The full parser, or (for speed on the headless path) the main parser plus one command's."""
+def build_parser(only: str | None, handlers: Mapping[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
+    """The full parser, or (for speed on the headless path) the main parser plus one command's.
+    `handlers`: each command's function by the command's name ("wizard": none given), handed in
+    by cli so that the parsers never import the commands (one way through the house)."""
     def common(p: argparse.ArgumentParser, passphrase_help: str | None = None,
                brief: bool = False) -> argparse.ArgumentParser:
         # on the main parser and on every command, so both `--profile P token` and `token --profile P` work;
@@ -178,24 +179,24 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"procore-setup {__version__}")
     parser.add_argument("--demo", action="store_true",
                         help="run the wizard against a built-in fake Procore server with a throwaway file")
-    parser.set_defaults(func=cmd_wizard)
+    parser.set_defaults(func=handlers["wizard"])
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help: str, description: str | None = None,
+    def add(name: str, help: str, description: str | None = None,
             passphrase_help: str | None = None) -> argparse.ArgumentParser | _Unused:
         if only is not None and name != only:
             return _Unused()  # not used in this run: build nothing
         p = sub.add_parser(name, help=help, description=description or help, epilog=COMMAND_EPILOG,
                            formatter_class=_Formatter)
-        p.set_defaults(func=func)
+        p.set_defaults(func=handlers[name])
         return common(p, passphrase_help, brief=True)
 
-    p = add("token", cmd_token, "print a valid access token (refreshing first if needed)",
+    p = add("token", "print a valid access token (refreshing first if needed)",
             'For scripts: curl -H "Authorization: Bearer $(procore-setup token)" ...')
     p.add_argument("--min-valid", type=_seconds, default=DEFAULT_TOKEN_MIN_VALID, metavar="SECONDS",
                    help=f"refresh first if the token expires within this many seconds (default {DEFAULT_TOKEN_MIN_VALID})")
 
-    p = add("refresh", cmd_refresh, "refresh tokens that expire soon (for cron)",
+    p = add("refresh", "refresh tokens that expire soon (for cron)",
             "Refresh the access token when it expires within the window; does nothing otherwise.\n"
             "Cron example: */20 * * * * procore-setup refresh --all --quiet")
     p.add_argument("--all", action="store_true", help="every profile in the file")
@@ -205,14 +206,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
-    p = add("status", cmd_status, "show profiles, expiry and problems (never secrets)",
+    p = add("status", "show profiles, expiry and problems (never secrets)",
             "Show profiles, expiry and problems (never secrets). Exits 4 when a profile needs a new login,\n"
             "3 when there is none; with --online, 5 when Procore could not confirm a token (the check failed).")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.add_argument("--online", action="store_true",
                    help="also ask Procore's token-info endpoint (exit 5 when that check fails)")
 
-    p = add("login", cmd_login, "set up or re-authorize a profile",
+    p = add("login", "set up or re-authorize a profile",
             "Set up or re-authorize a profile. Opens the wizard, or with --plain asks line by line.\n"
             "The client secret comes from $PROCORE_CLIENT_SECRET or a hidden prompt (or a line of stdin\n"
             "when stdin is not a terminal), never from the command line. When stdin is not a terminal the\n"
@@ -235,20 +236,20 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                    help="against a built-in fake Procore server, with a throwaway file")
     p.add_argument("--no-verify", action="store_true", help=argparse.SUPPRESS)
 
-    p = add("revoke", cmd_revoke, "revoke the tokens at Procore and forget them (keeps client settings)")
+    p = add("revoke", "revoke the tokens at Procore and forget them (keeps client settings)")
     p.add_argument("--local-only", action="store_true", help="forget the tokens without telling Procore")
 
-    p = add("encrypt", cmd_encrypt, "encrypt the secrets in the credentials file",
+    p = add("encrypt", "encrypt the secrets in the credentials file",
             passphrase_help="command whose output is the passphrase (stored in the file for unattended runs)")
     p.add_argument("--keyring", action="store_true",
                    help="also keep the passphrase in the OS keyring (needs the keyring extra)")
-    p = add("decrypt", cmd_decrypt, "store the secrets unencrypted again")
-    p = add("passphrase", cmd_passphrase, "change the passphrase of an encrypted file (one atomic rewrite)",
+    p = add("decrypt", "store the secrets unencrypted again")
+    p = add("passphrase", "change the passphrase of an encrypted file (one atomic rewrite)",
             passphrase_help="command whose output is the current passphrase")
     p.add_argument("--new-passphrase-command", metavar="CMD",
                    help="command whose output is the new passphrase (stored in the file for unattended runs)")
 
-    p = add("store", cmd_store, "set up a shared store, or move profiles between stores",
+    p = add("store", "set up a shared store, or move profiles between stores",
             "procore-setup --store URL store init [--print]: create the shared store's table (or print its SQL)\n"
             "procore-setup [--store URL | --config PATH] store move --to URL [--profile P | --all]: move profiles\n"
             "from this store to another one, leaving a tombstone here that names where they went")
@@ -257,7 +258,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--to", metavar="URL", help="move: the store to move to (a URL, or a credentials file's path)")
     p.add_argument("--all", action="store_true", help="move: every profile")
 
-    p = add("api", cmd_api, "call Procore's REST API (pagination, rate limits and retries handled)",
+    p = add("api", "call Procore's REST API (pagination, rate limits and retries handled)",
             _api_help() if only in (None, "api") else None)
     if not isinstance(p, _Unused):
         from .apicmd import add_arguments
@@ -267,10 +268,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     if only in (None, "completion"):  # its help text lives with it; `token` does not load it
         from .completion import HELP, SHELLS
 
-        p = add("completion", cmd_completion, "print the shell completion script (bash, zsh, fish)", HELP)
+        p = add("completion", "print the shell completion script (bash, zsh, fish)", HELP)
         p.add_argument("shell", choices=SHELLS, help="the shell to complete in")
 
-    p = add("demo", cmd_demo, "keep a demo profile and the fake Procore running, to try the commands",
+    p = add("demo", "keep a demo profile and the fake Procore running, to try the commands",
             "Start the built-in fake Procore on 127.0.0.1 with a throwaway credentials file holding a\n"
             "logged-in demo profile (and a demo service account), then open your shell with\n"
             "PROCORE_SETUP_CONFIG pointing at it, so that `procore-setup token`, `refresh`, `status` and\n"

@@ -70,7 +70,6 @@ def _login(session: Any, store: Any) -> dict[str, Any]:
 
 def guide(session: Any, store: Any, made: dict[str, Any]) -> str:
     """What to try, as commands that work as printed in the demo shell."""
-    from . import cli
     from .flow import cron_line
 
     url = session.url
@@ -91,8 +90,7 @@ def guide(session: Any, store: Any, made: dict[str, Any]) -> str:
     ]
     if made.get("service_account"):
         lines.append("  procore-setup token --profile reports")
-    if "api" in cli.COMMANDS:  # the REST front-end, once this version has it
-        lines.append("  procore-setup api /rest/v1.0/me")
+    lines.append("  procore-setup api /rest/v1.0/me")
     lines += [
         f"  {shlex.quote(sys.executable)} -c 'from procore_setup import get_token; "
         "print(len(get_token()), \"characters of token\")'",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .crypto import Cipher, derive_key, table_params, verify_key, new_encryption_table
 from .errors import CredentialsFileError, UsageError
+from .transaction import transaction
 from .passphrase import (
     ENV_NEW_PASSPHRASE,
     ENV_PASSPHRASE,
@@ -21,11 +22,15 @@ from .passphrase import (
     _prompt_new,
     _Source,
     forget_key,
+    open_secrets,
+    unlock_with,
     keyring_passphrase,
     keyring_store,
     run_passphrase_command,
     shown_command,
 )
+
+from .stores.base import readable_by
 
 if TYPE_CHECKING:
     from .profile import Credentials
@@ -71,8 +76,8 @@ def run_encrypt(store: Store, *, passphrase_command: str | None = None, interact
     if passphrase_command is not None and not passphrase_command.strip():
         raise UsageError("--passphrase-command is empty.")
     out = Outcome()
-    where = store.describe()
-    with store.transaction(secrets=False) as doc:
+    where = store.address.describe()
+    with transaction(store, secrets=False) as doc:
         if doc.encrypted:
             if keyring:
                 _keyring_for_encrypted(store, doc, passphrase_command, interactive, out)
@@ -104,9 +109,9 @@ def encrypt_file(store: Store, passphrase: str, *, passphrase_command: str | Non
     For front-ends that ask for the passphrase themselves (the wizard's Saved screen).
     Returns how many secrets were encrypted.
     """
-    with store.transaction(secrets=False) as doc:
+    with transaction(store, secrets=False) as doc:
         if doc.encrypted:
-            raise UsageError(f"{store.describe()} is encrypted already.")
+            raise UsageError(f"{store.address.describe()} is encrypted already.")
         return _encrypt(doc, passphrase, passphrase_command, check_command=True, label="the wizard")
 
 
@@ -137,14 +142,14 @@ def _unless_it_prints(command: str, path: str, passphrase: str, *also_hidden: st
 
 def _store_in_keyring(store: Store, passphrase: str) -> None:
     """Put the passphrase of `store` in the OS keyring and read it back, or raise (exit 6)."""
-    why = keyring_store(store.key_id(), passphrase)
+    why = keyring_store(store.address.key_id(), passphrase)
     if why is None:
-        back, why = keyring_passphrase(store.key_id())
+        back, why = keyring_passphrase(store.address.key_id())
         if back is not None and hmac.compare_digest(back.encode(), passphrase.encode()):
             return
         why = why or "it gives back a different value"
     raise CredentialsFileError(
-        f"Cannot keep the passphrase of {store.describe()} in the OS keyring: {why}.",
+        f"Cannot keep the passphrase of {store.address.describe()} in the OS keyring: {why}.",
         hint="Nothing was changed. The keyring needs the extra (pip install 'procore-setup[keyring]') and a "
         "working backend; or leave out --keyring and give the passphrase another way.",
     )
@@ -156,14 +161,14 @@ def _keyring_for_encrypted(store: Store, doc: Credentials, command: str | None, 
     _, source = _cipher_and_source(doc, interactive=interactive, passphrase_command=command, use_cache=False)
     assert source is not None
     if source.kind == "keyring":
-        out.say(f"{store.describe()}: the OS keyring holds its passphrase already; nothing to do.")
+        out.say(f"{store.address.describe()}: the OS keyring holds its passphrase already; nothing to do.")
         return
     _store_in_keyring(store, source.passphrase)
-    out.say(f"{store.describe()}: its passphrase (from {source.label}) is now in the OS keyring.")
+    out.say(f"{store.address.describe()}: its passphrase (from {source.label}) is now in the OS keyring.")
 
 
 def _set_command(store: Store, doc: Credentials, command: str | None, out: Outcome) -> None:
-    where = store.describe()
+    where = store.address.describe()
     table = doc.encryption or {}
     if not command or command == table.get("passphrase_command"):
         out.say(f"{where}: the secrets are encrypted already; nothing to do.")
@@ -196,10 +201,10 @@ def run_change_passphrase(store: Store, *, passphrase_command: str | None = None
     if new_passphrase_command is not None and not new_passphrase_command.strip():
         raise UsageError("--new-passphrase-command is empty.")
     out = Outcome()
-    where = store.describe()
+    where = store.address.describe()
     keyring_changed_from: str | None = None  # the old passphrase, once the keyring holds the new one
     try:
-        with store.transaction(secrets=False) as doc:
+        with transaction(store, secrets=False) as doc:
             table = doc.encryption
             if table is None:
                 raise UsageError(f"{where}: the secrets are not encrypted, so there is no passphrase to change.",
@@ -209,7 +214,7 @@ def run_change_passphrase(store: Store, *, passphrase_command: str | None = None
                                              use_cache=False)
             assert old is not None
             stored_cmd = table.get("passphrase_command")  # a string: _cipher_and_source checked it
-            store.open_secrets(doc, cipher=cipher)  # a value it cannot open stays as it is, still refused
+            unlock_with(doc, cipher)  # a value it cannot open stays as it is, still refused
             doc.check_seals()  # under the old key: a new one must not vouch for someone else's change
             new = _new_passphrase(where, new_passphrase_command, interactive=interactive)
             if hmac.compare_digest(new.passphrase.encode(), old.passphrase.encode()):
@@ -241,7 +246,7 @@ def run_change_passphrase(store: Store, *, passphrase_command: str | None = None
             count = _secret_count(doc)
     except BaseException:
         if keyring_changed_from is not None:
-            keyring_store(store.key_id(), keyring_changed_from)  # the store kept the old one: so does the keyring
+            keyring_store(store.address.key_id(), keyring_changed_from)  # the store kept the old one: so does the keyring
         raise
     forget_key(doc, old_table)  # saved: the old key opens nothing now, and is cached nowhere
     out.say(f"{where}: passphrase changed; {count} secret(s) encrypted again under the new one "
@@ -283,12 +288,12 @@ def _new_passphrase(path: str, command: str | None, *, interactive: bool) -> _So
 def run_decrypt(store: Store, *, passphrase_command: str | None = None, interactive: bool = False) -> Outcome:
     """`procore-setup decrypt`: store the secrets unencrypted again, atomically, under the lock."""
     out = Outcome()
-    where = store.describe()
-    with store.transaction(secrets=False) as doc:
+    where = store.address.describe()
+    with transaction(store, secrets=False) as doc:
         if not doc.encrypted:
             out.say(f"{where}: the secrets are not encrypted; nothing to do.")
             return out
-        store.open_secrets(doc, interactive=interactive, passphrase_command=passphrase_command, strict=True)
+        open_secrets(store, doc, interactive=interactive, passphrase_command=passphrase_command, strict=True)
         doc.check_seals()  # a plain store has no seals: it must not take in someone else's change unseen
         table = doc.raw.pop("encryption", None)
         doc.cipher = None
@@ -298,7 +303,7 @@ def run_decrypt(store: Store, *, passphrase_command: str | None = None, interact
 
 
 def _kept(store: Store) -> str:
-    mode = store.permissions()
+    mode = readable_by(store.address)
     return f"the file stays owner-only, mode {mode}" if mode == "0600" else f"permissions: {mode}"
 
 

@@ -221,7 +221,9 @@ class SetupFlow:
         """Prefill from the stored profile of that name (reconfigure / re-authorize)."""
         doc = self.store.load_or_new()
         if doc.encrypted:
-            self.store.open_secrets(doc, interactive=self.interactive)
+            from .passphrase import open_secrets
+
+            open_secrets(self.store, doc, interactive=self.interactive)
         prof = doc.profiles.get(self.profile_name)
         if prof is not None and doc.seal_problem(prof.name) is not None:
             # Changed by someone without the passphrase (its seal does not hold): nothing of it is
@@ -435,7 +437,7 @@ class SetupFlow:
             if not self.grant_saved:
                 raise GrantNotSaved(
                     f"Procore issued new tokens for profile {self.profile_name!r}, but they could not be "
-                    f"saved to {self.store.describe()}: {exc.message} The authorization code is used up.",
+                    f"saved to {self.store.address.describe()}: {exc.message} The authorization code is used up.",
                     hint="Fix that, then log in again: "
                     + reauth_command(self.store, self.profile_name),
                 ) from None
@@ -447,8 +449,9 @@ class SetupFlow:
 
     def _write(self, *, tokens: bool, finish: bool = False) -> Profile:
         from .refresh import apply_tokens
+        from .transaction import transaction
 
-        with self.store.transaction(create=True, interactive=self.interactive) as doc:
+        with transaction(self.store, create=True, interactive=self.interactive) as doc:
             prof = doc.profiles.get(self.profile_name)
             if prof is None:  # a new profile (or one removed meanwhile): everything goes in
                 prof, tokens = doc.add(Profile(self.profile_name)), True
@@ -501,13 +504,17 @@ def read_profiles(store: Store) -> Credentials:
 
 def set_default_profile(store: Store, name: str) -> None:
     """Make `name` the file's default profile (NotConfigured if it is not in the file)."""
-    with store.transaction(secrets=False) as doc:
+    from .transaction import transaction
+
+    with transaction(store, secrets=False) as doc:
         doc.default_profile = doc.get(name, check=False).name
 
 
 def remove_profile(store: Store, name: str) -> None:
     """Forget a profile and its tokens (they are not revoked at Procore: `procore-setup revoke` does that)."""
-    with store.transaction(secrets=False) as doc:
+    from .transaction import transaction
+
+    with transaction(store, secrets=False) as doc:
         doc.remove(doc.get(name, check=False).name)
 
 
@@ -541,7 +548,7 @@ def executable() -> str:
 def cron_line(store: Store, profile: str, *, every_minutes: int = 20) -> str:
     """A crontab line that keeps this profile's tokens fresh (naming the store: cron's HOME differs)."""
     # crontab turns an unescaped % into a line break: escape it after the shell quoting
-    line = f"{executable()}{store.cli_flag(explicit=True)} refresh --profile {shell_quote(profile)} --quiet"
+    line = f"{executable()}{store.address.cli_flag(explicit=True)} refresh --profile {shell_quote(profile)} --quiet"
     return f"*/{every_minutes} * * * * " + line.replace("%", "\\%")
 
 
@@ -563,8 +570,8 @@ def usage_examples(store: Store, profile: str, company_id: int | None, api_url: 
     """Two short examples of using the token: curl and Python, each working as printed (the URL
     quoted: zsh globs an unquoted `?`)."""
     company = str(company_id) if company_id else "COMPANY_ID"
-    key, value = store.locator()
-    tok = f"$({program()}{store.cli_flag(explicit=True)} token --profile {shell_quote(profile)})"
+    key, value = store.address.locator()
+    tok = f"$({program()}{store.address.cli_flag(explicit=True)} token --profile {shell_quote(profile)})"
     curl = (f'curl -H "Authorization: Bearer {tok}" \\\n     -H "Procore-Company-Id: {company}" '
             f"{shell_quote(f'{api_url}/rest/v1.0/projects?company_id={company}')}")
     python = (

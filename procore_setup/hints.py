@@ -33,7 +33,7 @@ def shell_quote(s: str) -> str:
 
 def command(store: Store | None, *words: str) -> str:
     """`procore-setup [the store's flag] WORDS...`: what to type to act on `store`."""
-    flag = store.cli_flag() if store is not None else ""
+    flag = store.address.cli_flag() if store is not None else ""
     return " ".join(["procore-setup" + flag, *words])
 
 

@@ -1,5 +1,5 @@
-"""`procore-setup store init` and `store move`: setting up a shared store, and moving profiles
-between stores so that exactly one live copy of each token chain remains.
+"""`procore-setup store move`: moving profiles between stores so that exactly one live copy of
+each token chain remains.
 
 A move holds both stores' locks (taken in a fixed order, so two moves in opposite directions
 cannot deadlock) and goes in three saves, each atomic:
@@ -18,66 +18,47 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import sys
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .checks import shown
 from .encryption import Outcome
+from .passphrase import open_secrets
 from .errors import NotConfigured, ProcoreSetupError, TemporaryFailure, UsageError
 from .hints import shell_quote, store_flag
 from .profile import Credentials, Profile, env_hint
 
 if TYPE_CHECKING:
-    from .stores.base import Store
+    from .stores.base import ManagedStore, Store
 
 MOVING_FROM = "moving_from"
 
 
-def run_init(store: Store, *, print_sql: bool = False) -> Outcome:
-    """Create the shared store's schema (or print its SQL for a role that may)."""
-    out = Outcome()
-    sql = getattr(store, "schema_sql", None)
-    if sql is None:
-        kind = type(store).__name__
-        if kind == "FileStore":
-            raise UsageError("`store init` is for a shared store; a credentials file needs no set-up.",
-                             hint="Name the store: procore-setup --store postgresql://USER@HOST/DB store init")
-    if print_sql:
-        if sql is None:
-            out.say(f"-- {store.describe()} needs no schema: its keys are made on first use.")
-        else:
-            out.say(sql().rstrip())
-        return out
-    out.say(store.init())  # type: ignore[attr-defined]
-    return out
-
-
-def run_move(source: Store, destination: Store, name: str | None, *, interactive: bool = False,
+def run_move(source: ManagedStore, destination: ManagedStore, name: str | None, *, interactive: bool = False,
              http_timeout: float | None = None) -> Outcome:
     """Move profile `name` (None: every profile) from `source` to `destination`.
 
     `http_timeout`: this run's $PROCORE_SETUP_HTTP_TIMEOUT, for how long a refresh in flight on
     the source may still be running (see _check_not_in_flight)."""
-    src_where, dst_where = source.locator()[1], destination.locator()[1]
+    src_where, dst_where = source.address.locator()[1], destination.address.locator()[1]
     if same_store(source, destination):
         # Before any lock: the second lock of one store is never granted to the holder of the first.
-        spelt = "" if src_where == dst_where else f" ({shown(source.describe(), 200)}, spelt another way)"
-        raise UsageError(f"{shown(destination.describe(), 200)} is the store the profiles are in already{spelt}; "
+        spelt = "" if src_where == dst_where else f" ({shown(source.address.describe(), 200)}, spelt another way)"
+        raise UsageError(f"{shown(destination.address.describe(), 200)} is the store the profiles are in already{spelt}; "
                          "nothing was moved.", hint="Give --to another store.")
     out = Outcome()
     # The passphrase first, outside the locks: a prompt must not hold both stores' locks while a
     # person types (every job on both stores would wait). The keys are cached for the re-read below.
-    source.open_secrets(source.load(), interactive=interactive)
-    destination.open_secrets(destination.load_or_new(), interactive=interactive)
-    first, second = sorted((source, destination), key=lambda s: s.locator()[1])
+    open_secrets(source, source.load(), interactive=interactive)
+    open_secrets(destination, destination.load_or_new(), interactive=interactive)
+    first, second = sorted((source, destination), key=lambda s: s.address.locator()[1])
     with first.lock(), second.lock():
         src = source.load()
-        source.open_secrets(src)  # the cached key (or the environment's): never a prompt under the locks
+        open_secrets(source, src)  # the cached key (or the environment's): never a prompt under the locks
         dst = destination.load_or_new()
-        destination.open_secrets(dst)
+        open_secrets(destination, dst)
         names = _names(src, dst, name, src_where)
         unfinished = [n for n in names if n in src.moved]  # step 2 done, step 3 not: finish it
         fresh = [n for n in names if n not in src.moved]
@@ -110,16 +91,16 @@ def run_move(source: Store, destination: Store, name: str | None, *, interactive
             have.data.pop(MOVING_FROM, None)
         destination.save(dst)
     moved = ", ".join(repr(n) for n in names)
-    out.say(f"Moved {'profile' if len(names) == 1 else 'profiles'} {moved} from {source.describe()} to "
-            f"{destination.describe()}" + (" (finishing an earlier move)" if unfinished and not fresh else "") + ".")
-    out.say(f"{source.describe()} keeps a tombstone: a job still pointing at it fails (exit 3), names the new "
+    out.say(f"Moved {'profile' if len(names) == 1 else 'profiles'} {moved} from {source.address.describe()} to "
+            f"{destination.address.describe()}" + (" (finishing an earlier move)" if unfinished and not fresh else "") + ".")
+    out.say(f"{source.address.describe()} keeps a tombstone: a job still pointing at it fails (exit 3), names the new "
             "store, and refreshes nothing.")
     flag = store_flag(dst_where)
     out.say(f"Point the jobs at the new store: procore-setup{flag} token"
             + (f" --profile {shell_quote(names[0])}" if len(names) == 1 else "")
-            + env_hint(source.locator()[0] == "config", dst_where))
+            + env_hint(source.address.option == "config", dst_where))
     if src.encrypted and not dst.encrypted:
-        out.warnings.append(f"{source.describe()} was encrypted, and {destination.describe()} is not: encrypt it "
+        out.warnings.append(f"{source.address.describe()} was encrypted, and {destination.address.describe()} is not: encrypt it "
                             f"with: procore-setup{flag} encrypt")
     return out
 
@@ -153,7 +134,7 @@ def _check_not_in_flight(source: Store, prof: Profile, http_timeout: float | Non
     left = whole - age
     if left > 0:
         raise TemporaryFailure(
-            f"Profile {shown(prof.name, 64)!r} in {source.describe()} has a refresh in flight (started "
+            f"Profile {shown(prof.name, 64)!r} in {source.address.describe()} has a refresh in flight (started "
             f"{started.isoformat()}): a process that lost the store's lock may still save its answer there. "
             "Nothing was moved.",
             hint=f"A refresh is in flight; try again in {math.ceil(left)} s.",
@@ -172,7 +153,7 @@ def _after_failed_tombstones(source: Store, destination: Store, dst: Credentials
     source still holds every profile live; they stay marked (never live) otherwise, and the next
     `store move` finishes. Returns only when the source holds every tombstone and `exc` is an
     error (then the move goes on to its last step); raises otherwise."""
-    src_where, dst_where = source.locator()[1], destination.locator()[1]
+    src_where, dst_where = source.address.locator()[1], destination.address.locator()[1]
     state = _source_state(source, fresh, dst_where)
     if state == "live":
         with contextlib.suppress(Exception):  # the source is still live: drop the copies
@@ -185,8 +166,8 @@ def _after_failed_tombstones(source: Store, destination: Store, dst: Credentials
     finish = ("procore-setup" + store_flag(src_where) + " store move --to " + shell_quote(dst_where)
               + (" --profile " + shell_quote(fresh[0]) if name is not None else " --all"))
     what = "holds the tombstones" if state == "moved" else "could not be read again to know whether it holds them"
-    text = (f"The move from {source.describe()} to {destination.describe()} stopped after the tombstones were "
-            f"sent: {source.describe()} {what}. The copies in {destination.describe()} are kept, marked as not live, "
+    text = (f"The move from {source.address.describe()} to {destination.address.describe()} stopped after the tombstones were "
+            f"sent: {source.address.describe()} {what}. The copies in {destination.address.describe()} are kept, marked as not live, "
             "so nothing is lost.")
     hint = f"Finish the move with: {finish}  (it finishes what is half done, or moves again)"
     if isinstance(exc, KeyboardInterrupt):
@@ -216,7 +197,7 @@ def _source_state(source: Store, fresh: list[str], dst_where: str) -> str:
 
 def _not_the_copy(destination: Store, name: str) -> UsageError:
     return UsageError(
-        f"{destination.describe()} holds a profile {shown(name, 64)!r} that is not the copy this move made (someone "
+        f"{destination.address.describe()} holds a profile {shown(name, 64)!r} that is not the copy this move made (someone "
         "logged in there since): it was not overwritten, and nothing was moved.",
         hint="Keep that profile (it is live), or remove it there and run the move again.",
     )
@@ -224,99 +205,11 @@ def _not_the_copy(destination: Store, name: str) -> UsageError:
 
 # -- the same store, spelt twice ---------------------------------------------------------------------
 
-def same_store(a: Store, b: Store) -> bool:
-    """Whether two stores are one: the same file (through any link), or the same server, database
-    and key prefix however the URL spells them (postgres:// or postgresql://, localhost or
-    127.0.0.1, a default port left out)."""
-    (kind_a, where_a), (kind_b, where_b) = a.locator(), b.locator()
-    if where_a == where_b:
-        return True
-    if kind_a != kind_b:
-        return False
-    if kind_a == "config":
-        if os.path.realpath(where_a) == os.path.realpath(where_b):
-            return True
-        try:
-            return os.path.samefile(where_a, where_b)
-        except OSError:
-            return False  # one of them does not exist yet: not the same file
-    ident_a, ident_b = _shared_identity(a), _shared_identity(b)
-    if ident_a is not None and ident_b is not None:
-        (family_a, hosts_a, rest_a), (family_b, hosts_b, rest_b) = ident_a, ident_b
-        if family_a == family_b and rest_a == rest_b and bool(hosts_a & hosts_b):
-            return True
-    # Spelt so that the URL cannot tell (a Unix socket and TCP, hostaddr=, a host given twice,
-    # Redis's /00): ask the servers. Without this a move onto its own store waited on its own lock
-    # for the whole timeout. A server that cannot be asked is not the same: the move then says why.
-    from .stores.shared import SharedStore
-
-    if isinstance(a, SharedStore) and isinstance(b, SharedStore) and type(a) is type(b):
-        try:
-            return a.server_identity() == b.server_identity()
-        except ProcoreSetupError:
-            return False
-    return False
-
-
-def _shared_identity(store: Store) -> tuple[str, frozenset[str], tuple[Any, ...]] | None:
-    """(scheme family, the host's addresses, (port, database, prefix)) of a shared store's URL."""
-    from urllib.parse import parse_qsl, unquote, urlsplit
-
-    from .stores.base import SHARED_SCHEMES
-
-    url = store.locator()[1]
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-        query = dict(parse_qsl(parts.query))
-    except ValueError:
-        return None
-    family = SHARED_SCHEMES.get(parts.scheme.lower())
-    if family is None:
-        return None
-    path = unquote(parts.path.lstrip("/"))
-    if family == "redis" and path.isdigit():
-        path = str(int(path))  # /00 is /0
-    if family == "postgres":
-        env = os.environ
-        host = query.get("host") or unquote(parts.hostname or "") or env.get("PGHOST") or "/tmp"
-        port = port or _int(query.get("port")) or _int(env.get("PGPORT")) or 5432
-        user = unquote(parts.username or "") or query.get("user") or env.get("PGUSER") or _os_user()
-        database = path or query.get("dbname") or env.get("PGDATABASE") or user
-        return family, _addresses(host, port), (port, database, None)
-    host = unquote(parts.hostname or "") or "localhost"
-    port = port or 6379
-    return family, _addresses(host, port), (port, path or "0", getattr(store, "prefix", None))
-
-
-def _addresses(host: str, port: int) -> frozenset[str]:
-    """What a host name resolves to (a Unix socket directory: itself), so that two names of one
-    server compare equal; the name itself when it does not resolve."""
-    if host.startswith("/"):
-        return frozenset({"unix:" + os.path.realpath(host)})
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return frozenset({host.lower()})
-    return frozenset(str(info[4][0]) for info in infos) or frozenset({host.lower()})
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
-
-
-def _os_user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name to be had: libpq would fail the same way
-        return ""
+def same_store(a: ManagedStore, b: ManagedStore) -> bool:
+    """Whether two stores are one, however each is spelt (each store kind tells its own spellings
+    apart: see ManagedStore.same_place). Without this a move onto its own store waited on its own
+    lock for the whole timeout."""
+    return a.address.locator() == b.address.locator() or a.same_place(b)
 
 
 def _names(src: Credentials, dst: Credentials, name: str | None, src_where: str) -> list[str]:
@@ -348,6 +241,6 @@ def _check_free(dst: Credentials, name: str, src_where: str, destination: Store)
     if have is None or have.data.get(MOVING_FROM) == src_where:
         return  # free, or the copy an earlier, interrupted move of this very profile left
     raise UsageError(
-        f"{destination.describe()} already has a profile {shown(name, 64)!r}; nothing was moved.",
+        f"{destination.address.describe()} already has a profile {shown(name, 64)!r}; nothing was moved.",
         hint=f"Remove or rename it there first, or move another profile.",
     )

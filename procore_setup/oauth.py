@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from . import __version__
+from .version import __version__
 from .environments import OOB_REDIRECT_URI
 from .errors import (
     AnswerLost,

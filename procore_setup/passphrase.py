@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import subprocess
 
     from .profile import Credentials
+    from .stores.base import Store
 
 ENV_PASSPHRASE = "PROCORE_SETUP_PASSPHRASE"
 ENV_NEW_PASSPHRASE = "PROCORE_SETUP_NEW_PASSPHRASE"  # for `procore-setup passphrase`, unattended
@@ -308,7 +309,7 @@ def cipher_for(doc: Credentials, *, interactive: bool = False, passphrase_comman
     not hold: before any of its secrets is decrypted, let alone sent. Writes nothing.
     """
     cipher = _cipher_and_source(doc, interactive=interactive, passphrase_command=passphrase_command)[0]
-    for name in sorted(doc._used):
+    for name in doc.handed_out():
         problem = doc.seal_problem(name, cipher)
         if problem is not None:
             raise problem
@@ -341,7 +342,7 @@ def _cipher_and_source(doc: Credentials, *, interactive: bool, passphrase_comman
             _refuse_set_back(doc, cipher, table)
     command = passphrase_command or stored_cmd or None
     source = _find_passphrase(doc.where, command, interactive=interactive, new=False,
-                              prefix="procore-setup" + doc.store.cli_flag(explicit=True) if doc.store else None)
+                              prefix="procore-setup" + doc.store.address.cli_flag(explicit=True) if doc.store else None)
     attempts = 3 if source.retry else 1
     passphrase = source.passphrase
     for attempt in range(attempts):
@@ -404,7 +405,7 @@ def _cached_key(doc: Credentials, salt: bytes, n: int, r: int, p: int) -> _Cache
 
     if not keycache.enabled():
         return None
-    identity = doc.store.key_id() if doc.store is not None else doc.where
+    identity = doc.store.address.key_id() if doc.store is not None else doc.where
     return _CachedKey(keycache.name(identity, salt, n, r, p))
 
 
@@ -426,7 +427,7 @@ def forget_key(doc: Credentials, table: dict[str, Any]) -> None:
     _KEYS.pop((doc.where, salt, n, r, p), None)
     from . import keycache
 
-    identity = doc.store.key_id() if doc.store is not None else doc.where
+    identity = doc.store.address.key_id() if doc.store is not None else doc.where
     keycache.drop(keycache.name(identity, salt, n, r, p))  # whether or not the cache is on now
 
 
@@ -445,3 +446,51 @@ def unlock(doc: Credentials, passphrase: str) -> bool:
     if cached is not None:
         cached.keep(key, _token_life(doc))
     return True
+
+
+# -- opening a document's secrets -----------------------------------------------------------------------
+
+def unlock_with(doc: Credentials, cipher: Cipher, *, strict: bool = False) -> None:
+    """Decrypt the secrets of an encrypted document in place with `cipher`, the document's (the
+    caller got it from passphrase.cipher_for, which checked it). No-op for a plain document, or
+    one opened already.
+
+    A secret that is no ciphertext of ours (plain text, an unknown `enc:v2:`) is left as it
+    is and makes its profile unusable (see Credentials.get), not the whole file; with
+    `strict` (decrypting or re-encrypting the whole file) it is an error at once. Profiles
+    handed out by get() already are checked here, once their secrets are plain.
+    """
+    if not doc.encrypted or doc.cipher is not None:
+        return
+    from .crypto import is_encrypted_value
+    from .profile import SECRET_FIELDS, not_ciphertext, profile_problem
+
+    doc.cipher = cipher
+    for name, prof in doc.profiles.items():
+        for secret in SECRET_FIELDS:
+            value = prof.data.get(secret)
+            if value is None:
+                continue
+            if is_encrypted_value(value):
+                prof.data[secret] = cipher.decrypt(value, f"{name}/{secret}", path=doc.where)
+            else:
+                doc.keep_unopened(name, secret, value, not_ciphertext(value) or "is not usable")
+    if strict:
+        for name in doc.unopened_profiles():
+            problem = profile_problem(doc, doc.profiles[name], whole_file=True)
+            if problem is not None:
+                raise problem
+    for name in doc.handed_out():
+        if name in doc.profiles:
+            doc.check(doc.profiles[name])
+
+
+def open_secrets(store: Store, doc: Credentials, *, interactive: bool = False,
+                 passphrase_command: str | None = None, strict: bool = False) -> None:
+    """Get the cipher of an encrypted document from the first passphrase source that answers
+    (`passphrase_command`, else this run's, else the store's own), then `unlock_with` it. No-op for a
+    plain document, or one opened already."""
+    if not doc.encrypted or doc.cipher is not None:
+        return
+    cipher = cipher_for(doc, interactive=interactive, passphrase_command=passphrase_command or store.passphrase_command)
+    unlock_with(doc, cipher, strict=strict)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import environments, settings
 from .stores import open_store
+from .stores.base import access_note
 
 if TYPE_CHECKING:
     from .stores.base import Store
@@ -105,9 +106,7 @@ def run_plain(args: argparse.Namespace) -> int:
             return _run_service_account(args, store, interactive, demo_secret=secret)
         return _run(args, store, interactive, demo_secret=secret, demo=demo is not None)
     finally:
-        close = getattr(store, "close", None)  # a shared store's connection: closed, not left to exit
-        if close is not None:
-            close()
+        store.close()  # a shared store's connection: closed, not left to exit
         if demo is not None:
             demo.stop()
 
@@ -131,7 +130,7 @@ def _start(args: argparse.Namespace, store: Store, interactive: bool) -> tuple[P
     flow = SetupFlow(store, profile, interactive=interactive, http_timeout=settings.http_timeout())
     existing = flow.load_existing()
     if existing is not None:
-        _say(f"Profile {flow.profile_name!r} exists in {store.describe()}: its settings are the defaults below.")
+        _say(f"Profile {flow.profile_name!r} exists in {store.address.describe()}: its settings are the defaults below.")
     return ask, flow, existing
 
 
@@ -144,7 +143,7 @@ def _run(args: argparse.Namespace, store: Store, interactive: bool, *, demo_secr
 
     # From here on the grant exists at Procore and the code is spent: nothing below may lose it.
     if flow.grant_saved:
-        _say(f"Tokens received and saved to {store.describe()} (profile {flow.profile_name!r}).")
+        _say(f"Tokens received and saved to {store.address.describe()} (profile {flow.profile_name!r}).")
     else:
         _say(f"Tokens received, but not saved yet ({flow.grant_save_error}); trying again at the end.")
     try:
@@ -249,13 +248,13 @@ def _finish(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, store: Sto
         flow.choose_company(None)
     prof = flow.save()
     code = _problem_said(flow, problem, "the login", "its new tokens")
-    print(f"Saved profile {prof.name!r} to {store.describe()} ({store.access_note()}).")
+    print(f"Saved profile {prof.name!r} to {store.address.describe()} ({access_note(store.address)}).")
     left = prof.seconds_left()
     if left is not None:
         print(f"The access token is valid for {int(left // 60)} min; `procore-setup token` renews it as needed.")
     print("Keep it fresh from cron with:")
     print(f"  {cron_line(store, prof.name)}")
-    note = store.password_note()
+    note = store.address.password_note()
     if note:
         print(note)
     _use_it(store, prof)
@@ -347,7 +346,7 @@ def _run_service_account(args: argparse.Namespace, store: Store, interactive: bo
     _ask_client(flow, args, ask, interactive, demo_secret)
     flow.request_token()
     if flow.grant_saved:
-        _say(f"Token received and saved to {store.describe()} (profile {flow.profile_name!r}).")
+        _say(f"Token received and saved to {store.address.describe()} (profile {flow.profile_name!r}).")
     else:
         _say(f"Token received, but not saved yet ({flow.grant_save_error}); trying again at the end.")
     return _finish_service_account(flow, args, ask, store)
@@ -381,7 +380,7 @@ def _finish_service_account(flow: SetupFlow, args: argparse.Namespace, ask: Prom
             flow.choose_company(None)
     prof = flow.save()
     code = _problem_said(flow, problem, "the token", "its token")
-    print(f"Saved service account profile {prof.name!r} to {store.describe()} ({store.access_note()}).")
+    print(f"Saved service account profile {prof.name!r} to {store.address.describe()} ({access_note(store.address)}).")
     left = prof.seconds_left()
     if left is not None:
         print(f"The access token is valid for {int(left // 60)} min; `procore-setup token` requests a new one "

@@ -207,7 +207,7 @@ class Credentials:
         # What the store holds as loaded (the file: its exact bytes), so that a refresh that sent
         # nothing can put it back, and a save can refuse to overwrite a newer one. Store-specific.
         self.revision = revision
-        self.cipher: Any = None  # set by Store.open_secrets for an encrypted store
+        self.cipher: Any = None  # set by encryption.unlock for an encrypted store
         self.profiles: dict[str, Profile] = {}
         for name, data in (self.raw.get("profiles") or {}).items():
             self.profiles[name] = Profile(name, dict(data))
@@ -228,7 +228,7 @@ class Credentials:
     @property
     def where(self) -> str:
         """The store, as messages name it (a file's path)."""
-        return self.store.describe() if self.store is not None else "the new credentials"
+        return self.store.address.describe() if self.store is not None else "the new credentials"
 
     # -- document-level settings -------------------------------------------------
     @property
@@ -393,13 +393,26 @@ class Credentials:
         to = moved_to(entry)
         at = entry.get("at")
         when = f" on {at.isoformat()}" if isinstance(at, datetime) else ""
-        from_file = self.store is not None and self.store.locator()[0] == "config"
+        from_file = self.store is not None and self.store.address.option == "config"  # PROCORE_SETUP_CONFIG
         words = command or f"token --profile {shell_quote(name)}"
         return ProfileMoved(
             f"Profile {shown(name, 64)!r} was moved from {self.where} to {shown(to, MOVED_TO_LIMIT)}{when}; this copy "
             "is no longer used, and nothing was refreshed.",
             hint=f"Point the job at the new store: procore-setup{store_flag(to)} {words}" + env_hint(from_file, to),
         )
+
+    # -- what opening the secrets (encryption.unlock) records ------------------------
+    def keep_unopened(self, name: str, field: str, value: str, why: str) -> None:
+        """A stored secret that is no ciphertext of ours: kept exactly as stored, never used."""
+        self._left[(name, field)] = (value, why)
+
+    def unopened_profiles(self) -> list[str]:
+        """The profiles holding a secret that could not be opened (see keep_unopened)."""
+        return sorted({name for name, _field in self._left})
+
+    def handed_out(self) -> list[str]:
+        """The profiles handed out by get() so far: checked again once their secrets are plain."""
+        return sorted(self._used)
 
     def check(self, prof: Profile) -> None:
         """Raise CredentialsFileError (exit 6) if `prof` holds a value the tool would refuse."""
@@ -587,7 +600,7 @@ def not_ciphertext(value: Any) -> str | None:
 
 def check_document(raw: dict[str, Any], store: Store | None) -> None:
     """Refuse a document whose structure or field types are not ours (exit 6); never writes."""
-    path = store.describe() if store is not None else "the document"
+    path = store.address.describe() if store is not None else "the document"
     _check_types(path, raw, store)
     _check_depth(path, raw)
 

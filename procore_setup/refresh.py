@@ -184,16 +184,16 @@ def ensure_fresh(store: Store, name: str | None = None, *, min_valid: float = DE
     profile = doc.get(name)
     # Decrypt (derive the key) before taking the lock: scrypt costs a tenth of a second, and the
     # key is reused for the re-read below, so waiting processes don't pay it while holding the lock.
-    store.open_secrets(doc, interactive=interactive)
+    _open(store, doc, interactive)
     if not _needs_refresh(profile, min_valid, force, reject):
-        return RefreshResult(profile, False, store.describe())
+        return RefreshResult(profile, False, store.address.describe())
 
     with store.lock(lock_timeout):
         doc = store.load()  # read again: another process may have refreshed meanwhile
-        store.open_secrets(doc, interactive=interactive)
+        _open(store, doc, interactive)
         profile = doc.get(profile.name)
         if not _needs_refresh(profile, min_valid, force, reject):
-            return RefreshResult(profile, False, store.describe())
+            return RefreshResult(profile, False, store.address.describe())
         _check_usable(doc, profile)
         # An earlier refresh interrupted in flight may have rotated the stored token away: then its
         # expiry proves nothing and it is no fallback.
@@ -213,7 +213,7 @@ def ensure_fresh(store: Store, name: str | None = None, *, min_valid: float = DE
                 usable = False
             if not usable or force:
                 raise
-            return RefreshResult(profile, False, store.describe(), warning=exc.message)
+            return RefreshResult(profile, False, store.address.describe(), warning=exc.message)
 
 
 def _request_locked(store: Store, doc: Credentials, profile: Profile, client_factory: Any) -> RefreshResult:
@@ -241,7 +241,7 @@ def _request_locked(store: Store, doc: Credentials, profile: Profile, client_fac
         client.close()
     apply_tokens(profile, tokens, refreshed=True)
     store.save(doc)
-    return RefreshResult(profile, True, store.describe())
+    return RefreshResult(profile, True, store.address.describe())
 
 
 def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_factory: Any,
@@ -279,7 +279,7 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
         if newer is None and interrupted_at is not None and store.locks_can_be_lost:
             newer = _await_refresh_in_flight(store, profile, profile.refresh_token, interrupted_at, http_timeout)
         if newer is not None:
-            return RefreshResult(newer, False, store.describe(), save_warning=(
+            return RefreshResult(newer, False, store.address.describe(), save_warning=(
                 "Procore refused the stored refresh token: another process refreshed this profile at the same "
                 "time (one of the two had lost the store's lock); the newer tokens it saved are used, and "
                 "nothing was overwritten."))
@@ -294,7 +294,7 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
     # Save the new pair before anything else is done with it.
     apply_tokens(profile, tokens, refreshed=True)
     in_place = _save_new_pair(store, doc, profile)
-    return RefreshResult(profile, True, store.describe(), recovered_from_interrupt=interrupted_at is not None,
+    return RefreshResult(profile, True, store.address.describe(), recovered_from_interrupt=interrupted_at is not None,
                          save_warning=in_place)
 
 
@@ -331,6 +331,14 @@ def _await_refresh_in_flight(store: Store, profile: Profile, sent: str | None, s
     return None
 
 
+def _open(store: Store, doc: Credentials, interactive: bool) -> None:
+    """Open an encrypted document's secrets (encryption is imported only for one)."""
+    if doc.encrypted:
+        from .passphrase import open_secrets
+
+        open_secrets(store, doc, interactive=interactive)
+
+
 def _refreshed_elsewhere(store: Store, profile: Profile, *, sent: str | None) -> Profile | None:
     """After Procore refused the refresh token this run sent: the profile as the store holds it
     now, if another process has saved a newer pair meanwhile (a shared store's holder that lost
@@ -341,7 +349,7 @@ def _refreshed_elsewhere(store: Store, profile: Profile, *, sent: str | None) ->
     """
     try:
         doc = store.load()
-        store.open_secrets(doc)
+        _open(store, doc, False)
         now = doc.get(profile.name)
     except Exception:  # noqa: BLE001 - the refusal stands; it is recorded by the caller
         return None
@@ -369,7 +377,7 @@ def _save_new_pair(store: Store, doc: Credentials, profile: Profile) -> str | No
             store.save(doc)
             return None
         except StoreConflict as exc:  # changed under us (by hand): no retry will change that
-            first, why = exc, f"{store.describe()} changed while the refresh ran"
+            first, why = exc, f"{store.address.describe()} changed while the refresh ran"
             break
         except StoreUnavailable as exc:  # a shared store that retried its own reconnects already
             why = exc.message.rstrip(".")
@@ -379,7 +387,7 @@ def _save_new_pair(store: Store, doc: Credentials, profile: Profile) -> str | No
             why = exc.reason if isinstance(exc, StoreWriteError) else exc.message.rstrip(".")
         except Exception as exc:  # noqa: BLE001 - e.g. an fsync that fails after the rename: try again
             why = (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
-    shared = store.locator()[0] != "config"
+    shared = store.address.networked  # a server that may come back, not a disk that is full
     try:
         how = store.save_last_resort(doc)
     except NewerTokensInStore:
@@ -394,7 +402,7 @@ def _save_new_pair(store: Store, doc: Credentials, profile: Profile) -> str | No
         said = why if failed == why else f"{why} ({last}: {failed})"
         raise CredentialsFileError(
             f"Procore issued new tokens for profile {profile.name!r}, but they could not be saved to "
-            f"{store.describe()}: {said}. The new tokens are "
+            f"{store.address.describe()}: {said}. The new tokens are "
             "lost, and Procore has used up the stored refresh token, so this profile needs a new login.",
             hint=f"{fix.rstrip('.')}, then log in again: " + reauth_command(doc.store, profile.name),
         ) from None
@@ -445,7 +453,7 @@ def _record_reauth(store: Store, doc: Credentials, profile: Profile, exc: Reauth
             reason = "Procore refused the refresh token (invalid_grant)."
             message = (
                 f"Procore refused the refresh token of profile {name!r} (invalid_grant): the grant was revoked, "
-                f"or the token was used by another copy of {'this file' if store.locator()[0] == 'config' else 'the profile'}. "
+                f"or the token was used by another copy of {'the profile' if store.address.networked else 'this file'}. "
                 "A new login is needed."
             )
         err = ReauthRequired(message, hint=f"Re-authorize with: {fix}  (your stored settings are kept)",
@@ -458,7 +466,7 @@ def _record_reauth(store: Store, doc: Credentials, profile: Profile, exc: Reauth
     try:
         store.save(doc)
     except CredentialsFileError as failed:  # the refusal stands; only its record could not be kept
-        return err.given(note=f"(This could not be recorded in {store.describe()}: {failed.message.rstrip('.')}.)")
+        return err.given(note=f"(This could not be recorded in {store.address.describe()}: {failed.message.rstrip('.')}.)")
     return err
 
 
@@ -481,6 +489,4 @@ def get_token(profile: str | None = None, *, config: str | os.PathLike[str] | No
         return ensure_fresh(opened, settings.profile(profile), min_valid=min_valid, force=force,
                             http_timeout=settings.http_timeout()).access_token
     finally:
-        close = getattr(opened, "close", None)  # a shared store's connection: not left for the garbage collector
-        if close is not None:
-            close()
+        opened.close()  # a shared store's connection: not left for the garbage collector

@@ -25,3 +25,16 @@ def profile(given: str | None, environ: Mapping[str, str] | None = None) -> str 
     """The profile a run works on: the one given, else $PROCORE_SETUP_PROFILE (None: the store's default)."""
     env = os.environ if environ is None else environ
     return given or env.get(PROFILE_ENV) or None
+
+
+def seconds_value(text: str) -> float | str:
+    """A number of seconds from 0 to 86400, or (a str) what is wrong with it. The message never
+    repeats the value: whatever was typed there may be a secret pasted into the wrong place,
+    and parser errors end up in cron mail."""
+    try:
+        value = float(text)
+    except ValueError:
+        return "the value is not a number of seconds"
+    if not 0 <= value <= 86400 or value != value:
+        return "must be between 0 and 86400 seconds"
+    return value

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .hints import add_command
 from .profile import Credentials, Profile, login_command, mask, moved_to
+from .stores.base import access_note, file_mode, readable_by
 from .text import time_left
 
 if TYPE_CHECKING:
@@ -103,7 +104,9 @@ def _online(store: Store, doc: Credentials, prof: Profile, info: dict[str, Any],
     from .refresh import make_client
 
     try:
-        store.open_secrets(doc, interactive=interactive)
+        from .passphrase import open_secrets
+
+        open_secrets(store, doc, interactive=interactive)
         changed = doc.seal_problem(prof.name)  # changed without the passphrase: its token goes nowhere
         if changed is not None:
             raise changed
@@ -139,10 +142,10 @@ def run_status(store: Store, name: str | None, *, as_json: bool, online: bool, i
     # exit 5, so a health check can tell; a profile that needs a new login keeps its 4 (the fix).
     if code == EXIT_OK and any(not info.get("online", {"ok": True})["ok"] for info in infos):
         code = EXIT_TEMPORARY
-    kind, _ = store.locator()
-    head: dict[str, Any] = {"store": store.describe(), "store_kind": store.kind,
-            "path": store.describe(), "mode": store.permissions() if kind == "config" else None,
-            "readable_by": store.permissions(), "encrypted": doc.encrypted, "default_profile": doc.default_profile}
+    address = store.address
+    head: dict[str, Any] = {"store": address.describe(), "store_kind": address.kind,
+            "path": address.describe(), "mode": file_mode(address),
+            "readable_by": readable_by(store.address), "encrypted": doc.encrypted, "default_profile": doc.default_profile}
     # the tombstones' names and destinations come from the store: capped, printable, here and in --json
     moved = {_name(n): _name(moved_to(m)) for n, m in doc.moved.items()}
     if moved:
@@ -153,8 +156,8 @@ def run_status(store: Store, name: str | None, *, as_json: bool, online: bool, i
         print(json.dumps(dict(head, profiles=infos), indent=2))
         return code
     w = sys.stdout.write
-    label = "file" if kind == "config" else "store"
-    w(f"{label}: {head['path']} ({store.access_note()}{', secrets encrypted' if doc.encrypted else ''})\n")
+    label = "file" if address.mode_path is not None else "store"
+    w(f"{label}: {head['path']} ({access_note(store.address)}{', secrets encrypted' if doc.encrypted else ''})\n")
     note = store.durability_note()
     if note:
         w(f"note: {note}\n")

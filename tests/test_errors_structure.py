@@ -37,7 +37,7 @@ def test_other_hosts_are_not(host: str | None) -> None:
 
 def test_the_url_checks_and_the_proxy_bypass_ask_the_same_function() -> None:
     from procore_setup import oauth
-    from procore_setup.stores import shared
+    from procore_setup.stores import rows as shared
 
     assert oauth.is_loopback is is_loopback
     assert check_base_url("http://LOCALHOST:8080", "login URL") == "http://LOCALHOST:8080"

@@ -213,4 +213,4 @@ def test_another_user_does_not_get_the_cached_key(fake: FakeProcore, redis_store
             salt, n, r_, p = table_params("store", store.load().raw["encryption"])
         finally:
             close_store(store)  # its connection, in this process
-        keycache.drop(keycache.name(store.key_id(), salt, n, r_, p))
+        keycache.drop(keycache.name(store.address.key_id(), salt, n, r_, p))

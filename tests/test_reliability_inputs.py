@@ -35,6 +35,7 @@ import pytest
 from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE, base_env
 from procore_setup.profile import Profile
 from procore_setup.stores.file import FileStore
+from procore_setup.transaction import transaction
 from procore_setup.oauth import TokenSet
 from procore_setup.refresh import apply_tokens
 from procore_setup.testing import FakeProcore, Fault
@@ -64,7 +65,7 @@ class Ctx:
         """A logged-in profile, written the way the tool writes it, with a live chain at the fake."""
         body = self.fake.issue_tokens()
         store = FileStore(path or self.config)
-        with store.transaction(create=True) as doc:
+        with transaction(store, create=True) as doc:
             prof = doc.add(Profile(name))
             prof.set(environment="custom", login_url=url or self.fake.url, api_url=url or self.fake.url,
                      client_id=CLIENT_ID, client_secret=CLIENT_SECRET)

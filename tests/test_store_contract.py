@@ -31,9 +31,9 @@ def test_a_login_on_one_host_serves_the_other_and_writes_no_file_there(shared: S
     assert shared.fake.counts["token:refresh_token"] == 0  # the stored token was used, nothing sent
     status = two.run("status")
     assert status.returncode == 0, status.stderr
-    assert shared.store().describe() in status.stdout
+    assert shared.store().address.describe() in status.stdout
     for secret in shared._secrets:  # noqa: SLF001 - the store's password is never shown
-        assert secret not in shared.store().describe()
+        assert secret not in shared.store().address.describe()
     if shared.kind != "file":
         assert one.nothing_written_here() and two.nothing_written_here()
 
@@ -206,7 +206,7 @@ def test_status_json_names_the_store_without_its_password(shared: Shared) -> Non
     r = one.run("status", "--json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert data["store"] == shared.store().describe()
+    assert data["store"] == shared.store().address.describe()
     assert data["store_kind"] == {"file": "file", "postgres": "PostgreSQL", "redis": "Redis"}[shared.kind]
     for secret in shared._secrets:  # noqa: SLF001
         assert secret not in r.stdout

@@ -381,7 +381,7 @@ def test_the_tombstones_hint_works_in_a_job_that_sets_procore_setup_config(pg: S
 
     r = run("refresh", "--all", "--quiet", environ=job_env)
     assert r.returncode == 3, r.stderr
-    described = pg.store().describe()
+    described = pg.store().address.describe()
     assert f"procore-setup --store {described} refresh --all" in r.stderr, r.stderr  # the job's own command
     assert "token --profile" not in r.stderr
     assert "instead of PROCORE_SETUP_CONFIG" in r.stderr and "unset PROCORE_SETUP_CONFIG" in r.stderr, r.stderr

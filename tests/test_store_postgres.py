@@ -110,7 +110,7 @@ def test_a_stopped_server_is_exit_5_naming_the_store_and_the_next_run_works(pg: 
     r = two.run("token")
     assert r.returncode == 5, r.stderr
     assert r.stdout == ""
-    assert pg.store().describe() in r.stderr and "could not be reached" in r.stderr
+    assert pg.store().address.describe() in r.stderr and "could not be reached" in r.stderr
     assert pg_server.app_password not in r.stderr
     assert pg.fake.counts["token:refresh_token"] == 0  # nothing was sent
     pg_server.start()
@@ -171,7 +171,7 @@ def test_an_answer_the_server_never_comes_back_for_is_said_to_be_lost(pg: Shared
     pg.fake.inject(Fault(hook=pg_server.stop, paths=TOKEN_PATH))
     r = one.run("refresh", "--force", timeout=200)
     assert r.returncode != 0
-    assert "could not be saved to " + pg.store().describe() in r.stderr and "new login" in r.stderr
+    assert "could not be saved to " + pg.store().address.describe() in r.stderr and "new login" in r.stderr
     assert "login --profile default" in r.stderr
     assert "could not be reached" in r.stderr, r.stderr  # why, in words
     assert "StoreUnavailable" not in r.stderr, r.stderr  # not a class name
@@ -224,7 +224,7 @@ def test_a_sigstopped_lock_holder_makes_the_other_host_give_up_in_time_and_loses
         assert before.get("refresh_started_at") is not None
         r = two.run("token", env={"PROCORE_SETUP_LOCK_TIMEOUT": "2"})
         assert r.returncode == 5, r.stderr
-        assert "held the lock" in r.stderr and pg.store().describe() in r.stderr
+        assert "held the lock" in r.stderr and pg.store().address.describe() in r.stderr
         assert r.stdout == ""
         assert pg.profile() == before  # the waiter changed nothing
         assert pg.fake.counts["token:refresh_token"] == 1
@@ -255,7 +255,7 @@ def test_a_waiters_connection_terminated_is_exit_5_and_loses_nothing(pg: Shared,
         kill_backend(pg_server, pg_advisory_waiters(pg_server, pg.url)[0])
         b = two.collect(second)
         assert b.returncode == 5, b.stderr
-        assert b.stdout == "" and pg.store().describe() in b.stderr
+        assert b.stdout == "" and pg.store().address.describe() in b.stderr
         assert pg.profile() == marked
     finally:
         release.set()
@@ -372,7 +372,7 @@ def test_a_wrong_password_is_exit_6_naming_the_store_never_the_password(pg: Shar
     r = _bad(two, url)
     assert r.returncode == 6, r.stderr
     assert r.stdout == ""
-    assert pg.store().describe() in r.stderr and "refused the login" in r.stderr
+    assert pg.store().address.describe() in r.stderr and "refused the login" in r.stderr
     assert wrong not in r.stderr and pg_server.app_password not in r.stderr
     assert pg.profile() == before
 
@@ -409,7 +409,7 @@ def test_a_database_without_the_schema_says_what_to_run(pg: Shared, pg_server: A
     _, two = pg.hosts
     r = two.run("token")
     assert r.returncode == 3, r.stderr
-    assert pg.store().describe() in r.stderr and "login" in r.stderr
+    assert pg.store().address.describe() in r.stderr and "login" in r.stderr
     printed = two.run("store", "init", "--print")
     assert printed.returncode == 0, printed.stderr
     assert "CREATE TABLE IF NOT EXISTS procore_setup" in printed.stdout and "GRANT" in printed.stdout
@@ -429,7 +429,7 @@ def test_a_role_without_rights_is_exit_6_naming_grant_and_a_login_spends_no_code
     url = pg_server.role_without_rights(pg.url)
     r = _bad(two, url)
     assert r.returncode == 6, r.stderr
-    assert "GRANT" in r.stderr and pg.store().describe().rsplit("@", 1)[1] in r.stderr
+    assert "GRANT" in r.stderr and pg.store().address.describe().rsplit("@", 1)[1] in r.stderr
     sent = _token_requests(pg.fake)
     fake = pg.fake
     code = fake.issue_code()
@@ -451,7 +451,7 @@ def test_a_store_written_by_a_newer_program_is_refused(pg: Shared, pg_server: An
     for args in (("token",), ("refresh", "--force"), ("status",)):
         r = two.run(*args)
         assert r.returncode == 6, (args, r.stderr)
-        assert "newer procore-setup" in r.stderr and pg.store().describe() in r.stderr
+        assert "newer procore-setup" in r.stderr and pg.store().address.describe() in r.stderr
     assert _token_requests(pg.fake) == sent
 
 
@@ -525,7 +525,7 @@ def test_store_move_all_from_a_file_into_postgresql_and_back(pg: Shared, tmp_pat
     for n, token in tokens.items():
         assert two.run("token", "--profile", n).stdout.strip() == token  # the other host reads them
         gone = one.run("token", "--profile", n, env=local)
-        assert gone.returncode == 3 and "moved" in gone.stderr and pg.store().describe() in gone.stderr
+        assert gone.returncode == 3 and "moved" in gone.stderr and pg.store().address.describe() in gone.stderr
     assert "moving_from" not in pg.raw()
     back = two.run("store", "move", "--all", "--to", str(path))
     assert back.returncode == 0, back.stderr
@@ -645,7 +645,7 @@ def test_a_passphrase_command_never_sees_the_store_or_its_password(pg: Shared, p
     assert r.returncode == 0, r.stderr
     env: dict[str, str] = {}
     if how == "PGPASSWORD":
-        env = {"PROCORE_SETUP_STORE": pg.store().describe(), "PGPASSWORD": pg_server.app_password}
+        env = {"PROCORE_SETUP_STORE": pg.store().address.describe(), "PGPASSWORD": pg_server.app_password}
     dump.unlink(missing_ok=True)
     t = two.run("token", env=env)
     assert t.returncode == 0, t.stderr

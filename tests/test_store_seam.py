@@ -142,3 +142,61 @@ def test_a_hand_edit_during_a_refresh_procore_never_saw_is_not_undone(cli: CLI) 
 def _append(path: Path, text: str) -> None:
     with open(path, "a") as f:
         f.write(text)
+
+
+# -- the seam itself: as small as a transport -------------------------------------------------------------
+
+def _protocol_members(source: str, name: str) -> list[str]:
+    """The members a Protocol class declares (attributes, properties and methods), read from its
+    source the way they were counted before the redesign: every annotated name and every def."""
+    import ast
+
+    tree = ast.parse(source)
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+    members = []
+    for node in cls.body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            members.append(node.target.id)
+        elif isinstance(node, ast.FunctionDef):
+            members.append(node.name)
+    return members
+
+
+def test_the_store_seam_holds_only_what_moves_data() -> None:
+    """21 members before (9 of them wording, `transaction` and `open_secrets`); now the data, the
+    lock, `close` and the context manager, one live fact (durability_note) and the address."""
+    from procore_setup.stores import base
+
+    members = _protocol_members(Path(base.__file__).read_text(), "Store")
+    assert sorted(members) == sorted([
+        "address", "passphrase_command", "locks_can_be_lost", "exists", "load", "load_or_new", "lock", "save",
+        "restore", "check_writable", "save_last_resort", "durability_note", "close", "__enter__", "__exit__"])
+    for wording in ("describe", "cli_flag", "locator", "password_note", "permissions", "access_note", "key_id",
+                    "kind", "transaction", "open_secrets"):
+        assert wording not in members
+
+
+def test_every_registered_store_gives_what_the_registry_and_the_edge_ask(tmp_path: Path) -> None:
+    """Each row of the registry names a class with the Store's members and the ManagedStore's
+    (init, schema_sql, same_place, driver_name); a file store's address is a frozen value."""
+    from procore_setup.stores import base, registry
+
+    source = Path(base.__file__).read_text()
+    wanted = set(_protocol_members(source, "Store")) | set(_protocol_members(source, "ManagedStore"))
+    # one of each (opening a store connects to nothing: the first load or lock does)
+    opened = [registry.open_store(store=url, environ={}) for url in (
+        str(tmp_path / "credentials.toml"), "postgresql://app@127.0.0.1:9/app", "redis://127.0.0.1:9/0")]
+    assert {type(s).__name__ for s in opened} == {e.name for e in (registry.FILE, *registry.SCHEMES.values())}
+    for opened_store in opened:
+        missing = [m for m in wanted if not hasattr(opened_store, m)]
+        assert missing == [], f"{type(opened_store).__name__} lacks {missing}"
+        assert isinstance(opened_store.address, base.StoreAddress)
+    store = registry.open_store(tmp_path / "credentials.toml", environ={})
+    assert store.address.kind == "file" and hash(store.address) == hash(store.address._replace())
+    try:
+        store.address.where = "elsewhere"  # type: ignore[misc]
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("the store address can be changed")
+    assert store.address.cli_flag(explicit=True) == f" --config {tmp_path / 'credentials.toml'}"

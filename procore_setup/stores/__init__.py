@@ -1,7 +1,9 @@
-"""Where profiles live: the Store protocol and the factory (`open_store`); the file store."""
+"""Where profiles live: the Store protocol and its address value (`base`), the registry and
+factory (`registry.open_store`), and the stores themselves (file, postgres, redis)."""
 
 from __future__ import annotations
 
-from .base import Store, open_store
+from .base import Store, StoreAddress
+from .registry import open_store
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "StoreAddress", "open_store"]

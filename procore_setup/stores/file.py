@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..hints import shell_quote
 from ..profile import Credentials, biggest_entry, check_document
-from .base import StoreCommon
+from .base import DEFAULT_LOCK_TIMEOUT, StoreAddress, StoreCommon
 
 FILE_NAME = "credentials.toml"
 MAX_FILE_BYTES = 1 << 20  # a credentials file is a few KB; anything this big is not ours
@@ -42,7 +42,6 @@ MAX_FILE_BYTES = 1 << 20  # a credentials file is a few KB; anything this big is
 # fits (two tokens at their cap, encrypted, are ~44 KB), and the next refresh is refused before
 # it sends anything.
 SAVE_ROOM = 64 << 10
-DEFAULT_LOCK_TIMEOUT = 60.0
 _FIX_BY_LOGIN = "Set it up again with: procore-setup login (the broken file is left as it is)."
 
 
@@ -69,8 +68,8 @@ class FileStore(StoreCommon):
     often run without that variable). Built by `stores.open_store`.
     """
 
-    kind = "file"
     locks_can_be_lost = False  # flock dies with its process only
+    driver_name = None  # standard library only
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, passphrase_command: str | None = None,
                  lock_timeout: float = DEFAULT_LOCK_TIMEOUT, named_by_env: bool = False) -> None:
@@ -86,47 +85,46 @@ class FileStore(StoreCommon):
         self.path = os.path.realpath(self.given_path)
         self.dir = os.path.dirname(self.path)
         self.lock_path = self.path + ".lock"
+        # The commands a hint prints name the file with --config unless it is the default one
+        # (a path from $PROCORE_SETUP_CONFIG is named too: cron jobs often run without it).
+        self.address = StoreAddress(kind="file", option="config", where=self.path,
+                                    flag_implied=not named_by_env and self._at_default(path), mode_path=self.path)
 
     def __repr__(self) -> str:
         return f"FileStore({self.path!r})"
 
-    def describe(self) -> str:
-        """The store as messages and `status` name it: the file's path."""
-        return self.path
-
-    def permissions(self) -> str | None:
-        """Who may read the store, for messages: the file's mode as 0600-style text."""
-        return fs.mode_text(self.path)
-
-    def durability_note(self) -> str | None:
-        return None  # a file on disk keeps what it was given
-
-    def password_note(self) -> str | None:
-        return None  # a path holds no password
-
-    def access_note(self) -> str:
-        return f"mode {self.permissions()}"
-
-    def locator(self) -> tuple[str, str]:
-        """How a script names this store: `--config PATH`, `ProcoreAuth(config=PATH)`."""
-        return "config", self.path
-
-    def cli_flag(self, explicit: bool = False) -> str:
-        """` --config PATH` when the commands a hint prints must name this file (always, with
-        `explicit`: a cron job runs with another HOME and environment), else ''."""
+    def _at_default(self, given: object) -> bool:
+        """Whether this is the user config directory's file. platformdirs is imported only when the
+        path could be it (`procore-setup/credentials.toml`): `token` with a path pays nothing."""
+        if given is not None and (os.path.basename(self.path) != FILE_NAME or
+                                  os.path.basename(self.dir) != "procore-setup"):
+            return False
         try:
-            if explicit or self._named_by_env or self.path != platform_default_path():
-                return f" --config {shell_quote(self.path)}"
+            return self.path == platform_default_path()
         except Exception:  # noqa: BLE001 - no config dir to compare with: name the file
-            return f" --config {shell_quote(self.path)}"
-        return ""
-
-    def key_id(self) -> str:
-        """What the OS keyring entry and the in-process key cache of this store are named by."""
-        return self.path
+            return False
 
     def exists(self) -> bool:
         return os.path.lexists(self.given_path)
+
+    # -- what `store init` and `store move` ask of a store's kind ---------------------------
+    def init(self) -> str:
+        raise UsageError("`store init` is for a shared store; a credentials file needs no set-up.",
+                         hint="Name the store: procore-setup --store postgresql://USER@HOST/DB store init")
+
+    def schema_sql(self) -> str:
+        return self.init()  # nothing to print either: the same refusal
+
+    def same_place(self, other: object) -> bool:
+        """The same file through any link (a file that does not exist yet is no other's)."""
+        if not isinstance(other, FileStore):
+            return False
+        if self.path == other.path:
+            return True
+        try:
+            return os.path.samefile(self.path, other.path)
+        except OSError:
+            return False
 
     # -- reading -------------------------------------------------------------------
     def read_bytes(self) -> bytes:
@@ -153,7 +151,7 @@ class FileStore(StoreCommon):
                 ) from None
             raise NotConfigured(
                 f"No credentials file at {path}.",
-                hint=f"Set one up with: procore-setup{self.cli_flag()} (or `login --plain` on a plain terminal).",
+                hint=f"Set one up with: procore-setup{self.address.cli_flag()} (or `login --plain` on a plain terminal).",
             ) from None
         except IsADirectoryError:
             raise CredentialsFileError(

@@ -18,7 +18,8 @@ import contextlib
 from typing import Any, Iterator
 
 from ..errors import LibpqFailure, StoreRefused, StoreUnavailable, UsageError
-from .shared import (
+from .rows import (
+    host_addresses,
     EMPTY,
     MAX_DOCUMENT_BYTES,
     MAX_ROWS,
@@ -101,7 +102,7 @@ def _tls_default(url: str, env: Any, shown_url: str) -> dict[str, str]:
     anything that refuses TLS and asks for it. A weaker mode named for such a host warns once."""
     from urllib.parse import unquote, unquote_plus
 
-    from .shared import _loopback, split_url, tls_warning
+    from .rows import _loopback, split_url, tls_warning
 
     try:
         parts = split_url(url)
@@ -149,6 +150,7 @@ class PostgresStore(SharedStore):
 
     kind = "PostgreSQL"
     driver_name, driver_extra = "psycopg", "postgres"
+    password_sources = ("PGPASSWORD", "~/.pgpass")
 
     def __init__(self, url: str, *, environ: Any = None, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
@@ -168,7 +170,7 @@ class PostgresStore(SharedStore):
     def _pg(self) -> Any:
         return self.driver
 
-    def permissions(self) -> str | None:
+    def _readers(self) -> str:
         return f"any database role with rights on table {self._table}"
 
     def _check_owner(self, trusted: Any, schema: Any, owner: Any) -> None:
@@ -446,6 +448,26 @@ class PostgresStore(SharedStore):
             raise self._error(exc, "asking which server it is") from None
         return ("postgres", *(str(v) for v in row))
 
+    def url_identity(self) -> tuple[frozenset[str], tuple[Any, ...]] | None:
+        """The host's addresses and (port, database) as libpq would read the URL, with the
+        environment's defaults (PGHOST, PGPORT, PGUSER, PGDATABASE) where the URL is silent."""
+        import os
+        from urllib.parse import parse_qsl, unquote, urlsplit
+
+        try:
+            parts = urlsplit(self.url)
+            port = parts.port
+            query = dict(parse_qsl(parts.query))
+        except ValueError:
+            return None
+        path = unquote(parts.path.lstrip("/"))
+        env = os.environ
+        host = query.get("host") or unquote(parts.hostname or "") or env.get("PGHOST") or "/tmp"
+        port = port or _int(query.get("port")) or _int(env.get("PGPORT")) or 5432
+        user = unquote(parts.username or "") or query.get("user") or env.get("PGUSER") or _os_user()
+        database = path or query.get("dbname") or env.get("PGDATABASE") or user
+        return host_addresses(host, port), (port, database, None)
+
     def schema_sql(self) -> str:
         """The SQL `store init --print` prints, for a database owner to run."""
         return SCHEMA_SQL + GRANT_SQL
@@ -484,6 +506,22 @@ class PostgresStore(SharedStore):
         except self._pg.Error as exc:
             raise self._error(exc, "creating the table") from None
         return True
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name to be had: libpq would fail the same way
+        return ""
 
 
 @contextlib.contextmanager

@@ -38,7 +38,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..checks import shown
 from ..errors import RespFailure, StoreRefused, StoreUnavailable, UsageError, env_seconds
 from ..hints import shell_quote
-from .shared import (
+from .rows import (
+    host_addresses,
     MAX_DOCUMENT_BYTES,
     _loopback,
     tls_warning,
@@ -278,7 +279,7 @@ class RedisStore(SharedStore):
     def key(self, name: str) -> str:
         return self.prefix + name
 
-    def permissions(self) -> str | None:
+    def _readers(self) -> str:
         return f"anyone with this Redis server's password, or an ACL user allowed the keys {self.prefix}*"
 
     # -- connections ---------------------------------------------------------------
@@ -587,6 +588,25 @@ class RedisStore(SharedStore):
             return
         self._run(self._data(), "probe", _PROBE, [self.key("probe")], [], "checking that it may write")
         self._ready = True
+
+    def schema_sql(self) -> str:
+        return f"-- {self.url} needs no schema: its keys are made on first use."
+
+    def url_identity(self) -> tuple[frozenset[str], tuple[Any, ...]] | None:
+        """The host's addresses and (port, database, key prefix) as the URL spells them (/00 is /0)."""
+        from urllib.parse import unquote
+
+        try:
+            parts = urlsplit(self.url)
+            port = parts.port
+        except ValueError:
+            return None
+        path = unquote(parts.path.lstrip("/"))
+        if path.isdigit():
+            path = str(int(path))
+        host = unquote(parts.hostname or "") or "localhost"
+        port = port or 6379
+        return host_addresses(host, port), (port, path or "0", self.prefix)
 
     @guarded
     def init(self) -> str:

@@ -24,7 +24,8 @@ from .. import flow as flowmod
 from .. import settings
 from ..flow import AUTHORIZE, CLIENT, CODE, ENVIRONMENT, SAVED, VERIFY, SetupFlow
 from ..profile import SERVICE_ACCOUNT, USER
-from .shared import ADD, KIND, NEW, PROFILES, REAUTHORIZE, StoreFacts, browser_problem, describe
+from ..stores.base import access_note
+from .screenkit import ADD, KIND, NEW, PROFILES, REAUTHORIZE, StoreFacts, browser_problem, describe
 
 if TYPE_CHECKING:
     from ..profile import Profile
@@ -416,7 +417,7 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
         if saved is not None and app.return_code in (0, None):
             # The screen is gone now: leave what to copy in the terminal's scrollback.
             store = app.store
-            print(f"Saved profile {saved.name!r} to {store.describe()} ({store.access_note()}).")
+            print(f"Saved profile {saved.name!r} to {store.address.describe()} ({access_note(store.address)}).")
             if session is not None:
                 print("Demo mode: that file and the fake server are gone now.")
             elif saved.is_service_account:
@@ -426,9 +427,8 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
                 print("Keep it fresh from cron with:")
                 print(f"  {flowmod.cron_line(store, saved.name)}")
     finally:
-        close = getattr(opened, "close", None)  # a shared store's connections: the wizard is done with them
-        if close is not None:
-            close()
+        if opened is not None:
+            opened.close()  # a shared store's connections: the wizard is done with them
         if session is not None:
             session.stop()
     if session is not None:

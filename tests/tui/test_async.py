@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from procore_setup import passphrase as passphrases
+from procore_setup import filesystem
 from procore_setup.stores.file import FileStore
 from procore_setup.testing import FakeProcore
 
@@ -188,19 +189,22 @@ async def test_the_wizard_never_reads_the_file_on_its_ui_thread(
     ui_thread = threading.get_ident()
     on_ui: list[str] = []
 
-    def watch(name: str) -> None:
-        real = getattr(FileStore, name)
+    def watch(owner: Any, name: str) -> None:
+        real = getattr(owner, name)
 
-        def watched(self: FileStore, *args: Any, **kwargs: Any) -> Any:
+        def watched(*args: Any, **kwargs: Any) -> Any:
             if threading.get_ident() == ui_thread:
                 ours = [line for line in traceback.format_stack()[:-1] if "procore_setup" in line]
-                on_ui.append(f"FileStore.{name}, from:\n" + "".join(ours[-4:]))
-            return real(self, *args, **kwargs)
+                on_ui.append(f"{owner.__name__}.{name}, from:\n" + "".join(ours[-4:]))
+            return real(*args, **kwargs)
 
-        monkeypatch.setattr(FileStore, name, watched)
+        monkeypatch.setattr(owner, name, watched)
 
-    for name in ("load", "read_bytes", "permissions", "open_secrets", "save"):
-        watch(name)
+    for name in ("load", "read_bytes", "save"):
+        watch(FileStore, name)
+    # the file's mode (who may read it) and the opening of its secrets are read outside the store
+    watch(filesystem, "mode_text")
+    watch(passphrases, "unlock_with")
     monkeypatch.setenv("PROCORE_SETUP_PASSPHRASE", PASSPHRASE)  # for opening the file once it is encrypted
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -43,9 +43,9 @@ async def test_the_wizard_saves_into_a_shared_store_and_token_reads_it_on_anothe
         await paste_code(pilot, fake.issue_code())
         await save_on_verify(pilot, company_row=1)
         body = "\n".join(str(w.render()) for w in app.screen.query("#body > Static"))
-        assert store.describe() in body and "readable by" in body and "mode None" not in body
+        assert store.address.describe() in body and "readable by" in body and "mode None" not in body
         assert password not in body and secret_leaks(body, CLIENT_SECRET) == []
-        assert f"--store {store.describe()}" in str(app.screen.query_one("#cron").render())
+        assert f"--store {store.address.describe()}" in str(app.screen.query_one("#cron").render())
         await pilot.press("q")
     assert app.return_code == 0
 
@@ -54,7 +54,7 @@ async def test_the_wizard_saves_into_a_shared_store_and_token_reads_it_on_anothe
         await settle(pilot)
         assert screen_name(again) == "ProfilesScreen"
         head = str(again.screen.query_one("#file").render())
-        assert head.startswith("Store: " + store.describe()) and password not in head
+        assert head.startswith("Store: " + store.address.describe()) and password not in head
         await pilot.press("q")
     for opened in (store, again.store):  # their connections, in this process (run_wizard's own close)
         close_store(opened)

@@ -10,7 +10,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Link, Static
 
 from ...flow import AUTHORIZE, CODE
-from ..shared import browser_problem, describe
+from ..screenkit import browser_problem, describe
 from ..widgets.countdown import Countdown
 from .base import WizardScreen
 

@@ -14,7 +14,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Footer, Static
 
 from ...flow import AUTHORIZE, CLIENT, CODE, ENVIRONMENT, SAVED, VERIFY, SetupFlow, step_for_error
-from ..shared import KIND, PROFILES, WorkReporting, describe
+from ..screenkit import KIND, PROFILES, WorkReporting, describe
 
 if TYPE_CHECKING:
     from ..app import ProcoreSetupApp

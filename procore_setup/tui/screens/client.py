@@ -19,7 +19,7 @@ from ...environments import OOB_REDIRECT_URI
 from ...errors import ProcoreSetupError
 from ...flow import CLIENT, DEVELOPER_PORTAL_HELP, step_for_error
 from ...profile import SERVICE_ACCOUNT
-from ..shared import REAUTHORIZE, describe
+from ..screenkit import REAUTHORIZE, describe
 from ..widgets.inputs import FieldInput
 from .base import WizardScreen
 

@@ -11,7 +11,7 @@ from textual.widgets import Button, Static
 
 from ...errors import ProcoreSetupError
 from ...flow import CODE, step_for_error
-from ..shared import describe
+from ..screenkit import describe
 from ..widgets.countdown import Countdown
 from ..widgets.inputs import PasteInput
 from .base import WizardScreen

@@ -15,7 +15,7 @@ from textual.widgets.option_list import Option
 from ... import environments
 from ...errors import ProcoreSetupError
 from ...flow import ENVIRONMENT, FlowError, SetupFlow, validate_profile_name
-from ..shared import describe
+from ..screenkit import describe
 from ..widgets.inputs import FieldInput
 from ..widgets.lists import ContinueList
 from .base import WizardScreen
@@ -172,7 +172,7 @@ class EnvironmentScreen(WizardScreen):
             if app.flow is None or app.flow.profile_name != name:
                 # A new profile in an existing file: the file is read (and an encrypted one's
                 # secrets opened) first, in a worker; the step goes on in work_done.
-                self.set_busy(f"Reading {app.store.describe()}...")
+                self.set_busy(f"Reading {app.store.address.describe()}...")
                 self._open(name)
                 return
         self._go_on()

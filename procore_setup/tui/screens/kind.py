@@ -11,7 +11,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...profile import SERVICE_ACCOUNT, USER
-from ..shared import KIND
+from ..screenkit import KIND
 from ..widgets.lists import ContinueList
 from .base import WizardScreen
 

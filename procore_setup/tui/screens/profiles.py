@@ -19,7 +19,8 @@ from ...text import NAME_LIMIT, clean, duration
 from ...flow import read_profiles, remove_profile, set_default_profile
 from ...profile import SERVICE_ACCOUNT
 from ...status import profile_info
-from ..shared import ADD, BACKGROUND, NEW, PROFILES, REAUTHORIZE, RECONFIGURE, describe
+from ...stores.base import access_note, readable_by
+from ..screenkit import ADD, BACKGROUND, NEW, PROFILES, REAUTHORIZE, RECONFIGURE, describe
 from .base import WizardScreen
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class ProfilesScreen(WizardScreen):
         self._ticks = 0
 
     def compose_body(self) -> Iterable[Widget]:
-        yield Static(f"Credentials file: {self.wizard.store.describe()}", id="file", classes="gap", markup=False)
+        yield Static(f"Credentials file: {self.wizard.store.address.describe()}", id="file", classes="gap", markup=False)
         yield Static(HEADER, id="profiles-header", classes="dim", markup=False)
         yield ProfileList(id="profiles", classes="gap")
         yield Static("", id="details", markup=False)
@@ -158,8 +159,8 @@ class ProfilesScreen(WizardScreen):
         """Whether the store changed since the list was read (off the UI thread: a stat, or for a
         shared store, every few looks, a read)."""
         store = self.wizard.store
-        kind, where = store.locator()
-        if kind != "config":
+        where = store.address.mode_path  # a file: its stat says; a shared store: a read now and then
+        if where is None:
             return self._ticks % SHARED_WATCH_TICKS == 0
         return _stamp(where) != self._stamp
 
@@ -186,11 +187,12 @@ class ProfilesScreen(WizardScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group=BACKGROUND, name="read")
     def _read(self) -> Listing:
         store = self.wizard.store
-        kind, where = store.locator()
-        self._stamp = _stamp(where) if kind == "config" else None  # before the read: a change during it shows next time
+        where = store.address.mode_path
+        self._stamp = _stamp(where) if where is not None else None  # before the read: a change during it shows next time
         doc = read_profiles(store)
         infos = {name: profile_info(doc, prof) for name, prof in doc.profiles.items()}
-        return Listing(doc, infos, store.permissions(), store.access_note(), store.locator()[0] == "config")
+        return Listing(doc, infos, readable_by(store.address), access_note(store.address),
+                       store.address.mode_path is not None)
 
     def _listed(self, listing: Listing) -> None:
         """Show what the read worker found."""
@@ -201,7 +203,7 @@ class ProfilesScreen(WizardScreen):
         listing_widget.clear_options()
         encrypted = ", secrets encrypted" if doc.encrypted else ""
         self.query_one("#file", Static).update(
-            f"{'Credentials file' if listing.is_file else 'Store'}: {self.wizard.store.describe()} "
+            f"{'Credentials file' if listing.is_file else 'Store'}: {self.wizard.store.address.describe()} "
             f"({listing.access or 'mode ' + (listing.permissions or '?')}{encrypted})")
         now = datetime.fromtimestamp(self.wizard.clock(), timezone.utc)
         chosen = 0
@@ -226,7 +228,7 @@ class ProfilesScreen(WizardScreen):
         self.doc = None
         self.infos = {}
         self.query_one("#profiles", OptionList).clear_options()
-        self.query_one("#file", Static).update(f"Credentials file: {self.wizard.store.describe()}")
+        self.query_one("#file", Static).update(f"Credentials file: {self.wizard.store.address.describe()}")
         self.query_one("#details", Static).update("")
         self.show_error("The file cannot be used: " + describe(error))
         self.refresh_bindings()
@@ -333,7 +335,7 @@ class ProfilesScreen(WizardScreen):
         self.app.push_screen(
             ConfirmDialog(
                 f"Remove profile {name!r}?",
-                f"Its client settings and tokens are deleted from {self.wizard.store.describe()}. The tokens are "
+                f"Its client settings and tokens are deleted from {self.wizard.store.address.describe()}. The tokens are "
                 f"not revoked at Procore (`procore-setup revoke --profile {name}` does that first). Scripts "
                 "and cron lines that use this profile will stop working.",
                 yes="Remove", no="Keep it",

@@ -14,7 +14,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Static
 
 from ...flow import SAVED, cron_line, usage_examples
-from ..shared import StoreFacts
+from ..screenkit import StoreFacts
 from .base import WizardScreen
 
 
@@ -59,7 +59,7 @@ class SavedScreen(WizardScreen):
             note = ": only you can read it" if mode == "0600" else ""
         if self.encrypted:
             note += "; secrets encrypted"
-        yield Static(f"✓ Saved profile {prof.name!r} to {self.wizard.store.describe()}, {self.access}{note}.",
+        yield Static(f"✓ Saved profile {prof.name!r} to {self.wizard.store.address.describe()}, {self.access}{note}.",
                      id="saved-head", classes="ok gap", markup=False)
         if self.service_account:
             yield Static("No cron job needed: a service account has no refresh token to keep alive. "

@@ -20,7 +20,7 @@ from textual.widgets.option_list import Option
 
 from ...flow import VERIFY, read_profiles
 from ...text import NAME_LIMIT, clean, duration
-from ..shared import BACKGROUND, StoreFacts, describe, store_facts
+from ..screenkit import BACKGROUND, StoreFacts, describe, store_facts
 from ..widgets.inputs import FieldInput
 from ..widgets.lists import ChoiceList
 from .base import WizardScreen
@@ -123,7 +123,7 @@ class ServiceVerifyScreen(WizardScreen):
     def _saved_so_far(self) -> str:
         flow = self.flow
         if flow.grant_saved:
-            return f"The new token is already saved to {flow.store.describe()}, so profile {flow.profile_name!r} works. "
+            return f"The new token is already saved to {flow.store.address.describe()}, so profile {flow.profile_name!r} works. "
         return f"The new token is NOT saved yet ({flow.grant_save_error}). "
 
     def _show(self) -> None:
@@ -219,5 +219,5 @@ class ServiceVerifyScreen(WizardScreen):
             self.show_error(describe(exc))
             return
         self.flow.make_default = self.query_one("#make-default", Checkbox).value
-        self.set_busy(f"Saving to {self.flow.store.describe()}...")
+        self.set_busy(f"Saving to {self.flow.store.address.describe()}...")
         self._save()

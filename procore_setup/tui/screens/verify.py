@@ -13,7 +13,7 @@ from textual.widgets.option_list import Option
 
 from ...flow import VERIFY, read_profiles
 from ...text import duration
-from ..shared import BACKGROUND, StoreFacts, describe, store_facts
+from ..screenkit import BACKGROUND, StoreFacts, describe, store_facts
 from ..widgets.lists import ChoiceList
 from .base import WizardScreen
 
@@ -119,7 +119,7 @@ class VerifyScreen(WizardScreen):
     def _saved_so_far(self) -> str:
         flow = self.flow
         if flow.grant_saved:
-            return (f"The new tokens are already saved to {flow.store.describe()}, "
+            return (f"The new tokens are already saved to {flow.store.address.describe()}, "
                     f"so profile {flow.profile_name!r} works. ")
         return f"The new tokens are NOT saved yet ({flow.grant_save_error}). "
 
@@ -175,7 +175,7 @@ class VerifyScreen(WizardScreen):
             self.show_error(describe(exc))
             return
         self.flow.make_default = self.query_one("#make-default", Checkbox).value
-        self.set_busy(f"Saving to {self.flow.store.describe()}...")
+        self.set_busy(f"Saving to {self.flow.store.address.describe()}...")
         self._save()
 
 

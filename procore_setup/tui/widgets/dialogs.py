@@ -19,7 +19,7 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Static
 
-from ..shared import WorkReporting, describe
+from ..screenkit import WorkReporting, describe
 
 T = TypeVar("T")
 

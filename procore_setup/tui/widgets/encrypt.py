@@ -96,7 +96,7 @@ class EncryptDialog(Dialog[bool]):
             self.dismiss(True)  # the file was written before the failure: the secrets are encrypted
             return
         # Only the class name: the exception's text could hold anything, a passphrase included.
-        command = "procore-setup" + self.store.cli_flag(explicit=True)
+        command = "procore-setup" + self.store.address.cli_flag(explicit=True)
         state = ("the secrets in the file are still stored plainly" if encrypted is False
                  else f"check the file with `{command} status`")
         self.refuse(f"Unexpected error while encrypting ({type(error).__name__}): {state}. "

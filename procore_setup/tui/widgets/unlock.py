@@ -10,7 +10,7 @@ from textual.widgets import Button, Input, Static
 
 from ...stores.base import Store
 from ...errors import ProcoreSetupError
-from ..shared import describe
+from ..screenkit import describe
 from .dialogs import Dialog
 
 WRONG = "Wrong passphrase. Nothing was changed; try again."
@@ -28,7 +28,7 @@ class UnlockDialog(Dialog[bool]):
         self.store = store
 
     def compose_body(self) -> Iterable[Widget]:
-        yield Static(f"Type the passphrase of {self.store.describe()} to change its profiles.", markup=False)
+        yield Static(f"Type the passphrase of {self.store.address.describe()} to change its profiles.", markup=False)
         yield Input(placeholder="passphrase", password=True, id="unlock-passphrase")
 
     def compose_buttons(self) -> Iterable[Widget]:

@@ -9,7 +9,7 @@ overwrite a newer pair; what it holds is then refused, and said so.
 
 A subclass gives the primitives: `_read()` (one consistent snapshot), `_write()` (one atomic
 compare-and-set), `_hold_lock()`, `_prepare_write()`, the connection handling, and the
-wording of `permissions()`. Everything else (loading, the diff, the retries after a dropped
+wording of `_readers()`. Everything else (loading, the diff, the retries after a dropped
 connection, the last-resort save of a pair Procore has just issued) is here.
 
 Standard library only at module level: the drivers are imported by the subclasses, and only
@@ -20,20 +20,20 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import functools
+import json
 import math
 import threading
 import time
 from datetime import date, datetime, time as dtime
-from typing import Any, Callable, Iterator, NamedTuple, Self, TypeVar
+from typing import Any, Callable, Iterator, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import (LockTimeout, NewerTokensInStore, StoreChanged, StoreConflict, StoreEmpty, StoreRefused,
                       StoreUnavailable)
-from ..hints import add_command, shell_quote
+from ..hints import add_command
 from ..profile import SCHEMA_VERSION, SECRET_FIELDS, Credentials, check_document
-from .base import StoreCommon
+from .base import StoreAddress, StoreCommon
 
 STORE_SCHEMA = 1  # the layout of the rows; a store written by a newer layout is refused
 MAX_DOCUMENT_BYTES = 1 << 20  # as for the file: a store holds a few KB; anything this big is not ours
@@ -296,6 +296,22 @@ def _no_driver(module: str, kind: str, extra: str) -> tuple[str, str]:
             f"Install it with: pip install 'procore-setup[{extra}]'")
 
 
+def host_addresses(host: str, port: int) -> frozenset[str]:
+    """What a host name resolves to (a Unix socket directory: itself), so that two names of one
+    server compare equal; the name itself when it does not resolve."""
+    import os
+
+    if host.startswith("/"):
+        return frozenset({"unix:" + os.path.realpath(host)})
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return frozenset({host.lower()})
+    return frozenset(str(info[4][0]) for info in infos) or frozenset({host.lower()})
+
+
 def _check_url(url: str) -> None:
     """Refuse (exit 2) a URL that libpq (or redis-py) and this module would read differently,
     before either uses it: its password could otherwise be taken for a host, a query or a
@@ -360,7 +376,10 @@ def guarded(method: _Method) -> _Method:
 class SharedStore(StoreCommon):
     """A store on a server that several hosts share. Subclasses: PostgresStore, RedisStore."""
 
-    kind = "shared"  # "PostgreSQL", "Redis": how messages name the kind of store
+    kind = "shared"  # "PostgreSQL", "Redis": how messages (and the address) name the kind of store
+    # Where a job may get the password that printed commands leave out, besides the URL in
+    # $PROCORE_SETUP_STORE (see StoreAddress.password_sources)
+    password_sources: tuple[str, ...] = ()
     # A holder can lose the lock and go on (a dropped lock connection, a lease that ran out): so an
     # in-flight mark may belong to a live process, whose answer can still land (see refresh).
     locks_can_be_lost = True
@@ -394,10 +413,6 @@ class SharedStore(StoreCommon):
             self._driver = import_driver(self.driver_name, self.kind, self.driver_extra)
         return self._driver
 
-    def durability_note(self) -> str | None:
-        """A sentence for `status` when the server may lose what it holds (None: nothing to say)."""
-        return None
-
     def server_identity(self) -> tuple[str, ...]:
         """What names this store on its server, however the URL spells it (asked of the server)."""
         raise NotImplementedError
@@ -406,38 +421,54 @@ class SharedStore(StoreCommon):
         return f"{type(self).__name__}({self.url!r})"
 
     # -- naming ------------------------------------------------------------------
+    @functools.cached_property
+    def address(self) -> StoreAddress:
+        """` --store URL` in printed commands (without its password: libpq's PGPASSWORD or
+        ~/.pgpass, or the URL in $PROCORE_SETUP_STORE, gives it) unless the store came from
+        $PROCORE_SETUP_STORE, which the same environment still has."""
+        return StoreAddress(kind=self.kind, option="store", where=self.url, flag_implied=self._named_by_env,
+                            readers=self._readers(),
+                            password_sources=self.password_sources if self._secrets else None, networked=True)
+
     def describe(self) -> str:
+        """The URL without its password, for this store's own messages (the edge uses `address`)."""
         return self.url
 
-    def locator(self) -> tuple[str, str]:
-        """How a script names this store: `--store URL`, `ProcoreAuth(store=URL)`."""
-        return "store", self.url
-
-    def cli_flag(self, explicit: bool = False) -> str:
-        """` --store URL` (without its password: libpq's PGPASSWORD or ~/.pgpass, or the URL in
-        $PROCORE_SETUP_STORE, gives it) unless the store came from $PROCORE_SETUP_STORE, which the
-        same environment still has; always with `explicit` (a cron line)."""
-        if self._named_by_env and not explicit:
-            return ""
-        return f" --store {shell_quote(self.url)}"
-
-    def key_id(self) -> str:
-        return self.url
-
-    def password_note(self) -> str | None:
-        """What to tell a person about the commands printed for this store, when its URL holds a
-        password that they leave out; None when there is nothing to say."""
-        if not self._secrets:
-            return None
-        return ("(The store's password is left out of the commands above: give the jobs the whole URL in "
-                "PROCORE_SETUP_STORE" + (", or PGPASSWORD or ~/.pgpass" if self.kind == "PostgreSQL" else "") + ".)")
-
-    def permissions(self) -> str | None:
+    def _readers(self) -> str:
         """Who can read the store: the server's own access control decides, not a file mode."""
         raise NotImplementedError
 
-    def access_note(self) -> str:
-        return f"{self.kind}; readable by {self.permissions()}"
+    # -- what `store init` and `store move` ask of a store's kind ----------------------------
+    def init(self) -> str:
+        raise NotImplementedError
+
+    def schema_sql(self) -> str:
+        raise NotImplementedError
+
+    def url_identity(self) -> tuple[frozenset[str], tuple[Any, ...]] | None:
+        """(the host's addresses, what else names the store: port, database, prefix) as the URL
+        spells it, normalised (None: the URL does not say)."""
+        raise NotImplementedError
+
+    def same_place(self, other: object) -> bool:
+        """The same server, database and key prefix however the URL spells them (postgres:// or
+        postgresql://, localhost or 127.0.0.1, a default port left out); spelt so that the URL
+        cannot tell (a Unix socket and TCP, hostaddr=, a host given twice, Redis's /00), the
+        servers are asked. A server that cannot be asked is not the same: the move then says why."""
+        if type(other) is not type(self):
+            return False
+        assert isinstance(other, SharedStore)
+        if self.url == other.url:
+            return True
+        mine, theirs = self.url_identity(), other.url_identity()
+        if mine is not None and theirs is not None and mine[1] == theirs[1] and bool(mine[0] & theirs[0]):
+            return True
+        from ..errors import ProcoreSetupError
+
+        try:
+            return self.server_identity() == other.server_identity()
+        except ProcoreSetupError:
+            return False
 
     def scrub(self, text: str) -> str:
         """Text from the driver or the server, printable, capped, and without the store's secrets.
@@ -493,12 +524,6 @@ class SharedStore(StoreCommon):
         for close in closers:
             with contextlib.suppress(Exception):
                 close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @contextlib.contextmanager
     def _closing_lock(self, close: Callable[[], None]) -> Iterator[None]:

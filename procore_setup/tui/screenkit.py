@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from textual.worker import Worker, WorkerState
 
+from ..stores.base import access_note, readable_by
+
 if TYPE_CHECKING:
     from ..stores.base import Store
 
@@ -83,7 +85,7 @@ def store_facts(store: Store) -> StoreFacts:
         encrypted = store.load().encrypted
     except Exception:  # noqa: BLE001 - only a note on the Saved screen: an unreadable file is "not encrypted"
         encrypted = False
-    return StoreFacts(store.permissions(), encrypted, store.access_note())
+    return StoreFacts(readable_by(store.address), encrypted, access_note(store.address))
 
 
 class WorkReporting:
