@@ -1,13 +1,17 @@
-"""Throwaway PostgreSQL and Redis servers for the bench scripts: the tests' own (tests/helpers/servers.py).
+"""Throwaway PostgreSQL and Redis servers for the bench scripts: the tests' own recipe.
 
 `--store postgres` / `--store redis` on a bench script means "start one for this run": a
 PostgreSQL cluster in a temporary directory (initdb/pg_ctl; as root through `runuser -u
 postgres`, since PostgreSQL refuses root), or a redis-server with a password and AOF, on a
 free loopback port, thrown away at the end. Any other value is a store URL, used as it is.
 
-tests/servers.py is a pytest plugin (it skips or fails tests); the servers themselves are one
-recipe in tests/helpers/servers.py, standard library only at module level, so the bench runs
-them from a plain venv on a fresh machine without pytest.
+The servers are started by tests/helpers/servers.py (`running_postgres`, `running_redis`), the
+same code the tests' fixtures use, so a server the bench measures is the one the tests check.
+The import goes this way (bench/ -> tests/helpers/, never tests/ -> bench/) because tests/ is
+what CI runs and type-checks on every change: it must not depend on scripts that are run by
+hand, and putting bench/ on the tests' sys.path would let any test import a bench script by
+accident. tests/helpers/servers.py is standard library only at module level (no pytest), so the
+bench runs it from a plain venv on a fresh machine.
 """
 
 from __future__ import annotations
@@ -20,18 +24,13 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers.servers import (  # noqa: E402
+    ServerUnavailable,
     free_port,
-    new_postgres_server,
-    new_redis_server,
-    postgres_unavailable,
-    redis_unavailable,
+    running_postgres,
+    running_redis,
 )
 
 __all__ = ["ServerUnavailable", "free_port", "store_scheme", "store_url"]
-
-
-class ServerUnavailable(RuntimeError):
-    """The server cannot be had here (not installed, no user to run it as, no driver)."""
 
 
 def store_scheme(url: str) -> str:
@@ -51,30 +50,15 @@ def store_scheme(url: str) -> str:
 @contextlib.contextmanager
 def store_url(spec: str | None) -> Iterator[str | None]:
     """The store URL for a run: None (the file), a server started for the run ("postgres",
-    "redis"), or the URL given. A started server is stopped and thrown away at the end."""
+    "redis"), or the URL given. A started server is stopped and thrown away at the end;
+    ServerUnavailable says why one cannot be started here."""
     if spec is None or spec == "file":
         yield None
-        return
-    if spec not in ("postgres", "postgresql", "redis"):
+    elif spec not in ("postgres", "postgresql", "redis"):
         yield spec
-        return
-    if store_scheme(spec) == "postgres":
-        reason = postgres_unavailable()
-        if reason is not None:
-            raise ServerUnavailable(reason)
-        pg = new_postgres_server()
-        try:
-            pg.init()
+    elif store_scheme(spec) == "postgres":
+        with running_postgres() as pg:
             yield pg.url(pg.create_database())
-        finally:
-            pg.close()
     else:
-        reason = redis_unavailable()
-        if reason is not None:
-            raise ServerUnavailable(reason)
-        redis = new_redis_server()
-        try:
-            redis.init()
+        with running_redis() as redis:
             yield redis.url(0)
-        finally:
-            redis.close()

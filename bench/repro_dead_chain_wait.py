@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Any
 
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import EXE, clean_env, login  # noqa: E402
@@ -59,7 +59,7 @@ def case(kind: str, http_timeout: float) -> None:
         login(fake, envs["a"])
         a = subprocess.Popen([EXE, "refresh", "--force"], env=envs["a"], stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        fake.inject(hook=lambda: a.send_signal(signal.SIGKILL), paths="/oauth/token")
+        fake.inject(Fault(hook=lambda: a.send_signal(signal.SIGKILL), paths="/oauth/token"))
         a.wait(timeout=120)
         mark = stored(url).get("refresh_started_at")
         out: dict[str, Any] = {}

@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Any
 
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import EXE, clean_env, login  # noqa: E402
@@ -86,11 +86,11 @@ def case(name: str, url: str, fake: FakeProcore, a: dict[str, str], b: dict[str,
                 time.sleep(0.02)
             out["B_thread"] = b_thread
 
-        fake.inject(hook=hold_answer_for_b, paths="/oauth/token")
+        fake.inject(Fault(hook=hold_answer_for_b, paths="/oauth/token"))
         out["A"] = run(a, "refresh", "--force")
         out["B_thread"].join()
     else:
-        fake.inject(hang=3.0, paths="/oauth/token")
+        fake.inject(Fault(hang=3.0, paths="/oauth/token"))
         t = threading.Thread(target=lambda: out.__setitem__("A", run(a, "refresh", "--force")))
         t.start()
         deadline = time.monotonic() + 30

@@ -30,6 +30,7 @@ Exit status 0 when every must-be-zero figure is zero, 1 otherwise. Only 127.0.0.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -48,7 +49,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _servers import ServerUnavailable, store_scheme, store_url  # noqa: E402
@@ -120,7 +121,7 @@ class RecordingFake(FakeProcore):
         if fault is not None and fault.consume and fault.status == 429:
             # A rate limiter answers before the application sees the request: a 429 after
             # processing is not a thing a real server does.
-            fault.consume = False
+            fault = dataclasses.replace(fault, consume=False)
         self._tl.fault = fault
         if fault is not None:
             kind = "drop" if fault.drop else str(fault.status) if fault.status else "delay"
@@ -456,7 +457,7 @@ class Soak:
         self.rate = rate
         self.hold = hold if chaos else 0.0
         self.quiet = quiet
-        self.inject = inject or []  # fake.inject(**f) for each, right after the first login
+        self.inject = inject or []  # fake.inject(Fault(**f)) for each, right after the first login
         self.rng = random.Random(seed)
         self.tmp = Path(tempfile.mkdtemp(prefix="procore-soak-"))
         self.config = self.tmp / "conf" / "credentials.toml"
@@ -929,7 +930,7 @@ class Soak:
         try:
             self.login()
             for fault in self.inject:
-                self.fake.inject(**fault)
+                self.fake.inject(Fault(**fault))
             threads = [threading.Thread(target=self.slot, args=(i,), daemon=True) for i in range(self.workers)]
             threads.append(threading.Thread(target=self.monitor, daemon=True))
             if self.chaos:

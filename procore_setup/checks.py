@@ -14,7 +14,8 @@ written down.
 
 from __future__ import annotations
 
-from .errors import InvalidValue
+from .errors import InvalidURL
+from .text import clean
 
 MAX_URL_CHARS = 2048
 MAX_TOKEN_CHARS = 16384  # Procore's tokens are tens of characters; a signed JWT is a few thousand
@@ -25,60 +26,71 @@ _QUICK_PATH_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 _EXAMPLE_HINT = "Give a URL like https://login.procore.com"
 
 
-def is_loopback(host: str) -> bool:
-    """Whether `host` (a name or an address, brackets allowed) is this machine."""
-    if host == "localhost":
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` (a name or an address as a URL gives it: brackets, any case, an IPv6 zone)
+    is this machine: localhost, or a loopback address (127.0.0.0/8, ::1). Host names are
+    case-insensitive, so LOCALHOST is localhost. The one test: the checks of base URLs, the
+    proxy bypass of oauth.py and the stores' TLS defaults all ask it. No host: False."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_NAMES:
         return True
+    parts = host.split(".")
+    if len(parts) == 4 and parts[0] == "127" and all(p.isdigit() and int(p) < 256 for p in parts):
+        return True  # the usual case, without importing ipaddress on the fast path
     import ipaddress
 
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
     except ValueError:
         return False
 
 
 def check_base_url(url: str, what: str) -> str:
     """A login or API base URL: https, or http to a loopback host only; a host name that
-    resolves without surprises. Returns it without a trailing '/'; raises InvalidValue
-    (whose message starts with "The {what}") otherwise."""
+    resolves without surprises. Returns it without a trailing '/'; raises InvalidURL (its `what`
+    and its `problem`: "The {what} {problem}.") otherwise."""
     url = (url or "").strip()
     if _plainly_good(url):
         return url.rstrip("/")
     if not url:
-        raise InvalidValue(f"The {what} is empty.", hint=_EXAMPLE_HINT)
+        raise InvalidURL(what, "is empty", hint=_EXAMPLE_HINT)
     if any(c.isspace() for c in url):
-        raise InvalidValue(f"The {what} contains spaces.")
+        raise InvalidURL(what, "contains spaces")
     if not url.isprintable():
-        raise InvalidValue(f"The {what} contains control characters.")
+        raise InvalidURL(what, "contains control characters")
     if len(url) > MAX_URL_CHARS:
-        raise InvalidValue(f"The {what} is longer than {MAX_URL_CHARS} characters.")
+        raise InvalidURL(what, f"is longer than {MAX_URL_CHARS} characters")
     from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(url)
     except ValueError:  # e.g. https://[::1 (an unclosed IPv6 address)
-        raise InvalidValue(f"The {what} does not parse as a URL.", hint=_EXAMPLE_HINT) from None
+        raise InvalidURL(what, "does not parse as a URL", hint=_EXAMPLE_HINT) from None
     if parts.scheme not in ("https", "http"):
-        raise InvalidValue(f"The {what} must start with https:// (got {parts.scheme[:20] or 'no scheme'}).",
-                           hint=_EXAMPLE_HINT)
+        raise InvalidURL(what, f"must start with https:// (got {parts.scheme[:20] or 'no scheme'})",
+                         hint=_EXAMPLE_HINT)
     host = parts.hostname or ""
     if not host:
-        raise InvalidValue(f"The {what} has no host name.")
+        raise InvalidURL(what, "has no host name")
     if parts.scheme == "http" and not is_loopback(host):
-        raise InvalidValue(
-            f"The {what} uses plain http to {host[:100]}: the client secret and tokens would cross the network "
-            "unencrypted.",
+        raise InvalidURL(
+            what, f"uses plain http to {host[:100]}: the client secret and tokens would cross the network unencrypted",
             hint="Use https://, or http only to 127.0.0.1 / localhost (test servers).",
         )
     if parts.query or parts.fragment or parts.username or parts.password:
-        raise InvalidValue(f"The {what} must be a base URL, without ?query, #fragment or user:password@.")
+        raise InvalidURL(what, "must be a base URL, without ?query, #fragment or user:password@")
     try:
         _ = parts.port
     except ValueError:
-        raise InvalidValue(f"The {what} has a bad port number.") from None
+        raise InvalidURL(what, "has a bad port number") from None
     problem = _host_problem(host, bracketed="[" in parts.netloc)
     if problem:
-        raise InvalidValue(f"The {what} {problem}.")
+        raise InvalidURL(what, problem)
     return url.rstrip("/")
 
 
@@ -178,11 +190,6 @@ def credential_problem(value: object) -> str | None:
 
 
 def shown(text: object, limit: int = 100) -> str:
-    """`text` safe to print: control characters escaped (a name from the file must not reach
-    the terminal as escape sequences), and cut at `limit` characters."""
-    s = str(text)
-    if len(s) > limit:
-        s = s[:limit] + "…"
-    if s.isprintable():
-        return s
-    return repr(s)[1:-1]
+    """`text` safe to print in a message: the one sanitizer (text.clean: control and format
+    characters escaped, one line), with up to `limit` characters before the "…" that says it was cut."""
+    return clean(text, limit + 1)

@@ -92,7 +92,8 @@ def _proxy_for(api_url: str) -> str | None:
     """The proxy the environment names for the API host (none for loopback), as httpx would pick it."""
     import urllib.request
 
-    from .oauth import check_proxy_environment, is_loopback
+    from .checks import is_loopback
+    from .oauth import check_proxy_environment
 
     url = httpx.URL(api_url)
     if is_loopback(url.host):

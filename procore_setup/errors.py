@@ -6,7 +6,9 @@ status codes and Procore's own error descriptions into them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+_E = TypeVar("_E", bound="ProcoreSetupError")
 
 # Exit codes, documented in the README and in `procore-setup --help`.
 EXIT_OK = 0
@@ -35,19 +37,52 @@ exit codes:
 
 
 class ProcoreSetupError(Exception):
-    """Base class. `str(err)` is a complete, user-facing message without secrets."""
+    """Base class. `str(err)` is a complete, user-facing message without secrets.
+
+    `text` is what went wrong, as said where it happened; `notes` what the layers above learnt
+    since (rendered after it, in `message`); `hint` what to do. A layer that knows more than the
+    raiser (the command that logs this profile in again, a save that failed meanwhile) says so
+    with `given()`, which keeps the class and every field: no message is rebuilt from another's.
+    """
 
     exit_code = EXIT_INTERNAL
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
+        self.text = message
         self.hint = hint
+        self.notes: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        return " ".join((self.text, *self.notes))
 
     def __str__(self) -> str:
         if self.hint:
             return f"{self.message}\n{self.hint}"
         return self.message
+
+    def given(self: _E, *, hint: str | None = None, note: str | None = None, **fields: Any) -> _E:
+        """A new error of this class with every field of this one, and what the caller knows: a
+        `hint` in place of this one's, a `note` after its text, `fields` (existing ones only, e.g.
+        after_lost_answer=True). Complete when returned: this one is left as it was."""
+        return self.as_a(type(self), hint=hint, note=note, **fields)
+
+    def as_a(self, cls: type[_E], *, hint: str | None = None, note: str | None = None, **fields: Any) -> _E:
+        """`given`, as an error of the class `cls`, which has this one's fields (a subclass of this
+        one's base with no fields of its own): a ServerError that turned out to be an AnswerLost."""
+        new = cls.__new__(cls, *self.args)
+        Exception.__init__(new, *self.args)
+        new.__dict__.update(self.__dict__)
+        for name, value in fields.items():
+            if name not in new.__dict__:  # a field of the error, never its class's exit code
+                raise TypeError(f"{cls.__name__} has no field {name}")
+            setattr(new, name, value)
+        if hint is not None:
+            new.hint = hint
+        if note is not None:
+            new.notes = (*self.notes, note)
+        return new
 
 
 class UsageError(ProcoreSetupError):
@@ -79,6 +114,21 @@ class NotConfigured(ProcoreSetupError):
     exit_code = EXIT_NOT_CONFIGURED
 
 
+class StoreEmpty(NotConfigured):
+    """A shared store holds nothing of procore-setup's yet. `note`: why that may be (a server that
+    keeps nothing across a restart), when the store has something to say; `command`: the command
+    that sets one up."""
+
+    def __init__(self, *, kind: str, store: str, command: str, note: str | None = None) -> None:
+        super().__init__(f"The {kind} store {store} holds no procore-setup credentials yet."
+                         + (f" {note}" if note else ""),
+                         hint=f"Set one up with: {command} (or: {command} login --plain)")
+        self.kind = kind
+        self.store = store
+        self.command = command
+        self.note = note
+
+
 class CredentialsFileError(ProcoreSetupError):
     """The credentials file exists but cannot be used: permissions, syntax, fields, passphrase."""
 
@@ -97,6 +147,24 @@ class StoreWriteError(CredentialsFileError):
 
 class StoreConflict(CredentialsFileError):
     """A save was refused: the store no longer holds what this run read from it (a stale write)."""
+
+
+class StoreChanged(StoreConflict):
+    """A shared store's version moved while this run worked with it (another process wrote it
+    without the lock, or this run lost its lock): nothing was overwritten. A lost lock, not a store
+    that cannot be used, so exit 5: run the command again. `kind` ("PostgreSQL", "Redis") and
+    `store` (its description, without the password) are what the message is made of."""
+
+    exit_code = EXIT_TEMPORARY
+
+    def __init__(self, *, kind: str, store: str) -> None:
+        super().__init__(
+            f"The {kind} store {store} changed while this command was working with it (another "
+            "process wrote it without holding the lock, or this one lost its lock); it was not overwritten.",
+            hint="Run the command again. Nothing was changed by this run.",
+        )
+        self.kind = kind
+        self.store = store
 
 
 class GrantNotSaved(CredentialsFileError):
@@ -202,6 +270,16 @@ class InvalidValue(UsageError):
     """A value from outside (a URL, a token, a credential) that the tool will not use."""
 
 
+class InvalidURL(InvalidValue):
+    """A login or API base URL the tool will not use: "The {what} {problem}." (`what`: "login URL",
+    `problem`: "has no host name"), so a caller that names the URL its own way renders the fields."""
+
+    def __init__(self, what: str, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(f"The {what} {problem}.", hint=hint)
+        self.what = what
+        self.problem = problem
+
+
 class FileTooBig(CredentialsFileError):
     """A save was refused because the file would be bigger than the tool reads back."""
 
@@ -229,6 +307,39 @@ class StoreUnavailable(TemporaryFailure):
 class StoreRefused(CredentialsFileError):
     """A shared store refused this run (wrong password, no such database, no rights, a schema it
     does not know): exit 6, like a credentials file that cannot be used."""
+
+
+class DriverFailure(Exception):
+    """What a store's own fast-path client (stores/libpq.py, stores/resp.py) says went wrong, as
+    fields; never shown as it is: the store maps it, through the same table as its driver's errors,
+    to StoreUnavailable, StoreRefused or UsageError, whose words name the store. Not a
+    ProcoreSetupError, so one that escaped would be a bug (exit 1), not a message."""
+
+
+class LibpqFailure(DriverFailure):
+    """libpq said no: `message` (its text, which never holds the password) and `sqlstate` ('' when
+    the server never answered with one); `connecting` when it happened before a connection existed."""
+
+    def __init__(self, message: str, sqlstate: str = "", *, connecting: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.sqlstate = sqlstate
+        self.connecting = connecting
+
+
+class RespFailure(DriverFailure):
+    """The plain-socket Redis read failed. `kind`: "unreachable" (no connection could be made),
+    "timeout" (the server said nothing for a whole wait), "deadline" (the whole read took longer
+    than its deadline: a server that trickles), "junk" (an answer that is no Redis reply this read
+    can use: a protocol error, nested too deep, too big), "reply" (the server answered an error
+    reply: `code` is its first word, WRONGPASS or NOPERM, and `reason` the rest) or "closed" (the
+    connection ended before the answer did). `reason` never holds the password."""
+
+    def __init__(self, kind: str, reason: str, *, code: str = "") -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.code = code
 
 
 class ProfileMoved(NotConfigured):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-import ipaddress
 import json
 import logging
 import math
@@ -39,7 +38,7 @@ from .errors import (
     UnexpectedResponse,
     UsageError,
 )
-from .checks import token_problem
+from .checks import is_loopback, token_problem
 from .text import DESCRIPTION_LIMIT, ERROR_LIMIT, clean, clean_or_none
 
 log = logging.getLogger("procore_setup.oauth")
@@ -98,17 +97,6 @@ def _deadline_for(timeout: httpx.Timeout) -> float:
     """
     parts = [t for t in (timeout.connect, timeout.read, timeout.write) if t is not None]
     return max(1.0, 2 * max(parts)) if parts else 60.0
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost: this machine, where no proxy has any business."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _proxy_variable(scheme: str) -> str:
@@ -243,7 +231,7 @@ class OAuthClient:
         return self._token_request({"grant_type": "client_credentials"}, what="requesting a service account's token")
 
     def token_info(self, access_token: str, *, company_id: int | None = None) -> dict[str, Any]:
-        data = self._call("GET", f"{self.login_url}/oauth/token/info", what="asking for token info",
+        data = self._json("GET", f"{self.login_url}/oauth/token/info", what="asking for token info",
                           bearer=access_token, company_id=company_id)
         if not isinstance(data, dict):
             raise UnexpectedResponse("Procore's token info answer is not a JSON object.")
@@ -262,13 +250,13 @@ class OAuthClient:
         form = {"token": token, "client_id": self.client_id}
         if self._client_secret:
             form["client_secret"] = self._client_secret
-        self._call("POST", f"{self.login_url}/oauth/revoke", what="revoking the token", form=form, want_json=False)
+        self._post_form(f"{self.login_url}/oauth/revoke", what="revoking the token", form=form)
 
     # -- API endpoints -------------------------------------------------------------------
     def me(self, access_token: str, *, company_id: int | None = None) -> dict[str, Any]:
         """Who the token belongs to. `company_id` sends Procore-Company-Id, which a service
         account's token needs even here (Multiple Procore Zones)."""
-        data = self._call("GET", f"{self.api_url}/rest/v1.0/me", what="asking who is logged in", bearer=access_token,
+        data = self._json("GET", f"{self.api_url}/rest/v1.0/me", what="asking who is logged in", bearer=access_token,
                           company_id=company_id)
         if not isinstance(data, dict) or "id" not in data:
             raise UnexpectedResponse("Procore's /rest/v1.0/me answer has no user id.")
@@ -281,9 +269,9 @@ class OAuthClient:
         `company_id` sends Procore-Company-Id (see `me`)."""
         out: list[dict[str, Any]] = []
         for page in range(1, max_pages + 1):
-            resp_data, headers = self._call(
-                "GET", f"{self.api_url}/rest/v1.0/companies", what="listing companies", bearer=access_token,
-                params={"page": page, "per_page": per_page}, with_headers=True, company_id=company_id,
+            resp_data, headers = self._json_and_headers(
+                f"{self.api_url}/rest/v1.0/companies", what="listing companies", bearer=access_token,
+                params={"page": page, "per_page": per_page}, company_id=company_id,
             )
             if not isinstance(resp_data, list):
                 raise UnexpectedResponse("Procore's /rest/v1.0/companies answer is not a list.")
@@ -306,25 +294,24 @@ class OAuthClient:
         if self._client_secret:
             form["client_secret"] = self._client_secret
         sent: list[float] = []
-        try:
-            data = self._call("POST", f"{self.login_url}/oauth/token", what=what, form=form, sent=sent)
-        except InvalidToken as exc:  # a 401 that is not invalid_client: a refusal like any other 4xx
-            raise RequestRefused(exc.message, hint=_REFUSED_HINT) from None
+        # a 401 that is not invalid_client is a refusal like any other 4xx here (token_request)
+        data = self._json("POST", f"{self.login_url}/oauth/token", what=what, form=form, sent=sent, token_request=True)
         try:
             tokens = _parse_token(data, with_refresh=grant != "client_credentials")
-        except UnexpectedResponse as exc:
+        except _Unusable as exc:
             if not (isinstance(data, dict) and ("access_token" in data or "refresh_token" in data)):
-                raise  # no tokens in it at all: an answer we do not understand (exit 5, the mark kept)
+                # no tokens in it at all: an answer we do not understand (exit 5, the mark kept)
+                raise UnexpectedResponse(f"Procore's token answer {exc.problem}.") from None
             if grant == "client_credentials":  # nothing single-use was spent: the next request may work
                 raise UnexpectedResponse(
-                    f"Procore answered with a token this tool cannot use while {what} ({exc.message.rstrip('.')}).",
-                    hint="Try again later; nothing stored was used up.") from None
+                    f"Procore answered with a token this tool cannot use while {what} (Procore's token answer "
+                    f"{exc.problem}).", hint="Try again later; nothing stored was used up.") from None
             # Procore answered 200 with tokens: it has issued a new pair, and so spent what was sent.
             spent = ("the code is used up" if grant == "authorization_code"
                      else "Procore has most likely used up the stored refresh token")
             raise TokensUnusable(
-                f"Procore answered with tokens this tool cannot use while {what} ({exc.message.rstrip('.')}): "
-                f"{spent}.",
+                f"Procore answered with tokens this tool cannot use while {what} (Procore's token answer "
+                f"{exc.problem}): {spent}.",
                 hint="Open the authorize URL again for a new code." if grant == "authorization_code"
                 else None,
             ) from None
@@ -339,21 +326,37 @@ class OAuthClient:
                         tokens.clamped_from, MAX_EXPIRES_IN)
         return tokens
 
-    def _call(self, method: str, url: str, *, what: str, form: dict[str, str] | None = None,
-              bearer: str | None = None, params: dict[str, Any] | None = None, want_json: bool = True,
-              with_headers: bool = False, sent: list[float] | None = None, company_id: int | None = None) -> Any:
+    def _json(self, method: str, url: str, *, what: str, form: dict[str, str] | None = None,
+              bearer: str | None = None, params: dict[str, Any] | None = None, sent: list[float] | None = None,
+              company_id: int | None = None, token_request: bool = False) -> Any:
+        """One call, with its retries: the answer's JSON."""
+        return self._exchange(method, url, what=what, form=form, bearer=bearer, params=params, sent=sent,
+                              company_id=company_id, token_request=token_request)[0]
+
+    def _json_and_headers(self, url: str, *, what: str, bearer: str, params: dict[str, Any],
+                          company_id: int | None = None) -> tuple[Any, httpx.Headers]:
+        """A GET, with its retries: the answer's JSON and its headers (a page's Total and Link)."""
+        return self._exchange("GET", url, what=what, bearer=bearer, params=params, company_id=company_id)
+
+    def _post_form(self, url: str, *, what: str, form: dict[str, str]) -> None:
+        """A form POST, with its retries, whose answer says nothing but its status (revoke)."""
+        self._exchange("POST", url, what=what, form=form, want_json=False)
+
+    def _exchange(self, method: str, url: str, *, what: str, form: dict[str, str] | None = None,
+                  bearer: str | None = None, params: dict[str, Any] | None = None, want_json: bool = True,
+                  sent: list[float] | None = None, company_id: int | None = None,
+                  token_request: bool = False) -> tuple[Any, httpx.Headers]:
         headers = {"Accept": "application/json"}
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
         if company_id is not None:
             headers["Procore-Company-Id"] = str(int(company_id))
 
-        def once() -> Any:
+        def once() -> tuple[Any, httpx.Headers]:
             if sent is not None:
                 sent.append(time.time())
             resp, body = self._send(method, url, what=what, headers=headers, form=form, params=params)
-            data = _interpret(resp, body, what=what, want_json=want_json)
-            return (data, resp.headers) if with_headers else data
+            return _interpret(resp, body, what=what, want_json=want_json, token_request=token_request), resp.headers
 
         return self._with_retries(once)
 
@@ -430,9 +433,8 @@ class OAuthClient:
                 if maybe_used is None:
                     raise
                 # An earlier attempt reached Procore and got no usable answer: that one used the grant.
-                raise type(exc)(exc.message + " (An earlier attempt's answer was lost or was an error: "
-                                f"{maybe_used.message} Procore had probably already used the grant.)",
-                                hint=exc.hint, after_lost_answer=True) from None
+                raise exc.given(note=f"(An earlier attempt's answer was lost or was an error: {maybe_used.message} "
+                                "Procore had probably already used the grant.)", after_lost_answer=True) from None
         raise AssertionError("unreachable")
 
 
@@ -450,7 +452,7 @@ def _worst(exc: TemporaryFailure, maybe_used: TemporaryFailure | None) -> Tempor
     5xx, which Procore's FAQ says can still use up a refresh token), raise AnswerLost, so the
     caller keeps its in-flight mark instead of assuming that nothing happened."""
     if maybe_used is not None and not isinstance(exc, AnswerLost):
-        return AnswerLost(exc.message, hint=exc.hint, retry_after=exc.retry_after, status=exc.status)
+        return exc.as_a(AnswerLost)
     return exc
 
 
@@ -554,8 +556,11 @@ def _content_type(resp: httpx.Response) -> str:
     return clean(resp.headers.get("Content-Type", "unknown type").split(";")[0].strip() or "unknown type", 60)
 
 
-def _interpret(resp: httpx.Response, body: bytes, *, what: str, want_json: bool) -> Any:
-    """Map one HTTP answer to data or to one of our exceptions."""
+def _interpret(resp: httpx.Response, body: bytes, *, what: str, want_json: bool, token_request: bool = False) -> Any:
+    """Map one HTTP answer to data or to one of our exceptions. `token_request`: the answer to a
+    token request, where a 401 other than invalid_client refuses the request (RequestRefused), not
+    an access token (InvalidToken)."""
+    unauthorized = _refused if token_request else _invalid_token
     host = resp.request.url.host
     status = resp.status_code
     if status == 429 or status >= 500:
@@ -593,12 +598,12 @@ def _interpret(resp: httpx.Response, body: bytes, *, what: str, want_json: bool)
         if error == "invalid_client":
             raise InvalidClient(f"Procore refused the client id or secret (invalid_client) while {what}: {desc}")
         if error == "invalid_token":
-            raise InvalidToken(f"Procore refused the access token (invalid_token) while {what}.", status=status)
+            raise unauthorized(f"Procore refused the access token (invalid_token) while {what}.", status)
         said = f": {desc}" if desc else ""
         raise _refused(f"{host} refused the request (HTTP {status} {clean(error, ERROR_LIMIT)}) while {what}{said}",
                        status)
     if status == 401:
-        raise InvalidToken(f"Procore answered 401 Unauthorized while {what}.", status=status)
+        raise unauthorized(f"Procore answered 401 Unauthorized while {what}.", status)
     if status >= 400:
         raise _refused(f"{host} refused the request (HTTP {status}) while {what}.", status)
     if want_json and data is None:
@@ -608,6 +613,10 @@ def _interpret(resp: httpx.Response, body: bytes, *, what: str, want_json: bool)
 
 def _refused(message: str, status: int) -> RequestRefused:
     return RequestRefused(message, hint=_REFUSED_HINT, status=status)
+
+
+def _invalid_token(message: str, status: int) -> InvalidToken:
+    return InvalidToken(message, status=status)
 
 
 def _safe_location(resp: httpx.Response) -> str:
@@ -633,35 +642,44 @@ def _company(c: dict[str, Any]) -> dict[str, Any]:
     return dict(c, id=_company_id(c.get("id")), name=clean_or_none(c.get("name")))
 
 
+class _Unusable(Exception):
+    """A token answer this tool cannot use; `problem` says why, after "Procore's token answer"
+    ("lacks expires_in"). Never leaves this module: _token_request words it for its grant."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
 MAX_EXPIRES_IN = 86400  # seconds: Procore's access tokens live 5400
 
 
 def _parse_token(data: Any, *, with_refresh: bool = True) -> TokenSet:
-    """A token answer, checked and capped. `with_refresh=False` (the client-credentials grant):
-    no refresh token is expected, and one sent anyway is not kept (nothing would use it)."""
+    """A token answer, checked and capped, or _Unusable. `with_refresh=False` (the client-credentials
+    grant): no refresh token is expected, and one sent anyway is not kept (nothing would use it)."""
     if not isinstance(data, dict):
-        raise UnexpectedResponse("Procore's token answer is not a JSON object.")
+        raise _Unusable("is not a JSON object")
     wanted = ("access_token", "refresh_token", "expires_in") if with_refresh else ("access_token", "expires_in")
     missing = [k for k in wanted if k not in data]
     if missing:
-        raise UnexpectedResponse(f"Procore's token answer lacks {', '.join(missing)}.")
+        raise _Unusable(f"lacks {', '.join(missing)}")
     access, expires_in = data["access_token"], data["expires_in"]
     refresh = data["refresh_token"] if with_refresh else ""
     if not isinstance(access, str) or not access or not isinstance(refresh, str) or (with_refresh and not refresh):
-        raise UnexpectedResponse("Procore's token answer has an empty or non-text token.")
+        raise _Unusable("has an empty or non-text token")
     for token in (access, refresh) if with_refresh else (access,):
         # The rule a token read back from the file must pass too (checks.token_problem): a line
         # break would inject headers into scripts' Authorization, a huge one bloat the file.
         problem = token_problem(token)
         if problem:
-            raise UnexpectedResponse(f"Procore's token answer holds a token that {problem}.")
+            raise _Unusable(f"holds a token that {problem}")
     if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
         if isinstance(expires_in, str) and expires_in.strip().isdigit():
             expires_in = int(expires_in)
         else:
-            raise UnexpectedResponse("Procore's token answer has a non-numeric expires_in.")
+            raise _Unusable("has a non-numeric expires_in")
     if not math.isfinite(expires_in):  # JSON's NaN and 1e400 (infinity) parse as floats
-        raise UnexpectedResponse("Procore's token answer has a non-numeric expires_in.")
+        raise _Unusable("has a non-numeric expires_in")
     # A lifetime of 0 or less means "already expired". More than a day is no access token Procore
     # issues (90 minutes): believed, `token` might never renew it, and would hand out a dead token.
     # Both ends are warned about (see _token): a day, or "expired already" (every run would refresh).
@@ -676,7 +694,7 @@ def _parse_token(data: Any, *, with_refresh: bool = True) -> TokenSet:
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         # Every caller sends "Authorization: Bearer ...": a token of another type would be refused.
         shown = clean(token_type, 20) if isinstance(token_type, str) else type(token_type).__name__
-        raise UnexpectedResponse(f"Procore's token answer has the token type {shown!r}, not bearer.")
+        raise _Unusable(f"has the token type {shown!r}, not bearer")
     scope = clean(data["scope"], DESCRIPTION_LIMIT) if isinstance(data.get("scope"), str) else None
     tokens = TokenSet(access, refresh, token_type, expires_in, created_at, scope)
     tokens.clamped_from = clamped_from

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from .errors import CredentialsFileError, InvalidValue, NotConfigured, ProfileMoved
+from .errors import CredentialsFileError, InvalidURL, NotConfigured, ProfileMoved
 from .hints import add_command, command, reauth_command, shell_quote, store_flag
 
 if TYPE_CHECKING:
@@ -540,10 +540,9 @@ def profile_problem(doc: Credentials, prof: Profile, *, whole_file: bool = False
             continue  # missing or mistyped: _check_types reports it
         try:
             check_base_url(value, what)
-        except InvalidValue as exc:
-            text = exc.message[0].lower() + exc.message[1:].rstrip(".")
+        except InvalidURL as exc:
             return CredentialsFileError(
-                f"{where}: {text} (field {field}).",
+                f"{where}: the {exc.what} {exc.problem} (field {field}).",
                 hint=f"Nothing was sent, and the file was left as it is. Correct {field} in the file, "
                 f"or set the profile up again: {fix()}",
             )

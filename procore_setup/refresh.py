@@ -269,14 +269,11 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
         store.restore(doc, before)
         raise
     except AnswerLost as exc:
-        lost = AnswerLost(
-            exc.message,
+        raise exc.given(
             hint="The request reached Procore but its answer was lost or was a server error, so Procore may "
             "have used the refresh token. Run the command again: if Procore then refuses the grant, a new "
             "login is needed: " + reauth_command(doc.store, profile.name),
-            retry_after=exc.retry_after, status=exc.status,
-        )
-        raise lost from None
+        ) from None
     except ReauthRequired as exc:
         newer = _refreshed_elsewhere(store, profile, sent=profile.refresh_token)
         if newer is None and interrupted_at is not None and store.locks_can_be_lost:
@@ -290,8 +287,7 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
     except TokensUnusable as exc:
         # Procore issued tokens, so the stored refresh token is most likely spent. The in-flight
         # mark stays: the next run tries the stored one and says whether the chain survived.
-        raise TokensUnusable(
-            exc.message,
+        raise exc.given(
             hint="A new login is most likely needed: " + reauth_command(doc.store, profile.name)
             + "  (the stored values are kept; if the stored refresh token still works, the next refresh says so)",
         ) from None
@@ -407,10 +403,8 @@ def _record_reauth(store: Store, doc: Credentials, profile: Profile, exc: Reauth
     name = profile.name
     if isinstance(exc, InvalidClient):
         reason = "Procore refused the client id or secret (invalid_client)."
-        err: ReauthRequired = InvalidClient(
-            exc.message,
+        err: ReauthRequired = exc.given(
             hint="Check the client id and secret in Procore's Developer Portal, then set the profile up again: " + fix,
-            after_lost_answer=exc.after_lost_answer,
         )
     else:
         started = interrupted_at.isoformat() if interrupted_at is not None else ""
@@ -457,9 +451,7 @@ def _record_reauth(store: Store, doc: Credentials, profile: Profile, exc: Reauth
     try:
         store.save(doc)
     except CredentialsFileError as failed:  # the refusal stands; only its record could not be kept
-        note = f" (This could not be recorded in {store.describe()}: {failed.message.rstrip('.')}.)"
-        cls = type(err)
-        return cls(err.message + note, hint=err.hint, after_lost_answer=err.after_lost_answer)
+        return err.given(note=f"(This could not be recorded in {store.describe()}: {failed.message.rstrip('.')}.)")
     return err
 
 

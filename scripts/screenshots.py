@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 from procore_setup import flow as flowmod  # noqa: E402
 from procore_setup.profile import Credentials, Profile  # noqa: E402
 from procore_setup.stores.file import FileStore  # noqa: E402
-from procore_setup.testing import FakeProcore  # noqa: E402
+from procore_setup.testing import FakeProcore, Fault  # noqa: E402
 from procore_setup.tui.app import ProcoreSetupApp  # noqa: E402
 
 SIZE = (80, 24)
@@ -280,7 +280,7 @@ async def _code(pilot: Any, st: Stage) -> None:
 
 async def _code_retry(pilot: Any, st: Stage) -> None:
     await to_code(pilot)
-    st.fake.inject(status=503, count=3, retry_after=0, paths="/oauth/token")
+    st.fake.inject(Fault(status=503, times=3, retry_after=0, paths="/oauth/token"))
     await paste(pilot, "#code", FAKE_CODE)
     await pilot.press("enter")
     await settle(pilot)

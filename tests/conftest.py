@@ -12,8 +12,6 @@ import pytest
 
 from helpers.cli import CLI
 from helpers.engine import Engine
-from helpers.own_redis import RedisServer as OwnRedis
-from helpers.own_redis import redis_exe
 from helpers.stores import BLOCK_SQL, KINDS, Shared, redis_dump
 from helpers.secret_guard import SECRET_ENV_VARS, GuardLogHandler, SecretGuard
 from procore_setup.testing import FakeProcore
@@ -194,24 +192,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "leaks_secrets_on_purpose: the secret guard does not fail this test (for its own tests)")
-
-
-# -- redis-servers of a test's own (tests/helpers/own_redis.py) ------------------------------------
-
-@pytest.fixture
-def other_redis(secret_guard: Any) -> Iterator[Callable[..., OwnRedis]]:
-    """Servers of a test's own, started with the given redis-server arguments (no persistence, say)."""
-    made: list[OwnRedis] = []
-
-    def make(*extra: str, tls: Path | None = None) -> OwnRedis:
-        server = OwnRedis(redis_exe(), *extra, tls=tls)
-        secret_guard.add(server.password, "the Redis password")
-        made.append(server)
-        server.start()
-        return server
-
-    try:
-        yield make
-    finally:
-        for server in made:
-            server.close()

@@ -9,6 +9,9 @@ Fixtures:
 - `redis_server` (session): a redis-server of its own with a password and AOF persistence
   (`appendfsync always`, so a restart or a SIGKILL keeps every acknowledged write).
 - `redis_store_url` (function): a flushed logical database, `redis://:PASSWORD@127.0.0.1:PORT/N`.
+- `other_redis` (function): makes redis-servers of the test's own, started with the redis-server
+  arguments the test gives (no persistence, an eviction policy) and `tls=` certificates
+  (`helpers.servers.tls_files`); stopped after the test.
 
 Where a server cannot be had (not installed, no `postgres` user to run it as, no driver), the
 tests that use it skip with a reason naming what is missing, unless PROCORE_SETUP_REQUIRE_SERVERS=1
@@ -17,14 +20,17 @@ tests that use it skip with a reason naming what is missing, unless PROCORE_SETU
 The passwords of both servers are handed to the secret guard of tests/conftest.py for each test
 that uses a store URL, so a store that prints its password fails the test.
 
-The servers themselves (one recipe, shared with bench/_servers.py) are tests/helpers/servers.py;
-each pytest session, so each xdist worker, starts its own on free ports.
+The servers themselves (one recipe, shared with bench/_servers.py) are tests/helpers/servers.py's
+`running_postgres()` / `running_redis()`; each pytest session, so each xdist worker, starts its
+own on free ports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,14 +39,14 @@ from helpers.servers import (
     REQUIRE_ENV,
     PostgresServer,
     RedisServer,
-    Cleanup,
-    new_postgres_server,
-    postgres_unavailable,
-    new_redis_server,
-    redis_unavailable,
+    ServerUnavailable,
+    running_postgres,
+    running_redis,
 )
 
-__all__ = ["PostgresServer", "RedisServer", "pg_server", "pg_store_url", "redis_server", "redis_store_url"]
+__all__ = ["PostgresServer", "RedisServer", "other_redis", "pg_server", "pg_store_url", "redis_server",
+           "redis_store_url"]
+
 
 def _unavailable(reason: str) -> None:
     """Skip the test for `reason`, or fail it when the servers are required (CI)."""
@@ -49,19 +55,20 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+@contextlib.contextmanager
+def _or_skip() -> Iterator[None]:
+    """A server that cannot be had skips the test (or fails it, when required)."""
+    try:
+        yield
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this session's own (see the module's docstring)."""
-    reason = postgres_unavailable()
-    if reason is not None:
-        _unavailable(reason)
-    server = new_postgres_server()
-    cleanup = Cleanup(server.close)
-    try:
-        server.init()
+    with _or_skip(), running_postgres() as server:
         yield server
-    finally:
-        cleanup()
 
 
 @pytest.fixture
@@ -83,16 +90,8 @@ def pg_store_url(pg_server: PostgresServer, secret_guard: Any) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A redis-server of this session's own (see the module's docstring)."""
-    reason = redis_unavailable()
-    if reason is not None:
-        _unavailable(reason)
-    server = new_redis_server()
-    cleanup = Cleanup(server.close)
-    try:
-        server.init()
+    with _or_skip(), running_redis() as server:
         yield server
-    finally:
-        cleanup()
 
 
 @pytest.fixture
@@ -105,3 +104,16 @@ def redis_store_url(redis_server: RedisServer, secret_guard: Any) -> Iterator[st
     finally:
         redis_server.start()
         redis_server.cli("FLUSHDB", db=n)
+
+
+@pytest.fixture
+def other_redis(secret_guard: Any) -> Iterator[Callable[..., RedisServer]]:
+    """Servers of a test's own, started with the given redis-server arguments (no persistence, say)."""
+    with contextlib.ExitStack() as servers:
+        def make(*extra: str, tls: Path | None = None) -> RedisServer:
+            with _or_skip():
+                server = servers.enter_context(running_redis(*extra, tls=tls))
+            secret_guard.add(server.password, "the Redis password")
+            return server
+
+        yield make

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 from helpers.cli import EXE
 from helpers.engine import FIRST_COMPANY, SECOND_COMPANY, Engine, mode_of
 
@@ -172,8 +172,8 @@ def test_a_4xx_exits_7_with_procores_error_text_and_the_body_on_stdout(api: Engi
 
 
 def test_a_hostile_error_text_is_cleaned_and_capped(api: Engine) -> None:
-    api.fake.inject(status=403, paths=PROJECTS,
-                    body={"error_description": "\x1b]52;c;ZXZpbA==\x07\x1b[2J" + "x" * 5000})
+    api.fake.inject(Fault(status=403, paths=PROJECTS,
+                          body={"error_description": "\x1b]52;c;ZXZpbA==\x07\x1b[2J" + "x" * 5000}))
     r = api.run("api", PROJECTS)
     assert r.returncode == 7
     assert "\x1b" not in r.stderr and "\x07" not in r.stderr
@@ -192,7 +192,7 @@ def test_a_401_is_refreshed_once_and_retried(api: Engine) -> None:
 def test_a_token_that_dies_while_pages_are_in_flight_is_refreshed_once(api: Engine) -> None:
     api.fake.project_count = 1000
     api.fake.latency = 0.02
-    api.fake.inject(hook=api.fake.expire_access_tokens, paths=PROJECTS)  # after the first page
+    api.fake.inject(Fault(hook=api.fake.expire_access_tokens, paths=PROJECTS))  # after the first page
     r = api.run("api", PROJECTS, "--paginate", "-F", "per_page=100")
     assert r.returncode == 0, r.stderr
     assert [p["id"] for p in json.loads(r.stdout)] == project_ids(1000)
@@ -202,7 +202,7 @@ def test_a_token_that_dies_while_pages_are_in_flight_is_refreshed_once(api: Engi
 
 
 def test_a_401_that_survives_the_refresh_exits_4_with_the_login_command(api: Engine) -> None:
-    api.fake.inject(status=401, count=2, paths="/rest/v1.0/me")
+    api.fake.inject(Fault(status=401, times=2, paths="/rest/v1.0/me"))
     r = api.run("api", "/rest/v1.0/me")
     assert r.returncode == 4
     assert "401" in r.stderr and "procore-setup" in r.stderr and "login --profile default" in r.stderr
@@ -215,7 +215,7 @@ def test_a_401_that_survives_the_refresh_exits_4_with_the_login_command(api: Eng
 @pytest.mark.parametrize("fault", [{"status": 502}, {"status": 504}, {"status": 503, "retry_after": 0},
                                    {"drop": True}])
 def test_a_get_is_retried_on_gateway_errors_and_lost_answers(api: Engine, fault: dict) -> None:
-    api.fake.inject(paths="/rest/v1.0/me", count=2, **fault)
+    api.fake.inject(Fault(paths="/rest/v1.0/me", times=2, **fault))
     r = api.run("api", "/rest/v1.0/me")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["id"] == 4242
@@ -223,7 +223,7 @@ def test_a_get_is_retried_on_gateway_errors_and_lost_answers(api: Engine, fault:
 
 
 def test_a_get_that_keeps_failing_exits_5_naming_the_status(api: Engine) -> None:
-    api.fake.inject(status=502, paths="/rest/v1.0/me", count=20)
+    api.fake.inject(Fault(status=502, paths="/rest/v1.0/me", times=20))
     r = api.run("api", "/rest/v1.0/me")
     assert r.returncode == 5
     assert "502" in r.stderr
@@ -232,7 +232,7 @@ def test_a_get_that_keeps_failing_exits_5_naming_the_status(api: Engine) -> None
 
 
 def test_a_post_whose_answer_was_lost_is_never_sent_again(api: Engine) -> None:
-    api.fake.inject(drop=True, consume=True, paths=PROJECTS)  # Procore creates it; the answer is lost
+    api.fake.inject(Fault(drop=True, consume=True, paths=PROJECTS))  # Procore creates it; the answer is lost
     r = api.run("api", "-X", "POST", PROJECTS, "-f", "project[name]=Once")
     assert r.returncode == 5
     assert "may have" in r.stderr and "not sent again" in r.stderr
@@ -241,7 +241,7 @@ def test_a_post_whose_answer_was_lost_is_never_sent_again(api: Engine) -> None:
 
 
 def test_a_post_after_a_502_is_not_sent_again(api: Engine) -> None:
-    api.fake.inject(status=502, consume=True, paths=PROJECTS)
+    api.fake.inject(Fault(status=502, consume=True, paths=PROJECTS))
     r = api.run("api", "-X", "POST", PROJECTS, "-f", "project[name]=Once")
     assert r.returncode == 5
     assert "502" in r.stderr and "not sent again" in r.stderr
@@ -249,8 +249,8 @@ def test_a_post_after_a_502_is_not_sent_again(api: Engine) -> None:
 
 
 def test_a_post_refused_with_503_or_429_is_sent_again(api: Engine) -> None:
-    api.fake.inject(status=503, retry_after=0, paths=PROJECTS)
-    api.fake.inject(status=429, retry_after=0, paths=PROJECTS)
+    api.fake.inject(Fault(status=503, retry_after=0, paths=PROJECTS))
+    api.fake.inject(Fault(status=429, retry_after=0, paths=PROJECTS))
     r = api.run("api", "-X", "POST", PROJECTS, "-f", "project[name]=Third time")
     assert r.returncode == 0, r.stderr
     assert api.fake.counts["api_requests"] == 3
@@ -281,8 +281,8 @@ def test_paginate_merges_every_page_in_order_each_once(api: Engine) -> None:
 
 def test_a_slow_page_does_not_change_the_order(api: Engine) -> None:
     api.fake.project_count = 500
-    api.fake.inject(edit=lambda body: body, paths=PROJECTS)  # the first page goes as usual
-    api.fake.inject(hang=0.5, paths=PROJECTS)  # one of the pages fetched side by side is slow
+    api.fake.inject(Fault(edit=lambda body: body, paths=PROJECTS))  # the first page goes as usual
+    api.fake.inject(Fault(hang=0.5, paths=PROJECTS))  # one of the pages fetched side by side is slow
     r = api.run("api", PROJECTS, "--paginate", "-F", "per_page=50")
     assert r.returncode == 0, r.stderr
     assert [p["id"] for p in json.loads(r.stdout)] == project_ids(500)
@@ -330,8 +330,8 @@ def test_paginate_a_v2_list_side_by_side_from_its_last_link(api: Engine) -> None
 
 
 def test_a_total_that_lies_does_not_send_it_on_forever(api: Engine) -> None:
-    api.fake.inject(status=200, body=[{"id": 1}, {"id": 2}], paths=PROJECTS,
-                    headers=[("Total", "100000000"), ("Per-Page", "2")])
+    api.fake.inject(Fault(status=200, body=[{"id": 1}, {"id": 2}], paths=PROJECTS,
+                          headers=[("Total", "100000000"), ("Per-Page", "2")]))
     r = api.run("api", PROJECTS, "--paginate")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == [{"id": 1}, {"id": 2}]
@@ -340,7 +340,7 @@ def test_a_total_that_lies_does_not_send_it_on_forever(api: Engine) -> None:
 
 def test_a_next_link_that_loops_back_ends_the_list(api: Engine) -> None:
     loop = f'<{api.fake.url}{PROJECTS}?page=1>; rel="next"'
-    api.fake.inject(status=200, body=[{"id": 1}], paths=PROJECTS, count=50, headers=[("Link", loop)])
+    api.fake.inject(Fault(status=200, body=[{"id": 1}], paths=PROJECTS, times=50, headers=[("Link", loop)]))
     r = api.run("api", PROJECTS, "--paginate")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == [{"id": 1}]
@@ -349,8 +349,8 @@ def test_a_next_link_that_loops_back_ends_the_list(api: Engine) -> None:
 
 def test_a_next_link_to_another_host_is_not_followed(api: Engine) -> None:
     with FakeProcore() as other:
-        api.fake.inject(status=200, body=[{"id": 1}], paths=PROJECTS,
-                        headers=[("Link", f'<{other.url}{PROJECTS}?page=2>; rel="next"')])
+        api.fake.inject(Fault(status=200, body=[{"id": 1}], paths=PROJECTS,
+                              headers=[("Link", f'<{other.url}{PROJECTS}?page=2>; rel="next"')]))
         r = api.run("api", PROJECTS, "--paginate")
         # the server's fault, not the user's: exit 5 naming the other host (not 2 with "give a path")
         assert r.returncode == 5, r.stderr
@@ -367,7 +367,7 @@ def test_paginate_refused_on_its_first_page_still_prints_the_body(api: Engine) -
 
 
 def test_a_page_that_inflates_past_the_cap_is_refused(api: Engine) -> None:
-    api.fake.inject(gzip_bomb=200 << 20, paths=PROJECTS)  # 200 MiB of zeros in a few hundred KB
+    api.fake.inject(Fault(gzip_bomb=200 << 20, paths=PROJECTS))  # 200 MiB of zeros in a few hundred KB
     r = api.run("api", PROJECTS, "--paginate")
     assert r.returncode == 5
     assert "more than 16 MiB" in r.stderr and r.stdout == ""
@@ -409,14 +409,14 @@ def test_pages_stay_within_the_rate_limit(api: Engine) -> None:
 
 
 def test_a_429_is_waited_out_then_the_request_goes_on(api: Engine) -> None:
-    api.fake.inject(status=429, retry_after=1, paths="/rest/v1.0/me")
+    api.fake.inject(Fault(status=429, retry_after=1, paths="/rest/v1.0/me"))
     r = api.run("api", "/rest/v1.0/me")
     assert r.returncode == 0, r.stderr
     assert api.fake.counts["api_requests"] == 2
 
 
 def test_a_rate_limit_past_max_wait_exits_5_saying_when_it_resets(api: Engine) -> None:
-    api.fake.inject(status=429, retry_after=600, paths="/rest/v1.0/me")
+    api.fake.inject(Fault(status=429, retry_after=600, paths="/rest/v1.0/me"))
     r = api.run("api", "/rest/v1.0/me", "--max-wait", "5")
     assert r.returncode == 5
     assert "resets at" in r.stderr and "--max-wait" in r.stderr
@@ -424,7 +424,7 @@ def test_a_rate_limit_past_max_wait_exits_5_saying_when_it_resets(api: Engine) -
 
 
 def test_a_429_is_shared_with_the_profiles_other_processes(api: Engine) -> None:
-    api.fake.inject(status=429, retry_after=600, paths="/rest/v1.0/me")
+    api.fake.inject(Fault(status=429, retry_after=600, paths="/rest/v1.0/me"))
     r = api.run("api", "/rest/v1.0/me", "--max-wait", "0")
     assert r.returncode == 5
     shared = api.config.with_name(api.config.name + ".ratelimit")
@@ -477,7 +477,7 @@ def _run_on_a_terminal(api: Engine, *args: str) -> str:
 
 def test_on_a_terminal_json_is_indented_and_cannot_drive_it(api: Engine) -> None:
     evil = "Pat \x1b[2J\x1b]0;owned\x07\u202eesrever\u009b31m"
-    api.fake.inject(paths="/rest/v1.0/me", edit=lambda body: {**body, "name": evil})
+    api.fake.inject(Fault(paths="/rest/v1.0/me", edit=lambda body: {**body, "name": evil}))
     text = _run_on_a_terminal(api, "api", "/rest/v1.0/me")
     for bad in ("\x1b", "\x07", "\u202e", "\u009b"):
         assert bad not in text
@@ -517,7 +517,7 @@ def test_a_reader_that_stops_early_is_not_an_error(api: Engine) -> None:
 
 
 def test_a_server_error_after_a_post_is_one_line_saying_it_may_have_been_applied(api: Engine) -> None:
-    api.fake.inject(status=500, consume=True, paths=PROJECTS)
+    api.fake.inject(Fault(status=500, consume=True, paths=PROJECTS))
     r = api.run("api", "-X", "POST", PROJECTS, "-f", "project[name]=Maybe")
     assert r.returncode == 5
     assert r.stderr.count("\n") == 1 and "500" in r.stderr and "may have applied it" in r.stderr
@@ -547,7 +547,7 @@ def test_a_429_is_shared_by_the_processes_of_a_shared_store_on_one_host(eng: Eng
         return eng.check(subprocess.run([EXE, *args], capture_output=True, text=True, env=env,
                                         stdin=subprocess.DEVNULL, timeout=60))
 
-    eng.fake.inject(status=429, retry_after=600, paths="/rest/v1.0/me")
+    eng.fake.inject(Fault(status=429, retry_after=600, paths="/rest/v1.0/me"))
     r = run("api", "/rest/v1.0/me", "--max-wait", "0")
     assert r.returncode == 5, r.stderr
     r = run("api", PROJECTS, "--max-wait", "1")
@@ -564,7 +564,7 @@ def test_paginate_a_v1_list_without_pagination_headers_is_one_page(api: Engine) 
     # Procore's docs: an endpoint that does not paginate sends no Link/Total, and ignores `page`.
     # A full page of id-less items is not a reason to ask for page 2, 3, 4... forever.
     codes = [{"name": f"cc{i}", "code": i} for i in range(1000)]
-    api.fake.inject(status=200, body=codes, paths=PROJECTS, count=20)
+    api.fake.inject(Fault(status=200, body=codes, paths=PROJECTS, times=20))
     r = api.run("api", PROJECTS, "--paginate")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == codes
@@ -575,7 +575,7 @@ def test_paginate_a_v2_list_stops_when_a_page_repeats_the_one_before(api: Engine
     # v2 without Link/Total: a full page is followed by a guess at the next; a server that ignores
     # `page` answers the same bytes again, which ends the list.
     data = [{"name": f"x{i}"} for i in range(100)]
-    api.fake.inject(status=200, body={"data": data}, paths=V2, count=20)
+    api.fake.inject(Fault(status=200, body={"data": data}, paths=V2, times=20))
     r = api.run("api", V2, "--paginate")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == data
@@ -584,7 +584,7 @@ def test_paginate_a_v2_list_stops_when_a_page_repeats_the_one_before(api: Engine
 
 def test_paginate_keeps_items_of_one_page_that_share_an_id(api: Engine) -> None:
     roles = [{"id": 7, "role": "architect"}, {"id": 7, "role": "engineer"}, {"id": 8, "role": "owner"}]
-    api.fake.inject(status=200, body=roles, paths=PROJECTS, count=2)
+    api.fake.inject(Fault(status=200, body=roles, paths=PROJECTS, times=2))
     r = api.run("api", PROJECTS, "--paginate")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == roles
@@ -600,10 +600,10 @@ def _state_file(api: Engine) -> Path:
 @pytest.mark.parametrize("fault", ["reset-in-ms", "huge-retry-after"])
 def test_a_nonsense_reset_is_not_stored_for_later_runs(api: Engine, fault: str) -> None:
     if fault == "reset-in-ms":
-        api.fake.inject(status=200, body={"id": 1}, paths="/rest/v1.0/me", headers=[
-            ("X-Rate-Limit-Remaining", "0"), ("X-Rate-Limit-Reset", str(int(time.time() * 1000)))])
+        api.fake.inject(Fault(status=200, body={"id": 1}, paths="/rest/v1.0/me", headers=[
+                  ("X-Rate-Limit-Remaining", "0"), ("X-Rate-Limit-Reset", str(int(time.time() * 1000)))]))
     else:
-        api.fake.inject(status=429, retry_after="99999999999", paths="/rest/v1.0/me")
+        api.fake.inject(Fault(status=429, retry_after="99999999999", paths="/rest/v1.0/me"))
     r = api.run("api", "/rest/v1.0/me")
     assert r.returncode == 0, r.stderr
     stored = json.loads(_state_file(api).read_text()).get("default", {})
@@ -634,7 +634,7 @@ def test_none_left_without_a_usable_reset_still_waits(api: Engine, reset: str) -
     value = {"past": str(now - 100), "junk": "soon", "missing": None, "milliseconds": str(now * 1000)}[reset]
     if value is not None:
         headers.append(("X-Rate-Limit-Reset", value))
-    api.fake.inject(status=200, body=[{"id": 1}], paths=PROJECTS, headers=headers)
+    api.fake.inject(Fault(status=200, body=[{"id": 1}], paths=PROJECTS, headers=headers))
     # --max-wait 0: any wait at all shows as exit 5 before the next page goes
     r = api.run("api", PROJECTS, "--paginate", "--max-wait", "0")
     assert r.returncode == 5, r.stderr
@@ -665,15 +665,15 @@ def test_a_state_file_of_another_user_is_left_alone(api: Engine) -> None:
 
 def test_deeply_nested_json_gets_the_documented_exit_codes(api: Engine) -> None:
     deep = "[" * 200_000
-    api.fake.inject(status=422, body=deep, content_type="application/json", paths=PROJECTS)
+    api.fake.inject(Fault(status=422, body=deep, content_type="application/json", paths=PROJECTS))
     r = api.run("api", PROJECTS)
     assert r.returncode == 7, r.stderr
     assert "422" in r.stderr and "Recursion" not in r.stderr and r.stdout == deep
-    api.fake.inject(status=200, body=deep, content_type="application/json", paths=PROJECTS)
+    api.fake.inject(Fault(status=200, body=deep, content_type="application/json", paths=PROJECTS))
     r = api.run("api", PROJECTS, "--paginate")
     assert r.returncode == 5, r.stderr
     assert "not JSON that can be read" in r.stderr and "Recursion" not in r.stderr
-    api.fake.inject(status=200, body=deep, content_type="application/json", paths=PROJECTS)
+    api.fake.inject(Fault(status=200, body=deep, content_type="application/json", paths=PROJECTS))
     assert _run_on_a_terminal(api, "api", PROJECTS).startswith("[[[[")  # as it is, exit 0
 
 
@@ -683,7 +683,7 @@ def test_deeply_nested_json_gets_the_documented_exit_codes(api: Engine) -> None:
 ])
 def test_a_page_too_big_to_parse_is_refused(api: Engine, items: int, words: str) -> None:
     body = b"[" + b"{}," * items + b"{}]"
-    api.fake.inject(status=200, body=body, content_type="application/json", paths=PROJECTS)
+    api.fake.inject(Fault(status=200, body=body, content_type="application/json", paths=PROJECTS))
     r = api.run("api", PROJECTS, "--ndjson")
     assert r.returncode == 5
     assert words in r.stderr and r.stdout == ""
@@ -691,7 +691,7 @@ def test_a_page_too_big_to_parse_is_refused(api: Engine, items: int, words: str)
 
 @pytest.mark.parametrize("paginate", [False, True])
 def test_a_redirect_is_an_error_naming_where_it_points(api: Engine, paginate: bool) -> None:
-    api.fake.inject(status=302, body="", paths=PROJECTS, headers=[("Location", "https://elsewhere.example:8443/x")])
+    api.fake.inject(Fault(status=302, body="", paths=PROJECTS, headers=[("Location", "https://elsewhere.example:8443/x")]))
     r = api.run("api", PROJECTS, *(["--paginate"] if paginate else []))
     assert r.returncode == 5, r.stderr
     assert "302" in r.stderr and "redirect to elsewhere.example" in r.stderr
@@ -699,8 +699,8 @@ def test_a_redirect_is_an_error_naming_where_it_points(api: Engine, paginate: bo
 
 
 def test_a_redirect_to_a_location_that_is_not_a_url_is_an_error(api: Engine) -> None:
-    api.fake.inject(status=302, body="", paths=PROJECTS, count=2,
-                    headers=[("Location", "https://elsewhere.example:8443/\x1b[31mx")])
+    api.fake.inject(Fault(status=302, body="", paths=PROJECTS, times=2,
+                          headers=[("Location", "https://elsewhere.example:8443/\x1b[31mx")]))
     for args in ([], ["--paginate"]):
         r = api.run("api", PROJECTS, *args)
         assert r.returncode == 5, r.stderr
@@ -716,7 +716,7 @@ def test_a_path_with_two_leading_slashes_is_refused(api: Engine) -> None:
 
 def test_a_page_whose_body_breaks_off_is_asked_for_again(api: Engine) -> None:
     api.fake.project_count = 30
-    api.fake.inject(cut=True, paths=PROJECTS, count=2)
+    api.fake.inject(Fault(cut=True, paths=PROJECTS, times=2))
     r = api.run("api", PROJECTS, "--paginate")
     assert r.returncode == 0, r.stderr
     assert [p["id"] for p in json.loads(r.stdout)] == project_ids(30)
@@ -724,7 +724,7 @@ def test_a_page_whose_body_breaks_off_is_asked_for_again(api: Engine) -> None:
 
 
 def test_a_page_whose_body_keeps_breaking_off_exits_5(api: Engine) -> None:
-    api.fake.inject(cut=True, paths=PROJECTS, count=50)
+    api.fake.inject(Fault(cut=True, paths=PROJECTS, times=50))
     r = api.run("api", PROJECTS, "--paginate")
     assert r.returncode == 5
     assert "broke off" in r.stderr

@@ -13,7 +13,7 @@ import pytest
 
 from procore_setup import AsyncProcoreClient, ProcoreClient
 from procore_setup.errors import AnswerLost, APIRequestRefused, InvalidValue, TemporaryFailure
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 from helpers.engine import FIRST_COMPANY, SECOND_COMPANY, Engine
 
 PROJECTS = "/rest/v1.0/projects"
@@ -55,8 +55,8 @@ def test_paginate_yields_every_item_in_order_lazily(lib: Engine) -> None:
 
 
 def test_a_plain_get_is_retried_and_paced(lib: Engine) -> None:
-    lib.fake.inject(status=502, paths="/rest/v1.0/me")
-    lib.fake.inject(status=429, retry_after=0, paths="/rest/v1.0/me")
+    lib.fake.inject(Fault(status=502, paths="/rest/v1.0/me"))
+    lib.fake.inject(Fault(status=429, retry_after=0, paths="/rest/v1.0/me"))
     with ProcoreClient(config=lib.config) as procore:
         assert procore.get("/rest/v1.0/me").status_code == 200
     assert lib.fake.counts["api_requests"] == 3
@@ -70,7 +70,7 @@ def test_a_request_for_another_host_is_refused_before_it_is_sent(lib: Engine) ->
 
 
 def test_a_lost_post_raises_and_is_not_sent_again(lib: Engine) -> None:
-    lib.fake.inject(drop=True, consume=True, paths=PROJECTS)
+    lib.fake.inject(Fault(drop=True, consume=True, paths=PROJECTS))
     with ProcoreClient(config=lib.config) as procore:
         with pytest.raises(AnswerLost, match="may have applied it"):
             procore.post(PROJECTS, json={"project": {"name": "Once"}})
@@ -78,7 +78,7 @@ def test_a_lost_post_raises_and_is_not_sent_again(lib: Engine) -> None:
 
 
 def test_max_wait_raises_a_temporary_failure(lib: Engine) -> None:
-    lib.fake.inject(status=429, retry_after=600, paths="/rest/v1.0/me")
+    lib.fake.inject(Fault(status=429, retry_after=600, paths="/rest/v1.0/me"))
     with ProcoreClient(config=lib.config, max_wait=1) as procore:
         with pytest.raises(TemporaryFailure, match="resets at") as caught:
             procore.get("/rest/v1.0/me")
@@ -216,7 +216,7 @@ def test_a_503_that_asks_for_no_wait_still_gets_the_backoff(lib: Engine, retry_a
     from procore_setup.client import PacingTransport
 
     sleeps: list[float] = []
-    lib.fake.inject(status=503, retry_after=retry_after, count=2, paths="/rest/v1.0/me")
+    lib.fake.inject(Fault(status=503, retry_after=retry_after, times=2, paths="/rest/v1.0/me"))
     with httpx.Client(transport=PacingTransport(lib.fake.url, sleep=sleeps.append)) as client:
         client.get(lib.fake.url + "/rest/v1.0/me")  # the third answer is the fake's own (a 401: no token)
     assert lib.fake.counts["api_requests"] == 3
@@ -225,7 +225,7 @@ def test_a_503_that_asks_for_no_wait_still_gets_the_backoff(lib: Engine, retry_a
 
 async def test_async_paginate_asks_again_for_a_page_that_broke_off(lib: Engine) -> None:
     lib.fake.project_count = 30
-    lib.fake.inject(cut=True, paths=PROJECTS, count=2)
+    lib.fake.inject(Fault(cut=True, paths=PROJECTS, times=2))
     async with AsyncProcoreClient(config=lib.config) as procore:
         ids = [p["id"] async for p in procore.paginate(PROJECTS)]
     assert ids == project_ids(30)

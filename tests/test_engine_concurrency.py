@@ -9,6 +9,7 @@ import tomllib
 from typing import Any
 
 from procore_setup.stores.file import FileStore
+from procore_setup.testing import Fault
 from helpers.cli import CLIENT_SECRET
 from helpers.engine import Engine, load, mode_of, temp_files, wait_for
 
@@ -62,7 +63,7 @@ def _kill_during_refresh(eng: Engine, *, consume: bool = False, **fault: Any) ->
     token is used up at Procore, so the answer is certainly lost.
     """
     held = eng.profile()["refresh_token"]
-    eng.fake.inject(hang=30, paths=TOKEN_PATH, consume=consume, **fault)
+    eng.fake.inject(Fault(hang=30, paths=TOKEN_PATH, consume=consume, **fault))
     proc = eng.popen("refresh", "--force")
     wait_for(lambda: eng.fake.counts["faults"] >= 1, what="the refresh to reach the server")
     if consume:
@@ -120,7 +121,7 @@ def test_killed_before_procore_acted_the_next_run_recovers(eng: Engine) -> None:
 def test_an_answer_lost_without_a_kill_is_explained(eng: Engine) -> None:
     eng.login()
     old = eng.profile()
-    eng.fake.inject(consume=True, drop=True, paths=TOKEN_PATH)
+    eng.fake.inject(Fault(consume=True, drop=True, paths=TOKEN_PATH))
     r = eng.run("refresh", "--force")
     # The retry meets a used-up token: a new login is needed (4), never "retry later" (5).
     assert r.returncode == 4, r.stderr

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from procore_setup.testing import Fault
 from helpers.cli import CLIENT_SECRET
 from helpers.engine import Engine, load, mode_of, rewrite, set_expiry, Snapshot, temp_files, wait_for
 
@@ -75,7 +76,7 @@ def test_a_slow_answer_does_not_make_the_stored_expiry_later_than_procores(eng: 
     eng.login()
     eng.expire()
     # Procore makes the token, then its answer takes 2.5 s to come back.
-    eng.fake.inject(hang=2.5, consume=True, paths=TOKEN_PATH)
+    eng.fake.inject(Fault(hang=2.5, consume=True, paths=TOKEN_PATH))
     r = eng.run("refresh")
     assert r.returncode == 0, r.stderr
     prof = eng.profile()
@@ -175,7 +176,7 @@ def test_server_errors_beyond_the_retries_exit_5_and_lose_nothing(eng: Engine) -
     eng.expire()
     before = eng.profile()
     refresh_token = before["refresh_token"]
-    eng.fake.inject(status=500, count=10, paths=TOKEN_PATH)
+    eng.fake.inject(Fault(status=500, times=10, paths=TOKEN_PATH))
     r = eng.run("token")
     assert r.returncode == 5, r.stderr
     assert "500" in r.stderr
@@ -198,8 +199,8 @@ def test_server_errors_that_used_the_token_are_explained_on_the_next_run(eng: En
     eng.login()
     eng.expire()
     # Procore processed the refresh (rotating the pair) but answered 500 every time.
-    eng.fake.inject(status=500, count=1, paths=TOKEN_PATH, consume=True)
-    eng.fake.inject(status=500, count=10, paths=TOKEN_PATH)
+    eng.fake.inject(Fault(status=500, times=1, paths=TOKEN_PATH, consume=True))
+    eng.fake.inject(Fault(status=500, times=10, paths=TOKEN_PATH))
     r = eng.run("token")
     assert r.returncode in (4, 5), r.stderr
     eng.fake.clear_faults()
@@ -212,7 +213,7 @@ def test_server_errors_that_used_the_token_are_explained_on_the_next_run(eng: En
 def test_503_with_retry_after_is_retried_after_waiting(eng: Engine) -> None:
     eng.login()
     eng.expire()
-    eng.fake.inject(status=503, retry_after=1, paths=TOKEN_PATH)
+    eng.fake.inject(Fault(status=503, retry_after=1, paths=TOKEN_PATH))
     t0 = time.monotonic()
     token = eng.token()
     assert time.monotonic() - t0 >= 1.0  # Retry-After: 1 was honoured
@@ -224,7 +225,7 @@ def test_503_with_retry_after_is_retried_after_waiting(eng: Engine) -> None:
 def test_429_with_x_rate_limit_reset_is_retried(eng: Engine) -> None:
     eng.login()
     eng.expire()
-    eng.fake.inject(status=429, paths=TOKEN_PATH)  # X-Rate-Limit-Reset only, no Retry-After
+    eng.fake.inject(Fault(status=429, paths=TOKEN_PATH))  # X-Rate-Limit-Reset only, no Retry-After
     token = eng.token()
     assert eng.fake.counts["faults"] == 1 and eng.fake.counts["refresh_ok"] == 1
     assert eng.fake.access_token_valid(token)
@@ -235,7 +236,7 @@ def test_429_waits_until_x_rate_limit_reset(eng: Engine) -> None:
     eng.expire()
     # "2.5" is no valid Retry-After (delay-seconds are digits only), so X-Rate-Limit-Reset,
     # about 2 s ahead, is the only usable hint; the retry must not come before it.
-    eng.fake.inject(status=429, retry_after="2.5", paths=TOKEN_PATH)
+    eng.fake.inject(Fault(status=429, retry_after="2.5", paths=TOKEN_PATH))
     t0 = time.time()
     token = eng.token()
     reset = int(t0 + 2.5)  # the fake's reset is int(arrival + 2.5) >= this
@@ -247,7 +248,7 @@ def test_a_rate_limit_far_in_the_future_exits_5_at_once(eng: Engine) -> None:
     eng.login()
     eng.expire()
     before = Snapshot.of(eng.config)
-    eng.fake.inject(status=429, retry_after=300, paths=TOKEN_PATH)
+    eng.fake.inject(Fault(status=429, retry_after=300, paths=TOKEN_PATH))
     t0 = time.monotonic()
     r = eng.run("refresh")
     assert r.returncode == 5, r.stderr
@@ -260,7 +261,7 @@ def test_a_rate_limit_far_in_the_future_exits_5_at_once(eng: Engine) -> None:
 def test_html_instead_of_json_is_an_unexpected_response(eng: Engine) -> None:
     eng.login()
     eng.expire()
-    eng.fake.inject(status=200, body="<html><body>Sign in</body></html>", count=10, paths=TOKEN_PATH)
+    eng.fake.inject(Fault(status=200, body="<html><body>Sign in</body></html>", times=10, paths=TOKEN_PATH))
     r = eng.run("token")
     assert r.returncode == 5, r.stderr
     assert "not JSON" in r.stderr
@@ -575,7 +576,7 @@ def test_a_held_lock_ends_in_exit_5_after_a_bounded_wait(eng: Engine) -> None:
 
 def test_a_process_hung_on_the_network_holds_others_off_for_a_bounded_time(eng: Engine) -> None:
     eng.login()
-    eng.fake.inject(hang=3, paths=TOKEN_PATH)
+    eng.fake.inject(Fault(hang=3, paths=TOKEN_PATH))
     slow = eng.popen("refresh", "--force")
     wait_for(lambda: eng.fake.counts["faults"] >= 1, what="the refresh to reach the server")
     r = eng.run("token", "--min-valid", "86400", env={"PROCORE_SETUP_LOCK_TIMEOUT": "1"}, timeout=30)

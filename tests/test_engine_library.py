@@ -14,6 +14,7 @@ import pytest
 
 import procore_setup
 from procore_setup.errors import NotConfigured, ReauthRequired
+from procore_setup.testing import Fault
 from helpers.engine import Engine, set_expiry
 
 ME = "/rest/v1.0/me"
@@ -112,7 +113,7 @@ def test_auth_on_a_401_refreshes_once_and_retries_once(eng: Engine) -> None:
 
 def test_auth_does_not_loop_when_the_api_keeps_answering_401(eng: Engine) -> None:
     eng.login()
-    eng.fake.inject(status=401, count=10, paths=[ME])
+    eng.fake.inject(Fault(status=401, times=10, paths=[ME]))
     with httpx.Client(base_url=eng.fake.url, auth=procore_setup.ProcoreAuth(config=eng.config)) as api:
         r = api.get(ME)
     assert r.status_code == 401
@@ -157,7 +158,7 @@ async def test_async_auth_on_a_401_refreshes_once_for_many_concurrent_requests(e
 
 async def test_async_auth_refuses_once_then_gives_the_401_back(eng: Engine) -> None:
     eng.login()
-    eng.fake.inject(status=401, count=10, paths=[ME])
+    eng.fake.inject(Fault(status=401, times=10, paths=[ME]))
     async with httpx.AsyncClient(base_url=eng.fake.url, auth=procore_setup.ProcoreAuth(config=eng.config)) as api:
         r = await api.get(ME)
     assert r.status_code == 401

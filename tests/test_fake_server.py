@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import httpx
 import pytest
 
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 from procore_setup.testing.server import (
     INVALID_CLIENT,
     INVALID_GRANT,
@@ -390,7 +390,7 @@ def test_authorize_errors_are_html_pages(client: httpx.Client, params: dict) -> 
 
 
 def test_fault_status_with_retry_after(fake: FakeProcore, client: httpx.Client) -> None:
-    fake.inject(status=503, retry_after=7, paths=["/oauth/token"], count=2)
+    fake.inject(Fault(status=503, retry_after=7, paths=["/oauth/token"], times=2))
     tokens_code = fake.issue_code()
     for _ in range(2):
         r = exchange(client, tokens_code)
@@ -404,7 +404,7 @@ def test_fault_status_with_retry_after(fake: FakeProcore, client: httpx.Client) 
 
 
 def test_fault_html_body(fake: FakeProcore, client: httpx.Client) -> None:
-    fake.inject(status=502, body="<html><body>Bad gateway</body></html>")
+    fake.inject(Fault(status=502, body="<html><body>Bad gateway</body></html>"))
     r = client.get("/rest/v1.0/me")
     assert r.status_code == 502
     assert r.headers["content-type"].startswith("text/html")
@@ -412,32 +412,32 @@ def test_fault_html_body(fake: FakeProcore, client: httpx.Client) -> None:
 
 
 def test_fault_429_headers(fake: FakeProcore, client: httpx.Client, clock: FakeClock) -> None:
-    fake.inject(status=429, retry_after=3)
+    fake.inject(Fault(status=429, retry_after=3))
     r = client.get("/rest/v1.0/companies")
     assert r.status_code == 429
     assert r.headers["retry-after"] == "3"
     assert r.headers["x-rate-limit-limit"]
     assert r.headers["x-rate-limit-remaining"] == "0"
     assert int(r.headers["x-rate-limit-reset"]) == int(clock.now + 3)
-    fake.inject(status=429)
+    fake.inject(Fault(status=429))
     r = client.get("/rest/v1.0/companies")
     assert "retry-after" not in r.headers
     assert int(r.headers["x-rate-limit-reset"]) == int(clock.now + 1)
 
 
 def test_fault_hang(fake: FakeProcore, client: httpx.Client) -> None:
-    fake.inject(hang=600, paths="/rest/v1.0/me")
+    fake.inject(Fault(hang=600, paths="/rest/v1.0/me"))
     with pytest.raises(httpx.ReadTimeout):  # held: no answer within the client's 0.5 s
         client.get("/rest/v1.0/me", timeout=0.5)
     assert fake.counts["faults"] == 1 and fake.counts["status_401"] == 0  # arrived, not answered
-    fake.inject(hang=0.3, paths="/rest/v1.0/me")
+    fake.inject(Fault(hang=0.3, paths="/rest/v1.0/me"))
     assert client.get("/rest/v1.0/me", timeout=30).status_code == 401  # processed normally after the hang
     assert fake.counts["faults"] == 2 and fake.counts["status_401"] == 1
 
 
 def test_fault_drop(fake: FakeProcore, client: httpx.Client) -> None:
     code = fake.issue_code()
-    fake.inject(drop=True, paths=["/oauth/token"])
+    fake.inject(Fault(drop=True, paths=["/oauth/token"]))
     with pytest.raises(httpx.TransportError):
         exchange(client, code)
     # Not consumed: the code still works.
@@ -447,7 +447,7 @@ def test_fault_drop(fake: FakeProcore, client: httpx.Client) -> None:
 
 def test_fault_consume_rotates_then_drops(fake: FakeProcore, client: httpx.Client) -> None:
     tokens = login(fake, client)
-    fake.inject(drop=True, consume=True, paths=["/oauth/token"])
+    fake.inject(Fault(drop=True, consume=True, paths=["/oauth/token"]))
     with pytest.raises(httpx.TransportError):
         refresh(client, tokens["refresh_token"])
     # The server rotated: the refresh token the client still holds is dead.
@@ -459,7 +459,7 @@ def test_fault_consume_rotates_then_drops(fake: FakeProcore, client: httpx.Clien
 
 def test_fault_consume_with_status(fake: FakeProcore, client: httpx.Client) -> None:
     tokens = login(fake, client)
-    fake.inject(status=500, consume=True, paths=["/oauth/token"])
+    fake.inject(Fault(status=500, consume=True, paths=["/oauth/token"]))
     assert refresh(client, tokens["refresh_token"]).status_code == 500
     assert refresh(client, tokens["refresh_token"]).json() == INVALID_GRANT
 
@@ -479,10 +479,60 @@ def test_chaos_and_clear(fake: FakeProcore, client: httpx.Client) -> None:
 
 
 def test_faults_skip_admin_paths(fake: FakeProcore, client: httpx.Client) -> None:
-    fake.inject(status=500, count=5)
+    fake.inject(Fault(status=500, times=5))
     assert client.get("/_fake/stats").status_code == 200
     assert len(fake.pending_faults()) == 1 and fake.pending_faults()[0]["count"] == 5
     assert fake.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize("fields, says", [
+    ({"status": 503, "times": -1}, "Fault(times=-1): how many requests get the fault"),
+    ({"status": 503, "times": 0}, "Fault(times=0): how many requests get the fault"),
+    ({"status": 503, "times": 2.5}, "Fault(times=2.5): how many requests get the fault"),
+    ({"status": 700}, "Fault(status=700): not an HTTP status: a whole number from 100 to 599"),
+    ({"status": 42}, "Fault(status=42): not an HTTP status"),
+    ({"status": "503"}, "Fault(status='503'): not an HTTP status"),
+    ({"status": True}, "Fault(status=True): not an HTTP status"),
+    ({"hang": -1}, "Fault(hang=-1): seconds to wait"),
+    ({"hang": float("nan")}, "Fault(hang=nan): seconds to wait"),
+    ({"gzip_bomb": 0}, "Fault(gzip_bomb=0): a size in bytes"),
+    ({"status": 200, "headers": [("Link",)]}, "a sequence of (name, value) pairs"),
+    ({"status": 429, "retry_after": "1\r\nX-Evil: 1"}, "one header value: no line breaks"),
+    ({"paths": "/oauth/token"}, "Fault() does nothing: give status, body, hang"),
+])
+def test_a_fault_with_a_bad_field_is_refused_when_made(fields: dict, says: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        Fault(**fields)
+    assert says in str(refused.value)
+
+
+def test_a_fault_is_one_frozen_value_and_the_server_counts_its_uses(fake: FakeProcore, client: httpx.Client) -> None:
+    import dataclasses
+
+    fault = Fault.rate_limited(retry_after=2, times=3, paths="/rest/v1.0/me")
+    assert (fault.status, fault.times, fault.paths, fault.retry_after) == (429, 3, ("/rest/v1.0/me",), 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fault.times = 1  # type: ignore[misc]
+    fake.inject(fault)
+    assert client.get("/rest/v1.0/me").status_code == 429
+    assert fake.pending_faults()[0]["count"] == 2 and fake.pending_faults()[0]["times"] == 3
+    assert fault.times == 3  # the value is not used up; the server counts its uses
+    assert Fault.lost_answer() == Fault(drop=True, consume=True)
+    assert Fault.held(0.5, consume=True) == Fault(hang=0.5, consume=True)
+    assert Fault(body={"x": 1}).status == 500 and Fault(gzip_bomb=10).status == 200  # as inject() defaulted
+    with pytest.raises(TypeError, match=r"inject\(\) takes one Fault"):
+        fake.inject({"status": 500})  # type: ignore[arg-type]
+
+
+def test_the_admin_endpoint_refuses_a_bad_fault_and_queues_none_of_the_batch(fake: FakeProcore,
+                                                                            client: httpx.Client) -> None:
+    r = client.post("/_fake/faults", json=[{"status": 503}, {"status": 503, "times": -2}])
+    assert r.status_code == 400 and "Fault(times=-2)" in r.json()["error"]
+    assert client.post("/_fake/faults", json={"status": 500, "count": 1, "times": 1}).status_code == 400
+    assert client.post("/_fake/faults", json={"hook": "x", "status": 500}).status_code == 400
+    assert fake.pending_faults() == []
+    r = client.post("/_fake/faults", json={"status": 503, "times": 2})
+    assert r.status_code == 200 and r.json()["pending"][0]["count"] == 2
 
 
 # -- admin endpoints --------------------------------------------------------------------
@@ -586,7 +636,7 @@ def test_stop_is_prompt_with_hanging_request(clock: FakeClock) -> None:
     import threading
 
     fake = FakeProcore(clock=clock).start()
-    fake.inject(hang=600, paths="/rest/v1.0/me")
+    fake.inject(Fault(hang=600, paths="/rest/v1.0/me"))
     outcome: list[BaseException | httpx.Response] = []
 
     def call() -> None:
@@ -662,7 +712,7 @@ def test_concurrent_refresh_only_one_wins(fake: FakeProcore, client: httpx.Clien
 
 def test_consume_with_hang_models_client_timeout(fake: FakeProcore, client: httpx.Client) -> None:
     tokens = login(fake, client)
-    fake.inject(hang=600, consume=True, paths=["/oauth/token"])  # processed, then the answer is held
+    fake.inject(Fault(hang=600, consume=True, paths=["/oauth/token"]))  # processed, then the answer is held
     with pytest.raises(httpx.ReadTimeout):
         client.post(
             "/oauth/token",
@@ -736,9 +786,9 @@ def test_a_service_account_token_can_be_revoked_and_faults_apply(fake: FakeProco
     token = client_credentials(client).json()["access_token"]
     r = client.post("/oauth/revoke", data={"token": token, "client_id": SA_ID, "client_secret": SA_SECRET})
     assert r.status_code == 200 and not fake.access_token_valid(token)
-    fake.inject(status=503, paths="/oauth/token", retry_after=1)
+    fake.inject(Fault(status=503, paths="/oauth/token", retry_after=1))
     assert client_credentials(client).status_code == 503
-    fake.inject(drop=True, consume=True, paths="/oauth/token")
+    fake.inject(Fault(drop=True, consume=True, paths="/oauth/token"))
     with pytest.raises(httpx.TransportError):
         client_credentials(client)
     # the 503 never reached the grant; the dropped answer did (consume: a token issued, then lost)

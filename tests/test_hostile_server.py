@@ -22,7 +22,7 @@ import pytest
 from helpers.cli import CLIENT_SECRET, EXE
 from helpers.engine import Engine, load, mode_of, rewrite, Snapshot
 from helpers.net import stop_serving
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 
 TOKEN_PATH = ["/oauth/token"]
 REPO = Path(__file__).resolve().parents[1]
@@ -196,7 +196,7 @@ def _open_dir_to_group(eng: Engine) -> Callable[[], None]:
 def test_a_directory_opened_to_others_during_the_refresh_does_not_lose_the_new_pair(eng: Engine) -> None:
     eng.login()
     stored = eng.profile()["refresh_token"]
-    eng.fake.inject(paths=TOKEN_PATH, hook=_open_dir_to_group(eng))
+    eng.fake.inject(Fault(paths=TOKEN_PATH, hook=_open_dir_to_group(eng)))
     r = eng.run("refresh", "--force")
     assert r.returncode == 0, r.stderr
     assert "the new tokens are saved, but only by writing over" in r.stderr
@@ -218,10 +218,10 @@ def test_when_no_way_of_saving_works_the_message_says_the_new_pair_is_lost(eng: 
     env = {"PYTHONPATH": str(site)}
     armed = eng.config.parent.parent / "answered"
     if how == "directory opened to others":
-        eng.fake.inject(paths=TOKEN_PATH, hook=_open_dir_to_group(eng))
+        eng.fake.inject(Fault(paths=TOKEN_PATH, hook=_open_dir_to_group(eng)))
     else:
         env["TEMP_FILES_REFUSED"] = str(armed)
-        eng.fake.inject(paths=TOKEN_PATH, hook=armed.touch)
+        eng.fake.inject(Fault(paths=TOKEN_PATH, hook=armed.touch))
     r = eng.run("refresh", "--force", env=env)
     assert r.returncode == 6, r.stderr
     assert "Procore issued new tokens for profile 'default', but they could not be saved" in r.stderr
@@ -251,7 +251,7 @@ def test_a_200_with_tokens_it_cannot_use_says_the_refresh_token_was_probably_use
         eng: Engine, edit: Callable[[Any], Any], says: str) -> None:
     eng.login()
     before = eng.profile()
-    eng.fake.inject(paths=TOKEN_PATH, edit=edit)  # Procore rotates the pair, then answers this
+    eng.fake.inject(Fault(paths=TOKEN_PATH, edit=edit))  # Procore rotates the pair, then answers this
     r = eng.run("refresh", "--force")
     assert r.returncode == 4, r.stderr
     first = r.stderr.splitlines()[0]
@@ -269,7 +269,7 @@ def test_a_200_with_tokens_it_cannot_use_says_the_refresh_token_was_probably_use
 
 def test_unusable_tokens_that_did_not_rotate_the_pair_are_found_out_by_the_next_run(eng: Engine) -> None:
     eng.login()
-    eng.fake.inject(paths=TOKEN_PATH, status=200, body={"access_token": "abc123", "expires_in": 5400})
+    eng.fake.inject(Fault(paths=TOKEN_PATH, status=200, body={"access_token": "abc123", "expires_in": 5400}))
     r = eng.run("refresh", "--force")
     assert r.returncode == 4 and "lacks refresh_token" in r.stderr, r.stderr
     r = eng.run("refresh")  # the stored refresh token still works: the chain is intact
@@ -279,7 +279,7 @@ def test_unusable_tokens_that_did_not_rotate_the_pair_are_found_out_by_the_next_
 
 
 def test_a_code_exchange_answered_with_unusable_tokens_says_the_code_is_spent(eng: Engine) -> None:
-    eng.fake.inject(paths=TOKEN_PATH, edit=lambda body: dict(body, token_type="mac"))
+    eng.fake.inject(Fault(paths=TOKEN_PATH, edit=lambda body: dict(body, token_type="mac")))
     code = eng.fake.issue_code()
     r = eng.run(*eng.login_args(code=code), input="1\n", env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
     assert r.returncode == 4, r.stderr
@@ -310,7 +310,7 @@ def test_a_4xx_refusal_is_exit_5_and_leaves_the_file_byte_identical(eng: Engine,
     eng.login()
     stored = eng.profile()["refresh_token"]
     before = Snapshot.of(eng.config)
-    eng.fake.inject(paths=TOKEN_PATH, count=5, **fault)
+    eng.fake.inject(Fault(paths=TOKEN_PATH, times=5, **fault))
     r = eng.run("refresh", "--force")
     assert r.returncode == 5, r.stderr
     assert says in r.stderr.splitlines()[0]
@@ -341,7 +341,7 @@ def run_limited(eng: Engine, *args: str) -> subprocess.CompletedProcess[str]:
 def test_a_gzip_bomb_or_a_huge_body_is_never_read_past_a_megabyte(eng: Engine, fault: dict[str, Any]) -> None:
     eng.login()
     before = eng.profile()
-    eng.fake.inject(paths=TOKEN_PATH, count=5, **fault)  # a gigabyte, on every attempt
+    eng.fake.inject(Fault(paths=TOKEN_PATH, times=5, **fault))  # a gigabyte, on every attempt
     r = run_limited(eng, "refresh", "--force")
     assert r.returncode == 5, r.stderr  # (unbounded, the child dies of MemoryError at 256 MiB)
     assert "127.0.0.1 answered with more than 1024 KiB while refreshing the token" in r.stderr
@@ -362,8 +362,8 @@ ESCAPES = "\x1b]0;owned\x07\x1b]52;c;aGVsbG8=\x07\x1b[2J\u202e"
 def test_error_text_from_the_server_is_escaped_and_capped(eng: Engine) -> None:
     eng.login()
     before = Snapshot.of(eng.config)
-    eng.fake.inject(paths=TOKEN_PATH, status=400, body={"error": ESCAPES + "x" * 200_000,
-                                                        "error_description": ESCAPES + "y" * 200_000})
+    eng.fake.inject(Fault(paths=TOKEN_PATH, status=400, body={"error": ESCAPES + "x" * 200_000,
+                                                              "error_description": ESCAPES + "y" * 200_000}))
     r = eng.run("refresh", "--force")
     assert r.returncode == 5, r.stderr
     before.assert_same_content(eng.config)
@@ -409,7 +409,7 @@ def test_status_cleans_names_read_back_from_the_file(eng: Engine) -> None:
 
 def test_an_expires_in_past_a_day_is_taken_as_a_day_with_a_warning(eng: Engine) -> None:
     eng.login()
-    eng.fake.inject(paths=TOKEN_PATH, edit=lambda body: dict(body, expires_in=1e300))
+    eng.fake.inject(Fault(paths=TOKEN_PATH, edit=lambda body: dict(body, expires_in=1e300)))
     r = eng.run("refresh", "--force")
     assert r.returncode == 0, r.stderr
     assert "warning: 127.0.0.1 gave the new access token a life of 1e+300 s; it is taken as one day" in r.stderr

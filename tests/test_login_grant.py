@@ -21,7 +21,7 @@ from typing import Callable
 
 import pytest
 
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 
 from helpers.cli import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
 
@@ -54,7 +54,7 @@ def assert_token_works(cli: CLI) -> str:
 
 
 def test_a_login_killed_during_verification_keeps_the_grant(cli: CLI, fake: FakeProcore) -> None:
-    fake.inject(hang=60, paths="/rest/v1.0/me")
+    fake.inject(Fault(hang=60, paths="/rest/v1.0/me"))
     proc = cli.popen(*login_args(fake, fake.issue_code()), env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
     try:
         wait_until(lambda: fake.counts["me"] >= 1 or proc.poll() is not None, "the login to ask who is logged in")
@@ -73,7 +73,7 @@ def test_a_login_killed_during_verification_keeps_the_grant(cli: CLI, fake: Fake
 
 def test_verification_that_fails_leaves_a_working_profile_and_says_what_is_missing(
         cli: CLI, fake: FakeProcore) -> None:
-    fake.inject(status=502, count=3, retry_after=0, paths="/rest/v1.0/me")
+    fake.inject(Fault(status=502, times=3, retry_after=0, paths="/rest/v1.0/me"))
     r = cli.run(*login_args(fake, fake.issue_code()), env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
     assert r.returncode == 0, r.stderr  # the profile works: network trouble while verifying is a warning
     assert "warning: could not verify the login" in r.stderr and "502" in r.stderr
@@ -138,7 +138,7 @@ def test_a_reauthorization_killed_after_the_exchange_has_already_replaced_the_ol
         cli: CLI, fake: FakeProcore) -> None:
     cli.login()
     old = stored(cli)
-    fake.inject(hang=60, paths="/oauth/token/info")
+    fake.inject(Fault(hang=60, paths="/oauth/token/info"))
     proc = cli.popen(*login_args(fake, fake.issue_code()), env={"PROCORE_CLIENT_SECRET": CLIENT_SECRET})
     try:
         wait_until(lambda: fake.counts["token_info"] >= 2 or proc.poll() is not None, "the second verification")

@@ -37,7 +37,7 @@ from procore_setup.profile import Profile
 from procore_setup.stores.file import FileStore
 from procore_setup.oauth import TokenSet
 from procore_setup.refresh import apply_tokens
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 
 TOKEN_PATH = "/oauth/token"
 NOBODY = 65534
@@ -373,7 +373,7 @@ def _answer(env: dict[str, str] | None = None, **fault: Any) -> Callable[[Ctx], 
     """Procore (the fake) answers the refresh with `fault`, on every retry."""
     def prepare(ctx: Ctx) -> Run:
         ctx.profile()
-        ctx.fake.inject(paths=TOKEN_PATH, count=5, **fault)
+        ctx.fake.inject(Fault(paths=TOKEN_PATH, times=5, **fault))
         return Run(["refresh", "--force"], env=dict(env or {}))
     return prepare
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from helpers.cli import CLI, EXE
 from helpers.engine import set_expiry
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 
 TOKEN_PATH = "/oauth/token"
 
@@ -32,7 +32,7 @@ def wait_for(predicate, timeout: float = 20.0) -> None:
 
 def kill_after_procore_used_the_token(cli: CLI, fake: FakeProcore) -> None:
     """A refresh whose request Procore processes; the process dies before the answer arrives."""
-    fake.inject(hang=30, consume=True, paths=TOKEN_PATH)  # processed, then the answer waits
+    fake.inject(Fault(hang=30, consume=True, paths=TOKEN_PATH))  # processed, then the answer waits
     proc = cli.popen("refresh", "--force")
     wait_for(lambda: fake.counts["refresh_ok"] == 1)
     proc.send_signal(signal.SIGKILL)
@@ -70,7 +70,7 @@ def test_killed_while_still_loading_its_http_library_leaves_no_in_flight_mark(cl
 
 def test_a_server_error_after_procore_used_the_token_is_named_as_the_cause(cli: CLI, fake: FakeProcore) -> None:
     cli.login()
-    fake.inject(status=500, consume=True, paths=TOKEN_PATH)  # Procore rotated the pair, then failed
+    fake.inject(Fault(status=500, consume=True, paths=TOKEN_PATH))  # Procore rotated the pair, then failed
     r = cli.run("refresh", "--force")
     assert r.returncode == 4
     first = r.stderr.splitlines()[0]
@@ -100,7 +100,7 @@ def test_killed_mid_refresh_then_the_next_answer_lost_too_names_both(cli: CLI, f
     cli.login()
     kill_after_procore_used_the_token(cli, fake)
     fake.clear_faults()
-    fake.inject(drop=True, paths=TOKEN_PATH)  # the next run's first attempt: connection dropped
+    fake.inject(Fault(drop=True, paths=TOKEN_PATH))  # the next run's first attempt: connection dropped
     r = cli.run("token")
     assert r.returncode == 4
     first = r.stderr.splitlines()[0]
@@ -112,7 +112,7 @@ def test_killed_before_procore_used_the_token_the_chain_survives_and_the_next_ru
         cli: CLI, fake: FakeProcore) -> None:
     cli.login()
     set_expiry(cli.config, 60)  # due: `token` refreshes
-    fake.inject(hang=30, paths=TOKEN_PATH)  # held before processing
+    fake.inject(Fault(hang=30, paths=TOKEN_PATH))  # held before processing
     proc = cli.popen("token")
     wait_for(lambda: fake.counts["faults"] == 1)
     proc.send_signal(signal.SIGKILL)
@@ -130,7 +130,7 @@ def test_a_hung_refresh_gives_up_in_bounded_time_and_the_next_run_goes_on(cli: C
     # While one refresh is stuck, the others wait on the lock; the stuck one gives up after its
     # bounded retries, so they get their turn instead of timing out on the lock.
     cli.login()
-    fake.inject(hang=600, paths=TOKEN_PATH, count=3)  # every attempt held far longer than the bound below
+    fake.inject(Fault(hang=600, paths=TOKEN_PATH, times=3))  # every attempt held far longer than the bound below
     stuck = cli.popen("refresh", "--force", env={"PROCORE_SETUP_HTTP_TIMEOUT": "0.5"})
     wait_for(lambda: fake.counts["faults"] >= 1)
     waiting = cli.popen("token", "--min-valid", "86400")  # wants a refresh too: queues on the lock

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from procore_setup.testing import Fault
 from helpers.engine import Engine
 
 TOKEN_PATH = ["/oauth/token"]
@@ -16,7 +17,7 @@ TOKEN_PATH = ["/oauth/token"]
 @pytest.mark.parametrize("life", [-5, 0])
 def test_a_zero_or_negative_expires_in_is_warned_about(eng: Engine, life: int) -> None:
     eng.login()
-    eng.fake.inject(paths=TOKEN_PATH, edit=lambda body: dict(body, expires_in=life))
+    eng.fake.inject(Fault(paths=TOKEN_PATH, edit=lambda body: dict(body, expires_in=life)))
     r = eng.run("refresh", "--force")
     assert r.returncode == 0, r.stderr
     assert f"warning: 127.0.0.1 gave the new access token a life of {life} s" in r.stderr, r.stderr

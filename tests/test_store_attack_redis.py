@@ -196,7 +196,7 @@ def test_rediss_checks_the_host_name_of_the_certificate(tmp_path: Path, fake: Fa
     """A certificate the CA signed for another name is refused: redis-py 5 (inside the dependency
     range) did not check host names by default, so procore-setup asks for it. (With the pinned
     redis-py 8 this passes either way; it guards the floor of the range.)"""
-    from helpers.own_redis import tls_files
+    from helpers.servers import tls_files
 
     certs = tls_files(tmp_path)
     if certs is None:

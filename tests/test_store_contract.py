@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from procore_setup.testing import Fault
 from helpers.cli import CLIENT_SECRET
 from helpers.engine import issued_secrets, wait_for
 from helpers.stores import NO_WAIT, SHORT_LEASE, TOKEN_PATH, Shared, hold_answers, pg_lock_waiters
@@ -113,7 +114,7 @@ def test_a_host_killed_before_procore_acted_leaves_a_chain_the_other_recovers(sh
     one, two = shared.hosts
     one.login()
     old = shared.profile()
-    shared.fake.inject(hang=60, paths=TOKEN_PATH)  # held before Procore looks at it
+    shared.fake.inject(Fault(hang=60, paths=TOKEN_PATH))  # held before Procore looks at it
     proc = one.popen("refresh", "--force", env=SHORT_LEASE)  # killed below
     wait_for(lambda: shared.fake.counts["faults"] >= 1, what="the refresh to reach Procore", timeout=30)
     proc.send_signal(signal.SIGKILL)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from procore_setup.testing import Fault
 from helpers.engine import wait_for
 from helpers.stores import NO_WAIT, TOKEN_PATH, Shared
 
@@ -39,7 +40,8 @@ def _terminate(shared: Shared, pid: int) -> None:
 
 def _held(fake: Any, **where: Any) -> threading.Event:
     release = threading.Event()
-    fake.inject(paths=TOKEN_PATH, **{k: (lambda: release.wait(120)) for k in where})
+    wait: Any = lambda: release.wait(120)  # noqa: E731 - the hook and/or the gate
+    fake.inject(Fault(paths=TOKEN_PATH, **dict.fromkeys(where, wait)))
     return release
 
 

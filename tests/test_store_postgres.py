@@ -38,7 +38,7 @@ from helpers.stores import (
     store_rows,
 )
 from helpers.net import stop_serving
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 
 HEAVY = ("httpx", "textual")
 
@@ -47,7 +47,7 @@ HEAVY = ("httpx", "textual")
 
 def _hold_before_procore(fake: FakeProcore) -> tuple[threading.Event, threading.Event]:
     """The next token request waits BEFORE the fake looks at it (so its refresh token is not
-    used yet) until `release` is set; `reached` is set when it arrives. (inject(hook=) holds a
+    used yet) until `release` is set; `reached` is set when it arrives. (Fault(hook=) holds a
     request after processing.)"""
     reached, release = threading.Event(), threading.Event()
     handle = fake._handle  # noqa: SLF001 - the test's own fake, held at its door
@@ -148,7 +148,7 @@ def test_an_answer_that_arrives_while_the_server_is_down_is_saved_when_it_is_bac
             refuser.append(_Refuser(pg_server.port))
         threading.Thread(target=bring_back, daemon=True).start()
 
-    pg.fake.inject(hook=down, paths=TOKEN_PATH)
+    pg.fake.inject(Fault(hook=down, paths=TOKEN_PATH))
     r = one.run("token", timeout=150)
     assert restarted.wait(60)
     assert r.returncode == 0, r.stderr
@@ -168,7 +168,7 @@ def test_an_answer_the_server_never_comes_back_for_is_said_to_be_lost(pg: Shared
     that the new pair could not be saved, where, and what to do."""
     one, _ = pg.hosts
     one.login()
-    pg.fake.inject(hook=pg_server.stop, paths=TOKEN_PATH)
+    pg.fake.inject(Fault(hook=pg_server.stop, paths=TOKEN_PATH))
     r = one.run("refresh", "--force", timeout=200)
     assert r.returncode != 0
     assert "could not be saved to " + pg.store().describe() in r.stderr and "new login" in r.stderr
@@ -189,7 +189,7 @@ def test_the_lock_holders_connections_terminated_lose_nothing(pg: Shared, pg_ser
         release = hold_answers(pg.fake)
     else:
         release = threading.Event()
-        pg.fake.inject(hook=lambda: pg_server.terminate(pg.url), paths=TOKEN_PATH)
+        pg.fake.inject(Fault(hook=lambda: pg_server.terminate(pg.url), paths=TOKEN_PATH))
     proc = one.popen("token")
     try:
         if when == "while the request is held":

@@ -28,8 +28,8 @@ import pytest
 
 from helpers.cli import CLI, CLIENT_ID, CLIENT_SECRET, EXE, base_env
 from helpers.engine import issued_secrets
-from helpers.own_redis import RedisServer, redis_db, tls_files
-from procore_setup.testing import FakeProcore
+from helpers.servers import RedisServer, redis_db, tls_files
+from procore_setup.testing import FakeProcore, Fault
 
 TOKEN_PATH = ["/oauth/token"]
 PREFIX = "procore-setup:"
@@ -145,7 +145,7 @@ class Gate:
             if then is not None:
                 then()
 
-        fake.inject(hook=hook, paths=TOKEN_PATH)
+        fake.inject(Fault(hook=hook, paths=TOKEN_PATH))
 
     def open(self) -> None:
         self.event.set()
@@ -292,7 +292,7 @@ def test_clients_killed_right_after_procore_answered_lose_nothing(hosts: tuple[H
     killed: list[int] = []
     # the kill comes from inside the fake, after Procore processed the refresh and before its answer
     # goes out: the holder's next command (the save of the new pair) meets a dead connection
-    fake.inject(hook=lambda: killed.append(redis_server.kill_clients()), paths=TOKEN_PATH)
+    fake.inject(Fault(hook=lambda: killed.append(redis_server.kill_clients()), paths=TOKEN_PATH))
     r = one.run("refresh", "--force")
     assert r.returncode == 0, r.stderr
     assert killed and killed[0] >= 1
@@ -583,8 +583,10 @@ def test_token_from_redis_imports_neither_httpx_nor_textual(hosts: tuple[Host, H
     one.login()
     r, mods = _imported(one, "token")
     assert r.returncode == 0
-    # a valid token is read over a plain socket (stores/resp.py): not even redis-py is imported
+    # a valid token is read over a plain socket (stores/resp.py, its replies parsed by hiredis): not
+    # even redis-py is imported
     assert not mods & {"httpx", "textual", "tomlkit", "redis"}, mods & {"httpx", "textual", "tomlkit", "redis"}
+    assert "hiredis" in mods
     set_expiry(redis_server, one.url, -60)
     r, mods = _imported(one, "token")
     assert r.returncode == 0 and "httpx" in mods and "redis" in mods  # a refresh that is needed loads both

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from procore_setup.profile import utcnow
+from procore_setup.testing import Fault
 from helpers.engine import wait_for
 from helpers.stores import NO_WAIT, TOKEN_PATH, Shared
 from helpers.net import stop_serving
@@ -94,7 +95,7 @@ def test_a_server_that_stops_answering_mid_save_is_cut_off_and_the_pair_saved_wh
             proxy.stalled.set()
             release.wait(60)
 
-        shared.fake.inject(hook=stall, paths=TOKEN_PATH)
+        shared.fake.inject(Fault(hook=stall, paths=TOKEN_PATH))
         proc = one.popen("refresh", "--force", env={"PROCORE_SETUP_STORE": url, "PROCORE_SETUP_STORE_TIMEOUT": "2"})
         release.set()
         wait_for(lambda: proxy.closed_by_client >= 1, timeout=60, what="the client to give up on the stalled statement")
@@ -138,7 +139,7 @@ def test_a_refresh_put_back_on_a_store_without_its_document_row_leaves_it_readab
     one, two = shared.hosts
     one.login()
     pg_server.superuser_sql(shared.url, "DELETE FROM procore_setup WHERE kind = 'document'")
-    shared.fake.inject(status=404, count=5, paths=TOKEN_PATH)  # refused before Procore used anything: put back
+    shared.fake.inject(Fault(status=404, times=5, paths=TOKEN_PATH))  # refused before Procore used anything: put back
     r = two.run("refresh", "--force")
     assert r.returncode == 5, r.stderr
     status = two.run("status")

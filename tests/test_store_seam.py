@@ -16,6 +16,7 @@ import textwrap
 import tomllib
 from pathlib import Path
 
+from procore_setup.testing import Fault
 from helpers.cli import CLI, EXE
 
 PASS = "seam-test-passphrase-7719"
@@ -51,7 +52,7 @@ def test_a_pair_procore_issued_is_kept_even_when_the_file_changed_during_the_ref
         with open(cli.config, "a") as f:
             f.write("# a comment typed during the refresh\n")
 
-    cli.fake.inject(hook=edit_by_hand, paths="/oauth/token")
+    cli.fake.inject(Fault(hook=edit_by_hand, paths="/oauth/token"))
     r = cli.run("refresh", "--force")
     assert r.returncode == 0, r.stderr
     assert "an edit made to it during the refresh is lost" in r.stderr
@@ -120,8 +121,8 @@ def test_a_login_into_a_store_that_cannot_take_the_grant_fails_before_the_code_i
 
 def test_a_refused_refresh_stays_exit_4_when_the_file_changed_during_it(cli: CLI) -> None:
     cli.login()
-    cli.fake.inject(status=400, body={"error": "invalid_grant", "error_description": "revoked"},
-                    paths="/oauth/token", hook=lambda: _append(cli.config, "# typed during the refresh\n"))
+    cli.fake.inject(Fault(status=400, body={"error": "invalid_grant", "error_description": "revoked"},
+                          paths="/oauth/token", hook=lambda: _append(cli.config, "# typed during the refresh\n")))
     r = cli.run("refresh", "--force")
     assert r.returncode == 4, r.stderr
     assert "could not be recorded" in r.stderr and "login --profile default" in r.stderr
@@ -130,8 +131,8 @@ def test_a_refused_refresh_stays_exit_4_when_the_file_changed_during_it(cli: CLI
 
 def test_a_hand_edit_during_a_refresh_procore_never_saw_is_not_undone(cli: CLI) -> None:
     cli.login()
-    cli.fake.inject(status=429, count=3, retry_after=0, paths="/oauth/token",
-                    hook=lambda: _append(cli.config, "# typed while rate-limited\n"))
+    cli.fake.inject(Fault(status=429, times=3, retry_after=0, paths="/oauth/token",
+                          hook=lambda: _append(cli.config, "# typed while rate-limited\n")))
     r = cli.run("refresh", "--force")
     assert r.returncode == 5, r.stderr
     assert "# typed while rate-limited" in cli.config.read_text()

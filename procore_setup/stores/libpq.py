@@ -8,8 +8,15 @@ the system's libpq.so.5), with the same URL and the same conninfo rules (PGPASSW
 ~/.pgpass, PGSERVICE, sslmode, unix sockets), and no code of our own for the protocol,
 authentication or TLS. Everything else (the lock, writes, schema) uses psycopg.
 
-`read(url, query, ...)` returns the rows as text, or raises `Failed` with libpq's message and
-SQLSTATE; `available()` says whether a libpq can be loaded here. Standard library only.
+Which libpq: the one psycopg's binary wheel bundles (what psycopg itself uses when installed
+with [binary]), else the system's as psycopg finds it (psycopg/pq/misc.py, find_libpq_full_path:
+ctypes.util.find_library per platform, pg_config's libdir on macOS), after a direct try of the
+usual name (libpq.so.5), which is what find_library answers on Linux without its subprocess.
+`version()` is its PQlibVersion (170002 for 17.2); libpq refuses connection options newer than
+itself (tcp_user_timeout came with 12), so `keepalives(version)` names only the ones it knows.
+
+`read(url, query, ...)` returns the rows as text, or raises `errors.LibpqFailure` with libpq's
+message and SQLSTATE; `available()` says whether a libpq can be loaded here. Standard library only.
 """
 
 from __future__ import annotations
@@ -18,39 +25,74 @@ import contextlib
 import ctypes
 import glob
 import os
+import sys
 from importlib.util import find_spec
 from typing import Any, Iterator
+
+from ..errors import LibpqFailure
 
 CONNECTION_OK = 0
 PGRES_TUPLES_OK = 2
 PG_DIAG_SQLSTATE = ord("C")
+TCP_USER_TIMEOUT_SINCE = 120000  # PQlibVersion of libpq 12, the first that knows tcp_user_timeout
+# Dead peers, found by TCP itself (libpq's own parameters, in milliseconds where they say so).
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+              "tcp_user_timeout": 30000}
 
 _lib: Any = None
 _tried = False
 
 
-class Failed(Exception):
-    """libpq said no: `message` (its text, which never holds the password) and `sqlstate` ('' when
-    the server was never reached); `connecting` when it happened before a connection existed."""
-
-    def __init__(self, message: str, sqlstate: str = "", *, connecting: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.sqlstate = sqlstate
-        self.connecting = connecting
+def keepalives(version: int) -> dict[str, int]:
+    """KEEPALIVES for a libpq of `version` (PQlibVersion): without tcp_user_timeout before 12, which
+    refuses it as an invalid option, and would have the URL blamed for it."""
+    return {k: v for k, v in KEEPALIVES.items() if k != "tcp_user_timeout" or version >= TCP_USER_TIMEOUT_SINCE}
 
 
-def _candidates() -> list[str]:
-    found = []
+def _bundled() -> list[str]:
+    """The libpq psycopg's binary wheel carries, found without importing it (importing needs psycopg first)."""
     try:
-        spec = find_spec("psycopg_binary")  # found without importing it (importing needs psycopg first)
+        spec = find_spec("psycopg_binary")
     except (ImportError, ValueError):
         spec = None
-    if spec is not None and spec.submodule_search_locations:
-        base = os.path.dirname(list(spec.submodule_search_locations)[0])
-        found += sorted(glob.glob(os.path.join(base, "psycopg_binary.libs", "libpq-*.so*")))
-    found += ["libpq.so.5", "libpq.5.dylib"]
-    return found
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    package = list(spec.submodule_search_locations)[0]
+    base = os.path.dirname(package)
+    patterns = [os.path.join(base, "psycopg_binary.libs", "libpq-*.so*"),  # Linux (auditwheel)
+                os.path.join(package, ".dylibs", "libpq*.dylib"),  # macOS (delocate)
+                os.path.join(base, "psycopg_binary.libs", "libpq*.dll")]  # Windows (delvewheel)
+    return sorted(path for pattern in patterns for path in glob.glob(pattern))
+
+
+def _system() -> str | None:
+    """The system's libpq as psycopg finds it (psycopg/pq/misc.py, find_libpq_full_path)."""
+    import ctypes.util
+
+    if sys.platform == "win32":
+        name = ctypes.util.find_library("libpq.dll")
+        return os.path.realpath(name) if name else None
+    if sys.platform == "darwin":
+        name = ctypes.util.find_library("libpq.dylib")
+        if not name:
+            import subprocess
+
+            try:
+                libdir = subprocess.run(["pg_config", "--libdir"], capture_output=True, text=True, timeout=10,
+                                        check=True).stdout.strip()
+            except (OSError, subprocess.SubprocessError):
+                return None
+            name = os.path.join(libdir, "libpq.dylib")
+            return name if os.path.exists(name) else None
+        return name
+    return ctypes.util.find_library("pq")
+
+
+def _open(path: str) -> Any:
+    try:
+        return ctypes.CDLL(path)
+    except OSError:
+        return None
 
 
 def _load() -> Any:
@@ -58,30 +100,43 @@ def _load() -> Any:
     if _tried:
         return _lib
     _tried = True
-    for path in _candidates():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        vp, cp, ip = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
-        lib.PQconnectdbParams.restype = vp
-        lib.PQconnectdbParams.argtypes = [ctypes.POINTER(cp), ctypes.POINTER(cp), ip]
-        lib.PQstatus.restype, lib.PQstatus.argtypes = ip, [vp]
-        lib.PQerrorMessage.restype, lib.PQerrorMessage.argtypes = cp, [vp]
-        lib.PQexec.restype, lib.PQexec.argtypes = vp, [vp, cp]
-        lib.PQresultStatus.restype, lib.PQresultStatus.argtypes = ip, [vp]
-        lib.PQresultErrorField.restype, lib.PQresultErrorField.argtypes = cp, [vp, ip]
-        lib.PQntuples.restype, lib.PQntuples.argtypes = ip, [vp]
-        lib.PQnfields.restype, lib.PQnfields.argtypes = ip, [vp]
-        lib.PQgetisnull.restype, lib.PQgetisnull.argtypes = ip, [vp, ip, ip]
-        lib.PQgetvalue.restype, lib.PQgetvalue.argtypes = ctypes.POINTER(ctypes.c_char), [vp, ip, ip]
-        lib.PQgetlength.restype, lib.PQgetlength.argtypes = ip, [vp, ip, ip]
-        lib.PQclear.restype, lib.PQclear.argtypes = None, [vp]
-        lib.PQfinish.restype, lib.PQfinish.argtypes = None, [vp]
-        lib.PQsocket.restype, lib.PQsocket.argtypes = ip, [vp]
-        _lib = lib
-        break
+    lib = None
+    for path in [*_bundled(), "libpq.5.dylib" if sys.platform == "darwin" else "libpq.so.5"]:
+        lib = _open(path)
+        if lib is not None:
+            break
+    if lib is None:
+        found = _system()
+        lib = _open(found) if found else None
+    if lib is None:
+        return None
+    vp, cp, ip = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
+    if not hasattr(lib, "PQlibVersion"):
+        return None  # older than 9.1: psycopg (which needs 10 or newer) will say what is wrong
+    lib.PQlibVersion.restype, lib.PQlibVersion.argtypes = ip, []
+    lib.PQconnectdbParams.restype = vp
+    lib.PQconnectdbParams.argtypes = [ctypes.POINTER(cp), ctypes.POINTER(cp), ip]
+    lib.PQstatus.restype, lib.PQstatus.argtypes = ip, [vp]
+    lib.PQerrorMessage.restype, lib.PQerrorMessage.argtypes = cp, [vp]
+    lib.PQexec.restype, lib.PQexec.argtypes = vp, [vp, cp]
+    lib.PQresultStatus.restype, lib.PQresultStatus.argtypes = ip, [vp]
+    lib.PQresultErrorField.restype, lib.PQresultErrorField.argtypes = cp, [vp, ip]
+    lib.PQntuples.restype, lib.PQntuples.argtypes = ip, [vp]
+    lib.PQnfields.restype, lib.PQnfields.argtypes = ip, [vp]
+    lib.PQgetisnull.restype, lib.PQgetisnull.argtypes = ip, [vp, ip, ip]
+    lib.PQgetvalue.restype, lib.PQgetvalue.argtypes = ctypes.POINTER(ctypes.c_char), [vp, ip, ip]
+    lib.PQgetlength.restype, lib.PQgetlength.argtypes = ip, [vp, ip, ip]
+    lib.PQclear.restype, lib.PQclear.argtypes = None, [vp]
+    lib.PQfinish.restype, lib.PQfinish.argtypes = None, [vp]
+    lib.PQsocket.restype, lib.PQsocket.argtypes = ip, [vp]
+    _lib = lib
     return _lib
+
+
+def version() -> int:
+    """The loaded libpq's PQlibVersion (major * 10000 + minor since 10), 0 when none can be loaded."""
+    lib = _load()
+    return int(lib.PQlibVersion()) if lib is not None else 0
 
 
 def available() -> bool:
@@ -118,10 +173,12 @@ def read(url: str, query: str, *, connect_timeout: int, application_name: str,
     `defaults`: more connection parameters (sslmode), which the URL's own override."""
     lib = _load()
     if lib is None:
-        raise Failed("no libpq to load", connecting=True)
+        raise LibpqFailure("no libpq to load", connecting=True)
     # The URL last, expanded: what it says (its own connect_timeout, say) wins over the defaults.
-    words = [b"connect_timeout", b"application_name", b"keepalives", b"keepalives_idle", b"tcp_user_timeout", b"dbname"]
-    values = [str(connect_timeout).encode(), application_name.encode(), b"1", b"10", b"30000", url.encode()]
+    options = {"connect_timeout": connect_timeout, "application_name": application_name,
+               **keepalives(int(lib.PQlibVersion())), "dbname": url}
+    words = [key.encode() for key in options]
+    values = [str(value).encode() for value in options.values()]
     for key, value in (defaults or {}).items():
         words.insert(0, key.encode())
         values.insert(0, value.encode())
@@ -129,17 +186,17 @@ def read(url: str, query: str, *, connect_timeout: int, application_name: str,
     vals = (ctypes.c_char_p * (len(values) + 1))(*values, None)
     conn = lib.PQconnectdbParams(keys, vals, 1)
     if not conn:
-        raise Failed("out of memory", connecting=True)
+        raise LibpqFailure("out of memory", connecting=True)
     try:
         if lib.PQstatus(conn) != CONNECTION_OK:
-            raise Failed(_text(lib.PQerrorMessage(conn)), connecting=True)
+            raise LibpqFailure(_text(lib.PQerrorMessage(conn)), connecting=True)
         with shutdown_later(lib.PQsocket(conn), deadline):
             res = lib.PQexec(conn, query.encode())
         if not res:
-            raise Failed(_text(lib.PQerrorMessage(conn)))
+            raise LibpqFailure(_text(lib.PQerrorMessage(conn)))
         try:
             if lib.PQresultStatus(res) != PGRES_TUPLES_OK:
-                raise Failed(_text(lib.PQerrorMessage(conn)), _text(lib.PQresultErrorField(res, PG_DIAG_SQLSTATE)))
+                raise LibpqFailure(_text(lib.PQerrorMessage(conn)), _text(lib.PQresultErrorField(res, PG_DIAG_SQLSTATE)))
             rows: list[tuple[str | None, ...]] = []
             width = lib.PQnfields(res)
             for i in range(lib.PQntuples(res)):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator
 
-from ..errors import StoreRefused, StoreUnavailable, UsageError
+from ..errors import LibpqFailure, StoreRefused, StoreUnavailable, UsageError
 from .shared import (
     EMPTY,
     MAX_DOCUMENT_BYTES,
@@ -41,9 +41,6 @@ STATEMENT_DEADLINE_ENV = "PROCORE_SETUP_STORE_TIMEOUT"  # seconds: that deadline
 # instead of keeping every other host waiting for TCP to notice (hours). A live holder that
 # takes longer loses the lock, which the version fence makes safe.
 LOCK_IDLE_LIMIT_MS = 60000
-# Dead peers, found by TCP itself, unless the URL says otherwise (libpq's own parameters).
-KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
-              "tcp_user_timeout": 30000}
 WRITE_LOCK_TIMEOUT_MS = 10000  # a writer stopped inside its transaction holds the document row
 LOCK_CLASS = 1347571523  # the advisory lock's first key ("PROC"); the second is hashtext(TABLE)
 
@@ -195,7 +192,10 @@ class PostgresStore(SharedStore):
     # -- connections -----------------------------------------------------------------
     def _connect(self, *, autocommit: bool) -> Any:
         kwargs: dict[str, Any] = {"autocommit": autocommit, "application_name": "procore-setup"}
-        for key, value in {"connect_timeout": CONNECT_TIMEOUT, **KEEPALIVES}.items():
+        from .libpq import keepalives
+
+        # dead peers found by TCP itself, with the options the libpq psycopg uses knows
+        for key, value in {"connect_timeout": CONNECT_TIMEOUT, **keepalives(self._pg.pq.version())}.items():
             if key not in self._url:
                 kwargs[key] = value
         kwargs.update(self._tls)
@@ -227,39 +227,37 @@ class PostgresStore(SharedStore):
         return self._failure(str(exc), getattr(exc, "sqlstate", None) or "", network, doing)
 
     def _failure(self, text: str, state: str, network: bool, doing: str) -> Exception:
-        """The error that libpq's (or psycopg's) text and SQLSTATE mean, in words, without the password."""
+        """The error that libpq's (or psycopg's) text and SQLSTATE mean (see _ERRORS), in words,
+        without the password."""
         first = (text.strip().splitlines() or ["no message"])[0]
         detail = self.scrub(first)
-        low = first.lower()
+        meaning = _meaning(state, first, network=network, connecting=doing == "connecting")
         where = f"The PostgreSQL store {self.describe()}"
-        if state.startswith("28") or "password authentication failed" in low or "no password supplied" in low \
-                or ("role" in low and "does not exist" in low):
+        if meaning == "login":
             return StoreRefused(f"{where} refused the login: {detail}.",
                                 hint="Check the user and password (in the URL, PGPASSWORD or ~/.pgpass). Nothing was changed.")
-        if state == "3D000" or ("database" in low and "does not exist" in low):
+        if meaning == "no database":
             return StoreRefused(f"{where} names a database that does not exist: {detail}.",
                                 hint="Check the database name in the URL, or create it (createdb). Nothing was changed.")
-        if state == "42501":
+        if meaning == "no rights":
             return StoreRefused(
                 f"{where} refused {doing}: this role has no rights on the table {self._table} ({detail}).",
                 hint=f"As the table's owner, grant them: GRANT SELECT, INSERT, UPDATE, DELETE ON {self._table} TO <this role>; "
                 "(procore-setup store init --print shows the SQL). Nothing was changed.",
             )
-        if state == "" and network and doing == "connecting" and "invalid" in low and \
-                any(w in low for w in ("value", "option", "uri", "parameter", "connection string")):
-            # libpq refused the URL itself (sslmode=bogus, an unknown parameter): nothing to retry
+        if meaning == "bad url":  # libpq refused the URL itself (sslmode=bogus, an unknown parameter)
             return UsageError(f"{where}: the URL has something libpq refuses: {detail}.",
                               hint="Correct the URL (see libpq's connection URIs). Nothing was changed.")
-        if "root certificate" in low or ("certificate" in low and "verif" in low):
+        if meaning == "certificate":
             default = " (procore-setup asks for sslmode=verify-full to a host that is not this machine)" \
                 if self._tls else ""
             return StoreRefused(f"{where}: the server's certificate could not be checked{default}: {detail}.",
                                 hint="Give the server's CA with sslrootcert=PATH in the URL (or sslrootcert=system "
                                 "for the system's CAs), or accept an unchecked server with sslmode=require (warned "
                                 "on every run). Nothing was changed.")
-        if "ssl" in low and "required" in low:
+        if meaning == "tls":
             return StoreRefused(f"{where}: {detail}.", hint="Check sslmode in the URL. Nothing was changed.")
-        if network or state[:2] in ("08", "57", "53"):
+        if meaning == "unreachable":
             return StoreUnavailable(
                 f"{where} could not be reached, or dropped the connection, while {doing}: {detail}.",
                 hint="Check that the server is up and reachable from here, then try again. Nothing was lost.",
@@ -296,7 +294,7 @@ class PostgresStore(SharedStore):
         try:
             rows = libpq.read(self._url, _SELECT, connect_timeout=CONNECT_TIMEOUT, application_name="procore-setup",
                               deadline=self.statement_deadline, defaults=self._tls)
-        except libpq.Failed as exc:
+        except LibpqFailure as exc:
             if exc.sqlstate == "42P01":  # undefined_table: no schema yet
                 self._ready = False
                 return EMPTY
@@ -491,6 +489,48 @@ def _deadline(conn: Any, seconds: float) -> Iterator[None]:
 
     with shutdown_later(conn.pgconn.socket, seconds):
         yield
+
+
+# What a PostgreSQL error means, in one table (as httpx's map_exceptions), for psycopg's exceptions
+# and the fast path's LibpqFailure alike. Each row: a SQLSTATE (a class, its first two characters,
+# or a whole code; "" for any), words that must all be in the first line of the message (each a
+# choice of "|"-separated ones), when it applies ("network": an OperationalError or a libpq failure
+# without a server's answer; "url": such a failure while connecting, with no SQLSTATE), and its
+# meaning (see PostgresStore._failure). First match wins. Words only where there is no SQLSTATE to
+# go by: a connection refused by the server reaches libpq as text alone (PQerrorMessage), and
+# libpq's own refusals (a URL it cannot take, a certificate) never had one.
+_ERRORS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
+    ("28", (), "", "login"),  # invalid_authorization_specification, invalid_password
+    ("", ("password authentication failed",), "", "login"),
+    ("", ("no password supplied",), "", "login"),
+    ("", ("role", "does not exist"), "", "login"),
+    ("3D000", (), "", "no database"),  # invalid_catalog_name
+    ("", ("database", "does not exist"), "", "no database"),
+    ("42501", (), "", "no rights"),  # insufficient_privilege
+    ("", ("invalid", "value|option|uri|parameter|connection string"), "url", "bad url"),
+    ("", ("root certificate",), "", "certificate"),
+    ("", ("certificate", "verif"), "", "certificate"),
+    ("", ("ssl", "required"), "", "tls"),
+    ("", (), "network", "unreachable"),
+    ("08", (), "", "unreachable"),  # connection_exception
+    ("57", (), "", "unreachable"),  # operator_intervention: admin_shutdown, a terminated backend
+    ("53", (), "", "unreachable"),  # insufficient_resources: too many connections, disk full
+)
+
+
+def _meaning(state: str, text: str, *, network: bool, connecting: bool) -> str:
+    """The meaning _ERRORS gives an error with this SQLSTATE and first line."""
+    low = text.lower()
+    for prefix, words, when, meaning in _ERRORS:
+        if prefix and not state.startswith(prefix):
+            continue
+        if when == "network" and not network:
+            continue
+        if when == "url" and (state or not network or not connecting):
+            continue
+        if all(any(w in low for w in choice.split("|")) for choice in words):
+            return meaning
+    return "failed"
 
 
 class _Stale(Exception):

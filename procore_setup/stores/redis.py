@@ -36,7 +36,7 @@ from typing import Any, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..checks import shown
-from ..errors import StoreRefused, StoreUnavailable, UsageError, env_seconds
+from ..errors import RespFailure, StoreRefused, StoreUnavailable, UsageError, env_seconds
 from ..hints import shell_quote
 from .shared import (
     MAX_DOCUMENT_BYTES,
@@ -331,74 +331,83 @@ class RedisStore(SharedStore):
 
     def _error(self, exc: Any, doing: str) -> Exception:
         """The error a redis-py exception means, in words, without the password."""
-        r = self._redis
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        detail = self.scrub(first).rstrip(". ") or type(exc).__name__
-        low = first.lower()
+        classes = {c.__name__ for c in type(exc).__mro__}
+        if _tls_failure(exc):
+            classes.add("SSLError")
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return self._say(_meaning(classes, text.split(" ", 1)[0], text), text, doing)
+
+    def _fast_error(self, exc: RespFailure) -> Exception | None:
+        """The error a failure of the fast read means (None: a dropped connection, which redis-py's
+        reconnect may get past). Never retried through redis-py: it would only wait, or be refused, again."""
+        if exc.kind == "closed":
+            return None
+        self.driver  # noqa: B018 - without redis-py nothing else would work either: say that first
+        if exc.kind == "reply":
+            # the words redis-py gives: the reply without the code it turns into its class
+            text = exc.reason.split(" ", 1)[1] if exc.code in _CODES_REDIS_PY_DROPS and " " in exc.reason else exc.reason
+            return self._say(_meaning(set(), exc.code, exc.reason), text, "reading")
+        if exc.kind == "junk":
+            return self._say("junk", exc.reason, "reading")
+        late = f" (the whole read may take {self.read_deadline:g} s: {STATEMENT_DEADLINE_ENV})" \
+            if exc.kind == "deadline" else ""
+        return self._say("unreachable", exc.reason + late, "reading")
+
+    def _say(self, meaning: str, text: str, doing: str) -> Exception:
+        """The error for one meaning of _ERRORS, with the driver's or server's first line as its detail."""
+        detail = self.scrub(text).rstrip(". ") or "no message"
         where = f"The Redis store {self.describe()}"
-        if isinstance(exc, r.AuthenticationError) or "wrongpass" in low or "noauth" in low or \
-                "invalid username-password" in low or "auth" in low and "without any password" in low:
+        if meaning == "login":
             if "password" not in self._options:
                 return StoreRefused(f"{where} asks for a password, and none was given.",
                                     hint="Put it in the URL (redis://:PASSWORD@HOST:PORT/DB, in $PROCORE_SETUP_STORE) or "
                                     "in $REDISCLI_AUTH. Nothing was changed.")
             return StoreRefused(f"{where} refused the login: {detail}.",
                                 hint="Check the password (and user) in the URL, or in $REDISCLI_AUTH. Nothing was changed.")
-        if isinstance(exc, r.exceptions.NoPermissionError) or "can't run this command" in low or \
-                "no permissions to" in low:  # the second: a command refused inside a script
+        if meaning == "permission":
             return StoreRefused(
                 f"{where} refused {doing}: this user may not run the commands procore-setup needs on its keys ({detail}).",
                 hint=f"Allow the user the keys {self.prefix}* and the commands of @read, @write and @scripting, e.g. "
                 f"ACL SETUSER USER ~{self.prefix}* +@read +@write +@scripting +select -@dangerous. Nothing was changed.")
-        if isinstance(exc, r.exceptions.ReadOnlyError):
+        if meaning == "readonly":
             return StoreRefused(f"{where} is a read-only replica: {detail}.",
                                 hint="Point the URL at the primary. Nothing was changed.")
-        if isinstance(exc, (r.ConnectionError, r.TimeoutError, r.exceptions.BusyLoadingError)):
-            if "certificate" in low or "ssl" in low and "wrong version" in low:
-                return StoreRefused(f"{where}: the TLS connection failed: {detail}.",
-                                    hint="Check rediss:// and the ssl_* parameters of the URL. Nothing was changed.")
+        if meaning == "tls":
+            return StoreRefused(f"{where}: the TLS connection failed: {detail}.",
+                                hint="Check rediss:// and the ssl_* parameters of the URL. Nothing was changed.")
+        if meaning == "unreachable":
             return StoreUnavailable(
                 f"{where} could not be reached, or dropped the connection, while {doing}: {detail}.",
                 hint="Check that the server is up and reachable from here, then try again. Nothing was lost.",
             )
-        if isinstance(exc, r.exceptions.OutOfMemoryError):
+        if meaning == "junk":
+            return StoreRefused(f"{where} answered something that is not a Redis reply procore-setup can use while "
+                                f"{doing} ({detail}).", hint="Check that the URL names a Redis server. Nothing was changed.")
+        if meaning == "oom":
             return StoreUnavailable(f"{where} is out of memory (maxmemory) and refused {doing}: {detail}.",
                                     hint="Free memory on the server, then try again. Nothing was lost.")
-        if "wrongtype" in low:
+        if meaning == "wrongtype":
             return StoreRefused(f"{where} holds keys under {self.prefix} that procore-setup did not write: {detail}.",
                                 hint="Use another prefix (?prefix= in the URL), or remove those keys.")
-        if "unknown command" in low or "scripting" in low:
+        if meaning == "no scripts":
             return StoreRefused(f"{where} does not allow Lua scripts ({detail}), which procore-setup needs for its "
                                 "lock and its compare-and-set saves.", hint="Use a Redis that allows EVAL, or PostgreSQL.")
         return StoreRefused(f"{where} failed while {doing}: {detail}.", hint="Nothing was changed.")
 
     # -- the primitives -------------------------------------------------------------
     def _read(self) -> Revision:
-        if self._fast is not None and self._client is None and self._driver is None:
+        if self._fast is not None and self._client is None and self._driver is None and _fast_path():
             from . import resp
 
             try:
-                reply = resp.run_script(**self._fast, timeout=CONNECT_TIMEOUT, deadline=self.read_deadline,
+                reply = resp.run_script(**self._fast, timeout=CONNECT_TIMEOUT, wait=READ_TIMEOUT,
+                                        deadline=self.read_deadline,
                                         script=_READ, keys=[self.key("document"), self.key("profiles")],
                                         args=[self.prefix, MAX_DOCUMENT_BYTES, MAX_ROWS])
-            except resp.Failed as exc:
-                # redis-py reads instead, and words an error reply; but a host that cannot be reached,
-                # or a server that trickles past the deadline, is said now: redis-py would only wait
-                # for it again (with its retry, twice more)
-                where = f"The Redis store {self.describe()}"
-                if exc.kind != "other":
-                    self.driver  # noqa: B018 - without redis-py nothing else would work either: say that first
-                if exc.kind in ("unreachable", "deadline"):
-                    raise StoreUnavailable(
-                        f"{where} could not be reached, or dropped the connection, while reading: {exc.reason}"
-                        + (f" (the whole read may take {self.read_deadline:g} s: {STATEMENT_DEADLINE_ENV})"
-                           if exc.kind == "deadline" else "") + ".",
-                        hint="Check that the server is up and reachable from here, then try again. Nothing was lost.",
-                    ) from None
-                if exc.kind == "junk":
-                    raise StoreRefused(f"{where} answered a read with something that is not a Redis reply procore-setup "
-                                       f"can use ({exc.reason}).",
-                                       hint="Check that the URL names a Redis server. Nothing was changed.") from None
+            except RespFailure as exc:
+                failed = self._fast_error(exc)
+                if failed is not None:
+                    raise failed from None
             else:
                 return self._parse_reply(reply)
         client = self._data()
@@ -625,17 +634,6 @@ class RedisStore(SharedStore):
         text = "; ".join(notes) + "."
         return text[0].upper() + text[1:]
 
-    def load(self) -> Any:
-        from ..errors import NotConfigured
-
-        try:
-            return super().load()
-        except NotConfigured as exc:  # empty: maybe a restart without persistence; say so if it may be
-            note = self.durability_note()
-            if note is None:
-                raise
-            raise NotConfigured(f"{exc.message} {note}", hint=exc.hint) from None
-
 
 def _text(value: Any) -> str:
     """A reply as text (redis-py hands bytes back); bytes that are not UTF-8 are not ours."""
@@ -644,3 +642,72 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
+
+
+# What a Redis error means, in one table (as httpx's map_exceptions), for redis-py's exceptions and
+# the fast path's error replies alike. Each row: how it is recognised, and its meaning (see
+# RedisStore._say). First match wins: a redis-py class (by name: the module is imported only when
+# used; "SSLError" stands for a connection error caused by the TLS layer), else an error reply's
+# code (its first word), else words of a reply whose code is the catch-all ERR, which redis-py's
+# own parser also tells apart only by its words (its EXCEPTION_CLASSES["ERR"]).
+_ERRORS: tuple[tuple[str, str, str], ...] = (
+    ("class", "AuthenticationError", "login"),
+    ("class", "InvalidResponse", "junk"),  # the parser's protocol error (hiredis' or redis-py's own)
+    ("class", "NoPermissionError", "permission"),
+    ("class", "ReadOnlyError", "readonly"),
+    ("class", "OutOfMemoryError", "oom"),
+    ("class", "SSLError", "tls"),
+    ("class", "ConnectionError", "unreachable"),  # BusyLoadingError (LOADING) is one
+    ("class", "TimeoutError", "unreachable"),
+    ("code", "WRONGPASS", "login"),
+    ("code", "NOAUTH", "login"),
+    ("code", "NOPERM", "permission"),
+    ("code", "READONLY", "readonly"),
+    ("code", "OOM", "oom"),
+    ("code", "LOADING", "unreachable"),
+    ("code", "WRONGTYPE", "wrongtype"),
+    ("words", "invalid password", "login"),
+    ("words", "invalid username-password", "login"),
+    ("words", "without any password", "login"),  # AUTH to a server that has none
+    ("words", "no password is set", "login"),
+    ("words", "max number of clients reached", "unreachable"),
+    ("words", "can't run this command", "permission"),
+    ("words", "no permissions to", "permission"),  # a command refused inside a script
+    ("words", "unknown command", "no scripts"),
+    ("words", "scripting", "no scripts"),
+)
+# The codes redis-py drops from an error reply's text when it turns them into its class: the fast
+# path drops them too, so a message reads the same whichever way the store was read.
+_CODES_REDIS_PY_DROPS = frozenset({"ERR", "OOM", "WRONGPASS", "EXECABORT", "LOADING", "NOSCRIPT", "READONLY",
+                                   "NOAUTH", "NOPERM"})
+
+
+def _meaning(classes: set[str], code: str, text: str) -> str:
+    """The meaning _ERRORS gives an error: its classes' names, its reply code and its text."""
+    low = text.lower()
+    for how, what, meaning in _ERRORS:
+        if (how == "class" and what in classes) or (how == "code" and code == what) or \
+                (how == "words" and what.lower() in low):
+            return meaning
+    return "failed"
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    """Whether a connection error was caused by the TLS layer (a certificate, a protocol mismatch):
+    redis-py raises its ConnectionError from the ssl module's error."""
+    import ssl
+
+    seen: BaseException | None = exc
+    for _ in range(10):
+        seen = seen.__cause__ or seen.__context__ if seen is not None else None
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+    return False
+
+
+def _fast_path() -> bool:
+    from .resp import available
+
+    return available()

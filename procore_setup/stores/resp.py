@@ -2,12 +2,21 @@
 
 `token` with a valid token only reads the store: one script call. Importing redis-py costs
 several times what the whole run costs with a credentials file (it pulls in asyncio and
-importlib.metadata up front), so that one call is made here, in RESP2 over a socket: AUTH,
-SELECT, EVALSHA (EVAL if the server does not have the script yet). Only for a plain
-`redis://` URL with no driver options; anything else (TLS, socket options) is left to redis-py,
-and so is an error reply, which redis-py then reads and words. A host that cannot be reached, a
-server that trickles its answer past the whole read's deadline, or an answer that is no Redis
-reply is said at once (Failed.kind): redis-py would only wait for it again. Standard library only.
+importlib.metadata up front), so that one call is made here over a socket: AUTH, SELECT,
+EVALSHA (EVAL if the server does not have the script yet), sent at once. The replies are read by
+hiredis' `Reader`, the parser redis-py itself uses when hiredis is installed (the `redis` extra
+installs it), so no code of ours parses the protocol. Only for a plain `redis://` URL with no
+driver options, and only where hiredis is importable (`available()`); anything else (TLS, socket
+options) is left to redis-py.
+
+Every failure is a `RespFailure` (errors.py) whose `kind` says what happened; the store maps it
+through the same table as redis-py's errors, so an unreachable host, a refused password or a
+server that trickles is said at once, never asked again through redis-py. Only a connection that
+ended before its answer ("closed": a server restarting) is left to redis-py's reconnect.
+
+hiredis (like redis-py's own parser) takes the two bytes after a bulk string for its CRLF without
+looking at them; a reply whose lengths lie is caught here by what is left over after it, and a
+reply that never ends by the deadline.
 """
 
 from __future__ import annotations
@@ -17,20 +26,20 @@ import socket
 import time
 from typing import Any
 
-MAX_REPLY = 4 << 20  # bytes in one bulk string; the store's own cap is far below it
-MAX_ITEMS = 30000  # elements in one array
+from ..errors import RespFailure
+
+MAX_REPLY = 4 << 20  # bytes in all; the store's own cap (MAX_DOCUMENT_BYTES) is far below it
+_WAIT = object()  # what the Reader hands back while a reply is incomplete (False is a RESP3 value)
 
 
-class Failed(Exception):
-    """Anything that went wrong. `kind`: "unreachable" (no connection could be made: redis-py would
-    only wait for it again), "deadline" (the whole read took longer than its deadline: a server that
-    trickles), "junk" (an answer that is no Redis reply this read can use: nested, too big), or
-    "other" (an error reply, a closed connection: redis-py reads instead, and words it)."""
+def available() -> bool:
+    """Whether hiredis can be imported here (found without importing it)."""
+    from importlib.util import find_spec
 
-    def __init__(self, reason: str, kind: str = "other") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.kind = kind
+    try:
+        return find_spec("hiredis") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _command(*words: bytes | str | int) -> bytes:
@@ -41,108 +50,113 @@ def _command(*words: bytes | str | int) -> bytes:
     return b"".join(out)
 
 
-class _Reader:
-    def __init__(self, sock: socket.socket, end: float, timeout: float) -> None:
+class _Replies:
+    """The replies on one connection, read through hiredis within one deadline."""
+
+    def __init__(self, sock: socket.socket, end: float, wait: float) -> None:
+        import hiredis
+
+        self._hiredis = hiredis
+        self.reader = hiredis.Reader(notEnoughData=_WAIT)
         self.sock = sock
-        self.buf = b""
         self.end = end  # time.monotonic() by which the whole read must be done
-        self.timeout = timeout
+        self.wait = wait  # the longest silence between two pieces of an answer
+        self.size = 0
 
-    def _fill(self) -> None:
-        left = self.end - time.monotonic()
-        if left <= 0:
-            raise Failed("the server did not finish its answer within the deadline", "deadline")
-        self.sock.settimeout(min(self.timeout, left))
-        try:
-            chunk = self.sock.recv(65536)
-        except socket.timeout:
-            if time.monotonic() >= self.end:
-                raise Failed("the server did not finish its answer within the deadline", "deadline") from None
-            raise
-        if not chunk:
-            raise Failed("connection closed")
-        self.buf += chunk
+    def next(self) -> Any:
+        """The next reply: bytes, ints, None, lists of them, or a hiredis.ReplyError."""
+        while True:
+            try:
+                out = self.reader.gets()
+            except self._hiredis.ProtocolError as exc:
+                raise RespFailure("junk", _first_line(str(exc))) from None
+            if out is not _WAIT:
+                return out
+            left = self.end - time.monotonic()
+            if left <= 0:
+                raise RespFailure("deadline", "the server did not finish its answer within the deadline")
+            self.sock.settimeout(min(self.wait, left))
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                if time.monotonic() >= self.end:
+                    raise RespFailure("deadline", "the server did not finish its answer within the deadline") from None
+                raise RespFailure("timeout", f"the server said nothing for {self.wait:g} s") from None
+            except OSError as exc:
+                raise RespFailure("closed", _reason(exc)) from None
+            if not chunk:
+                raise RespFailure("closed", "the server closed the connection")
+            self.size += len(chunk)
+            if self.size > MAX_REPLY:
+                raise RespFailure("junk", "a reply too big")
+            self.reader.feed(chunk)
 
-    def _line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            if len(self.buf) > 4096:
-                raise Failed("a reply line too long")
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
+    def error(self, reply: Any) -> RespFailure | None:
+        """The failure an error reply means (None for any other reply)."""
+        if not isinstance(reply, self._hiredis.ReplyError):
+            return None
+        text = _first_line(str(reply))
+        return RespFailure("reply", text, code=text.split(" ", 1)[0])
 
-    def _exact(self, n: int) -> bytes:
-        while len(self.buf) < n + 2:
-            self._fill()
-        data, self.buf = self.buf[:n], self.buf[n + 2:]
-        return data
-
-    def reply(self, depth: int = 0) -> Any:
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            return _Error(rest.decode("utf-8", "replace"))
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            if n > MAX_REPLY:
-                raise Failed("a reply too big", "junk")
-            return self._exact(n)
-        if kind == b"*":
-            n = int(rest)
-            if n < 0:
-                return None
-            if n > MAX_ITEMS or depth > 4:
-                raise Failed("a reply nested too deep or too long", "junk")
-            return [self.reply(depth + 1) for _ in range(n)]
-        raise Failed("not a Redis reply", "junk")
-
-
-class _Error:
-    def __init__(self, text: str) -> None:
-        self.text = text
+    def done(self) -> None:
+        """Nothing may follow the last reply: bytes left over mean its lengths lied (a bulk string
+        whose CRLF was something else), and so the reply read is not what the server meant."""
+        if self.reader.has_data():
+            raise RespFailure("junk", "bytes after the end of its reply")
 
 
 def run_script(host: str, port: int, *, username: str | None, password: str | None, db: int, timeout: float,
-               deadline: float, script: str, keys: list[str], args: list[Any]) -> Any:
-    """The script's reply (bytes, ints, None and lists of them), or Failed. `timeout` bounds the
-    connect and each wait; `deadline` the whole call, however the server trickles its bytes."""
+               wait: float, deadline: float, script: str, keys: list[str], args: list[Any]) -> Any:
+    """The script's reply (bytes, ints, None and lists of them), or RespFailure. `timeout` bounds
+    the connect, `wait` each silence of the server, `deadline` the whole call, however the server
+    trickles its bytes."""
     sha = hashlib.sha1(script.encode()).hexdigest()
     end = time.monotonic() + deadline
     try:
         sock = socket.create_connection((host, port), timeout=min(timeout, deadline))
     except OSError as exc:
-        raise Failed(_reason(exc), "unreachable") from None
+        raise RespFailure("unreachable", _reason(exc)) from None
+    with sock:
+        setup = []
+        if password is not None:
+            setup.append(_command("AUTH", *([username] if username else []), password))
+        if db:
+            setup.append(_command("SELECT", db))
+        call = [sha, len(keys), *keys, *args]
+        replies = _Replies(sock, end, wait)
+        _send(sock, b"".join(setup) + _command("EVALSHA", *call), end)
+        for _ in setup:
+            failed = replies.error(replies.next())
+            if failed is not None:
+                raise failed
+        out = replies.next()
+        failed = replies.error(out)
+        if failed is not None and failed.code == "NOSCRIPT":
+            replies.done()
+            _send(sock, _command("EVAL", script, *call[1:]), end)
+            out = replies.next()
+            failed = replies.error(out)
+        if failed is not None:
+            raise failed
+        replies.done()
+        return out
+
+
+def _send(sock: socket.socket, data: bytes, end: float) -> None:
+    left = end - time.monotonic()
+    if left <= 0:
+        raise RespFailure("deadline", "the server did not finish its answer within the deadline")
+    sock.settimeout(left)
     try:
-        with sock:
-            sock.settimeout(min(timeout, deadline))
-            setup = []
-            if password is not None:
-                setup.append(_command("AUTH", *([username] if username else []), password))
-            if db:
-                setup.append(_command("SELECT", db))
-            call = [sha, len(keys), *keys, *args]
-            sock.sendall(b"".join(setup) + _command("EVALSHA", *call))
-            reader = _Reader(sock, end, timeout)
-            for _ in setup:
-                if isinstance(reader.reply(), _Error):
-                    raise Failed("refused")
-            out = reader.reply()
-            if isinstance(out, _Error) and out.text.startswith("NOSCRIPT"):
-                sock.sendall(_command("EVAL", script, *call[1:]))
-                out = reader.reply()
-            if isinstance(out, _Error):
-                raise Failed("an error reply")
-            return out
+        sock.sendall(data)
     except socket.timeout:
-        raise Failed("the server did not answer in time", "deadline" if time.monotonic() >= end else "other") from None
-    except (OSError, ValueError) as exc:
-        raise Failed(_reason(exc), "junk" if isinstance(exc, ValueError) else "other") from None
+        raise RespFailure("deadline", "the server did not take the request within the deadline") from None
+    except OSError as exc:
+        raise RespFailure("closed", _reason(exc)) from None
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0]
 
 
 def _reason(exc: BaseException) -> str:

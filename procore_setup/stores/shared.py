@@ -27,7 +27,7 @@ from datetime import date, datetime, time as dtime
 from typing import Any, Iterator, NamedTuple
 from urllib.parse import urlsplit
 
-from ..errors import (EXIT_TEMPORARY, LockTimeout, NewerTokensInStore, NotConfigured, StoreConflict, StoreRefused,
+from ..errors import (LockTimeout, NewerTokensInStore, StoreChanged, StoreConflict, StoreEmpty, StoreRefused,
                       StoreUnavailable)
 from ..hints import add_command, shell_quote
 from ..profile import SCHEMA_VERSION, SECRET_FIELDS, Credentials, check_document
@@ -237,21 +237,13 @@ def url_texts(url: str) -> list[str]:
 
 
 def _loopback(host: str | None) -> bool:
-    """Whether a host (as a URL or libpq names it) is this machine: a Unix socket, localhost, or a
-    loopback address. Anything else goes over a network, where TLS matters."""
-    if not host:
+    """Whether a host (as a URL or libpq names it) is this machine: a Unix socket, or what
+    checks.is_loopback says is this machine. Anything else goes over a network, where TLS matters."""
+    if not host or host.startswith(("/", "@")):
         return True  # no host: the default Unix socket (libpq), or localhost (redis-py)
-    host = host.strip("[]")
-    if host.startswith(("/", "@")) or host.lower() in ("localhost", "localhost.", "ip6-localhost", "::1"):
-        return True
-    if host.startswith("127.") and host.count(".") == 3 and host.replace(".", "").isdigit():
-        return True  # the usual case, without importing ipaddress on the fast path
-    import ipaddress
+    from ..checks import is_loopback
 
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(host)
 
 
 _warned: set[str] = set()
@@ -479,10 +471,8 @@ class SharedStore(StoreCommon):
     def load(self) -> Credentials:
         rev = self._read()
         if rev.settings is None and not rev.profiles:
-            raise NotConfigured(
-                f"The {self.kind} store {self.url} holds no procore-setup credentials yet.",
-                hint=f"Set one up with: {add_command(self)} (or: {add_command(self)} login --plain)",
-            )
+            # the note: why it may be empty (a server that keeps nothing across a restart)
+            raise StoreEmpty(kind=self.kind, store=self.url, command=add_command(self), note=self.durability_note())
         return self._document(rev)
 
     def load_or_new(self) -> Credentials:
@@ -576,13 +566,7 @@ class SharedStore(StoreCommon):
                 continue
             if lost is not None and self._read() == wanted:
                 return wanted  # the write before the drop had committed: its answer was what got lost
-            conflict = StoreConflict(
-                f"The {self.kind} store {self.url} changed while this command was working with it (another "
-                "process wrote it without holding the lock, or this one lost its lock); it was not overwritten.",
-                hint="Run the command again. Nothing was changed by this run.",
-            )
-            conflict.exit_code = EXIT_TEMPORARY  # a lost lock, not a store that cannot be used: retry
-            raise conflict
+            raise StoreChanged(kind=self.kind, store=self.url)  # a lost lock, not a store that cannot be used: exit 5
         assert lost is not None
         raise lost
 

@@ -1,4 +1,5 @@
-"""Offline test helpers: a fake Procore login + API server (`FakeProcore`), stdlib only.
+"""Offline test helpers: a fake Procore login + API server (`FakeProcore`) and the faults it can
+inject (`Fault`), stdlib only.
 
 Importing this package pulls in nothing heavy (no httpx, no textual).
 Run `python -m procore_setup.testing` to serve a fake for testing scripts by hand.
@@ -20,7 +21,8 @@ from .server import (
     SERVICE_ACCOUNT_CLIENT_SECRET,
     SERVICE_ACCOUNT_USER,
     FakeProcore,
+    Fault,
 )
 
-__all__ = ["FakeProcore", "OOB_REDIRECT_URI", "DEFAULT_USER", "DEFAULT_COMPANIES", "SERVICE_ACCOUNT_CLIENT_ID",
+__all__ = ["FakeProcore", "Fault", "OOB_REDIRECT_URI", "DEFAULT_USER", "DEFAULT_COMPANIES", "SERVICE_ACCOUNT_CLIENT_ID",
            "SERVICE_ACCOUNT_CLIENT_SECRET", "SERVICE_ACCOUNT_USER"]

@@ -35,27 +35,29 @@ def main(argv: list[str] | None = None) -> int:
         strict_replay=args.strict_replay,
         verbose=args.verbose,
     )
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Also when started in the background (where SIGINT may be ignored) or stopped with SIGTERM;
+    # set before the address is printed, so a Ctrl+C as soon as it shows stops the server cleanly.
+    signal.signal(signal.SIGINT, _interrupt)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         fake.start()
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    url = fake.url
-    print(f"Fake Procore (demo) serving login and API at {url}")
-    print(f"client id: {args.client_id}   client secret: {args.client_secret}")
-    print(f"redirect URI: urn:ietf:wg:oauth:2.0:oob   access token life: {args.token_life} s")
-    # a code to paste as it is (--code takes no JSON): the JSON answer's one field, unwrapped
-    print("get a code without a browser: curl -s -X POST " + url + "/_fake/code"
-          " | python3 -c 'import json, sys; print(json.load(sys.stdin)[\"code\"])'")
-    print(f"counters: curl -s {url}/_fake/stats   (Ctrl+C to stop)", flush=True)
-    def _interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    # Also when started in the background (where SIGINT may be ignored) or stopped with SIGTERM.
-    signal.signal(signal.SIGINT, _interrupt)
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, _interrupt)
     try:
+        url = fake.url
+        print(f"Fake Procore (demo) serving login and API at {url}")
+        print(f"client id: {args.client_id}   client secret: {args.client_secret}")
+        print(f"redirect URI: urn:ietf:wg:oauth:2.0:oob   access token life: {args.token_life} s")
+        # a code to paste as it is (--code takes no JSON): the JSON answer's one field, unwrapped
+        print("get a code without a browser: curl -s -X POST " + url + "/_fake/code"
+              " | python3 -c 'import json, sys; print(json.load(sys.stdin)[\"code\"])'")
+        print(f"counters: curl -s {url}/_fake/stats   (Ctrl+C to stop)", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

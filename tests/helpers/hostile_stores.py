@@ -5,7 +5,10 @@ protocols to do what an attacker's server would, on a free port of 127.0.0.1.
   in clear text (AuthenticationCleartextPassword) and keeps whatever the client sends.
 - `HostileRedis(mode)`: "trickle" answers every connection with one byte of a reply line every
   `interval` seconds, forever; "nested" answers EVAL/EVALSHA with a reply nested `depth` arrays
-  deep and every other command with +OK.
+  deep and every other command with +OK; "silent" takes the connection and what is sent on it,
+  and never answers; "no-crlf" answers EVAL/EVALSHA with a reply whose last bulk string lacks its
+  CRLF, then keeps the connection open; "lying-length" answers with a bulk string followed by two
+  bytes that are not its CRLF (a reader that skips them unread takes the rest for a good reply).
 
 Each runs in daemon threads and is a context manager; `connections` counts what connected, and
 `passwords` holds what a client sent as its password (a test asserts it stays empty).
@@ -116,11 +119,22 @@ class HostileRedis(_Server):
             while not self.stop.wait(self.interval):
                 conn.sendall(b"a")  # a status line that never ends, one byte at a time
             return
+        if self.mode == "silent":
+            while not self.stop.is_set() and conn.recv(65536):
+                pass
+            return
         buf = b""
         while True:
             command, buf = _command(conn, buf)
             name = command[0].upper() if command else b""
-            if name in (b"EVALSHA", b"EVAL"):
+            if name in (b"EVALSHA", b"EVAL") and self.mode == "no-crlf":
+                conn.sendall(b"*4\r\n$2\r\nok\r\n$1\r\n1\r\n$0\r\n\r\n$2\r\n{}")  # and never its CRLF
+                self.stop.wait(60)
+                return
+            if name in (b"EVALSHA", b"EVAL") and self.mode == "lying-length":
+                # the last bulk string: "{}", then "xy" where its CRLF belongs, then a CRLF
+                conn.sendall(b"*4\r\n$2\r\nok\r\n$1\r\n1\r\n$0\r\n\r\n$2\r\n{}xy\r\n")
+            elif name in (b"EVALSHA", b"EVAL"):
                 conn.sendall(b"*1\r\n" * self.depth + b":1\r\n")
             elif name == b"HELLO":  # RESP3's handshake (redis-py 8 asks for it): a map that says so
                 conn.sendall(b"%1\r\n+proto\r\n:3\r\n")
@@ -154,3 +168,35 @@ def _command(conn: socket.socket, buf: bytes) -> tuple[list[bytes], bytes]:
         words.append(buf[:n])
         buf = buf[n + 2:]
     return words, buf
+
+
+_CONNECT_LOG = '''\
+import os, sys
+
+def _log_connect(event, args, _path=os.environ.get("PROCORE_TEST_CONNECT_LOG")):
+    if event == "socket.connect" and _path and isinstance(args[1], tuple):
+        with open(_path, "a") as f:
+            f.write(f"{args[1][1]}\\n")
+
+sys.addaudithook(_log_connect)
+'''
+
+
+class ConnectLog:
+    """Every TCP connection attempt of a child process, by port: a sitecustomize that logs Python's
+    `socket.connect` audit event (the standard library's and the drivers' sockets alike) to a
+    file. `env` goes into the child's environment; `attempts(port)` counts what it tried."""
+
+    def __init__(self, directory: Any) -> None:
+        from pathlib import Path
+
+        site = Path(directory) / "connect-log-site"
+        site.mkdir(parents=True, exist_ok=True)
+        (site / "sitecustomize.py").write_text(_CONNECT_LOG)
+        self.path = Path(directory) / "connects.log"
+        self.env = {"PYTHONPATH": str(site), "PROCORE_TEST_CONNECT_LOG": str(self.path)}
+
+    def attempts(self, port: int) -> int:
+        if not self.path.exists():
+            return 0
+        return self.path.read_text().split().count(str(port))

@@ -1,25 +1,29 @@
-"""Throwaway PostgreSQL and Redis servers of our own: one recipe for the tests and the bench.
+"""Throwaway PostgreSQL and Redis servers of our own: the one recipe for the tests and the bench.
 
 - `PostgresServer`: a PostgreSQL cluster in a temporary directory, on a free loopback port,
   password-only (scram-sha-256), with a login role `app`; databases (`create_database`) and roles
   come and go. As root it runs as Debian's unprivileged `postgres` user, since PostgreSQL
   refuses root.
 - `RedisServer`: a redis-server with a password (in a config file, not argv) and AOF persistence
-  (`appendfsync always`, so a restart or a SIGKILL keeps every acknowledged write).
+  (`appendfsync always`, so a restart or a SIGKILL keeps every acknowledged write), or with the
+  redis-server arguments a test gives instead (no persistence, an eviction policy), and with TLS
+  only when given certificates (`tls_files()`).
 
-`postgres_unavailable()` / `redis_unavailable()` say why a server cannot be had here;
-`postgres_server()` / `redis_server()` make one, `.init()` starts it and `.close()` stops it and
-throws its directory away. tests/servers.py turns these into pytest fixtures (one server per
-test session, so one per xdist worker); bench/_servers.py starts one for a bench run.
+`running_postgres()` / `running_redis()` start one for a `with` block and throw it away after
+(at exit at the latest), or raise ServerUnavailable saying why there can be none here (not
+installed, no user to run it as, no driver). tests/servers.py turns them into pytest fixtures
+(one server per test session, so one per xdist worker, and servers of a test's own), which skip
+or fail on ServerUnavailable; bench/_servers.py starts one for a bench run.
 
-Standard library only at module level: psycopg and redis-py are imported when a server of
-theirs is used. Everything waits on state (a connection, a ping, a process exit) with a bounded
-deadline.
+Standard library only at module level (no pytest): psycopg and redis-py are imported when a
+server of theirs is used, so the bench runs this from a plain venv. Everything waits on state (a
+connection, a ping, a process exit) with a bounded deadline.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import glob
 import itertools
 import os
@@ -29,8 +33,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -344,14 +349,23 @@ def _dbname(db: str | None) -> str:
 # -- Redis -----------------------------------------------------------------------------------------
 
 REDIS_DATABASES = 16
+ADMIN_CLIENT = "test-admin"  # CLIENT SETNAME of the server's own admin connection
 
 
 class RedisServer:
-    """One redis-server for the session, with a password and AOF persistence, and one admin
-    connection of its own (which kill_clients spares)."""
+    """A redis-server with a password (in a config file, not argv) and one admin connection of
+    its own (which kill_clients spares; named ADMIN_CLIENT, so tests can tell it from
+    procore-setup's connections).
 
-    def __init__(self, exe: str) -> None:
+    By default with AOF persistence (`appendfsync always`), as the session's server; `extra`
+    redis-server arguments replace that (e.g. "--save", "", "--appendonly", "no" for a server that
+    keeps nothing). `tls`: a directory with ca.crt, server.crt and server.key (tls_files()) makes
+    it listen with TLS only."""
+
+    def __init__(self, exe: str, *extra: str, tls: Path | None = None) -> None:
         self.exe = exe
+        self.extra = extra
+        self.tls = tls
         self.password = _password()
         self.port = 0
         self.dir = Path(tempfile.mkdtemp(prefix="procore-redis-"))
@@ -361,9 +375,11 @@ class RedisServer:
         self._conf.chmod(0o600)
         self.proc: subprocess.Popen[bytes] | None = None
         self._admin: Any = None
+        self._admin_lock = threading.Lock()  # the fake's request threads run hooks that use it too
         self._next_db = itertools.cycle(range(REDIS_DATABASES))
 
     def init(self) -> None:
+        """Start on a free port (another one if that was taken before the server bound it)."""
         for attempt in range(5):
             self.port = free_port()
             try:
@@ -374,15 +390,23 @@ class RedisServer:
                     raise
 
     def start(self) -> None:
-        """Start redis-server on the same port with the same AOF directory; wait for a PING."""
+        """Start redis-server (on the same port, with the same directory, after the first start);
+        wait for a PING."""
+        if self.port == 0:
+            self.init()
+            return
         if self.proc is not None and self.proc.poll() is None:
             return
+        ports = ["--port", str(self.port)] if self.tls is None else [
+            "--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls / "server.crt"),
+            "--tls-key-file", str(self.tls / "server.key"), "--tls-ca-cert-file", str(self.tls / "ca.crt"),
+            "--tls-auth-clients", "no"]
+        keep = self.extra or ("--save", "", "--appendonly", "yes", "--appendfsync", "always")
         with open(self.log, "ab") as log:
             # its own session: a Ctrl-C of the test run reaches pytest, whose teardown stops it
             self.proc = subprocess.Popen(
-                [self.exe, str(self._conf), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "always",
-                 "--databases", str(REDIS_DATABASES), "--daemonize", "no"],
+                [self.exe, str(self._conf), *ports, "--bind", "127.0.0.1", "--dir", str(self.dir),
+                 "--databases", str(REDIS_DATABASES), "--daemonize", "no", *keep],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         proc = self.proc
 
@@ -396,9 +420,10 @@ class RedisServer:
     def _client(self, db: int = 0) -> Any:
         import redis
 
+        tls: dict[str, Any] = {} if self.tls is None else {"ssl": True, "ssl_ca_certs": str(self.tls / "ca.crt")}
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, db=db,
-                           single_connection_client=True, decode_responses=True,
-                           socket_connect_timeout=5, socket_timeout=DEADLINE)
+                           client_name=ADMIN_CLIENT, single_connection_client=True, decode_responses=True,
+                           socket_connect_timeout=5, socket_timeout=DEADLINE, **tls)
 
     def _ping(self) -> bool:
         import redis
@@ -422,14 +447,15 @@ class RedisServer:
     def cli(self, *args: Any, db: int | str | None = None) -> Any:
         """Run one command on the admin connection, in logical database `db` (a number or a
         store URL; None: 0); its decoded reply, e.g. cli("DBSIZE", db=url) -> 0."""
-        n = _redis_db(db)
-        if n == 0:
-            return self.admin.execute_command(*args)
-        self.admin.execute_command("SELECT", n)
-        try:
-            return self.admin.execute_command(*args)
-        finally:
-            self.admin.execute_command("SELECT", 0)
+        n = redis_db(db)
+        with self._admin_lock:
+            if n == 0:
+                return self.admin.execute_command(*args)
+            self.admin.execute_command("SELECT", n)
+            try:
+                return self.admin.execute_command(*args)
+            finally:
+                self.admin.execute_command("SELECT", 0)
 
     def kill_clients(self) -> int:
         """CLIENT KILL TYPE normal, sparing the admin connection: how many were killed."""
@@ -444,7 +470,7 @@ class RedisServer:
             return
         if not hard:
             try:
-                self.admin.execute_command("SHUTDOWN")
+                self.cli("SHUTDOWN")
             except (redis.ConnectionError, redis.TimeoutError):
                 pass  # the server closes the connection as it exits
             except redis.ResponseError:
@@ -479,7 +505,7 @@ class RedisServer:
     def url(self, db: int | str, password: str | None = None) -> str:
         """redis://:PASSWORD@127.0.0.1:PORT/N; another password makes a wrong-password URL."""
         pw = self.password if password is None else password
-        return f"redis://:{quote(pw, safe='')}@127.0.0.1:{self.port}/{_redis_db(db)}"
+        return f"redis://:{quote(pw, safe='')}@127.0.0.1:{self.port}/{redis_db(db)}"
 
     def close(self) -> None:
         try:
@@ -491,7 +517,7 @@ class RedisServer:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _redis_db(db: int | str | None) -> int:
+def redis_db(db: int | str | None) -> int:
     """A logical database number from a number, a redis:// URL, or None (0)."""
     if db is None:
         return 0
@@ -511,8 +537,66 @@ def redis_unavailable() -> str | None:
     return None
 
 
-def new_redis_server() -> "RedisServer":
-    """A new, not yet started RedisServer (check redis_unavailable() first); .init() starts it."""
+def new_redis_server(*extra: str, tls: Path | None = None) -> "RedisServer":
+    """A new, not yet started RedisServer (check redis_unavailable() first); .init() starts it.
+    `extra` and `tls` as RedisServer's."""
     exe = shutil.which("redis-server")
     assert exe is not None, "redis-server is not installed"
-    return RedisServer(exe)
+    return RedisServer(exe, *extra, tls=tls)
+
+
+def tls_files(directory: Path) -> Path | None:
+    """A CA and a server certificate for 127.0.0.1 in `directory` (openssl), for
+    RedisServer(tls=...); None without openssl."""
+    if shutil.which("openssl") is None:
+        return None
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=DEADLINE)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=procore-setup test CA")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (directory / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "2", "-extfile", "ext")
+    return directory
+
+
+# -- started for a while: the one way the tests and the bench get a server ---------------------------
+
+
+class ServerUnavailable(RuntimeError):
+    """The server cannot be had here (not installed, no user to run it as, no driver): the reason."""
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A started PostgresServer, stopped and thrown away at the end (or at exit, when the end
+    never comes); ServerUnavailable, with the reason, when there can be none here."""
+    reason = postgres_unavailable()
+    if reason is not None:
+        raise ServerUnavailable(reason)
+    server = new_postgres_server()
+    cleanup = Cleanup(server.close)
+    try:
+        server.init()
+        yield server
+    finally:
+        cleanup()
+
+
+@contextlib.contextmanager
+def running_redis(*extra: str, tls: Path | None = None) -> Iterator[RedisServer]:
+    """A started RedisServer (`extra` and `tls` as RedisServer's), stopped and thrown away at the
+    end (or at exit); ServerUnavailable, with the reason, when there can be none here."""
+    reason = redis_unavailable()
+    if reason is not None:
+        raise ServerUnavailable(reason)
+    server = new_redis_server(*extra, tls=tls)
+    cleanup = Cleanup(server.close)
+    try:
+        server.init()
+        yield server
+    finally:
+        cleanup()

@@ -18,7 +18,7 @@ from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE, base_env
 from helpers.engine import assert_no_secrets, issued_secrets
 from procore_setup.profile import utcnow
 from procore_setup.stores import open_store
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 
 TOKEN_PATH = ["/oauth/token"]
 KINDS = ("file", "postgres", "redis")
@@ -147,7 +147,7 @@ def hold_answers(fake: FakeProcore, **fault: Any) -> threading.Event:
     def hold() -> None:
         release.wait(120)
 
-    fake.inject(hook=hold, paths=TOKEN_PATH, **fault)
+    fake.inject(Fault(hook=hold, paths=TOKEN_PATH, **fault))
     return release
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 
 from helpers.cli import CLIENT_ID, CLIENT_SECRET, EXE, base_env
 from helpers.terminal import Terminal
@@ -59,7 +59,7 @@ async def test_ctrl_q_while_the_code_is_being_exchanged_waits_for_the_grant(
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await jump_to_authorize(pilot, fake)
-        fake.inject(hang=3, paths="/oauth/token")  # Procore takes its time to answer
+        fake.inject(Fault(hang=3, paths="/oauth/token"))  # Procore takes its time to answer
         await pilot.press("n")
         await pilot.pause()
         await type_into(pilot, "#code", fake.issue_code())
@@ -105,7 +105,7 @@ async def test_a_grant_the_file_cannot_take_is_kept_in_memory_and_saved_by_ctrl_
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await jump_to_authorize(pilot, fake)
-        fake.inject(hook=damage, paths="/oauth/token")
+        fake.inject(Fault(hook=damage, paths="/oauth/token"))
         await paste_code(pilot, fake.issue_code())
         assert screen_name(app) == "VerifyScreen"
         assert "NOT saved yet" in message(app) and "does not parse" in message(app)

@@ -20,6 +20,7 @@ from textual.widgets import Input
 from procore_setup.flow import SetupFlow
 from procore_setup.stores.file import FileStore
 from procore_setup.testing import SERVICE_ACCOUNT_CLIENT_ID as SA_ID
+from procore_setup.testing import Fault
 from procore_setup.testing import SERVICE_ACCOUNT_CLIENT_SECRET as SA_SECRET
 from procore_setup.testing import SERVICE_ACCOUNT_USER, FakeProcore
 from procore_setup.testing.demo import DemoSession
@@ -177,7 +178,7 @@ async def test_a_token_refused_at_the_check_goes_back_to_the_client_step_not_to_
     async with app.run_test(size=SIZE) as pilot:
         await answer_kind(pilot, "service_account")
         await custom_hosts(pilot, fake)
-        fake.inject(hook=fake.expire_access_tokens, paths="/oauth/token")  # dead as soon as it is issued
+        fake.inject(Fault(hook=fake.expire_access_tokens, paths="/oauth/token"))  # dead as soon as it is issued
         await request_token(pilot)
         assert screen_name(app) == "ClientScreen", message(app)
         assert "refused the access token it had just issued" in message(app)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from procore_setup.stores.file import FileStore
-from procore_setup.testing import FakeProcore
+from procore_setup.testing import FakeProcore, Fault
 from procore_setup.tui.app import ProcoreSetupApp, browser_problem
 
 from helpers.cli import CLIENT_SECRET
@@ -325,7 +325,7 @@ async def test_network_trouble_is_retried_in_place(make_app: Any, fake: FakeProc
     async with app.run_test(size=SIZE) as pilot:
         await jump_to_authorize(pilot, fake)
         code = fake.issue_code()
-        fake.inject(status=503, count=3, retry_after=0, paths="/oauth/token")  # every attempt of one exchange
+        fake.inject(Fault(status=503, times=3, retry_after=0, paths="/oauth/token"))  # every attempt of one exchange
         await paste_code(pilot, code)
         assert screen_name(app) == "CodeScreen"
         assert "503" in message(app) and "Press Enter to try again" in message(app)
@@ -361,7 +361,7 @@ async def test_busy_state_while_exchanging(make_app: Any, fake: FakeProcore) -> 
         await jump_to_authorize(pilot, fake)
         await pilot.press("n")
         await pilot.pause()
-        fake.inject(hang=1.5, paths="/oauth/token")
+        fake.inject(Fault(hang=1.5, paths="/oauth/token"))
         await type_into(pilot, "#code", fake.issue_code())
         await pilot.press("enter")
         assert message_kind(app) == "busy" and "Exchanging the code" in message(app)
@@ -377,7 +377,7 @@ async def test_busy_state_while_exchanging(make_app: Any, fake: FakeProcore) -> 
 async def _verify_while_me_fails(pilot: Any, fake: FakeProcore) -> None:
     """Exchange a code while /rest/v1.0/me answers 502 to every attempt: Verify shows the failure."""
     await jump_to_authorize(pilot, fake)
-    fake.inject(status=502, count=3, retry_after=0, paths="/rest/v1.0/me")
+    fake.inject(Fault(status=502, times=3, retry_after=0, paths="/rest/v1.0/me"))
     await paste_code(pilot, fake.issue_code())
     assert screen_name(pilot.app) == "VerifyScreen"
 

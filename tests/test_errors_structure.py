@@ -1,0 +1,89 @@
+"""Issue 19: errors carry structure, and near-copies are one piece of code.
+
+Pure functions and exception values, checked in this process (no I/O to fake): the one
+`is_loopback`, the one sanitizer behind `shown` and `clean`, and `given`/`as_a`, which pass an
+error on with what a caller knows without rebuilding it from its message. What users see of
+them is checked through the executable by the store, engine and hostile-input tests.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from procore_setup.checks import check_base_url, is_loopback, shown
+from procore_setup.errors import (
+    EXIT_TEMPORARY,
+    AnswerLost,
+    InvalidURL,
+    ReauthRequired,
+    ServerError,
+    StoreChanged,
+    StoreConflict,
+)
+from procore_setup.text import clean
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST", "LocalHost.", "127.0.0.1", "127.1.2.3", "[::1]", "::1",
+                                  "::1%lo", "ip6-localhost"])
+def test_this_machine_by_any_spelling_is_loopback(host: str) -> None:
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["", None, "example.com", "localhost.example.com", "127.0.0.256", "10.0.0.1",
+                                  "[::2]", "128.0.0.1", "127.0.0"])
+def test_other_hosts_are_not(host: str | None) -> None:
+    assert not is_loopback(host)
+
+
+def test_the_url_checks_and_the_proxy_bypass_ask_the_same_function() -> None:
+    from procore_setup import oauth
+    from procore_setup.stores import shared
+
+    assert oauth.is_loopback is is_loopback
+    assert check_base_url("http://LOCALHOST:8080", "login URL") == "http://LOCALHOST:8080"
+    assert shared._loopback("/var/run/postgresql") and shared._loopback("LOCALHOST")
+    assert not shared._loopback("db.example.com")
+
+
+def test_shown_is_clean_with_the_ellipsis_past_its_limit() -> None:
+    assert shown("x" * 150, 100) == "x" * 100 + "…" == clean("x" * 150, 101)
+    assert shown("a\x1b]0;owned\x07b") == clean("a\x1b]0;owned\x07b", 101) == "a\\x1b]0;owned\\x07b"
+    assert shown("line\nbreak\u202e") == "line\\x0abreak\\u202e"
+    assert shown("short") == "short"
+
+
+def test_a_store_that_changed_under_a_lost_lock_is_exit_5_by_its_class() -> None:
+    err = StoreChanged(kind="Redis", store="redis://127.0.0.1:6379/0")
+    assert isinstance(err, StoreConflict) and err.exit_code == EXIT_TEMPORARY
+    assert StoreConflict("x").exit_code == 6  # the file's conflict stays exit 6
+    assert "The Redis store redis://127.0.0.1:6379/0 changed while this command" in str(err)
+
+
+def test_given_keeps_the_class_and_every_field() -> None:
+    lost = AnswerLost("No answer from login.example.com while refreshing the token.", hint="Try again later.",
+                      retry_after=3.0, status=None)
+    told = lost.given(hint="Run the command again: procore-setup login")
+    assert type(told) is AnswerLost and told.retry_after == 3.0 and told.message == lost.message
+    assert told.hint == "Run the command again: procore-setup login" and lost.hint == "Try again later."
+
+    refused = ReauthRequired("Procore refused the grant (invalid_grant) while refreshing the token: revoked")
+    noted = refused.given(note="(This could not be recorded in /x: disk full.)", after_lost_answer=True)
+    assert noted.message == refused.message + " (This could not be recorded in /x: disk full.)"
+    assert noted.after_lost_answer and not refused.after_lost_answer and noted.text == refused.text
+    with pytest.raises(TypeError):
+        refused.given(exit_code=0)  # a field of the error, never its class's exit code
+
+
+def test_as_a_turns_a_server_error_into_a_lost_answer_with_its_fields() -> None:
+    err = ServerError("login.example.com answered 503 while refreshing the token.", hint="Try again later.",
+                      retry_after=2.0, status=503)
+    lost = err.as_a(AnswerLost)
+    assert type(lost) is AnswerLost and lost.status == 503 and lost.retry_after == 2.0
+    assert str(lost) == str(err)
+
+
+def test_a_bad_base_url_carries_what_and_why() -> None:
+    with pytest.raises(InvalidURL) as caught:
+        check_base_url("http://example.com", "login URL")
+    assert caught.value.what == "login URL" and caught.value.problem.startswith("uses plain http to example.com")
+    assert caught.value.message == f"The login URL {caught.value.problem}."
