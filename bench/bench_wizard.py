@@ -8,8 +8,9 @@ has been drawn. The two kinds of run alternate, so a busy machine slows both ali
     .venv/bin/python bench/bench_wizard.py [--runs 15] [--profiles]
 
 The wizard sample is the real command line: `procore_setup.cli.main(["--config", ...])`
-with a config path that does not exist yet (the first screen a new user sees), or with
---profiles, a file with one profile (the Profiles screen). The target is 1.1x or less (issue 21).
+with a config path that does not exist yet (the first screen a new user sees: how the scripts
+will sign in), or with --profiles, a file with one profile (the Profiles screen). The target is
+1.1x or less (issue 21).
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     # changes during the benchmark does not tilt the result; the median of those ratios is
     # the figure to judge by.
     pair = statistics.median(wz / br for br, wz in zip(bare, wizard, strict=True))
-    first = "Profiles screen" if args.profiles else "Environment screen (no file yet)"
+    first = "Profiles screen" if args.profiles else "How your scripts sign in (no file yet)"
     print(f"launch to first frame, median of {args.runs} runs each (80x24 pty, {sys.executable}):")
     print(f"  bare Textual app : {b * 1000:7.1f} ms  (min {min(bare) * 1000:.1f}, max {max(bare) * 1000:.1f})")
     print(f"  procore-setup    : {w * 1000:7.1f} ms  (min {min(wizard) * 1000:.1f}, max {max(wizard) * 1000:.1f})"

@@ -140,9 +140,8 @@ class FileStore(StoreCommon):
             st = os.stat(path)
             if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
                 raise self._not_regular(st)  # without opening it: opening a device can have effects
-        flags = os.O_RDONLY | fs.O_NONBLOCK | fs.O_NOFOLLOW | fs.O_CLOEXEC
         try:
-            fd = os.open(path, flags)
+            fd = fs.open_to_read(path)
         except FileNotFoundError:
             if os.path.islink(self.given_path):
                 raise CredentialsFileError(
@@ -245,7 +244,7 @@ class FileStore(StoreCommon):
             else:
                 hint = f"Fix it with: chmod 600 {shell_quote(path)}"
             raise CredentialsFileError(
-                f"Permissions {stat.S_IMODE(st.st_mode):04o} for {self._described()} are too open: "
+                f"Permissions {fs.mode_of(st)} for {self._described()} are too open: "
                 "group and others must have no access to a file of secrets.",
                 hint=hint,
             )
@@ -295,16 +294,7 @@ class FileStore(StoreCommon):
                 )
             return
         try:
-            # Every missing level 0700, not just the last: os.makedirs gives parents the umask's
-            # default, which under `umask 000` is world-writable.
-            missing = []
-            path = self.dir
-            while not os.path.isdir(path) and os.path.dirname(path) != path:
-                missing.append(path)
-                path = os.path.dirname(path)
-            for path in reversed(missing):
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(path, 0o700)
+            fs.make_private_dirs(self.dir)  # every missing level 0700, not just the last
         except OSError as exc:
             raise CredentialsFileError(f"Cannot create the directory {self.dir}: {exc.strerror}.") from None
 
@@ -380,7 +370,7 @@ class FileStore(StoreCommon):
             self.write_bytes(payload)
             doc.revision = payload
             return f"by replacing {self.path}, whatever it held"
-        fd = os.open(self.path, os.O_WRONLY | fs.O_CLOEXEC | fs.O_NOFOLLOW)
+        fd = fs.open_to_overwrite(self.path)
         try:
             st = os.fstat(fd)  # the file this handle writes, not whatever the path names by now
             if not stat.S_ISREG(st.st_mode) or fs.open_to_others(st) or fs.owned_by_someone_else(st):
@@ -402,7 +392,7 @@ class FileStore(StoreCommon):
         self.ensure_dir()
         tmp = os.path.join(self.dir, f".{os.path.basename(self.path)}.{os.getpid()}.{time.monotonic_ns()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | fs.O_CLOEXEC, 0o600)
+            fd = fs.create_private(tmp)
             try:
                 try:
                     view = memoryview(payload)
@@ -483,10 +473,9 @@ class FileStore(StoreCommon):
         regular file that nobody else can open: in a directory others can write to (a sticky one
         like /tmp passes ensure_dir), another user could plant a link there (root would then create
         the file it points to) or hold a flock on a lock file of theirs and block every refresh."""
-        flags = os.O_RDWR | os.O_CREAT | fs.O_NONBLOCK | fs.O_CLOEXEC | fs.O_NOFOLLOW
         lock = self.lock_path
         try:
-            fd = os.open(lock, flags, 0o600)
+            fd = fs.open_lock_file(lock)
         except OSError as exc:
             if os.path.islink(lock):
                 raise self._bad_lock("is a symbolic link", _rm(lock)) from None
@@ -503,7 +492,7 @@ class FileStore(StoreCommon):
             if fs.owned_by_someone_else(st):
                 raise self._bad_lock(f"is owned by another user (uid {st.st_uid})", _FOREIGN_LOCK)
             if fs.open_to_others(st):
-                raise self._bad_lock(f"has permissions {stat.S_IMODE(st.st_mode):04o}, so others can open it "
+                raise self._bad_lock(f"has permissions {fs.mode_of(st)}, so others can open it "
                                      "(and hold the lock)", _rm(lock))
             if st.st_nlink != 1:
                 raise self._bad_lock("has other hard links", _rm(lock))
@@ -536,8 +525,8 @@ def _shared_note(directory: str) -> str:
         st = os.stat(directory)
     except OSError:
         return ""
-    if not st.st_mode & 0o022:
+    if not fs.shared_dir(st):
         return ""
-    return (f" The directory {directory} can be written by others (mode {stat.S_IMODE(st.st_mode):04o}), so "
+    return (f" The directory {directory} can be written by others (mode {fs.mode_of(st)}), so "
             "anyone can put files there: keep the credentials file in a directory only you can write to, "
             "e.g. ~/.config/procore-setup (mkdir -m 700), and give --config its path.")

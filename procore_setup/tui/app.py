@@ -12,6 +12,7 @@ and derive a key), in its thread workers.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -38,6 +39,8 @@ STEPS = (ENVIRONMENT, CLIENT, AUTHORIZE, CODE, VERIFY, SAVED)  # a person's logi
 # client step is done, so there is nothing to authorize and no code to paste.
 SERVICE_ACCOUNT_STEPS = (ENVIRONMENT, CLIENT, VERIFY, SAVED)
 LOGIN_MODE = "login"  # the screen stack `login` moves to once its profile is open (see begin)
+_HERE = os.path.dirname(os.path.abspath(__file__))
+LATER_CSS_PATH = os.path.join(_HERE, "later.tcss")
 
 
 # Each screen's module is imported on first use, by a plain import a type checker and
@@ -111,7 +114,9 @@ _SCREENS: dict[str, Callable[..., WizardScreen]] = {
 class ProcoreSetupApp(App[int]):
     """The wizard. `store`, `clock` and `client_factory` are injectable for tests and screenshots."""
 
-    CSS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.tcss")  # absolute: subclasses live elsewhere
+    # What the first screens need; later.tcss (the later steps' rules) is read once the first frame
+    # is drawn (on_ready). Absolute paths: subclasses live elsewhere.
+    CSS_PATH = os.path.join(_HERE, "app.tcss")
     TITLE = "procore-setup"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
@@ -138,6 +143,8 @@ class ProcoreSetupApp(App[int]):
         self.mode = NEW
         self.dirty = False  # a step was completed and nothing saved since
         self.saved: Profile | None = None  # the last profile saved in this run
+        self.first_frame_drawn = False  # until then, screens leave out what can come a frame later
+        self._after_first_frame: list[Callable[[], Any]] = []
 
     # -- start-up ------------------------------------------------------------------------
     def get_default_screen(self) -> Screen[Any]:
@@ -154,9 +161,27 @@ class ProcoreSetupApp(App[int]):
         self.new_flow(self.profile_arg or "default")
         return self.make_screen(ENVIRONMENT if self.kind_given else KIND)
 
-    def on_ready(self) -> None:
-        # The first frame is up: load the HTTP client in the background now, so that moving on
-        # to the Authorize step (which builds its URL with it) does not stall the screen.
+    def after_first_frame(self, callback: Callable[[], Any]) -> None:
+        """Run `callback` (a function or a coroutine function) once the first frame is drawn: what
+        the first screen can do without (its footer, the read of the file) waits for it. Once the
+        frame is drawn, after the next refresh."""
+        if self.first_frame_drawn:
+            self.call_after_refresh(callback)
+        else:
+            self._after_first_frame.append(callback)
+
+    async def on_ready(self) -> None:
+        # The first frame is drawn: the rest of the stylesheet (rules for the later steps), what the
+        # first screen waited for, and the HTTP client, loaded in the background now so that moving
+        # on to the Authorize step (which builds its URL with it) does not stall the screen.
+        self.first_frame_drawn = True
+        self.stylesheet.read(LATER_CSS_PATH)
+        self.stylesheet.update(self)  # parses only the new file: the others' rules are cached
+        waiting, self._after_first_frame = self._after_first_frame, []
+        for callback in waiting:
+            result = callback()
+            if inspect.isawaitable(result):
+                await result
         self.run_worker(_load_http_client, thread=True, group="prefetch", exit_on_error=False)
 
     def make_screen(self, step: str, **kwargs: Any) -> WizardScreen:

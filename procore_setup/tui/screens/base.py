@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
 
 from ...flow import AUTHORIZE, CLIENT, CODE, ENVIRONMENT, SAVED, VERIFY, SetupFlow, step_for_error
 from ..screenkit import KIND, PROFILES, WorkReporting, describe
@@ -89,7 +89,23 @@ class WizardScreen(WorkReporting, Screen[None]):
         buttons = list(self.compose_buttons())
         if buttons:
             yield Horizontal(*buttons, id="buttons")
-        yield Footer()
+        if self.wizard.first_frame_drawn:
+            from textual.widgets import Footer
+
+            yield Footer()
+        else:
+            # The first screen: its footer comes in the frame after the first. Textual fills a footer
+            # with its keys only after a frame anyway, so the first frame used to show an empty footer
+            # line; now it shows none, and is drawn sooner (the footer's module and CSS come later).
+            self.wizard.after_first_frame(self._add_footer)
+
+    async def _add_footer(self) -> None:
+        from textual.widgets import Footer
+
+        if not self.is_attached:
+            return  # already gone (a test, or a person, fast enough to move on before the first frame)
+        await self.mount(Footer())
+        self.refresh_bindings()  # the footer lists the keys when told they are ready
 
     def compose_body(self) -> Iterable[Widget]:
         return ()

@@ -138,12 +138,12 @@ class ProfilesScreen(WizardScreen):
         yield Static("", id="details", markup=False)
 
     def on_mount(self) -> None:
-        # The first read starts once the first frame is up: its thread (tomllib, the store's
+        # The first read starts once the first frame is drawn: its thread (tomllib, the store's
         # read, each profile's status) would otherwise compete with that frame for the
         # interpreter. Until it ends the list is empty and the actions are greyed out, as they
         # are while any read is on its way.
         self._reading = True
-        self.call_after_refresh(self.reload, keep_message=True)
+        self.wizard.after_first_frame(lambda: self.reload(keep_message=True))
         # A refresh by cron or a script, a revoke in another terminal: the list follows the store
         # rather than showing what it held when the wizard started.
         self.set_interval(WATCH_EVERY, self._watch)

@@ -9,40 +9,33 @@ companies cannot be listed, the company id is asked for here and the token check
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Iterable
 
-from textual import on, work
+from textual import on
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, OptionList, Static
-from textual.widgets.option_list import Option
 
-from ...flow import VERIFY, read_profiles
+from ...flow import VERIFY
 from ...text import NAME_LIMIT, clean, duration
-from ..screenkit import BACKGROUND, StoreFacts, describe, store_facts
 from ..widgets.inputs import FieldInput
-from ..widgets.lists import ChoiceList
-from .base import WizardScreen
-from .verify import NO_COMPANY, _first_choice, company_label
+from .companies import ChoiceList, CompanyStep
 
 MAX_COMPANY_DIGITS = 19  # company ids may exceed 32 bits; 19 digits still fit the file's integers
 WHERE_THE_ID_IS = ("The company id is in Procore's address bar after logging in: "
                    "https://app.procore.com/<COMPANY ID>/company/home/list")
 
 
-class ServiceVerifyScreen(WizardScreen):
-    DEFAULT_CSS = """
-    #companies { height: auto; max-height: 8; }
-    """
+class ServiceVerifyScreen(CompanyStep):
     STEP = VERIFY
     NUMBER = 3
-    AUTO_FOCUS = ""  # nothing to focus until Procore has answered
     BINDINGS = [
         Binding("ctrl+s", "save", "Save"),
         Binding("ctrl+r", "retry", "Check again", show=False),
     ]
-    BUTTON_ACTIONS = {"back": "back", "retry": "retry", "save": "save"}
+    retry_hint = "Press Ctrl+R to check again, or Ctrl+S to finish without checking."
+    tokens = "token"
 
     def __init__(self, error: str | None = None) -> None:
         super().__init__(error=error)
@@ -70,13 +63,6 @@ class ServiceVerifyScreen(WizardScreen):
         self._offer_default()
         self.action_retry()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group=BACKGROUND, name="offer-default")
-    def _offer_default(self) -> bool:
-        """Offer to make this profile the default only when another profile is the default."""
-        doc = read_profiles(self.flow.store)
-        others = [name for name in doc.profiles if name != self.flow.profile_name]
-        return bool(others) and doc.default_profile != self.flow.profile_name
-
     # -- check -------------------------------------------------------------------------------------
     def action_retry(self) -> None:
         if self.busy:
@@ -87,44 +73,15 @@ class ServiceVerifyScreen(WizardScreen):
         self.set_busy(f"Checking the token with {host}{company}...")
         self._verify()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, name="verify")
-    def _verify(self) -> None:
+    def check(self) -> None:
         self.flow.verify_service_account()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, name="save")
-    def _save(self) -> StoreFacts:
-        self.flow.save()
-        return store_facts(self.flow.store)  # for the Saved screen, read here rather than on the UI thread
+    def checked_ok(self) -> None:
+        self.checked = True
+        self._show()
 
-    def work_done(self, name: str, result: Any) -> None:
-        if name == "offer-default":
-            self.query_one("#make-default").display = bool(result)
-        elif name == "verify":
-            self.checked = True
-            self._show()
-        else:
-            assert self.flow.saved_profile is not None
-            self.wizard.saved_profile(self.flow.saved_profile, result)
-
-    def work_failed(self, name: str, error: BaseException) -> None:
-        if name == "offer-default":
-            return  # only an offer: without it the file's default stays as it is
-        if self.sent_back(error):
-            return
-        if name == "verify":
-            self.checked = False
-            self.query_one("#retry").display = True
-            self.query_one("#retry", Button).focus()
-            self.show_error(describe(error) + "\n" + self._saved_so_far()
-                            + "Press Ctrl+R to check again, or Ctrl+S to finish without checking.")
-        else:
-            self.show_error(describe(error) + "\nPress Ctrl+S to try again.")
-
-    def _saved_so_far(self) -> str:
-        flow = self.flow
-        if flow.grant_saved:
-            return f"The new token is already saved to {flow.store.address.describe()}, so profile {flow.profile_name!r} works. "
-        return f"The new token is NOT saved yet ({flow.grant_save_error}). "
+    def check_failed(self) -> None:
+        self.checked = False
 
     def _show(self) -> None:
         flow = self.flow
@@ -158,11 +115,7 @@ class ServiceVerifyScreen(WizardScreen):
         if flow.companies:
             question.update("Default company for your scripts (sent as the Procore-Company-Id header, which a "
                             "service account's token needs on every request):")
-            companies.clear_options()
-            companies.add_option(Option("No default company", id=NO_COMPANY))
-            for c in flow.companies:
-                companies.add_option(Option(company_label(c), id=str(c["id"])))
-            companies.highlighted = _first_choice(flow.companies, flow.company_id)
+            self.list_companies()
             companies.display, field.display = True, False
             companies.focus()
             return
@@ -196,16 +149,9 @@ class ServiceVerifyScreen(WizardScreen):
         return int(value) if value.isdigit() and int(value) > 0 else None
 
     # -- choose and save ----------------------------------------------------------------------------
-    @on(OptionList.OptionSelected, "#companies")
-    def _company_selected(self) -> None:
-        self.action_save()  # one Enter on a company chooses it and saves
-
     def _chosen_company(self) -> int | None:
         if self.flow.companies:
-            option = self.query_one("#companies", OptionList).highlighted_option
-            if option is None or option.id in (None, NO_COMPANY):
-                return None
-            return int(option.id)
+            return self.listed_company()
         if self.query_one("#company-field").display:
             return self._typed_company()  # not checked: Procore would not list the companies
         return self.flow.company_id  # not checked at all: keep the one the profile had
@@ -213,11 +159,4 @@ class ServiceVerifyScreen(WizardScreen):
     def action_save(self) -> None:
         if self.busy or (not self.checked and not self.query_one("#retry").display):
             return  # still asking Procore
-        try:
-            self.flow.choose_company(self._chosen_company())
-        except Exception as exc:
-            self.show_error(describe(exc))
-            return
-        self.flow.make_default = self.query_one("#make-default", Checkbox).value
-        self.set_busy(f"Saving to {self.flow.store.address.describe()}...")
-        self._save()
+        self.save_with(self._chosen_company())

@@ -1,0 +1,75 @@
+"""What the first frame leaves for later still arrives: the first screen's footer with its keys,
+the later steps' styles, the Profiles list.
+
+The first frame is drawn without them (issue 21: the wizard's first frame against a bare
+Textual app); these tests hold that nothing a person uses went missing on the way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.widgets import Footer, OptionList, Static
+
+from helpers.wizard import SIZE, answer_kind, screen_name, settle
+
+ONE_PROFILE = """schema_version = 1
+default_profile = "default"
+
+[profiles.default]
+environment = "production"
+login_url = "https://login.procore.com"
+api_url = "https://api.procore.com"
+client_id = "first-frame-client"
+client_secret = "first-frame-secret-0000"
+redirect_uri = "urn:ietf:wg:oauth:2.0:oob"
+"""
+
+
+def footer_keys(app: Any) -> list[str]:
+    return [str(key.description) for key in app.screen.query_one(Footer).query("FooterKey")]
+
+
+async def wait_for_footer_keys(pilot: Any) -> list[str]:
+    """The footer's keys, once it shows some (it is filled a frame after it is mounted)."""
+    for _ in range(100):
+        await pilot.pause()
+        if pilot.app.screen.query(Footer) and footer_keys(pilot.app):
+            return footer_keys(pilot.app)
+    raise AssertionError("the footer never showed its keys")
+
+
+async def test_the_first_question_gets_its_footer_and_the_next_step_has_one_at_once(make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        assert screen_name(app) == "KindScreen"
+        assert await wait_for_footer_keys(pilot) == ["Continue", "Back", "Quit"]
+        assert len(app.screen.query(Footer)) == 1
+        await answer_kind(pilot)  # step 1, shown after the first frame: its footer comes with it
+        assert len(app.screen.query(Footer)) == 1
+        assert "Continue" in await wait_for_footer_keys(pilot)
+        await pilot.press("enter")  # on to the client step, whose button row is styled by later.tcss
+        await settle(pilot)
+        assert screen_name(app) == "ClientScreen"
+        buttons = app.screen.query_one("#buttons")
+        assert buttons.styles.dock == "bottom" and buttons.styles.margin.bottom == 1  # later.tcss's rule
+
+
+async def test_the_profiles_list_is_read_after_the_first_frame_and_its_keys_follow(make_app: Any,
+                                                                                  config: Path) -> None:
+    config.parent.mkdir(mode=0o700)
+    config.write_text(ONE_PROFILE)
+    config.chmod(0o600)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        assert screen_name(app) == "ProfilesScreen"
+        keys = await wait_for_footer_keys(pilot)
+        assert keys[:2] == ["Add", "Reconfigure"]
+        listing = app.screen.query_one("#profiles", OptionList)
+        for _ in range(100):
+            if listing.option_count:
+                break
+            await pilot.pause()
+        assert listing.option_count == 1
+        assert "default" in str(app.screen.query_one("#details", Static).render())
