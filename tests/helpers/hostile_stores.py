@@ -8,7 +8,9 @@ protocols to do what an attacker's server would, on a free port of 127.0.0.1.
   deep and every other command with +OK; "silent" takes the connection and what is sent on it,
   and never answers; "no-crlf" answers EVAL/EVALSHA with a reply whose last bulk string lacks its
   CRLF, then keeps the connection open; "lying-length" answers with a bulk string followed by two
-  bytes that are not its CRLF (a reader that skips them unread takes the rest for a good reply).
+  bytes that are not its CRLF (a reader that skips them unread takes the rest for a good reply);
+  "raw" answers EVAL/EVALSHA with the bytes `reply` (a header that declares millions of elements,
+  say), then keeps the connection open, sending nothing more.
 
 Each runs in daemon threads and is a context manager; `connections` counts what connected, and
 `passwords` holds what a client sent as its password (a test asserts it stays empty).
@@ -105,11 +107,12 @@ class HostilePostgres(_Server):
 
 
 class HostileRedis(_Server):
-    def __init__(self, mode: str, *, interval: float = 0.25, depth: int = 5000) -> None:
+    def __init__(self, mode: str, *, interval: float = 0.25, depth: int = 5000, reply: bytes = b"") -> None:
         super().__init__()
         self.mode = mode
         self.interval = interval
         self.depth = depth
+        self.reply = reply
 
     def serve(self, conn: socket.socket) -> None:
         conn.settimeout(60)
@@ -129,6 +132,10 @@ class HostileRedis(_Server):
             name = command[0].upper() if command else b""
             if name in (b"EVALSHA", b"EVAL") and self.mode == "no-crlf":
                 conn.sendall(b"*4\r\n$2\r\nok\r\n$1\r\n1\r\n$0\r\n\r\n$2\r\n{}")  # and never its CRLF
+                self.stop.wait(60)
+                return
+            if name in (b"EVALSHA", b"EVAL") and self.mode == "raw":
+                conn.sendall(self.reply)
                 self.stop.wait(60)
                 return
             if name in (b"EVALSHA", b"EVAL") and self.mode == "lying-length":
