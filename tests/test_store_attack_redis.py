@@ -207,6 +207,17 @@ def test_a_reply_that_declares_millions_of_values_is_exit_6_at_once(tmp_path: Pa
     assert "not a Redis reply procore-setup can use" in r.stderr and "internal error" not in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("reply", [b"*%d\r\n" % HUGE, b"*4294967295\r\n"])
+def test_redis_py_reads_a_declared_length_without_allocating_it(tmp_path: Path, reply: bytes) -> None:
+    """A URL with options goes to redis-py, which used hiredis' parser too when hiredis was
+    installed (exit 1, MemoryError); its own parser reads one element at a time, so the server's
+    silence after the header is a timeout (exit 5)."""
+    with HostileRedis("raw", reply=reply) as server:
+        r = _token_capped(tmp_path, f"redis://127.0.0.1:{server.port}/0?socket_timeout=1")
+    assert r.returncode == 5, r.stderr
+    assert "could not be reached" in r.stderr and "internal error" not in r.stderr, r.stderr
+
+
 # -- 5: TLS to a host that is not this machine ----------------------------------------------------------------
 
 def test_ssl_cert_reqs_none_to_another_host_warns_once(tmp_path: Path, secret_guard: Any) -> None:

@@ -292,6 +292,12 @@ class RedisStore(SharedStore):
             "retry": r.retry.Retry(r.backoff.ExponentialBackoff(cap=0.5, base=0.05), 1),
             "retry_on_error": [r.ConnectionError, r.TimeoutError],
         }
+        # redis-py's own pure-Python parser, never hiredis' (which it picks when hiredis is installed,
+        # and which allocates a list of whatever length a server declares before a single element
+        # arrives): hiredis reads only the fast path's reply, behind resp.py's guard. (Passed for
+        # the protocol asked for: redis-py 5 does not swap a RESP2 parser for a RESP3 one itself.)
+        options["parser_class"] = r.connection._RESP3Parser if str(options.get("protocol")) == "3" \
+            else r.connection._RESP2Parser
         return r.Redis(connection_pool=r.ConnectionPool(**options))
 
     def _data(self) -> Any:
