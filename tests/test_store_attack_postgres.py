@@ -319,6 +319,25 @@ def test_a_server_that_refuses_tls_and_asks_for_the_password_in_clear_never_gets
         assert server.passwords == [password.encode()]
 
 
+@pytest.mark.parametrize("host", ["127.0.0.08", "127.0.0.1%25x.evil.example", "localhost.", "ip6-localhost"])
+def test_a_host_name_that_only_looks_like_this_machine_gets_tls_by_default(tmp_path: Path, secret_guard: Any,
+                                                                           host: str) -> None:
+    """These were taken for loopback, so libpq kept its default (prefer) and sent the password in
+    clear to a server that refused TLS: each is a name a resolver answers (here reached through
+    hostaddr=127.0.0.1), so it now gets sslmode=verify-full like any other host."""
+    from helpers.hostile_stores import HostilePostgres
+
+    password = "pw-" + secrets.token_hex(10)
+    secret_guard.add(password, "the password sent to a hostile PostgreSQL")
+    with HostilePostgres() as server:
+        url = f"postgresql://app:{password}@{host}:{server.port}/app?hostaddr=127.0.0.1&connect_timeout=5"
+        r = subprocess.run([EXE, "token"], capture_output=True, text=True, timeout=60,
+                           env=base_env(HOME=str(tmp_path), PROCORE_SETUP_STORE=url))
+        assert server.passwords == []
+    assert r.returncode == 6, r.stderr
+    assert "SSL" in r.stderr or "TLS" in r.stderr, r.stderr
+
+
 def test_a_loopback_host_keeps_libpqs_default_and_says_nothing(pg: Shared) -> None:
     one, _ = pg.hosts
     one.login()
