@@ -113,3 +113,20 @@ def test_a_bad_base_url_carries_what_and_why() -> None:
         check_base_url("http://example.com", "login URL")
     assert caught.value.what == "login URL" and caught.value.problem.startswith("uses plain http to example.com")
     assert caught.value.message == f"The login URL {caught.value.problem}."
+
+
+def test_a_refusal_after_a_lost_answer_does_not_say_that_nothing_changed(tmp_path: Any, fake: Any) -> None:
+    """A 502 (Procore may have used the code) and then a 401: the error is the lost answer's
+    (exit 5), and its hint no longer says the refusal's "changes nothing at Procore"."""
+    from helpers.cli import CLI
+    from procore_setup.testing import Fault
+
+    cli = CLI(tmp_path / "credentials.toml", fake)
+    fake.inject(Fault(status=502, paths="/oauth/token"))
+    fake.inject(Fault(status=401, paths="/oauth/token", body={"error": "invalid_token"}))
+    code = fake.issue_code()
+    r = cli.run("login", "--plain", "--environment", "custom", "--login-url", fake.url, "--api-url", fake.url,
+                "--client-id", "cid", f"--code={code}", input="1\n", env={"PROCORE_CLIENT_SECRET": "s" * 24})
+    assert r.returncode == 5, r.stderr
+    assert "changes nothing at Procore" not in r.stderr, r.stderr
+    assert "may have acted on it" in r.stderr, r.stderr
