@@ -338,6 +338,22 @@ def test_a_host_name_that_only_looks_like_this_machine_gets_tls_by_default(tmp_p
     assert "SSL" in r.stderr or "TLS" in r.stderr, r.stderr
 
 
+def test_a_server_that_sends_rows_forever_is_refused_after_a_few_mb(tmp_path: Path) -> None:
+    """The fast read kept every row libpq received until the deadline (1.5 GB in 2 s); now it reads
+    one row at a time and stops past what the read can hold. The child's address space is capped so
+    that the old read fails by running out of it, not by using the machine's memory."""
+    from helpers.hostile_stores import HostilePostgres
+
+    with HostilePostgres(flood=True) as server:
+        url = f"postgresql://app@127.0.0.1:{server.port}/app"
+        r = subprocess.run(["sh", "-c", 'ulimit -v 1000000 && exec "$0" token', EXE], capture_output=True, text=True,
+                           timeout=60, env=base_env(HOME=str(tmp_path), PROCORE_SETUP_STORE=url,
+                                                    PROCORE_SETUP_STORE_TIMEOUT="20"))
+    assert r.returncode == 6, r.stderr
+    assert "holds more than 1048576 bytes: far too big" in r.stderr, r.stderr
+    assert server.sent < 200 << 20  # the rest of what it sent was never taken in
+
+
 def test_a_loopback_host_keeps_libpqs_default_and_says_nothing(pg: Shared) -> None:
     one, _ = pg.hosts
     one.login()

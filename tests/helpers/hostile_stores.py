@@ -3,6 +3,8 @@ protocols to do what an attacker's server would, on a free port of 127.0.0.1.
 
 - `HostilePostgres`: refuses TLS ('N' to SSLRequest and GSSENCRequest), then asks for the password
   in clear text (AuthenticationCleartextPassword) and keeps whatever the client sends.
+  `HostilePostgres(flood=True)` lets the client in instead (AuthenticationOk) and answers its
+  first query with rows of 1 MiB, forever, until the client goes; `sent` counts their bytes.
 - `HostileRedis(mode)`: "trickle" answers every connection with one byte of a reply line every
   `interval` seconds, forever; "nested" answers EVAL/EVALSHA with a reply nested `depth` arrays
   deep and every other command with +OK; "silent" takes the connection and what is sent on it,
@@ -80,10 +82,12 @@ def _exact(conn: socket.socket, n: int) -> bytes:
 class HostilePostgres(_Server):
     """No TLS, and a request for the password in clear text."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, flood: bool = False) -> None:
         super().__init__()
         self.passwords: list[bytes] = []
         self.tls_requests = 0
+        self.flood = flood
+        self.sent = 0
 
     def serve(self, conn: socket.socket) -> None:
         conn.settimeout(30)
@@ -96,6 +100,9 @@ class HostilePostgres(_Server):
                 conn.sendall(b"N")  # no TLS here: go on in clear text, if you will
                 continue
             break  # the startup message
+        if self.flood:
+            self._flood(conn)
+            return
         conn.sendall(b"R" + struct.pack("!II", 8, 3))  # AuthenticationCleartextPassword
         kind = _exact(conn, 1)
         (length,) = struct.unpack("!I", _exact(conn, 4))
@@ -104,6 +111,20 @@ class HostilePostgres(_Server):
             self.passwords.append(body.rstrip(b"\0"))
         error = b"SFATAL\0C28P01\0Mpassword authentication failed\0\0"
         conn.sendall(b"E" + struct.pack("!I", len(error) + 4) + error)
+
+
+    def _flood(self, conn: socket.socket) -> None:
+        conn.sendall(b"R" + struct.pack("!II", 8, 0) + b"Z" + struct.pack("!I", 5) + b"I")  # in, and ready
+        _exact(conn, 1)  # the query ('Q')
+        (length,) = struct.unpack("!I", _exact(conn, 4))
+        _exact(conn, length - 4)
+        name = b"a\0"  # one text column
+        conn.sendall(b"T" + struct.pack("!IH", 4 + 2 + len(name) + 18, 1) + name + struct.pack("!IhIhih", 0, 0, 25, -1, -1, 0))
+        value = b"x" * (1 << 20)
+        row = b"D" + struct.pack("!IHI", 4 + 2 + 4 + len(value), 1, len(value)) + value
+        while not self.stop.is_set():
+            conn.sendall(row)
+            self.sent += len(row)
 
 
 class HostileRedis(_Server):
