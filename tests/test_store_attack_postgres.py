@@ -354,6 +354,32 @@ def test_a_server_that_sends_rows_forever_is_refused_after_a_few_mb(tmp_path: Pa
     assert server.sent < 200 << 20  # the rest of what it sent was never taken in
 
 
+def test_a_server_that_sends_rows_forever_under_the_lock_is_refused_after_a_few_mb(pg: Shared) -> None:
+    """The same through psycopg (the read under the lock, after the fast read found the token
+    expired), whose fetchall() kept every row: the fast read is answered with the real store's rows,
+    the lock with yes, and the read under the lock with 1 MiB rows forever."""
+    import psycopg
+
+    from helpers.hostile_stores import HostilePostgres
+    from procore_setup.stores.postgres import _SELECT
+
+    one, _ = pg.hosts
+    one.login()
+    pg.expire()
+    with psycopg.connect(pg.url) as conn:
+        rows = [tuple(None if v is None else ("t" if v is True else "f" if v is False else str(v)) for v in row)
+                for row in conn.execute(_SELECT).fetchall()]
+    with HostilePostgres(flood=True, read_rows=rows) as server:
+        url = f"postgresql://app@127.0.0.1:{server.port}/app"
+        r = subprocess.run(["sh", "-c", 'ulimit -v 1000000 && exec "$0" refresh --force', EXE], capture_output=True,
+                           text=True, timeout=60, env=dict(one.env, PROCORE_SETUP_STORE=url,
+                                                           PROCORE_SETUP_STORE_TIMEOUT="20"))
+        assert server.answered and len(server.flooded) == 1, (server.flooded, r.stderr)
+    assert r.returncode == 6, r.stderr
+    assert "holds more than 1048576 bytes: far too big" in r.stderr, r.stderr
+    assert pg.fake.counts.get("token:refresh_token", 0) == 0
+
+
 def test_a_loopback_host_keeps_libpqs_default_and_says_nothing(pg: Shared) -> None:
     one, _ = pg.hosts
     one.login()
