@@ -26,26 +26,32 @@ _QUICK_PATH_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 _EXAMPLE_HINT = "Give a URL like https://login.procore.com"
 
 
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
-
-
 def is_loopback(host: str | None) -> bool:
-    """Whether `host` (a name or an address as a URL gives it: brackets, any case, an IPv6 zone)
-    is this machine: localhost, or a loopback address (127.0.0.0/8, ::1). Host names are
-    case-insensitive, so LOCALHOST is localhost. The one test: the checks of base URLs, the
-    proxy bypass of oauth.py and the stores' TLS defaults all ask it. No host: False."""
+    """Whether `host` (a name or an address as a URL gives it) is this machine without asking a
+    resolver: `localhost` (any case), an IPv4 address in 127.0.0.0/8 written as one (four decimal
+    parts, no leading zeros), or a loopback IPv6 address (::1; a `%zone` only on an IPv6 address),
+    each optionally in one pair of brackets. The one test: the checks of base URLs, the proxy
+    bypass of oauth.py and the stores' TLS defaults all ask it. No host: False.
+
+    Anything else goes to the resolver, and so may go anywhere: `localhost.` and `ip6-localhost`
+    (glibc matches neither in /etc/hosts without an entry, and asks DNS), `127.0.0.08` and
+    `127.1` (not addresses to getaddrinfo's inet_pton path: names), `127.0.0.1%x.evil.example`
+    (a zone makes no IPv4 address: a name). Such a host is not trusted with plain http or a
+    password in clear text."""
     if not host:
         return False
-    host = host.strip("[]").lower()
-    if host in LOOPBACK_NAMES:
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host.lower() == "localhost":
         return True
-    parts = host.split(".")
-    if len(parts) == 4 and parts[0] == "127" and all(p.isdigit() and int(p) < 256 for p in parts):
-        return True  # the usual case, without importing ipaddress on the fast path
+    if ":" not in host:
+        parts = host.split(".")
+        return len(parts) == 4 and parts[0] == "127" and all(
+            p.isascii() and p.isdigit() and p == str(int(p)) and int(p) < 256 for p in parts)
     import ipaddress
 
     try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+        return ipaddress.IPv6Address(host).is_loopback  # a zone ("::1%lo") is allowed here only
     except ValueError:
         return False
 

@@ -471,7 +471,7 @@ def _worst(exc: TemporaryFailure, maybe_used: TemporaryFailure | None) -> Tempor
     5xx, which Procore's FAQ says can still use up a refresh token), raise AnswerLost, so the
     caller keeps its in-flight mark instead of assuming that nothing happened."""
     if maybe_used is not None and not isinstance(exc, AnswerLost):
-        return exc.as_a(AnswerLost)
+        return exc.as_a(AnswerLost, hint=_LOST_HINT if isinstance(exc, RequestRefused) else None)
     return exc
 
 
@@ -503,6 +503,10 @@ def _retry_after(resp: httpx.Response) -> float | None:
 
 
 MAX_BODY = 1 << 20  # bytes of an answer, read or decompressed: token answers are a few hundred
+# A refusal after an attempt Procore may have acted on: the refusal's own hint ("changes nothing")
+# would be wrong about that earlier attempt.
+_LOST_HINT = ("An earlier attempt reached Procore and got no usable answer, so Procore may have acted on it. Check "
+              "that the profile's login and API URLs point at Procore itself; if they do, try again later.")
 _REFUSED_HINT = ("A refused request changes nothing at Procore: the stored tokens are as they were. Check that "
                  "the profile's login and API URLs point at Procore itself; if they do, try again later.")
 

@@ -319,6 +319,67 @@ def test_a_server_that_refuses_tls_and_asks_for_the_password_in_clear_never_gets
         assert server.passwords == [password.encode()]
 
 
+@pytest.mark.parametrize("host", ["127.0.0.08", "127.0.0.1%25x.evil.example", "localhost.", "ip6-localhost"])
+def test_a_host_name_that_only_looks_like_this_machine_gets_tls_by_default(tmp_path: Path, secret_guard: Any,
+                                                                           host: str) -> None:
+    """These were taken for loopback, so libpq kept its default (prefer) and sent the password in
+    clear to a server that refused TLS: each is a name a resolver answers (here reached through
+    hostaddr=127.0.0.1), so it now gets sslmode=verify-full like any other host."""
+    from helpers.hostile_stores import HostilePostgres
+
+    password = "pw-" + secrets.token_hex(10)
+    secret_guard.add(password, "the password sent to a hostile PostgreSQL")
+    with HostilePostgres() as server:
+        url = f"postgresql://app:{password}@{host}:{server.port}/app?hostaddr=127.0.0.1&connect_timeout=5"
+        r = subprocess.run([EXE, "token"], capture_output=True, text=True, timeout=60,
+                           env=base_env(HOME=str(tmp_path), PROCORE_SETUP_STORE=url))
+        assert server.passwords == []
+    assert r.returncode == 6, r.stderr
+    assert "SSL" in r.stderr or "TLS" in r.stderr, r.stderr
+
+
+def test_a_server_that_sends_rows_forever_is_refused_after_a_few_mb(tmp_path: Path) -> None:
+    """The fast read kept every row libpq received until the deadline (1.5 GB in 2 s); now it reads
+    one row at a time and stops past what the read can hold. The child's address space is capped so
+    that the old read fails by running out of it, not by using the machine's memory."""
+    from helpers.hostile_stores import HostilePostgres
+
+    with HostilePostgres(flood=True) as server:
+        url = f"postgresql://app@127.0.0.1:{server.port}/app"
+        r = subprocess.run(["sh", "-c", 'ulimit -v 1000000 && exec "$0" token', EXE], capture_output=True, text=True,
+                           timeout=60, env=base_env(HOME=str(tmp_path), PROCORE_SETUP_STORE=url,
+                                                    PROCORE_SETUP_STORE_TIMEOUT="20"))
+    assert r.returncode == 6, r.stderr
+    assert "holds more than 1048576 bytes: far too big" in r.stderr, r.stderr
+    assert server.sent < 200 << 20  # the rest of what it sent was never taken in
+
+
+def test_a_server_that_sends_rows_forever_under_the_lock_is_refused_after_a_few_mb(pg: Shared) -> None:
+    """The same through psycopg (the read under the lock, after the fast read found the token
+    expired), whose fetchall() kept every row: the fast read is answered with the real store's rows,
+    the lock with yes, and the read under the lock with 1 MiB rows forever."""
+    import psycopg
+
+    from helpers.hostile_stores import HostilePostgres
+    from procore_setup.stores.postgres import _SELECT
+
+    one, _ = pg.hosts
+    one.login()
+    pg.expire()
+    with psycopg.connect(pg.url) as conn:
+        rows = [tuple(None if v is None else ("t" if v is True else "f" if v is False else str(v)) for v in row)
+                for row in conn.execute(_SELECT).fetchall()]
+    with HostilePostgres(flood=True, read_rows=rows) as server:
+        url = f"postgresql://app@127.0.0.1:{server.port}/app"
+        r = subprocess.run(["sh", "-c", 'ulimit -v 1000000 && exec "$0" refresh --force', EXE], capture_output=True,
+                           text=True, timeout=60, env=dict(one.env, PROCORE_SETUP_STORE=url,
+                                                           PROCORE_SETUP_STORE_TIMEOUT="20"))
+        assert server.answered and len(server.flooded) == 1, (server.flooded, r.stderr)
+    assert r.returncode == 6, r.stderr
+    assert "holds more than 1048576 bytes: far too big" in r.stderr, r.stderr
+    assert pg.fake.counts.get("token:refresh_token", 0) == 0
+
+
 def test_a_loopback_host_keeps_libpqs_default_and_says_nothing(pg: Shared) -> None:
     one, _ = pg.hosts
     one.login()

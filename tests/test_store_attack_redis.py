@@ -155,14 +155,67 @@ def test_a_server_that_trickles_its_answer_is_given_one_deadline(tmp_path: Path)
     assert "deadline" in r.stderr and "PROCORE_SETUP_STORE_TIMEOUT" in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("depth", [5000, 1000])
 @pytest.mark.parametrize("options", ["", "?socket_timeout=5"])
-def test_a_reply_nested_5000_deep_is_exit_6(tmp_path: Path, options: str) -> None:
-    """The fast path's reader and redis-py's parser (a URL with options goes to redis-py) both."""
-    with HostileRedis("nested") as server:
+def test_a_reply_nested_5000_deep_is_exit_6(tmp_path: Path, options: str, depth: int) -> None:
+    """The fast path's reader and redis-py's parser (a URL with options goes to redis-py) both.
+    1000 deep is within what hiredis reads (1024): the reply was then turned into text by str(),
+    which recursed (exit 1); only one flat list is the read's."""
+    with HostileRedis("nested", depth=depth) as server:
         r = _token(tmp_path, f"redis://127.0.0.1:{server.port}/0{options}")
     assert r.returncode == 6, r.stderr
     assert "internal error" not in r.stderr
     assert "Redis reply" in r.stderr or "nested far too deep" in r.stderr, r.stderr
+
+
+# Declared lengths: hiredis allocates a list of the length an aggregate's header declares before
+# any element arrives. 200 million slots are 1.6 GB, more than the child's address space
+# below (`ulimit -v`), so a reader that allocates them fails at once (exit 1, MemoryError), where
+# a guarded one refuses the header (exit 6) without allocating anything.
+_ADDRESS_SPACE_KB = 1_000_000
+HUGE = 200_000_000
+
+
+def _token_capped(tmp_path: Path, url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return _capped(base_env(HOME=str(tmp_path), PROCORE_SETUP_STORE=url, **env))
+
+
+def _capped(env: dict[str, str], out: str = "") -> subprocess.CompletedProcess[str]:
+    """`token` with its address space capped (by the shell: a preexec_fn in this threaded test
+    process could deadlock)."""
+    return subprocess.run(["sh", "-c", f'ulimit -v {_ADDRESS_SPACE_KB} && exec "$0" token {out}', EXE],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_the_capped_child_runs_a_normal_token(rs: Shared) -> None:
+    """The cap leaves room for a run: what fails under it below is the allocation, not the cap."""
+    one, _ = rs.hosts
+    one.login()
+    r = _capped(one.env, out=">/dev/null")  # (the token is printed: kept out of this process)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("reply", [b"*%d\r\n" % HUGE, b"%%%d\r\n" % HUGE, b"~%d\r\n" % HUGE, b">%d\r\n" % HUGE,
+                                   b"*2\r\n$2\r\nok\r\n*%d\r\n" % HUGE, b"*4294967295\r\n"])
+def test_a_reply_that_declares_millions_of_values_is_exit_6_at_once(tmp_path: Path, reply: bytes) -> None:
+    """The fast read refuses it as junk on its one connection, without waiting out the deadline and
+    without handing the connection to redis-py."""
+    with HostileRedis("raw", reply=reply) as server:
+        r = _token_capped(tmp_path, f"redis://127.0.0.1:{server.port}/0", PROCORE_SETUP_STORE_TIMEOUT="20")
+        assert server.connections == 1
+    assert r.returncode == 6, r.stderr
+    assert "not a Redis reply procore-setup can use" in r.stderr and "internal error" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("reply", [b"*%d\r\n" % HUGE, b"*4294967295\r\n"])
+def test_redis_py_reads_a_declared_length_without_allocating_it(tmp_path: Path, reply: bytes) -> None:
+    """A URL with options goes to redis-py, which used hiredis' parser too when hiredis was
+    installed (exit 1, MemoryError); its own parser reads one element at a time, so the server's
+    silence after the header is a timeout (exit 5)."""
+    with HostileRedis("raw", reply=reply) as server:
+        r = _token_capped(tmp_path, f"redis://127.0.0.1:{server.port}/0?socket_timeout=1")
+    assert r.returncode == 5, r.stderr
+    assert "could not be reached" in r.stderr and "internal error" not in r.stderr, r.stderr
 
 
 # -- 5: TLS to a host that is not this machine ----------------------------------------------------------------

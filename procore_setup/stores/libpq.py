@@ -17,6 +17,11 @@ itself (tcp_user_timeout came with 12), so `keepalives(version)` names only the 
 
 `read(url, query, ...)` returns the rows as text, or raises `errors.LibpqFailure` with libpq's
 message and SQLSTATE; `available()` says whether a libpq can be loaded here. Standard library only.
+
+The rows are read one at a time (PQsendQuery, then PQsetSingleRowMode), and the read stops once
+they hold more bytes or rows than the caller allows: PQexec kept the whole result, so a server
+that sends rows forever had memory grow until the deadline (1.5 GB in 2 s). One row is still held
+whole by libpq, as any client holds one message.
 """
 
 from __future__ import annotations
@@ -27,12 +32,13 @@ import glob
 import os
 import sys
 from importlib.util import find_spec
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..errors import LibpqFailure
 
 CONNECTION_OK = 0
 PGRES_TUPLES_OK = 2
+PGRES_SINGLE_TUPLE = 9
 PG_DIAG_SQLSTATE = ord("C")
 TCP_USER_TIMEOUT_SINCE = 120000  # PQlibVersion of libpq 12, the first that knows tcp_user_timeout
 # Dead peers, found by TCP itself (libpq's own parameters, in milliseconds where they say so).
@@ -118,7 +124,9 @@ def _load() -> Any:
     lib.PQconnectdbParams.argtypes = [ctypes.POINTER(cp), ctypes.POINTER(cp), ip]
     lib.PQstatus.restype, lib.PQstatus.argtypes = ip, [vp]
     lib.PQerrorMessage.restype, lib.PQerrorMessage.argtypes = cp, [vp]
-    lib.PQexec.restype, lib.PQexec.argtypes = vp, [vp, cp]
+    lib.PQsendQuery.restype, lib.PQsendQuery.argtypes = ip, [vp, cp]
+    lib.PQsetSingleRowMode.restype, lib.PQsetSingleRowMode.argtypes = ip, [vp]
+    lib.PQgetResult.restype, lib.PQgetResult.argtypes = vp, [vp]
     lib.PQresultStatus.restype, lib.PQresultStatus.argtypes = ip, [vp]
     lib.PQresultErrorField.restype, lib.PQresultErrorField.argtypes = cp, [vp, ip]
     lib.PQntuples.restype, lib.PQntuples.argtypes = ip, [vp]
@@ -167,10 +175,13 @@ def shutdown_later(fd: int, seconds: float) -> Iterator[None]:
         timer.cancel()
 
 
-def read(url: str, query: str, *, connect_timeout: int, application_name: str,
-         deadline: float = 30.0, defaults: dict[str, str] | None = None) -> list[tuple[str | None, ...]]:
+def read(url: str, query: str, *, connect_timeout: int, application_name: str, max_bytes: int, max_rows: int,
+         too_big: Callable[[], Exception], deadline: float = 30.0,
+         defaults: dict[str, str] | None = None) -> list[tuple[str | None, ...]]:
     """Run one read-only query on a new connection; every value as text (None for NULL).
-    `defaults`: more connection parameters (sslmode), which the URL's own override."""
+    `defaults`: more connection parameters (sslmode), which the URL's own override. Rows whose
+    values hold more than `max_bytes` in all, or more than `max_rows` rows, are not read on:
+    `too_big()` is raised, and the connection closed."""
     lib = _load()
     if lib is None:
         raise LibpqFailure("no libpq to load", connecting=True)
@@ -191,28 +202,50 @@ def read(url: str, query: str, *, connect_timeout: int, application_name: str,
         if lib.PQstatus(conn) != CONNECTION_OK:
             raise LibpqFailure(_text(lib.PQerrorMessage(conn)), connecting=True)
         with shutdown_later(lib.PQsocket(conn), deadline):
-            res = lib.PQexec(conn, query.encode())
+            if not lib.PQsendQuery(conn, query.encode()) or not lib.PQsetSingleRowMode(conn):
+                raise LibpqFailure(_text(lib.PQerrorMessage(conn)))
+            return _rows(lib, conn, max_bytes, max_rows, too_big)
+    finally:
+        lib.PQfinish(conn)  # unread rows and all: the connection is closed, not drained
+
+
+def _rows(lib: Any, conn: Any, max_bytes: int, max_rows: int,
+          too_big: Callable[[], Exception]) -> list[tuple[str | None, ...]]:
+    """The results of the query sent on `conn`, one row at a time, within the caller's bounds."""
+    rows: list[tuple[str | None, ...]] = []
+    size = 0
+    failed: LibpqFailure | None = None
+    answered = False
+    while True:
+        res = lib.PQgetResult(conn)
         if not res:
-            raise LibpqFailure(_text(lib.PQerrorMessage(conn)))
+            break
+        answered = True
         try:
-            if lib.PQresultStatus(res) != PGRES_TUPLES_OK:
-                raise LibpqFailure(_text(lib.PQerrorMessage(conn)), _text(lib.PQresultErrorField(res, PG_DIAG_SQLSTATE)))
-            rows: list[tuple[str | None, ...]] = []
-            width = lib.PQnfields(res)
-            for i in range(lib.PQntuples(res)):
+            status = lib.PQresultStatus(res)
+            if status == PGRES_SINGLE_TUPLE:
                 row: list[str | None] = []
-                for j in range(width):
-                    if lib.PQgetisnull(res, i, j):
+                for j in range(lib.PQnfields(res)):
+                    if lib.PQgetisnull(res, 0, j):
                         row.append(None)
-                    else:
-                        size = lib.PQgetlength(res, i, j)
-                        row.append(ctypes.string_at(lib.PQgetvalue(res, i, j), size).decode("utf-8", "replace"))
+                        continue
+                    length = lib.PQgetlength(res, 0, j)
+                    size += length
+                    if size > max_bytes:
+                        raise too_big()
+                    row.append(ctypes.string_at(lib.PQgetvalue(res, 0, j), length).decode("utf-8", "replace"))
                 rows.append(tuple(row))
-            return rows
+                if len(rows) > max_rows:
+                    raise too_big()
+            elif status != PGRES_TUPLES_OK and failed is None:  # (TUPLES_OK, with no row: the end)
+                failed = LibpqFailure(_text(lib.PQerrorMessage(conn)), _text(lib.PQresultErrorField(res, PG_DIAG_SQLSTATE)))
         finally:
             lib.PQclear(res)
-    finally:
-        lib.PQfinish(conn)
+    if failed is not None:
+        raise failed
+    if not answered:
+        raise LibpqFailure(_text(lib.PQerrorMessage(conn)))
+    return rows
 
 
 def _text(value: bytes | None) -> str:

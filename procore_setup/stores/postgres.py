@@ -93,6 +93,11 @@ _SELECT = f"""SELECT o.*, r.kind, r.name, CASE WHEN r.total <= {MAX_DOCUMENT_BYT
                FROM {TABLE} LIMIT {MAX_ROWS + 1}) r ON true"""
 
 
+# The most _SELECT sends: the rows' text up to the cap, and per row its other columns (the owner
+# check's names, the kind, a name of at most MAX_NAME_BYTES, numbers). A read that gets more is
+# stopped there (a hostile server sending rows forever), never held whole.
+_READ_BYTES = MAX_DOCUMENT_BYTES + (MAX_ROWS + 1) * (MAX_NAME_BYTES + 512)
+
 WEAK_SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca"}
 
 
@@ -280,7 +285,7 @@ class PostgresStore(SharedStore):
         conn = self._data()
         try:
             with _deadline(conn, self.statement_deadline):
-                rows = conn.execute(_SELECT).fetchall()
+                rows = self._bounded(conn.cursor().stream(_SELECT))
         except self._pg.errors.UndefinedTable:
             self._ready = False
             return EMPTY
@@ -299,7 +304,8 @@ class PostgresStore(SharedStore):
             return None
         try:
             rows = libpq.read(self._url, _SELECT, connect_timeout=CONNECT_TIMEOUT, application_name="procore-setup",
-                              deadline=self.statement_deadline, defaults=self._tls)
+                              deadline=self.statement_deadline, defaults=self._tls, max_bytes=_READ_BYTES,
+                              max_rows=MAX_ROWS + 1, too_big=self._too_big)
         except LibpqFailure as exc:
             if exc.sqlstate == "42P01":  # undefined_table: no schema yet
                 self._ready = False
@@ -314,6 +320,31 @@ class PostgresStore(SharedStore):
             raise StoreRefused(f"The PostgreSQL store {self.describe()} answered a read with values procore-setup "
                                f"cannot use (is {TABLE} its table?).", hint="Check the table. Nothing was changed.") from None
         return self._parse(typed)
+
+    def _bounded(self, stream: Iterator[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The rows of a read, taken one at a time (psycopg's stream: libpq's single-row mode) and
+        stopped, the connection dropped, past what _SELECT can send (the bound of the fast read)."""
+        rows: list[tuple[Any, ...]] = []
+        size = 0
+        try:
+            for row in stream:
+                size += sum(len(v) for v in row if isinstance(v, str))
+                rows.append(row)
+                if size > _READ_BYTES or len(rows) > MAX_ROWS + 1:
+                    self._drop_connection()
+                    raise self._too_big()
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+        return rows
+
+    def _too_big(self) -> StoreRefused:
+        """What a read that held more than _SELECT can send is (a server that sends rows forever)."""
+        return StoreRefused(f"The PostgreSQL store {self.describe()} holds more than {MAX_DOCUMENT_BYTES} bytes: far "
+                            "too big for procore-setup.",
+                            hint="Check that the URL names the right database. Nothing was changed.")
 
     def _parse(self, rows: list[tuple[Any, ...]]) -> Revision:
         where = f"The PostgreSQL store {self.describe()}"

@@ -294,6 +294,12 @@ class RedisStore(SharedStore):
             "retry": r.retry.Retry(r.backoff.ExponentialBackoff(cap=0.5, base=0.05), 1),
             "retry_on_error": [r.ConnectionError, r.TimeoutError],
         }
+        # redis-py's own pure-Python parser, never hiredis' (which it picks when hiredis is installed,
+        # and which allocates a list of whatever length a server declares before a single element
+        # arrives): hiredis reads only the fast path's reply, behind resp.py's guard. (Passed for
+        # the protocol asked for: redis-py 5 does not swap a RESP2 parser for a RESP3 one itself.)
+        options["parser_class"] = r.connection._RESP3Parser if str(options.get("protocol")) == "3" \
+            else r.connection._RESP2Parser
         return r.Redis(connection_pool=r.ConnectionPool(**options))
 
     @guarded
@@ -320,10 +326,10 @@ class RedisStore(SharedStore):
             return self._script(client, name, text)(keys=keys, args=args, client=client)
         except self._redis.RedisError as exc:
             raise self._error(exc, doing) from None
-        except RecursionError:  # a reply nested thousands deep: redis-py's parser recurses
+        except (RecursionError, MemoryError):  # a reply nested thousands deep (its parser recurses), or absurdly long
             self._drop_connection()
             raise StoreRefused(f"The Redis store {self.describe()} answered {doing} with a reply nested far too "
-                               "deep: not a Redis server procore-setup can use.",
+                               "deep, or far too long: not a Redis server procore-setup can use.",
                                hint="Check that the URL names a Redis server. Nothing was changed.") from None
         except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
             # what redis-py does with an answer no Redis server gives (a handshake answered with
@@ -408,7 +414,7 @@ class RedisStore(SharedStore):
                 reply = resp.run_script(**self._fast, timeout=CONNECT_TIMEOUT, wait=READ_TIMEOUT,
                                         deadline=self.read_deadline,
                                         script=_READ, keys=[self.key("document"), self.key("profiles")],
-                                        args=[self.prefix, MAX_DOCUMENT_BYTES, MAX_ROWS])
+                                        args=[self.prefix, MAX_DOCUMENT_BYTES, MAX_ROWS], max_items=_READ_ITEMS)
             except RespFailure as exc:
                 failed = self._fast_error(exc)
                 if failed is not None:
@@ -422,6 +428,10 @@ class RedisStore(SharedStore):
 
     def _parse_reply(self, reply: Any) -> Revision:
         where = f"The Redis store {self.describe()}"
+        if not (isinstance(reply, list) and len(reply) <= _READ_ITEMS and all(isinstance(v, _SCALARS) for v in reply)):
+            # the script returns one flat list: anything else (a list nested 1000 deep, which str()
+            # would recurse into) is no Redis server of ours, refused before any of it is used
+            raise self._say("junk", "a reply that is not one list of values", "reading")
         status = _text(reply[0]) if isinstance(reply, list) and reply else ""
         if status == "toomany":
             raise StoreRefused(f"{where} lists more than {MAX_ROWS} profiles under {self.prefix}: far too many for "
@@ -676,6 +686,10 @@ def _text(value: Any) -> str:
 # used; "SSLError" stands for a connection error caused by the TLS layer), else an error reply's
 # code (its first word), else words of a reply whose code is the catch-all ERR, which redis-py's
 # own parser also tells apart only by its words (its EXCEPTION_CLASSES["ERR"]).
+# What _READ returns: one flat list of at most this many values (bytes, integers, nil).
+_READ_ITEMS = 4 + 2 * MAX_ROWS
+_SCALARS = (bytes, int, type(None))
+
 _ERRORS: tuple[tuple[str, str, str], ...] = (
     ("class", "AuthenticationError", "login"),
     ("class", "InvalidResponse", "junk"),  # the parser's protocol error (hiredis' or redis-py's own)

@@ -17,6 +17,12 @@ ended before its answer ("closed": a server restarting) is left to redis-py's re
 hiredis (like redis-py's own parser) takes the two bytes after a bulk string for its CRLF without
 looking at them; a reply whose lengths lie is caught here by what is left over after it, and a
 reply that never ends by the deadline.
+
+hiredis has no cap of its own on an aggregate: on reading `*N` it allocates a list of N slots
+before any element arrives (`*4294967295` is a MemoryError, `*2147483647` seconds of CPU), and it
+nests up to 1024 deep. So it never sees one it should not: every line is looked at before it is
+fed (`_Guard`), and the connection may carry at most one aggregate header (`*`, `%`, `~`, `>`, `|`),
+the script's one flat array, of at most `max_items` elements.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any
 from ..errors import RespFailure
 
 MAX_REPLY = 4 << 20  # bytes in all; the store's own cap (MAX_DOCUMENT_BYTES) is far below it
+_AGGREGATES = frozenset(b"*%~>|")  # RESP2's array and RESP3's map, set, push and attribute
 _WAIT = object()  # what the Reader hands back while a reply is incomplete (False is a RESP3 value)
 
 
@@ -50,26 +57,63 @@ def _command(*words: bytes | str | int) -> bytes:
     return b"".join(out)
 
 
+class _Guard:
+    """The aggregate headers in what a server sent, checked before hiredis reads them: at most one
+    on the connection (so nothing nests), of at most `max_items` elements.
+
+    It looks at the start of every line, without parsing: a bulk string's content is looked at too,
+    so a value holding a raw CRLF followed by `*5` (or `%`, `~`, `>`, `|`) counts as a header. Such
+    a reply is refused as junk, and that is never one of ours: what procore-setup stores is JSON
+    text (a line break in it is written `\\n`), the status, version and schema are short words and
+    numbers, and a profile name holding a raw line break is not one to use either."""
+
+    def __init__(self, max_items: int) -> None:
+        self.max_items = max_items
+        self.aggregates = 0
+        self.carry = b""  # the start of the line that the last chunk left unfinished (and its last byte)
+
+    def check(self, chunk: bytes) -> None:
+        lines = (self.carry + chunk).split(b"\r\n")
+        for line in lines[:-1]:
+            self._line(line)
+        last = lines[-1]
+        # the first bytes are all a header needs; the last one may be the CR of a CRLF split between chunks
+        self.carry = last if len(last) <= 64 else last[:32] + b"." + last[-1:]
+
+    def _line(self, line: bytes) -> None:
+        if not line or line[0] not in _AGGREGATES:
+            return
+        self.aggregates += 1
+        count = line[1:24]
+        if self.aggregates > 1:
+            raise RespFailure("junk", "a reply nested, or more than one list, where the read gives one flat list")
+        if count != b"-1" and not (count.isdigit() and int(count) <= self.max_items):
+            raise RespFailure("junk", f"a list of more than {self.max_items} values, or of no number of them")
+
+
 class _Replies:
     """The replies on one connection, read through hiredis within one deadline."""
 
-    def __init__(self, sock: socket.socket, end: float, wait: float) -> None:
+    def __init__(self, sock: socket.socket, end: float, wait: float, max_items: int) -> None:
         import hiredis
 
         self._hiredis = hiredis
         self.reader = hiredis.Reader(notEnoughData=_WAIT)
+        self.guard = _Guard(max_items)
         self.sock = sock
         self.end = end  # time.monotonic() by which the whole read must be done
         self.wait = wait  # the longest silence between two pieces of an answer
         self.size = 0
 
     def next(self) -> Any:
-        """The next reply: bytes, ints, None, lists of them, or a hiredis.ReplyError."""
+        """The next reply: bytes, ints, None, a flat list of them, or a hiredis.ReplyError."""
         while True:
             try:
                 out = self.reader.gets()
             except self._hiredis.ProtocolError as exc:
                 raise RespFailure("junk", _first_line(str(exc))) from None
+            except (MemoryError, RecursionError):  # the guard stops what causes these; never exit 1 anyway
+                raise RespFailure("junk", "a reply too big or nested too deep") from None
             if out is not _WAIT:
                 return out
             left = self.end - time.monotonic()
@@ -89,6 +133,7 @@ class _Replies:
             self.size += len(chunk)
             if self.size > MAX_REPLY:
                 raise RespFailure("junk", "a reply too big")
+            self.guard.check(chunk)
             self.reader.feed(chunk)
 
     def error(self, reply: Any) -> RespFailure | None:
@@ -106,10 +151,10 @@ class _Replies:
 
 
 def run_script(host: str, port: int, *, username: str | None, password: str | None, db: int, timeout: float,
-               wait: float, deadline: float, script: str, keys: list[str], args: list[Any]) -> Any:
-    """The script's reply (bytes, ints, None and lists of them), or RespFailure. `timeout` bounds
-    the connect, `wait` each silence of the server, `deadline` the whole call, however the server
-    trickles its bytes."""
+               wait: float, deadline: float, script: str, keys: list[str], args: list[Any], max_items: int) -> Any:
+    """The script's reply (bytes, ints, None, or one flat list of them), or RespFailure. `timeout`
+    bounds the connect, `wait` each silence of the server, `deadline` the whole call, however the
+    server trickles its bytes; `max_items` the length of the one list the script may return."""
     sha = hashlib.sha1(script.encode()).hexdigest()
     end = time.monotonic() + deadline
     try:
@@ -123,7 +168,7 @@ def run_script(host: str, port: int, *, username: str | None, password: str | No
         if db:
             setup.append(_command("SELECT", db))
         call = [sha, len(keys), *keys, *args]
-        replies = _Replies(sock, end, wait)
+        replies = _Replies(sock, end, wait, max_items)
         _send(sock, b"".join(setup) + _command("EVALSHA", *call), end)
         for _ in setup:
             failed = replies.error(replies.next())
