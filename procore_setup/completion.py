@@ -43,8 +43,8 @@ def _profiles(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> Iterabl
     from .stores import open_store
 
     try:
-        store = open_store(getattr(parsed_args, "config", None), store=getattr(parsed_args, "store", None))
-        names = list(store.load().profiles)
+        with open_store(getattr(parsed_args, "config", None), store=getattr(parsed_args, "store", None)) as store:
+            names = list(store.load().profiles)
     except Exception:  # a missing or broken store: nothing to offer, and nothing to say mid-line
         return []
     # names come from the file: only those a shell can take as one plain word are offered
