@@ -3,7 +3,7 @@
     import httpx
     from procore_setup import ProcoreAuth
 
-    with httpx.Client(base_url="https://api.procore.com", auth=ProcoreAuth()) as api:
+    with ProcoreAuth() as auth, httpx.Client(base_url="https://api.procore.com", auth=auth) as api:
         me = api.get("/rest/v1.0/me").json()
 
 It adds the bearer token (and the saved `Procore-Company-Id`, unless the request

@@ -106,9 +106,12 @@ def run_plain(args: argparse.Namespace) -> int:
             return _run_service_account(args, store, interactive, demo_secret=secret)
         return _run(args, store, interactive, demo_secret=secret, demo=demo is not None)
     finally:
-        store.close()  # a shared store's connection: closed, not left to exit
-        if demo is not None:
-            demo.stop()
+        try:
+            if store is not None:  # None: opening it failed, and that error is the one to show
+                store.close()  # a shared store's connection: closed, not left to exit
+        finally:
+            if demo is not None:
+                demo.stop()
 
 
 def _end_demo_on_signals() -> None:

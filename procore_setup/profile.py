@@ -207,7 +207,7 @@ class Credentials:
         # What the store holds as loaded (the file: its exact bytes), so that a refresh that sent
         # nothing can put it back, and a save can refuse to overwrite a newer one. Store-specific.
         self.revision = revision
-        self.cipher: Any = None  # set by encryption.unlock for an encrypted store
+        self.cipher: Any = None  # set by passphrase.unlock_with for an encrypted store
         self.profiles: dict[str, Profile] = {}
         for name, data in (self.raw.get("profiles") or {}).items():
             self.profiles[name] = Profile(name, dict(data))
@@ -401,7 +401,7 @@ class Credentials:
             hint=f"Point the job at the new store: procore-setup{store_flag(to)} {words}" + env_hint(from_file, to),
         )
 
-    # -- what opening the secrets (encryption.unlock) records ------------------------
+    # -- what opening the secrets (passphrase.unlock_with) records ------------------------
     def keep_unopened(self, name: str, field: str, value: str, why: str) -> None:
         """A stored secret that is no ciphertext of ours: kept exactly as stored, never used."""
         self._left[(name, field)] = (value, why)

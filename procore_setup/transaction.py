@@ -1,6 +1,6 @@
 """Changing a store's document: lock, read again, open the secrets, change, one atomic save.
 
-Above the stores (which only load, lock and save) and beside encryption (which opens the
+Above the stores (which only load, lock and save) and beside `passphrase` (which opens the
 secrets): the commands and the setup flow change documents through here.
 """
 
