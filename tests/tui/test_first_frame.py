@@ -114,3 +114,26 @@ async def test_the_first_question_answers_to_the_keys_and_clicks_an_option_list_
         await settle(pilot)
         assert screen_name(app) == "EnvironmentScreen"
         assert app.kind == "user"
+
+
+async def test_a_screen_is_laid_out_again_when_the_terminal_changes_size(make_app: Any) -> None:
+    """Resizes of the size a screen already has are not laid out again (three arrive at start-up);
+    a real change of size is, both ways, on the screen shown and on the one under it."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        assert screen_name(app) == "KindScreen"
+        width = app.screen.query_one("#kinds").outer_size.width
+        assert width == SIZE[0] - 2  # the body's padding
+        await pilot.resize_terminal(100, 30)
+        await settle(pilot)
+        assert app.screen.query_one("#kinds").outer_size.width == 98
+        assert app.screen.query_one("#titlebar").size.width == 100
+        await answer_kind(pilot)  # Environment on top, the first question under it
+        await pilot.resize_terminal(*SIZE)
+        await settle(pilot)
+        assert app.screen.query_one("#titlebar").size.width == SIZE[0]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert screen_name(app) == "KindScreen"
+        assert app.screen.query_one("#kinds").outer_size.width == width
+        assert app.screen.query_one("#titlebar").size.width == SIZE[0]
