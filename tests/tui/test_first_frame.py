@@ -73,3 +73,67 @@ async def test_the_profiles_list_is_read_after_the_first_frame_and_its_keys_foll
             await pilot.pause()
         assert listing.option_count == 1
         assert "default" in str(app.screen.query_one("#details", Static).render())
+
+
+async def test_the_first_question_answers_to_the_keys_and_clicks_an_option_list_did(make_app: Any) -> None:
+    """The first screen's two choices are a light list now (ChoiceLines, not an OptionList): the
+    same labels, up/down/home/end, Enter and a click still choose."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        assert screen_name(app) == "KindScreen"
+        kinds = app.screen.query_one("#kinds")
+        assert app.focused is kinds
+        rendered = str(kinds.render())
+        assert "A person's login      authorize once in a browser, as yourself" in rendered
+        assert "A service account     client id and secret only, no browser" in rendered
+        assert kinds.highlighted_option.id == "user"
+        await pilot.press("up")  # already at the top: stays
+        assert kinds.highlighted_option.id == "user"
+        await pilot.press("down", "down")  # past the end: stays on the last
+        assert kinds.highlighted_option.id == "service_account"
+        await pilot.press("home")
+        assert kinds.highlighted_option.id == "user"
+        await pilot.press("end")
+        assert kinds.highlighted_option.id == "service_account"
+        await pilot.press("escape")  # Back on the first screen asks; Stay keeps the choice
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert screen_name(app) == "KindScreen"
+        # A click on the second line (below the border) chooses a service account at once.
+        await pilot.click("#kinds", offset=(5, 2))
+        await settle(pilot)
+        assert screen_name(app) == "EnvironmentScreen"
+        assert app.kind == "service_account"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert screen_name(app) == "KindScreen"
+        kinds = app.screen.query_one("#kinds")
+        assert kinds.highlighted_option.id == "service_account"  # as chosen
+        await pilot.click("#kinds", offset=(5, 1))  # the first line: a person's login
+        await settle(pilot)
+        assert screen_name(app) == "EnvironmentScreen"
+        assert app.kind == "user"
+
+
+async def test_a_screen_is_laid_out_again_when_the_terminal_changes_size(make_app: Any) -> None:
+    """Resizes of the size a screen already has are not laid out again (three arrive at start-up);
+    a real change of size is, both ways, on the screen shown and on the one under it."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        assert screen_name(app) == "KindScreen"
+        width = app.screen.query_one("#kinds").outer_size.width
+        assert width == SIZE[0] - 2  # the body's padding
+        await pilot.resize_terminal(100, 30)
+        await settle(pilot)
+        assert app.screen.query_one("#kinds").outer_size.width == 98
+        assert app.screen.query_one("#titlebar").size.width == 100
+        await answer_kind(pilot)  # Environment on top, the first question under it
+        await pilot.resize_terminal(*SIZE)
+        await settle(pilot)
+        assert app.screen.query_one("#titlebar").size.width == SIZE[0]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert screen_name(app) == "KindScreen"
+        assert app.screen.query_one("#kinds").outer_size.width == width
+        assert app.screen.query_one("#titlebar").size.width == SIZE[0]

@@ -9,6 +9,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.geometry import Size
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Static
@@ -106,6 +107,14 @@ class WizardScreen(WorkReporting, Screen[None]):
             return  # already gone (a test, or a person, fast enough to move on before the first frame)
         await self.mount(Footer())
         self.refresh_bindings()  # the footer lists the keys when told they are ready
+
+    def _screen_resized(self, size: Size) -> None:
+        # Textual lays the screen out again for every Resize it gets, even one of the size it has:
+        # at start-up three arrive (the terminal's size twice, as the app re-posts its last one when
+        # idle, and the screen's own once shown), two full layouts of nothing before the first
+        # screen's Ready. A size it was not last laid out at (a real change) is laid out as before.
+        if size != self._compositor.size:
+            super()._screen_resized(size)
 
     def compose_body(self) -> Iterable[Widget]:
         return ()

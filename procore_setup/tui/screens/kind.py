@@ -7,12 +7,11 @@ from typing import Iterable
 from textual import on
 from textual.binding import Binding
 from textual.widget import Widget
-from textual.widgets import OptionList, Static
-from textual.widgets.option_list import Option
+from textual.widgets import Static
 
 from ...profile import SERVICE_ACCOUNT, USER
 from ..screenkit import KIND
-from ..widgets.lists import ContinueList
+from ..widgets.choices import Choice, ChoiceLines
 from .base import WizardScreen
 
 KINDS = (USER, SERVICE_ACCOUNT)
@@ -32,9 +31,6 @@ class KindScreen(WizardScreen):
     """No button row, like step 1: Enter continues, and the footer's keys take clicks too
     (this is the first screen of a first setup, where every millisecond of start-up shows)."""
 
-    DEFAULT_CSS = """
-    #kinds { height: auto; }
-    """
     STEP = KIND
     NUMBER = 0  # before the numbered steps: how many there are depends on the answer
     AUTO_FOCUS = "#kinds"
@@ -42,17 +38,15 @@ class KindScreen(WizardScreen):
 
     def compose_body(self) -> Iterable[Widget]:
         yield Static("How will your scripts sign in to Procore?", classes="question", markup=False)
-        yield ContinueList(*(Option(LABELS[kind], id=kind) for kind in KINDS), id="kinds", classes="gap")
+        yield ChoiceLines(*(Choice(kind, LABELS[kind]) for kind in KINDS), id="kinds", classes="gap",
+                          highlighted=KINDS.index(self.wizard.kind))
         yield Static(DIFFERENCE, id="difference", classes="dim", markup=False)
 
-    def on_mount(self) -> None:
-        self.query_one("#kinds", OptionList).highlighted = KINDS.index(self.wizard.kind)
-
     def _chosen(self) -> str:
-        option = self.query_one("#kinds", OptionList).highlighted_option
+        option = self.query_one("#kinds", ChoiceLines).highlighted_option
         return option.id if option is not None and option.id in KINDS else USER
 
-    @on(OptionList.OptionSelected, "#kinds")
+    @on(ChoiceLines.Selected, "#kinds")
     def _selected_by_enter(self) -> None:
         self.action_next()
 

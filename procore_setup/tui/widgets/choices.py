@@ -1,0 +1,123 @@
+"""A short fixed list of choices drawn as plain lines: the first screen's answer, lighter than an OptionList.
+
+Textual's OptionList is a scroll view with a line cache, per-option visuals and a second layout
+pass once it has measured its lines (its virtual size changes in its first render); for two
+choices known in advance that was a fifth of the first screen's work before its first frame
+(docs/performance.md). This widget is one render of a few lines, with the same keys (up, down,
+home, end, Enter), a click that chooses, and the same look.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple, Sequence
+
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
+
+
+class Choice(NamedTuple):
+    """One line of the list: its id (the answer) and its label (the program's own text)."""
+
+    id: str
+    prompt: str
+
+
+class ChoiceLines(Widget, can_focus=True):
+    """A list of a few choices that all fit on the screen; Enter (or a click) chooses the highlighted one."""
+
+    DEFAULT_CSS = """
+    ChoiceLines {
+        height: auto;
+        background: $surface;
+        & > .choices--highlighted {
+            color: $foreground;
+            background: $block-cursor-blurred-background;
+        }
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .choices--highlighted {
+                color: $block-cursor-foreground;
+                background: $block-cursor-background;
+                text-style: $block-cursor-text-style;
+            }
+        }
+    }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"choices--highlighted"}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select", "Continue"),
+        Binding("down", "move(1)", "Down", show=False),
+        Binding("up", "move(-1)", "Up", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+    ]
+
+    highlighted: reactive[int] = reactive(0)
+
+    class Selected(Message):
+        """A choice was made (Enter, or a click on it)."""
+
+        def __init__(self, choices: ChoiceLines, choice: Choice) -> None:
+            super().__init__()
+            self.choices = choices
+            self.choice = choice
+
+        @property
+        def control(self) -> ChoiceLines:
+            return self.choices
+
+    def __init__(self, *choices: Choice, highlighted: int = 0, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.choices: Sequence[Choice] = choices
+        self.set_reactive(ChoiceLines.highlighted, self._clamp(highlighted))
+
+    def _clamp(self, index: int) -> int:
+        return max(0, min(index, len(self.choices) - 1))
+
+    @property
+    def highlighted_option(self) -> Choice | None:
+        """The highlighted choice (OptionList's name for it, so callers read both alike)."""
+        return self.choices[self.highlighted] if self.choices else None
+
+    @property
+    def option_count(self) -> int:
+        return len(self.choices)
+
+    def validate_highlighted(self, index: int) -> int:
+        return self._clamp(index)
+
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:
+        return len(self.choices)
+
+    def render(self) -> Content:
+        width = self.content_size.width
+        style = self.get_visual_style("choices--highlighted")
+        lines = []
+        for index, choice in enumerate(self.choices):
+            line = Content(choice.prompt.ljust(width))
+            lines.append(line.stylize(style) if index == self.highlighted else line)
+        return Content("\n").join(lines)
+
+    def action_move(self, step: int) -> None:
+        self.highlighted = self._clamp(self.highlighted + step)
+
+    def action_jump(self, index: int) -> None:
+        self.highlighted = len(self.choices) - 1 if index < 0 else index
+
+    def action_select(self) -> None:
+        choice = self.highlighted_option
+        if choice is not None:
+            self.post_message(self.Selected(self, choice))
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or not 0 <= offset.y < len(self.choices):
+            return
+        event.stop()
+        self.highlighted = offset.y
+        self.action_select()
