@@ -7,7 +7,7 @@ library only: the headless fast path reads these too.
 from __future__ import annotations
 
 import os
-from typing import Mapping, NamedTuple
+from typing import Mapping
 
 from .errors import UsageError, env_seconds
 
@@ -28,7 +28,7 @@ def profile(given: str | None, environ: Mapping[str, str] | None = None) -> str 
     return given or env.get(PROFILE_ENV) or None
 
 
-class Unlock(NamedTuple):
+class Unlock:
     """How this run opens an encrypted store's secrets: one value, made once by the edge (the CLI
     from its arguments, the wizard, the library from its caller's) and handed down to whatever
     opens them (`passphrase.open_secrets`). It belongs to the run, not to the store.
@@ -36,14 +36,31 @@ class Unlock(NamedTuple):
     The passphrase comes from the first source that answers: $PROCORE_SETUP_PASSPHRASE, then
     `command` (this run's passphrase command), then the one stored in the document, the OS
     keyring, and a hidden prompt when `interactive` (stdin is a terminal).
+
+    Frozen. A plain class with slots, not a NamedTuple: `token` imports this module, and making
+    a NamedTuple class costs it about a quarter of a millisecond.
     """
 
-    command: str | None = None
-    interactive: bool = False
+    __slots__ = ("command", "interactive")
+    command: str | None
+    interactive: bool
+
+    def __init__(self, command: str | None = None, interactive: bool = False) -> None:
+        object.__setattr__(self, "command", command)
+        object.__setattr__(self, "interactive", interactive)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("an Unlock is not changed: make another")
 
     def unattended(self) -> Unlock:
         """The same sources without the prompt (under a lock, no person may be waited for)."""
-        return self._replace(interactive=False)
+        return Unlock(self.command, False)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Unlock) and (self.command, self.interactive) == (other.command, other.interactive)
+
+    def __hash__(self) -> int:
+        return hash((self.command, self.interactive))
 
     def __repr__(self) -> str:
         # A passphrase command's arguments may hold anything (`echo hunter2`): never shown.

@@ -187,4 +187,6 @@ def test_the_runs_unlock_never_shows_its_command() -> None:
     unlock = settings.unlock_from("echo hunter2", interactive=True)
     assert unlock.command == "echo hunter2" and unlock.interactive
     assert "hunter2" not in repr(unlock) and "hunter2" not in str(unlock)
-    assert not unlock.unattended().interactive and unlock.unattended().command == "echo hunter2"
+    assert unlock.unattended() == settings.Unlock("echo hunter2") != unlock
+    with pytest.raises(AttributeError):
+        unlock.command = "something else"

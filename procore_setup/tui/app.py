@@ -128,7 +128,7 @@ class ProcoreSetupApp(App[int]):
                  unlock: settings.Unlock | None = None) -> None:
         super().__init__()
         # Never a prompt on the terminal under the screen: the Unlock dialog asks instead.
-        self.unlock = (unlock or settings.unlock_from(None)).unattended()
+        self.unlock = (unlock if unlock is not None else settings.unlock_from(None)).unattended()
         if store is None:
             from ..stores import open_store
 
