@@ -22,6 +22,7 @@ import sys
 from typing import IO, Any, Iterable, Iterator
 
 from .errors import EXIT_OK, ProcoreSetupError, UsageError
+from .settings import Unlock
 
 DESCRIPTION = """\
 Call Procore's REST API with the profile's token. PATH is relative to the profile's API URL
@@ -299,12 +300,14 @@ def run_demo(args: argparse.Namespace) -> int:
         flow.save()
         print(f"procore-setup: demo: a fake Procore at {demo.url} (250 projects); nothing real is touched.",
               file=sys.stderr)
-        return run_api(args, store, "demo")
+        return run_api(args, store, Unlock(), "demo")  # the demo's own plain file: no passphrase
 
 
-def run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
+def run_api(args: argparse.Namespace, store: Any, unlock: Unlock, profile: str | None) -> int:
+    """`api`: one call (or every page of a list) to the profile's Procore API, printed. `unlock`:
+    this run's passphrase sources, for an encrypted store."""
     try:
-        return _run_api(args, store, profile)
+        return _run_api(args, store, unlock, profile)
     except BrokenPipeError:
         # The reader stopped reading (`| head`): not a failure of the call. Quiet the interpreter's
         # own flush of stdout at exit, which would complain about the same pipe.
@@ -316,7 +319,7 @@ def run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
         return EXIT_OK
 
 
-def _run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
+def _run_api(args: argparse.Namespace, store: Any, unlock: Unlock, profile: str | None) -> int:
     import httpx
 
     from .client import ProcoreClient, api_error, body_error, protocol_error, read_capped
@@ -350,9 +353,10 @@ def _run_api(args: argparse.Namespace, store: Any, profile: str | None) -> int:
     # run), rather than failing later inside a request that cannot prompt.
     from .passphrase import open_secrets
 
-    open_secrets(store, store.load(), interactive=_stdin_is_tty())
+    open_secrets(store.load(), unlock)
     out = Output(sys.stdout.buffer, _stdout_is_tty())
-    with ProcoreClient(profile, store=store, max_wait=args.max_wait) as client:
+    # The client's refreshes get the same command ("": none, and the environment is read once, above)
+    with ProcoreClient(profile, store=store, max_wait=args.max_wait, passphrase_command=unlock.command or "") as client:
         target = _path(args.path, client.api_url)
         if args.paginate:
             return _paginate(client, target, params, headers, args, out)
@@ -430,13 +434,6 @@ def _write_items(items: Iterator[Any], out: Output, ndjson: bool) -> None:
         stream.write(b"[]\n")
     else:
         stream.write(b"\n]\n" if out.tty else b"]\n")
-
-
-def _stdin_is_tty() -> bool:
-    try:
-        return sys.stdin is not None and os.isatty(sys.stdin.fileno())
-    except (ValueError, OSError, AttributeError):
-        return False
 
 
 def _stdout_is_tty() -> bool:

@@ -36,14 +36,17 @@ class ProcoreAuth(httpx.Auth):
                  store: str | Store | None = None) -> None:
         """`store`: a shared store's URL (postgresql://, redis://) or a file's path (or a store already
         opened); else `config`, else $PROCORE_SETUP_STORE / $PROCORE_SETUP_CONFIG, else the user's
-        credentials file."""
+        credentials file. `passphrase_command`: for an encrypted store, tried after
+        $PROCORE_SETUP_PASSPHRASE and before the store's own (default:
+        $PROCORE_SETUP_PASSPHRASE_COMMAND; "" for none)."""
         from . import settings
 
+        self.unlock = settings.unlock_from(passphrase_command)  # never a prompt: a script has no person
         if store is not None and not isinstance(store, (str, os.PathLike)):
             self.store: Store = store  # opened by the caller (the CLI), with its password and settings
             self._owns_store = False  # the caller's to close
         else:
-            self.store = open_store(config, store=store, passphrase_command=passphrase_command)
+            self.store = open_store(config, store=store)
             self._owns_store = True
         try:
             self.profile = settings.profile(profile)
@@ -77,7 +80,7 @@ class ProcoreAuth(httpx.Auth):
 
     def _fresh(self, reject: str | None = None) -> tuple[str, int | None]:
         result = ensure_fresh(self.store, self.profile, min_valid=self.min_valid, reject=reject, fallback_valid=30,
-                              http_timeout=self.http_timeout)
+                              http_timeout=self.http_timeout, unlock=self.unlock)
         return result.access_token, result.profile.company_id
 
     def _prepare(self, request: httpx.Request, token: str, company_id: int | None) -> None:

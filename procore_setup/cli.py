@@ -75,12 +75,19 @@ def _profile(args: argparse.Namespace) -> str | None:
 _opened: list[Any] = []  # the stores this run opened: main() closes them when the command ends
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _open(args: argparse.Namespace) -> tuple[Any, settings.Unlock]:
+    """The store this run works on, and this run's passphrase sources (--passphrase-command, else
+    $PROCORE_SETUP_PASSPHRASE_COMMAND; a prompt when stdin is a terminal), both read here, once."""
     from .stores import open_store
 
-    store = open_store(_opt(args, "config"), store=_opt(args, "store"), passphrase_command=_opt(args, "passphrase_command"))
+    unlock = _unlock(args)
+    store = open_store(_opt(args, "config"), store=_opt(args, "store"))
     _opened.append(store)
-    return store
+    return store, unlock
+
+
+def _unlock(args: argparse.Namespace) -> settings.Unlock:
+    return settings.unlock_from(_opt(args, "passphrase_command"), interactive=_interactive())
 
 
 def _close_stores() -> None:
@@ -112,7 +119,8 @@ TOKEN_FALLBACK_VALID = 60  # `token` hands out the old token if it still has a m
 def cmd_token(args: argparse.Namespace) -> int:
     from .refresh import ensure_fresh
 
-    result = ensure_fresh(_store(args), _profile(args), min_valid=args.min_valid, interactive=_interactive(),
+    store, unlock = _open(args)
+    result = ensure_fresh(store, _profile(args), min_valid=args.min_valid, unlock=unlock,
                           http_timeout=settings.http_timeout(),
                           fallback_valid=TOKEN_FALLBACK_VALID)
     if result.warning:
@@ -135,7 +143,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     from .checks import shown
     from .refresh import ensure_fresh
 
-    store = _store(args)
+    store, unlock = _open(args)
     if args.all:
         if _opt(args, "profile"):
             raise UsageError("Give either --profile or --all, not both.")
@@ -156,7 +164,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         # a refused grant) is reported, and the others are still refreshed.
         label = f"profile {shown(name, 64)}: " if name else ""
         try:
-            res = ensure_fresh(store, name, min_valid=args.min_valid, force=args.force, interactive=_interactive(),
+            res = ensure_fresh(store, name, min_valid=args.min_valid, force=args.force, unlock=unlock,
                                http_timeout=settings.http_timeout())
         except ProcoreSetupError as exc:
             worst = max(worst, exc.exit_code)
@@ -191,9 +199,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .status import run_status
 
-    return run_status(_store(args), _profile(args), as_json=args.json, online=args.online,
-                      http_timeout=settings.http_timeout(),
-                      interactive=_interactive())
+    store, unlock = _open(args)
+    return run_status(store, _profile(args), as_json=args.json, online=args.online,
+                      http_timeout=settings.http_timeout(), unlock=unlock)
 
 
 def cmd_login(args: argparse.Namespace) -> int:
@@ -228,10 +236,10 @@ def _wizard(args: argparse.Namespace, *, reauthorize: bool, service_account: boo
 def cmd_revoke(args: argparse.Namespace) -> int:
     from .hints import reauth_command
 
-    store = _store(args)
+    store, unlock = _open(args)
     from .transaction import transaction
 
-    with transaction(store, interactive=_interactive()) as doc:
+    with transaction(store, unlock=unlock) as doc:
         prof = doc.get(_profile(args))
         if not prof.access_token and not prof.refresh_token:
             print(f"{prof.name}: no tokens stored; nothing to revoke.")
@@ -258,14 +266,15 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 def cmd_encrypt(args: argparse.Namespace) -> int:
     from .encryption import run_encrypt
 
-    return _report(run_encrypt(_store(args), passphrase_command=_opt(args, "passphrase_command"),
+    # --passphrase-command here is the command to store: the variable is not read for it
+    return _report(run_encrypt(_open(args)[0], passphrase_command=_opt(args, "passphrase_command"),
                                interactive=_interactive(), keyring=args.keyring))
 
 
 def cmd_passphrase(args: argparse.Namespace) -> int:
     from .encryption import run_change_passphrase
 
-    return _report(run_change_passphrase(_store(args), passphrase_command=_opt(args, "passphrase_command"),
+    return _report(run_change_passphrase(_open(args)[0], passphrase_command=_opt(args, "passphrase_command"),
                                          new_passphrase_command=args.new_passphrase_command,
                                          interactive=_interactive()))
 
@@ -273,15 +282,14 @@ def cmd_passphrase(args: argparse.Namespace) -> int:
 def cmd_decrypt(args: argparse.Namespace) -> int:
     from .encryption import run_decrypt
 
-    return _report(run_decrypt(_store(args), passphrase_command=_opt(args, "passphrase_command"),
-                               interactive=_interactive()))
+    return _report(run_decrypt(*_open(args)))
 
 
 def cmd_store(args: argparse.Namespace) -> int:
     if args.action == "init":
         from .storeinit import run_init
 
-        return _report(run_init(_store(args), print_sql=args.print_sql))
+        return _report(run_init(_open(args)[0], print_sql=args.print_sql))
     from .movestore import run_move
 
     if not args.to:
@@ -290,10 +298,12 @@ def cmd_store(args: argparse.Namespace) -> int:
         raise UsageError("Give either --profile or --all, not both.")
     from .stores import open_store
 
-    destination = open_store(store=args.to, passphrase_command=_opt(args, "passphrase_command"))
+    unlock = _unlock(args)  # one run, one set of passphrase sources: for both stores
+    destination = open_store(store=args.to)
     _opened.append(destination)
-    return _report(run_move(_store(args), destination, None if args.all else _profile(args),
-                            interactive=_interactive(), http_timeout=settings.http_timeout()))
+    source, _ = _open(args)
+    return _report(run_move(source, destination, None if args.all else _profile(args),
+                            unlock=unlock, http_timeout=settings.http_timeout()))
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -301,7 +311,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     if _opt(args, "demo"):
         return run_demo(args)
-    return run_api(args, _store(args), _profile(args))
+    return run_api(args, *_open(args), _profile(args))
 
 
 def _report(outcome: Any) -> int:

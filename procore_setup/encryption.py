@@ -34,6 +34,7 @@ from .stores.base import readable_by
 
 if TYPE_CHECKING:
     from .profile import Credentials
+    from .settings import Unlock
     from .stores.base import Store
 
 
@@ -285,15 +286,16 @@ def _new_passphrase(path: str, command: str | None, *, interactive: bool) -> _So
     )
 
 
-def run_decrypt(store: Store, *, passphrase_command: str | None = None, interactive: bool = False) -> Outcome:
-    """`procore-setup decrypt`: store the secrets unencrypted again, atomically, under the lock."""
+def run_decrypt(store: Store, unlock: Unlock) -> Outcome:
+    """`procore-setup decrypt`: store the secrets unencrypted again, atomically, under the lock.
+    `unlock`: this run's passphrase sources."""
     out = Outcome()
     where = store.address.describe()
     with transaction(store, secrets=False) as doc:
         if not doc.encrypted:
             out.say(f"{where}: the secrets are not encrypted; nothing to do.")
             return out
-        open_secrets(store, doc, interactive=interactive, passphrase_command=passphrase_command, strict=True)
+        open_secrets(doc, unlock, strict=True)
         doc.check_seals()  # a plain store has no seals: it must not take in someone else's change unseen
         table = doc.raw.pop("encryption", None)
         doc.cipher = None

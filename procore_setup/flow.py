@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from . import environments
 from .hints import reauth_command, shell_quote
 from .profile import SERVICE_ACCOUNT, USER, Credentials, Profile
+from .settings import UNATTENDED, Unlock
 
 if TYPE_CHECKING:
     from .stores.base import Store
@@ -177,13 +178,13 @@ class SetupFlow:
     """State of one setup (or re-authorization) of one profile, and its steps."""
 
     def __init__(self, store: Store, profile: str = "default", *, clock: Callable[[], float] = time.time,
-                 client_factory: Callable[..., Any] | None = None, interactive: bool = False,
+                 client_factory: Callable[..., Any] | None = None, unlock: Unlock = UNATTENDED,
                  http_timeout: float | None = None) -> None:
         self.store = store
         self.profile_name = validate_profile_name(profile)
         self.clock = clock
         self.client_factory = client_factory
-        self.interactive = interactive
+        self.unlock = unlock  # this run's passphrase sources, for an encrypted store
         self.http_timeout = http_timeout
         self.environment = "production"
         self.login_url = environments.get("production").login_url
@@ -223,7 +224,7 @@ class SetupFlow:
         if doc.encrypted:
             from .passphrase import open_secrets
 
-            open_secrets(self.store, doc, interactive=self.interactive)
+            open_secrets(doc, self.unlock)
         prof = doc.profiles.get(self.profile_name)
         if prof is not None and doc.seal_problem(prof.name) is not None:
             # Changed by someone without the passphrase (its seal does not hold): nothing of it is
@@ -451,7 +452,7 @@ class SetupFlow:
         from .refresh import apply_tokens
         from .transaction import transaction
 
-        with transaction(self.store, create=True, interactive=self.interactive) as doc:
+        with transaction(self.store, create=True, unlock=self.unlock) as doc:
             prof = doc.profiles.get(self.profile_name)
             if prof is None:  # a new profile (or one removed meanwhile): everything goes in
                 prof, tokens = doc.add(Profile(self.profile_name)), True

@@ -29,6 +29,7 @@ from .passphrase import open_secrets
 from .errors import NotConfigured, ProcoreSetupError, TemporaryFailure, UsageError
 from .hints import shell_quote, store_flag
 from .profile import Credentials, Profile, env_hint
+from .settings import UNATTENDED, Unlock
 
 if TYPE_CHECKING:
     from .stores.base import ManagedStore, Store
@@ -36,10 +37,11 @@ if TYPE_CHECKING:
 MOVING_FROM = "moving_from"
 
 
-def run_move(source: ManagedStore, destination: ManagedStore, name: str | None, *, interactive: bool = False,
+def run_move(source: ManagedStore, destination: ManagedStore, name: str | None, *, unlock: Unlock = UNATTENDED,
              http_timeout: float | None = None) -> Outcome:
     """Move profile `name` (None: every profile) from `source` to `destination`.
 
+    `unlock`: this run's passphrase sources, for the secrets of both stores.
     `http_timeout`: this run's $PROCORE_SETUP_HTTP_TIMEOUT, for how long a refresh in flight on
     the source may still be running (see _check_not_in_flight)."""
     src_where, dst_where = source.address.locator()[1], destination.address.locator()[1]
@@ -51,14 +53,14 @@ def run_move(source: ManagedStore, destination: ManagedStore, name: str | None, 
     out = Outcome()
     # The passphrase first, outside the locks: a prompt must not hold both stores' locks while a
     # person types (every job on both stores would wait). The keys are cached for the re-read below.
-    open_secrets(source, source.load(), interactive=interactive)
-    open_secrets(destination, destination.load_or_new(), interactive=interactive)
+    open_secrets(source.load(), unlock)
+    open_secrets(destination.load_or_new(), unlock)
     first, second = sorted((source, destination), key=lambda s: s.address.locator()[1])
     with first.lock(), second.lock():
         src = source.load()
-        open_secrets(source, src)  # the cached key (or the environment's): never a prompt under the locks
+        open_secrets(src, unlock.unattended())  # the cached key (or the environment's): never a prompt under the locks
         dst = destination.load_or_new()
-        open_secrets(destination, dst)
+        open_secrets(dst, unlock.unattended())
         names = _names(src, dst, name, src_where)
         unfinished = [n for n in names if n in src.moved]  # step 2 done, step 3 not: finish it
         fresh = [n for n in names if n not in src.moved]

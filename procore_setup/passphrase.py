@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import subprocess
 
     from .profile import Credentials
-    from .stores.base import Store
+    from .settings import Unlock
 
 ENV_PASSPHRASE = "PROCORE_SETUP_PASSPHRASE"
 ENV_NEW_PASSPHRASE = "PROCORE_SETUP_NEW_PASSPHRASE"  # for `procore-setup passphrase`, unattended
@@ -485,12 +485,11 @@ def unlock_with(doc: Credentials, cipher: Cipher, *, strict: bool = False) -> No
             doc.check(doc.profiles[name])
 
 
-def open_secrets(store: Store, doc: Credentials, *, interactive: bool = False,
-                 passphrase_command: str | None = None, strict: bool = False) -> None:
+def open_secrets(doc: Credentials, unlock: Unlock, *, strict: bool = False) -> None:
     """Get the cipher of an encrypted document from the first passphrase source that answers
-    (`passphrase_command`, else this run's, else the store's own), then `unlock_with` it. No-op for a
-    plain document, or one opened already."""
+    (this run's `unlock`: see settings.Unlock), then `unlock_with` it. No-op for a plain
+    document, or one opened already."""
     if not doc.encrypted or doc.cipher is not None:
         return
-    cipher = cipher_for(doc, interactive=interactive, passphrase_command=passphrase_command or store.passphrase_command)
+    cipher = cipher_for(doc, interactive=unlock.interactive, passphrase_command=unlock.command)
     unlock_with(doc, cipher, strict=strict)

@@ -79,6 +79,8 @@ def _say(text: str = "") -> None:
 
 def run_plain(args: argparse.Namespace) -> int:
     interactive = sys.stdin is not None and sys.stdin.isatty()
+    # this run's passphrase sources (--passphrase-command, else the variable), read once, here
+    unlock = settings.unlock_from(getattr(args, "passphrase_command", None), interactive=interactive)
     demo = None
     config = getattr(args, "config", None)
     store_url = getattr(args, "store", None)
@@ -100,11 +102,11 @@ def run_plain(args: argparse.Namespace) -> int:
         _say(f"Throwaway credentials file: {config}")
     store: Any = None
     try:
-        store = open_store(config, store=store_url, passphrase_command=getattr(args, "passphrase_command", None))
+        store = open_store(config, store=store_url)
         secret = demo_secret if demo is not None else None
         if getattr(args, "service_account", False):
-            return _run_service_account(args, store, interactive, demo_secret=secret)
-        return _run(args, store, interactive, demo_secret=secret, demo=demo is not None)
+            return _run_service_account(args, store, interactive, unlock, demo_secret=secret)
+        return _run(args, store, interactive, unlock, demo_secret=secret, demo=demo is not None)
     finally:
         try:
             if store is not None:  # None: opening it failed, and that error is the one to show
@@ -126,20 +128,21 @@ def _end_demo_on_signals() -> None:
         signal.signal(sig, ended)
 
 
-def _start(args: argparse.Namespace, store: Store, interactive: bool) -> tuple[Prompter, SetupFlow, Any]:
+def _start(args: argparse.Namespace, store: Store, interactive: bool,
+           unlock: settings.Unlock) -> tuple[Prompter, SetupFlow, Any]:
     """The prompter, the flow of the profile asked for, and that profile as stored (or None)."""
     ask = Prompter(interactive, _say)
     profile = settings.profile(getattr(args, "profile", None)) or "default"
-    flow = SetupFlow(store, profile, interactive=interactive, http_timeout=settings.http_timeout())
+    flow = SetupFlow(store, profile, unlock=unlock, http_timeout=settings.http_timeout())
     existing = flow.load_existing()
     if existing is not None:
         _say(f"Profile {flow.profile_name!r} exists in {store.address.describe()}: its settings are the defaults below.")
     return ask, flow, existing
 
 
-def _run(args: argparse.Namespace, store: Store, interactive: bool, *, demo_secret: str | None = None,
-         demo: bool = False) -> int:
-    ask, flow, _existing = _start(args, store, interactive)
+def _run(args: argparse.Namespace, store: Store, interactive: bool, unlock: settings.Unlock, *,
+         demo_secret: str | None = None, demo: bool = False) -> int:
+    ask, flow, _existing = _start(args, store, interactive, unlock)
     _ask_environment(flow, args, ask, interactive)
     _ask_client(flow, args, ask, interactive, demo_secret)
     _authorize_and_exchange(flow, args, ask, interactive, demo=demo)
@@ -330,7 +333,7 @@ def _choose_company(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, *,
 
 # -- a service account: client credentials, no browser, no code ------------------------------
 
-def _run_service_account(args: argparse.Namespace, store: Store, interactive: bool, *,
+def _run_service_account(args: argparse.Namespace, store: Store, interactive: bool, unlock: settings.Unlock, *,
                          demo_secret: str | None = None) -> int:
     """`login --plain --service-account`: request a token with the client credentials, save it
     at once, verify it, choose the company, save. Again on the same profile: the secret is
@@ -340,7 +343,7 @@ def _run_service_account(args: argparse.Namespace, store: Store, interactive: bo
     if args.code or args.redirect_uri:
         raise UsageError("--code and --redirect-uri go with a person's login, not --service-account.",
                          hint="A service account signs in with its client id and secret only.")
-    ask, flow, existing = _start(args, store, interactive)
+    ask, flow, existing = _start(args, store, interactive, unlock)
     if existing is not None and existing.kind != SERVICE_ACCOUNT:
         _say("It is a person's login now; it becomes a service account.")
     if args.company_id is not None:

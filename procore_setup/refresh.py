@@ -32,6 +32,7 @@ from .errors import (
 )
 from .hints import reauth_command
 from .profile import Credentials, Profile, login_command, utcnow
+from .settings import UNATTENDED, Unlock
 
 if TYPE_CHECKING:
     from .oauth import OAuthClient, TokenSet
@@ -170,7 +171,7 @@ def _check_service_account(doc: Credentials, profile: Profile) -> None:
 
 def ensure_fresh(store: Store, name: str | None = None, *, min_valid: float = DEFAULT_TOKEN_MIN_VALID,
                  force: bool = False, reject: str | None = None, lock_timeout: float | None = None,
-                 interactive: bool = False, client_factory: Any = None,
+                 unlock: Unlock = UNATTENDED, client_factory: Any = None,
                  fallback_valid: float | None = None, http_timeout: float | None = None) -> RefreshResult:
     """Return the profile with a token valid for more than `min_valid` seconds, refreshing if needed.
 
@@ -179,18 +180,19 @@ def ensure_fresh(store: Store, name: str | None = None, *, min_valid: float = DE
     `fallback_valid`: when the refresh certainly did nothing at Procore (no connection, rate
     limit) and the stored token is still valid for more than this many seconds, return
     it with a `warning` instead of failing: a script can go on with a token that works.
+    `unlock`: this run's passphrase sources, for an encrypted store (made by the edge).
     """
     doc = store.load()
     profile = doc.get(name)
     # Decrypt (derive the key) before taking the lock: scrypt costs a tenth of a second, and the
     # key is reused for the re-read below, so waiting processes don't pay it while holding the lock.
-    _open(store, doc, interactive)
+    _open(doc, unlock)
     if not _needs_refresh(profile, min_valid, force, reject):
         return RefreshResult(profile, False, store.address.describe())
 
     with store.lock(lock_timeout):
         doc = store.load()  # read again: another process may have refreshed meanwhile
-        _open(store, doc, interactive)
+        _open(doc, unlock)
         profile = doc.get(profile.name)
         if not _needs_refresh(profile, min_valid, force, reject):
             return RefreshResult(profile, False, store.address.describe())
@@ -202,7 +204,7 @@ def ensure_fresh(store: Store, name: str | None = None, *, min_valid: float = DE
         try:
             if profile.is_service_account:
                 return _request_locked(store, doc, profile, factory)
-            return _refresh_locked(store, doc, profile, factory, http_timeout)
+            return _refresh_locked(store, doc, profile, factory, http_timeout, unlock.unattended())
         except TemporaryFailure as exc:
             # A refresh answered by anything but NotSent may have used the refresh token. A service
             # account's request spends nothing: whatever went wrong, the stored token is as good as it was.
@@ -245,7 +247,7 @@ def _request_locked(store: Store, doc: Credentials, profile: Profile, client_fac
 
 
 def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_factory: Any,
-                    http_timeout: float | None = None) -> RefreshResult:
+                    http_timeout: float | None, unlock: Unlock) -> RefreshResult:
     interrupted_at = profile.refresh_started_at
     before = doc.revision
     # Built first: importing httpx takes a good part of a second on a busy machine, and a
@@ -275,9 +277,10 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
             "login is needed: " + reauth_command(doc.store, profile.name),
         ) from None
     except ReauthRequired as exc:
-        newer = _refreshed_elsewhere(store, profile, sent=profile.refresh_token)
+        newer = _refreshed_elsewhere(store, profile, sent=profile.refresh_token, unlock=unlock)
         if newer is None and interrupted_at is not None and store.locks_can_be_lost:
-            newer = _await_refresh_in_flight(store, profile, profile.refresh_token, interrupted_at, http_timeout)
+            newer = _await_refresh_in_flight(store, profile, profile.refresh_token, interrupted_at, http_timeout,
+                                             unlock)
         if newer is not None:
             return RefreshResult(newer, False, store.address.describe(), save_warning=(
                 "Procore refused the stored refresh token: another process refreshed this profile at the same "
@@ -302,7 +305,7 @@ SAVE_RETRY_DELAYS = (0.2, 0.5, 1.0)
 
 
 def _await_refresh_in_flight(store: Store, profile: Profile, sent: str | None, started: datetime,
-                             http_timeout: float | None) -> Profile | None:
+                             http_timeout: float | None, unlock: Unlock) -> Profile | None:
     """On a shared store, the in-flight mark this run found may belong to a holder that is alive and
     only lost its lock (a dropped lock connection, a lease that ran out): Procore refused the stored
     token because that holder's request used it, and its answer may still land in the store. Wait
@@ -325,21 +328,21 @@ def _await_refresh_in_flight(store: Store, profile: Profile, sent: str | None, s
     end = time.monotonic() + left
     while time.monotonic() < end:
         time.sleep(0.25)
-        newer = _refreshed_elsewhere(store, profile, sent=sent)
+        newer = _refreshed_elsewhere(store, profile, sent=sent, unlock=unlock)
         if newer is not None:
             return newer
     return None
 
 
-def _open(store: Store, doc: Credentials, interactive: bool) -> None:
+def _open(doc: Credentials, unlock: Unlock) -> None:
     """Open an encrypted document's secrets (encryption is imported only for one)."""
     if doc.encrypted:
         from .passphrase import open_secrets
 
-        open_secrets(store, doc, interactive=interactive)
+        open_secrets(doc, unlock)
 
 
-def _refreshed_elsewhere(store: Store, profile: Profile, *, sent: str | None) -> Profile | None:
+def _refreshed_elsewhere(store: Store, profile: Profile, *, sent: str | None, unlock: Unlock) -> Profile | None:
     """After Procore refused the refresh token this run sent: the profile as the store holds it
     now, if another process has saved a newer pair meanwhile (a shared store's holder that lost
     its lock to a dropped connection: the next holder refreshed first), else None.
@@ -349,7 +352,7 @@ def _refreshed_elsewhere(store: Store, profile: Profile, *, sent: str | None) ->
     """
     try:
         doc = store.load()
-        _open(store, doc, False)
+        _open(doc, unlock.unattended())
         now = doc.get(profile.name)
     except Exception:  # noqa: BLE001 - the refusal stands; it is recorded by the caller
         return None
@@ -484,9 +487,10 @@ def get_token(profile: str | None = None, *, config: str | os.PathLike[str] | No
 
     from . import settings
 
-    opened = open_store(config, store=store, passphrase_command=passphrase_command)
+    unlock = settings.unlock_from(passphrase_command)
+    opened = open_store(config, store=store)
     try:
         return ensure_fresh(opened, settings.profile(profile), min_valid=min_valid, force=force,
-                            http_timeout=settings.http_timeout()).access_token
+                            http_timeout=settings.http_timeout(), unlock=unlock).access_token
     finally:
         opened.close()  # a shared store's connection: not left for the garbage collector

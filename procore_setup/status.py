@@ -11,6 +11,7 @@ from .stores.base import access_note, file_mode, readable_by
 from .text import time_left
 
 if TYPE_CHECKING:
+    from .settings import Unlock
     from .stores.base import Store
 from .errors import EXIT_NOT_CONFIGURED, EXIT_OK, EXIT_REAUTH, EXIT_TEMPORARY, ProcoreSetupError
 
@@ -95,7 +96,7 @@ def profile_info(doc: Credentials, prof: Profile) -> dict[str, Any]:
     }
 
 
-def _online(store: Store, doc: Credentials, prof: Profile, info: dict[str, Any], interactive: bool,
+def _online(doc: Credentials, prof: Profile, info: dict[str, Any], unlock: Unlock,
             http_timeout: float | None) -> None:
     if not prof.access_token:
         info["online"] = {"ok": False, "error": "no access token stored"}
@@ -106,7 +107,7 @@ def _online(store: Store, doc: Credentials, prof: Profile, info: dict[str, Any],
     try:
         from .passphrase import open_secrets
 
-        open_secrets(store, doc, interactive=interactive)
+        open_secrets(doc, unlock)
         changed = doc.seal_problem(prof.name)  # changed without the passphrase: its token goes nowhere
         if changed is not None:
             raise changed
@@ -125,14 +126,14 @@ def _online(store: Store, doc: Credentials, prof: Profile, info: dict[str, Any],
         info["online"] = {"ok": False, "error": exc.message}
 
 
-def run_status(store: Store, name: str | None, *, as_json: bool, online: bool, interactive: bool,
+def run_status(store: Store, name: str | None, *, as_json: bool, online: bool, unlock: Unlock,
                http_timeout: float | None = None) -> int:
     doc = store.load()
     profs = [doc.get(name)] if name or len(doc.profiles) == 1 else list(doc.profiles.values())
     infos = [profile_info(doc, p) for p in profs]
     if online:
         for p, info in zip(profs, infos):
-            _online(store, doc, p, info, interactive, http_timeout)
+            _online(doc, p, info, unlock, http_timeout)
     # A profile that cannot get a token without a person (refused, revoked, never logged in): exit 4,
     # as documented; a file without profiles is not configured (exit 3).
     code = EXIT_REAUTH if any(needs_login(p) for p in profs) else EXIT_OK

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Iterator
 
+from .settings import UNATTENDED, Unlock
+
 if TYPE_CHECKING:
     from .profile import Credentials
     from .stores.base import Store
@@ -16,12 +18,12 @@ if TYPE_CHECKING:
 
 @contextlib.contextmanager
 def transaction(store: Store, *, timeout: float | None = None, create: bool = False, secrets: bool = True,
-                interactive: bool = False) -> Iterator[Credentials]:
+                unlock: Unlock = UNATTENDED) -> Iterator[Credentials]:
     """Lock, read again, let the caller change the document, then save it atomically.
 
     Nothing is written if the block raises. `create`: an empty document when the store holds none
     yet (else NotConfigured, before the lock would create a directory or a lock file). `secrets`:
-    open an encrypted document's secrets first (the passphrase sources, `interactive` for a prompt).
+    open an encrypted document's secrets first, from this run's passphrase sources (`unlock`).
     """
     if not create and not store.exists():
         store.load()  # raises NotConfigured before the lock would create the directory and lock file
@@ -30,6 +32,6 @@ def transaction(store: Store, *, timeout: float | None = None, create: bool = Fa
         if secrets and doc.encrypted:
             from .passphrase import open_secrets
 
-            open_secrets(store, doc, interactive=interactive)
+            open_secrets(doc, unlock)
         yield doc
         store.save(doc)

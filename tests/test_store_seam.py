@@ -164,16 +164,18 @@ def _protocol_members(source: str, name: str) -> list[str]:
 
 def test_the_store_seam_holds_only_what_moves_data() -> None:
     """21 members before (9 of them wording, `transaction` and `open_secrets`); now the data, the
-    lock, `close` and the context manager, one live fact (durability_note) and the address."""
+    lock, `close` and the context manager, one live fact (durability_note) and the address: 14.
+    No passphrase source: this run's passphrase command belongs to the run, not to the store."""
     from procore_setup.stores import base
 
     members = _protocol_members(Path(base.__file__).read_text(), "Store")
     assert sorted(members) == sorted([
-        "address", "passphrase_command", "locks_can_be_lost", "exists", "load", "load_or_new", "lock", "save",
+        "address", "locks_can_be_lost", "exists", "load", "load_or_new", "lock", "save",
         "restore", "check_writable", "save_last_resort", "durability_note", "close", "__enter__", "__exit__"])
     for wording in ("describe", "cli_flag", "locator", "password_note", "permissions", "access_note", "key_id",
-                    "kind", "transaction", "open_secrets"):
+                    "kind", "transaction", "open_secrets", "passphrase_command"):
         assert wording not in members
+    assert len(members) == 14
 
 
 def test_every_registered_store_gives_what_the_registry_and_the_edge_ask(tmp_path: Path) -> None:
@@ -190,6 +192,7 @@ def test_every_registered_store_gives_what_the_registry_and_the_edge_ask(tmp_pat
     for opened_store in opened:
         missing = [m for m in wanted if not hasattr(opened_store, m)]
         assert missing == [], f"{type(opened_store).__name__} lacks {missing}"
+        assert not hasattr(opened_store, "passphrase_command")  # the run's, handed to open_secrets
         assert isinstance(opened_store.address, base.StoreAddress)
     store = registry.open_store(tmp_path / "credentials.toml", environ={})
     assert store.address.kind == "file" and hash(store.address) == hash(store.address._replace())

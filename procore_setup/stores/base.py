@@ -124,14 +124,14 @@ class Store(Protocol):
     - `durability_note()`: a sentence when the server may lose what it holds (None: nothing to
       say). A method, not part of the address: it is asked of the server, live.
     - `close()` lets go of connections; a store is a context manager that closes on exit.
-    - `passphrase_command`: this run's source of an encrypted store's passphrase, as `open_store`
-      was given it; the store only carries it to `encryption.unlock`, and never runs it.
+
+    A store knows nothing of passphrases: this run's passphrase command belongs to the run
+    (`settings.Unlock`, made by the edge), and opening secrets to `passphrase.open_secrets`.
     """
 
     @property
     def address(self) -> StoreAddress: ...
 
-    passphrase_command: str | None
     # Whether a holder can lose the lock and go on (a dropped lock connection, a lease that ran
     # out): then an in-flight mark may belong to a live process (see refresh, store move).
     locks_can_be_lost: bool
@@ -173,8 +173,6 @@ class ManagedStore(Store, Protocol):
 
 class StoreCommon:
     """What every store does the same way: the context-manager protocol over its own `close`."""
-
-    passphrase_command: str | None
 
     def durability_note(self) -> str | None:
         return None  # nothing to say unless the store's server may lose what it holds

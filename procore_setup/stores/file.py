@@ -71,9 +71,8 @@ class FileStore(StoreCommon):
     locks_can_be_lost = False  # flock dies with its process only
     driver_name = None  # standard library only
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, passphrase_command: str | None = None,
-                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT, named_by_env: bool = False) -> None:
-        self.passphrase_command = passphrase_command or None
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                 named_by_env: bool = False) -> None:
         self.lock_timeout = lock_timeout
         self._named_by_env = named_by_env
         given = os.fspath(path) if path is not None else platform_default_path()

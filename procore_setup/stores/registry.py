@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "PROCORE_SETUP_CONFIG"
 STORE_ENV = "PROCORE_SETUP_STORE"
-PASSPHRASE_COMMAND_ENV = "PROCORE_SETUP_PASSPHRASE_COMMAND"
 LOCK_TIMEOUT_ENV = "PROCORE_SETUP_LOCK_TIMEOUT"
 
 
@@ -64,21 +63,20 @@ SCHEMES: dict[str, Entry] = {
 
 def store_class(entry: Entry) -> Callable[..., ManagedStore]:
     """The class of a registry entry, its module imported now (and only now). Each class takes
-    (where, *, passphrase_command, lock_timeout, named_by_env)."""
+    (where, *, lock_timeout, named_by_env)."""
     return entry.load()
 
 
 def open_store(config: str | os.PathLike[str] | None = None, *, store: str | None = None,
-               passphrase_command: str | None = None, environ: Mapping[str, str] | None = None) -> ManagedStore:
+               environ: Mapping[str, str] | None = None) -> ManagedStore:
     """The store a command, the wizard or a script works on; the only place a store is made.
 
     `store`: a shared store's URL (postgresql://, redis://, rediss://) or a credentials file's path
     (default: $PROCORE_SETUP_STORE). `config`: the credentials file (default:
     $PROCORE_SETUP_CONFIG, else the user config dir). Given both, or both variables set, is a
     usage error: which one is meant cannot be guessed, and guessing wrong forks the token chain.
-    `passphrase_command`: this run's source of an encrypted store's passphrase, tried after
-    $PROCORE_SETUP_PASSPHRASE and before the store's own command (default:
-    $PROCORE_SETUP_PASSPHRASE_COMMAND). $PROCORE_SETUP_LOCK_TIMEOUT bounds the wait for the lock.
+    $PROCORE_SETUP_LOCK_TIMEOUT bounds the wait for the lock. (This run's passphrase command is
+    not the store's: see `settings.unlock_from`.)
     """
     env = os.environ if environ is None else environ
     named_by_env = False
@@ -100,19 +98,12 @@ def open_store(config: str | os.PathLike[str] | None = None, *, store: str | Non
         elif CONFIG_ENV in from_env:
             config = from_env[CONFIG_ENV]
         named_by_env = bool(from_env)
-    if passphrase_command is None:
-        command = env.get(PASSPHRASE_COMMAND_ENV)
-        if command is not None and not command.strip():
-            raise UsageError(f"{PASSPHRASE_COMMAND_ENV} is set but empty.",
-                             hint="Unset it, or set it to a command that prints the passphrase.")
-        passphrase_command = command
     timeout = env_seconds(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT, 0, 3600, environ=env)
     entry, where = FILE, config
     if store is not None:
         entry = entry_for(store)
         where = store[len("file://"):] if entry is FILE and store.startswith("file://") else store
-    return store_class(entry)(where, passphrase_command=passphrase_command, lock_timeout=timeout,
-                              named_by_env=named_by_env)
+    return store_class(entry)(where, lock_timeout=timeout, named_by_env=named_by_env)
 
 
 def entry_for(url: str) -> Entry:

@@ -388,14 +388,12 @@ class SharedStore(StoreCommon):
     driver_name = ""
     driver_extra = ""
 
-    def __init__(self, url: str, *, passphrase_command: str | None = None, lock_timeout: float = 60.0,
-                 named_by_env: bool = False) -> None:
+    def __init__(self, url: str, *, lock_timeout: float = 60.0, named_by_env: bool = False) -> None:
         _check_url(url)
         self._url = url  # may hold the password: never shown, never in a repr
         self.url = without_password(url)
         self._secrets = url_secrets(url)
         self._url_texts = url_texts(url)
-        self.passphrase_command = passphrase_command or None
         self.lock_timeout = lock_timeout
         self._named_by_env = named_by_env
         check_driver(self.driver_name, self.kind, self.driver_extra)

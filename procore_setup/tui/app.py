@@ -112,7 +112,8 @@ _SCREENS: dict[str, Callable[..., WizardScreen]] = {
 
 
 class ProcoreSetupApp(App[int]):
-    """The wizard. `store`, `clock` and `client_factory` are injectable for tests and screenshots."""
+    """The wizard. `store`, `clock` and `client_factory` are injectable for tests and screenshots;
+    `unlock`: this run's passphrase sources (default: $PROCORE_SETUP_PASSPHRASE_COMMAND's)."""
 
     # What the first screens need; later.tcss (the later steps' rules) is read once the first frame
     # is drawn (on_ready). Absolute paths: subclasses live elsewhere.
@@ -123,8 +124,11 @@ class ProcoreSetupApp(App[int]):
 
     def __init__(self, store: Store | None = None, *, profile: str | None = None,
                  clock: Callable[[], float] = time.time, demo: DemoSession | None = None, login: bool = False,
-                 client_factory: Callable[..., Any] | None = None, service_account: bool = False) -> None:
+                 client_factory: Callable[..., Any] | None = None, service_account: bool = False,
+                 unlock: settings.Unlock | None = None) -> None:
         super().__init__()
+        # Never a prompt on the terminal under the screen: the Unlock dialog asks instead.
+        self.unlock = (unlock if unlock is not None else settings.unlock_from(None)).unattended()
         if store is None:
             from ..stores import open_store
 
@@ -216,7 +220,7 @@ class ProcoreSetupApp(App[int]):
         derives a key: call it from a thread worker (or where there is no file yet). It
         changes nothing in the app; `begin` takes the flow on the UI thread.
         """
-        flow = SetupFlow(self.store, name, clock=self.clock, client_factory=self.client_factory, interactive=False,
+        flow = SetupFlow(self.store, name, clock=self.clock, client_factory=self.client_factory, unlock=self.unlock,
                          http_timeout=self.http_timeout)
         existing = flow.load_existing()
         if existing is not None and must_be_new:
@@ -433,8 +437,10 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
         config, store_url = session.config_path, None
     opened = None
     try:
-        opened = open_store(config, store=store_url, passphrase_command=passphrase_command)
-        app = ProcoreSetupApp(opened, profile=profile, demo=session, login=login, service_account=service_account)
+        unlock = settings.unlock_from(passphrase_command)
+        opened = open_store(config, store=store_url)
+        app = ProcoreSetupApp(opened, profile=profile, demo=session, login=login, service_account=service_account,
+                              unlock=unlock)
         if session is not None:
             _end_demo_on_signals(session, app)
         result = app.run()
