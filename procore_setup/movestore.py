@@ -20,7 +20,6 @@ import contextlib
 import math
 import sys
 import time
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from .checks import shown
@@ -109,31 +108,22 @@ def run_move(source: ManagedStore, destination: ManagedStore, name: str | None, 
 
 # -- a refresh in flight on the source --------------------------------------------------------------
 
-DEFAULT_HTTP_STEP = 15.0  # oauth's read timeout when $PROCORE_SETUP_HTTP_TIMEOUT is unset
-MARK_ROUNDING = 1.0  # the mark is stored to the second, rounded down
-CLOCK_SKEW = 5.0  # the mark is another host's clock: allow for it being behind ours
-
-
 def _check_not_in_flight(source: Store, prof: Profile, http_timeout: float | None) -> None:
     """Refuse (exit 5, nothing changed) to move a profile whose refresh may still be running.
 
     On a store whose locks can be lost (a dropped lock connection, a lease that ran out), the
     holder of an in-flight mark may be alive without the lock: its answer would still be saved
     into the source after the move, a second live copy of the chain. Such a request cannot run
-    past the client's whole budget (oauth.holder_budget: every attempt and the waits between
-    them, as refresh waits for it), counted from the mark; a mark from a dead process blocks the
-    move only that long.
+    past the holder's whole budget (written into its mark; oauth.holder_time_left, as refresh
+    waits for it), counted from the mark; a mark from a dead process blocks the move only that
+    long. This run's own HTTP timeout (`http_timeout`) plays no part.
     """
     started = prof.refresh_started_at
     if started is None or not source.locks_can_be_lost:
         return
-    from .oauth import holder_budget
+    from .oauth import holder_time_left
 
-    step = max(http_timeout if http_timeout is not None else DEFAULT_HTTP_STEP, DEFAULT_HTTP_STEP)
-    whole = holder_budget(step) + MARK_ROUNDING + CLOCK_SKEW
-    # A mark ahead of our clock counts as made just now: never longer than one deadline from here.
-    age = max(0.0, (datetime.now(timezone.utc) - started).total_seconds())
-    left = whole - age
+    left = holder_time_left(started, prof.refresh_budget, prof.refresh_step, refused=False)
     if left > 0:
         raise TemporaryFailure(
             f"Profile {shown(prof.name, 64)!r} in {source.address.describe()} has a refresh in flight (started "

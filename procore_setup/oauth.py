@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 import zlib
+from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
 from urllib.parse import urlencode
 
@@ -49,12 +50,16 @@ MAX_ATTEMPTS = 3
 RETRY_BUDGET = 30.0  # seconds of waiting between attempts, at most, for one call
 MAX_WAIT = 20.0  # a Retry-After longer than this is not waited for: exit 5 and let cron retry
 
-# How long a live holder's token request may still be running, counted from its in-flight mark,
+# How long a live holder's token request may still be running, and its answer still be saved,
 # for the HTTP timeout `http_timeout` (PROCORE_SETUP_HTTP_TIMEOUT; None: the defaults): every
-# attempt to its deadline, the waits between attempts, and a margin to save the answer. A run that
-# finds another's mark waits that long for its answer (refresh) or refuses to move the profile
-# meanwhile (store move), rather than call a chain dead that a late answer keeps alive.
-HOLDER_MARGIN = 5.0  # seconds: the answer's save (the mark is saved before the request goes out)
+# attempt to its deadline, the waits between attempts, and the save of the answer (a shared store's
+# reconnect-and-save retries, then its last-resort save). The holder writes these figures of its own
+# into its in-flight mark (Profile.refresh_budget, refresh_step), so a run that finds the mark waits
+# on the holder's limits (holder_time_left), never on its own settings: a waiter with a shorter HTTP
+# timeout than the holder's must not call a chain dead that the holder's late answer keeps alive.
+HOLDER_MARGIN = 5.0  # seconds: the process's own work around the request and the save
+MARK_ROUNDING = 1.0  # the mark is stored to the second, rounded down
+CLOCK_SKEW = 5.0  # the mark is another host's clock: allow for it being behind ours
 
 
 def attempt_seconds(http_timeout: float | None = None) -> float:
@@ -62,10 +67,42 @@ def attempt_seconds(http_timeout: float | None = None) -> float:
     return _deadline_for(_timeout(http_timeout))
 
 
-def holder_budget(http_timeout: float | None = None) -> float:
-    """Seconds, from its mark, a live holder's token request may take: MAX_ATTEMPTS attempts, the
-    RETRY_BUDGET of waiting between them, and HOLDER_MARGIN (125 s with the default timeouts)."""
-    return MAX_ATTEMPTS * attempt_seconds(http_timeout) + RETRY_BUDGET + HOLDER_MARGIN
+def save_seconds() -> float:
+    """The longest the save of an answer may take: a shared store's reconnect-and-save retries,
+    then its last-resort save (stores.rows). The file store's few retries fit in HOLDER_MARGIN."""
+    from .stores.rows import LAST_RESORT_SECONDS, SAVE_RETRY_DELAYS
+
+    return sum(SAVE_RETRY_DELAYS) + LAST_RESORT_SECONDS
+
+
+def holder_step(http_timeout: float | None = None) -> int:
+    """Seconds from the moment a holder's request goes out until its answer is in the store, at most:
+    one attempt to its deadline, the save, and HOLDER_MARGIN."""
+    return math.ceil(attempt_seconds(http_timeout) + save_seconds() + HOLDER_MARGIN)
+
+
+def holder_budget(http_timeout: float | None = None) -> int:
+    """Seconds, from its mark, a live holder's token request may take until its answer is saved:
+    MAX_ATTEMPTS attempts, the RETRY_BUDGET of waiting between them, the save and HOLDER_MARGIN
+    (165 s with the default timeouts)."""
+    return math.ceil(MAX_ATTEMPTS * attempt_seconds(http_timeout) + RETRY_BUDGET + save_seconds() + HOLDER_MARGIN)
+
+
+def holder_time_left(started: datetime, budget: int | None, step: int | None, *,
+                     refused: bool) -> float:
+    """Seconds, from now, that the holder of an in-flight mark made at `started` (another host's
+    clock) may still save its answer: its whole `budget` counted from the mark (with the mark's
+    rounding and the clocks' skew), and, once Procore has refused this run's request (`refused`:
+    the holder's request went out before this run's), at most one `step` from now. `budget` and
+    `step` are the holder's own (written into its mark); a mark written before they were (None)
+    gets the defaults. A mark ahead of our clock counts as made just now. 0: the holder is past its
+    own deadline (dead, or done)."""
+    whole = float(budget if budget is not None and budget >= 0 else holder_budget())
+    age = max(0.0, (datetime.now(timezone.utc) - started).total_seconds())
+    left = max(0.0, whole + MARK_ROUNDING + CLOCK_SKEW - age)
+    if refused:
+        left = min(left, float(step if step is not None and step >= 0 else holder_step()))
+    return left
 
 
 T = TypeVar("T")

@@ -36,6 +36,9 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "created_at": (int,),
     "last_refresh_at": (datetime,),
     "refresh_started_at": (datetime,),
+    # with the in-flight mark: the holder's own limits, in seconds (oauth.holder_budget, holder_step)
+    "refresh_budget": (int,),
+    "refresh_step": (int,),
     "last_error": (str,),
     "reauth_required": (bool,),
     "user_id": (int,),
@@ -132,6 +135,8 @@ class Profile:
     created_at = _Field[int]("created_at")
     last_refresh_at = _Field[datetime]("last_refresh_at")
     refresh_started_at = _Field[datetime]("refresh_started_at")
+    refresh_budget = _Field[int]("refresh_budget")
+    refresh_step = _Field[int]("refresh_step")
     last_error = _Field[str]("last_error")
     reauth_required = _Field[bool]("reauth_required")
     user_id = _Field[int]("user_id")

@@ -96,6 +96,8 @@ def apply_tokens(profile: Profile, tokens: TokenSet, *, refreshed: bool) -> None
         expires_at=start + timedelta(seconds=tokens.expires_in),
         created_at=tokens.created_at,
         refresh_started_at=None,
+        refresh_budget=None,
+        refresh_step=None,
         last_error=None,
         reauth_required=None,
     )
@@ -261,6 +263,10 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
             # the first attempt, once, not restarted by every run that finds the chain dead.
             again = interrupted_at is not None and store.locks_can_be_lost
             profile.set(refresh_started_at=interrupted_at if again else utcnow())
+            if not again:  # the mark carries this run's own limits: a run that finds it waits on them
+                from .oauth import holder_budget, holder_step
+
+                profile.set(refresh_budget=holder_budget(http_timeout), refresh_step=holder_step(http_timeout))
             store.save(doc)
             tokens = client.refresh(profile.refresh_token or "")  # _check_usable: there is one
         finally:
@@ -309,22 +315,18 @@ def _await_refresh_in_flight(store: Store, profile: Profile, sent: str | None, s
     """On a shared store, the in-flight mark this run found may belong to a holder that is alive and
     only lost its lock (a dropped lock connection, a lease that ran out): Procore refused the stored
     token because that holder's request used it, and its answer may still land in the store. Wait
-    for it while such a request could still be running, instead of calling for a new login over a
-    chain that is alive; None if nothing came.
+    for it while such a request could still be running and its answer be saved, instead of calling
+    for a new login over a chain that is alive; None if nothing came.
 
-    Two bounds, both from the client's own limits (oauth.holder_budget), the nearer one counts:
-    the holder's whole budget (every attempt, the waits between them) from its mark; and one
-    attempt from now, since the request that used the token went out before Procore refused
-    this run's, and is answered within its attempt's deadline or not at all."""
+    The bounds are the holder's own, written into its mark (oauth.holder_time_left, which `store
+    move` uses too): its whole budget from its mark, and one attempt and a save from now, since the
+    request that used the token went out before Procore refused this run's. This run's own HTTP
+    timeout (`http_timeout`) plays no part."""
     import time
 
-    from .oauth import HOLDER_MARGIN, attempt_seconds, holder_budget
+    from .oauth import holder_time_left
 
-    budget = holder_budget(http_timeout)
-    # The mark is another host's wall clock: never wait longer than the budget from now, however far
-    # ahead that clock ran (a mark dated in the future counts as made just now).
-    left = min(budget, max(0.0, (started - utcnow()).total_seconds() + budget),
-               attempt_seconds(http_timeout) + HOLDER_MARGIN)
+    left = holder_time_left(started, profile.refresh_budget, profile.refresh_step, refused=True)
     end = time.monotonic() + left
     while time.monotonic() < end:
         time.sleep(0.25)
@@ -461,6 +463,8 @@ def _record_reauth(store: Store, doc: Credentials, profile: Profile, exc: Reauth
             )
         err = ReauthRequired(message, hint=f"Re-authorize with: {fix}  (your stored settings are kept)",
                              after_lost_answer=exc.after_lost_answer)
+    if interrupted_at is None:
+        profile.set(refresh_budget=None, refresh_step=None)  # the mark goes, and its limits with it
     profile.set(
         refresh_started_at=interrupted_at,
         last_error=f"{reason} ({utcnow().isoformat()})",

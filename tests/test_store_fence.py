@@ -85,7 +85,10 @@ def test_a_holder_whose_answer_comes_after_the_next_holder_was_refused_saves_the
         wait_for(lambda: shared.fake.refresh_token_state(spent) == "used", what="Procore to rotate the pair", timeout=30)
         wait_for(lambda: _lock_connection(shared) > 0, what="host 1 to hold the lock", timeout=30)
         _terminate(shared, _lock_connection(shared))
-        second = two.run("refresh", "--force", env=NO_WAIT)  # host 1's answer is held until this one ends
+        # Host 1's answer is held until host 2 ends; host 2 would wait for it on host 1's limits (its
+        # mark's), so the mark is dated past them: host 2 gives up at once, and host 1 answers later.
+        shared.outlive_mark()
+        second = two.run("refresh", "--force", env=NO_WAIT)
         assert second.returncode == 4, second.stderr  # the stored token was spent by host 1's request
         assert shared.profile().get("reauth_required") is True
     finally:
@@ -146,13 +149,11 @@ def test_a_run_killed_while_it_waits_for_a_holders_answer_leaves_that_holders_ma
         assert one.collect(first).returncode == -signal.SIGKILL
     finally:
         release.set()
-    # host 1's mark, dated 10 s back, so that a mark host 2 would write (to the second) differs from it
-    from datetime import timedelta
-
-    shared.edit(lambda doc: doc.profiles["default"].set(
-        refresh_started_at=doc.profiles["default"].refresh_started_at - timedelta(seconds=10)))
+    # host 1's mark, dated back until 12 s are left of its own limits (so that a mark host 2 would
+    # write, to the second, differs from it, and the window left is short)
+    shared.outlive_mark(left=12)
     mark = shared.profile()["refresh_started_at"]
-    second = two.popen("token")  # the default HTTP timeout: it would wait 35 s from the mark
+    second = two.popen("token")  # it would wait what is left of host 1's window
     wait_for(lambda: shared.fake.counts["invalid_grant"] >= 1, what="host 2 to be refused", timeout=30)
     second.send_signal(signal.SIGKILL)
     assert two.collect(second).returncode == -signal.SIGKILL

@@ -312,6 +312,7 @@ def test_a_holder_that_lost_its_lock_after_procore_answered_keeps_its_pair(pg: S
         holders = pg_lock_holders(pg_server, pg.url)
         assert len(holders) == 1
         kill_backend(pg_server, holders[0])
+        pg.outlive_mark()  # host 1's answer is held until host 2 ends: host 2 must not wait for it
         b = two.run("refresh", "--force", env=NO_WAIT)
         assert b.returncode == 4, b.stderr
         assert "interrupted" in b.stderr

@@ -26,9 +26,11 @@ def test_a_mark_dated_by_a_clock_far_ahead_does_not_hold_the_lock_until_then(sha
     wait for that host's answer is bounded from now, not from its date."""
     one, two = shared.hosts
     one.login()
-    shared.edit(lambda doc: doc.profiles["default"].set(refresh_started_at=utcnow() + timedelta(days=36500)))
+    # its limits, written into its mark, are short: at most 3 + 6 s of waiting from now
+    shared.edit(lambda doc: doc.profiles["default"].set(refresh_started_at=utcnow() + timedelta(days=36500),
+                                                        refresh_budget=3, refresh_step=3))
     shared.fake.revoke_all()
-    r = two.run("token", env=NO_WAIT, timeout=90)  # NO_WAIT: a 1 s HTTP timeout, so at most 7 s of waiting
+    r = two.run("token", env=NO_WAIT, timeout=90)
     assert r.returncode == 4, r.stderr
     assert shared.profile()["reauth_required"] is True
 

@@ -23,9 +23,9 @@ from procore_setup.testing import FakeProcore, Fault
 TOKEN_PATH = ["/oauth/token"]
 KINDS = ("file", "postgres", "redis")
 # A shared store's run refused after finding another holder's in-flight mark waits for that
-# holder's answer while its request could still be running (one attempt, 2 x the HTTP timeout, + 5 s
-# from the refusal; at most the client's whole budget from the mark): where the test knows that
-# holder is dead or held, a short HTTP timeout keeps the wait short.
+# holder's answer while the holder could still save it, on the holder's own limits written into
+# its mark (oauth.holder_time_left), never on its own: where the test knows that holder is dead or
+# held, Shared.outlive_mark dates the mark back past them. NO_WAIT only shortens the run's own requests.
 NO_WAIT = {"PROCORE_SETUP_HTTP_TIMEOUT": "1"}
 # A Redis lock is a lease: a holder the test SIGKILLs keeps the lock until its lease runs out
 # (30 s by default), and the other host waits for that. A holder given a short lease lets the
@@ -115,6 +115,19 @@ class Shared:
                 store.save(doc)
         finally:
             close_store(store)
+
+    def outlive_mark(self, name: str = "default", left: float = 0.0) -> None:
+        """Date the in-flight mark back until its holder's own limits (written into it, or the
+        defaults) leave `left` seconds: as if the holder had been gone that long. The mark stays
+        its holder's; only its time moves."""
+        from procore_setup.oauth import CLOCK_SKEW, MARK_ROUNDING, holder_budget
+
+        def back(doc: Any) -> None:
+            prof = doc.profiles[name]
+            budget = prof.refresh_budget if prof.refresh_budget is not None else holder_budget()
+            prof.set(refresh_started_at=utcnow() - timedelta(seconds=budget + MARK_ROUNDING + CLOCK_SKEW - left))
+
+        self.edit(back)
 
     def expire(self, name: str = "default") -> None:
         self.fake.expire_access_tokens()
