@@ -21,6 +21,7 @@ import re
 import sys
 from typing import IO, Any, Iterable, Iterator
 
+from . import filesystem
 from .errors import EXIT_OK, ProcoreSetupError, UsageError
 from .settings import Unlock
 
@@ -312,8 +313,7 @@ def run_api(args: argparse.Namespace, store: Any, unlock: Unlock, profile: str |
         # The reader stopped reading (`| head`): not a failure of the call. Quiet the interpreter's
         # own flush of stdout at exit, which would complain about the same pipe.
         try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            filesystem.silence_stdout()
         except (OSError, ValueError):
             pass
         return EXIT_OK

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, Mappin
 
 import httpx
 
+from . import filesystem
 from .auth import ProcoreAuth
 from .errors import (
     AnswerLost,
@@ -603,7 +604,7 @@ def _store_file_state(auth: ProcoreAuth, profile: str) -> FileState | None:
         from platformdirs import user_cache_dir
 
         directory = user_cache_dir("procore-setup")
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        filesystem.make_private_dirs(directory)  # owner-only at every level made, whatever the umask
     except OSError:
         return None  # no cache directory: this process paces alone
     name = "ratelimit-" + hashlib.sha256(where.encode("utf-8")).hexdigest()[:32] + ".json"

@@ -51,6 +51,23 @@ def open_lock_file(path: str) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW, PRIVATE_FILE)
 
 
+def make_owner_only(fd: int, st: os.stat_result) -> None:
+    """Take group's and others' access away from the open file `fd` (whose fstat is `st`), if
+    anything made it wider than owner-only (on Windows: reset its DACL to the owner alone)."""
+    if open_to_others(st):
+        os.fchmod(fd, PRIVATE_FILE)
+
+
+def silence_stdout() -> None:
+    """Point this process's standard output at the null device (a reader that went away: nothing
+    more is written, and the interpreter's own flush at exit finds nothing to complain about)."""
+    devnull = os.open(os.devnull, os.O_WRONLY | O_CLOEXEC)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
 def open_to_read(path: str) -> int:
     """An existing file opened to read, without following a link at `path` itself and without
     blocking on a FIFO or a device: the descriptor (fstat it before reading)."""
@@ -106,6 +123,14 @@ def mode_text(path: str) -> str:
 
 
 # -- locks, durability, processes ---------------------------------------------------------------------
+
+
+def lock(fd: int) -> None:
+    """Take the exclusive lock on `fd`, waiting for another process to let it go. ImportError where
+    the system has no file locks."""
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_EX)
 
 
 def try_lock(fd: int) -> bool:

@@ -14,8 +14,8 @@ deeper. `RateLimiter` is the one place that decides whether a request may go now
 The budget lives in a `MemoryState` (one process), or in a `FileState`: a small owner-only file
 beside the credentials file, read and written under an advisory lock, so that every process of
 the profile spends one budget, waits for one probe and honours the 429 any of them was refused
-with. Standard library only: the sync client waits on a Condition, the async one sleeps a little
-between looks at the state.
+with. Standard library only (its file is made, locked and kept owner-only through filesystem.py):
+the sync client waits on a Condition, the async one sleeps a little between looks at the state.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import sys
 import threading
 import time
 from typing import Any, Awaitable, Callable, Iterator, Mapping
+
+from . import filesystem
 
 RESET_MARGIN = 0.05  # seconds after a Reset before the next request: the server's window must have turned
 # Procore's windows are an hour and 10 seconds: a Reset or Retry-After further off than an hour (and
@@ -172,18 +174,14 @@ class FileState:
             return -1
         fd = -1
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
-                         | getattr(os, "O_CLOEXEC", 0), 0o600)
+            fd = filesystem.open_lock_file(self.path)
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise OSError(0, "not a regular file")
-            if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+            if filesystem.owned_by_someone_else(st):
                 raise OSError(0, "owned by another user")
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if st.st_mode & 0o077:
-                os.fchmod(fd, 0o600)  # owner-only, whatever made it wider
+            filesystem.lock(fd)
+            filesystem.make_owner_only(fd, st)  # whatever made it wider
             return fd
         except (OSError, ImportError) as exc:
             if fd >= 0:

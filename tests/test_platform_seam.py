@@ -1,13 +1,14 @@
-"""The stores make, open and check files only through `procore_setup.filesystem`.
+"""The package makes, opens, locks and checks files only through `procore_setup.filesystem`.
 
 What this protects is the layout, not a behaviour: a port to macOS or Windows
-(docs/platforms.md) is meant to change filesystem.py (and keycache.py) only. A store
+(docs/platforms.md) is meant to change filesystem.py (and keycache.py) only. A module
 that called `os.open(path, flags, 0o600)` or tested `st.st_mode & 0o077` itself would
 work the same on Linux, and no behavioural test here would notice, but on Windows its
-mode would silently mean nothing. So the installed stores' source is read (ast) for the
-calls and bit tests that belong in filesystem.py. The behaviour itself (0700 and 0600
-whatever the umask, a foreign or too-open file refused) is tested through the real
-executable in test_engine_cli.py and test_hostile_files.py.
+mode would silently mean nothing. So the installed package's source, every module but
+those two, is read (ast) for the calls and bit tests that belong in filesystem.py. The
+behaviour itself (0700 and 0600 whatever the umask, a foreign or too-open file refused)
+is tested through the real executable in test_engine_cli.py, test_hostile_files.py and
+test_cache_dir_modes.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import procore_setup.stores
+import procore_setup
 
 # Calls whose arguments or results are platform-specific: modes, owners, locks.
 PLATFORM_CALLS = {
@@ -53,10 +54,17 @@ def _problems(path: Path) -> list[str]:
     return found
 
 
-def test_the_stores_touch_modes_owners_and_locks_only_through_filesystem() -> None:
-    stores = sorted(Path(procore_setup.stores.__file__).parent.glob("*.py"))
-    assert any(p.name == "file.py" for p in stores)  # the installed package, the one users run
-    problems = [p for path in stores for p in _problems(path)]
+# The port's modules: the platform code itself, and the keyring's key cache (docs/platforms.md).
+ALLOWED = {"filesystem.py", "keycache.py"}
+
+
+def test_the_package_touches_modes_owners_and_locks_only_through_filesystem() -> None:
+    root = Path(procore_setup.__file__).parent
+    modules = sorted(p for p in root.rglob("*.py") if not (p.parent == root and p.name in ALLOWED))
+    names = {p.relative_to(root).as_posix() for p in modules}
+    # the installed package, the one users run, all of it: the stores, the clients, the front-ends
+    assert {"stores/file.py", "ratelimit.py", "client.py", "apicmd.py", "cli.py"} <= names
+    problems = [f"{p.relative_to(root).as_posix()}: {found}" for p in modules for found in _problems(p)]
     assert problems == [], "platform-specific file code outside filesystem.py:\n" + "\n".join(problems)
 
 
