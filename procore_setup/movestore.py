@@ -41,8 +41,8 @@ def run_move(source: ManagedStore, destination: ManagedStore, name: str | None, 
     """Move profile `name` (None: every profile) from `source` to `destination`.
 
     `unlock`: this run's passphrase sources, for the secrets of both stores.
-    `http_timeout`: this run's $PROCORE_SETUP_HTTP_TIMEOUT, for how long a refresh in flight on
-    the source may still be running (see _check_not_in_flight)."""
+    `http_timeout`: this run's $PROCORE_SETUP_HTTP_TIMEOUT. Unused: how long a refresh in flight
+    on the source may still be running is the holder's to say, in its mark (_check_not_in_flight)."""
     src_where, dst_where = source.address.locator()[1], destination.address.locator()[1]
     if same_store(source, destination):
         # Before any lock: the second lock of one store is never granted to the holder of the first.
@@ -65,7 +65,7 @@ def run_move(source: ManagedStore, destination: ManagedStore, name: str | None, 
         fresh = [n for n in names if n not in src.moved]
         for n in fresh:
             _check_free(dst, n, src_where, destination)
-            _check_not_in_flight(source, src.get(n), http_timeout)
+            _check_not_in_flight(source, src.get(n))
         if fresh:
             # 1. the copies, not live yet
             for n in fresh:
@@ -108,7 +108,7 @@ def run_move(source: ManagedStore, destination: ManagedStore, name: str | None, 
 
 # -- a refresh in flight on the source --------------------------------------------------------------
 
-def _check_not_in_flight(source: Store, prof: Profile, http_timeout: float | None) -> None:
+def _check_not_in_flight(source: Store, prof: Profile) -> None:
     """Refuse (exit 5, nothing changed) to move a profile whose refresh may still be running.
 
     On a store whose locks can be lost (a dropped lock connection, a lease that ran out), the
@@ -116,7 +116,7 @@ def _check_not_in_flight(source: Store, prof: Profile, http_timeout: float | Non
     into the source after the move, a second live copy of the chain. Such a request cannot run
     past the holder's whole budget (written into its mark; oauth.holder_time_left, as refresh
     waits for it), counted from the mark; a mark from a dead process blocks the move only that
-    long. This run's own HTTP timeout (`http_timeout`) plays no part.
+    long. This run's own HTTP timeout plays no part.
     """
     started = prof.refresh_started_at
     if started is None or not source.locks_can_be_lost:

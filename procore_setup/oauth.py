@@ -60,6 +60,7 @@ MAX_WAIT = 20.0  # a Retry-After longer than this is not waited for: exit 5 and 
 HOLDER_MARGIN = 5.0  # seconds: the process's own work around the request and the save
 MARK_ROUNDING = 1.0  # the mark is stored to the second, rounded down
 CLOCK_SKEW = 5.0  # the mark is another host's clock: allow for it being behind ours
+MAX_HTTP_TIMEOUT = 600.0  # the most PROCORE_SETUP_HTTP_TIMEOUT may say (settings.http_timeout)
 
 
 def attempt_seconds(http_timeout: float | None = None) -> float:
@@ -97,11 +98,15 @@ def holder_time_left(started: datetime, budget: int | None, step: int | None, *,
     `step` are the holder's own (written into its mark); a mark written before they were (None)
     gets the defaults. A mark ahead of our clock counts as made just now. 0: the holder is past its
     own deadline (dead, or done)."""
-    whole = float(budget if budget is not None and budget >= 0 else holder_budget())
+    # The mark is read from the store: a figure no holder could have written (negative, or past what
+    # the longest HTTP timeout allows) counts as missing, so a bad row cannot hold a waiter for days.
+    whole = float(budget if budget is not None and 0 <= budget <= holder_budget(MAX_HTTP_TIMEOUT)
+                  else holder_budget())
     age = max(0.0, (datetime.now(timezone.utc) - started).total_seconds())
     left = max(0.0, whole + MARK_ROUNDING + CLOCK_SKEW - age)
     if refused:
-        left = min(left, float(step if step is not None and step >= 0 else holder_step()))
+        left = min(left, float(step if step is not None and 0 <= step <= holder_step(MAX_HTTP_TIMEOUT)
+                               else holder_step()))
     return left
 
 

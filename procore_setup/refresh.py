@@ -285,8 +285,7 @@ def _refresh_locked(store: Store, doc: Credentials, profile: Profile, client_fac
     except ReauthRequired as exc:
         newer = _refreshed_elsewhere(store, profile, sent=profile.refresh_token, unlock=unlock)
         if newer is None and interrupted_at is not None and store.locks_can_be_lost:
-            newer = _await_refresh_in_flight(store, profile, profile.refresh_token, interrupted_at, http_timeout,
-                                             unlock)
+            newer = _await_refresh_in_flight(store, profile, profile.refresh_token, interrupted_at, unlock)
         if newer is not None:
             return RefreshResult(newer, False, store.address.describe(), save_warning=(
                 "Procore refused the stored refresh token: another process refreshed this profile at the same "
@@ -311,7 +310,7 @@ SAVE_RETRY_DELAYS = (0.2, 0.5, 1.0)
 
 
 def _await_refresh_in_flight(store: Store, profile: Profile, sent: str | None, started: datetime,
-                             http_timeout: float | None, unlock: Unlock) -> Profile | None:
+                             unlock: Unlock) -> Profile | None:
     """On a shared store, the in-flight mark this run found may belong to a holder that is alive and
     only lost its lock (a dropped lock connection, a lease that ran out): Procore refused the stored
     token because that holder's request used it, and its answer may still land in the store. Wait
@@ -321,7 +320,7 @@ def _await_refresh_in_flight(store: Store, profile: Profile, sent: str | None, s
     The bounds are the holder's own, written into its mark (oauth.holder_time_left, which `store
     move` uses too): its whole budget from its mark, and one attempt and a save from now, since the
     request that used the token went out before Procore refused this run's. This run's own HTTP
-    timeout (`http_timeout`) plays no part."""
+    timeout plays no part."""
     import time
 
     from .oauth import holder_time_left

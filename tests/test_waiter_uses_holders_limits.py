@@ -80,3 +80,29 @@ def test_a_waiter_with_a_shorter_http_timeout_waits_for_the_holders_late_answer(
     assert stored.get("refresh_budget") is None and stored.get("refresh_step") is None  # the mark went whole
     again = two.run("refresh", "--force")
     assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize(("budget", "most"), [
+    (20, 20 + 6),  # the holder's own budget (+ the mark's rounding and the clocks' skew), not this run's
+    (10**9, 165 + 6),  # no holder writes that: a bad row counts as a mark without limits (the defaults)
+])
+def test_a_move_waits_on_the_limits_the_holder_wrote_into_its_mark(rs: Shared, tmp_path: Path, budget: int,
+                                                                    most: int) -> None:
+    """`store move` refuses a profile with a refresh in flight for as long as the holder's own budget
+    says (the same function refresh waits through), and never longer than any holder could run."""
+    import re
+
+    from procore_setup.profile import utcnow
+
+    one, two = rs.hosts
+    one.login()
+    rs.edit(lambda doc: doc.profiles["default"].set(refresh_started_at=utcnow(), refresh_budget=budget,
+                                                    refresh_step=budget))
+    before = rs.profile()
+    path = tmp_path / "local" / "credentials.toml"
+    r = two.run("store", "move", "--all", "--to", str(path), env={"PROCORE_SETUP_HTTP_TIMEOUT": "600"})
+    assert r.returncode == 5, r.stderr
+    found = re.search(r"try again in (\d+) s", r.stderr)
+    assert found is not None, r.stderr
+    assert 0 < int(found.group(1)) <= most, r.stderr  # this run's own (longest) HTTP timeout plays no part
+    assert "Nothing was moved" in r.stderr and not path.exists() and rs.profile() == before
