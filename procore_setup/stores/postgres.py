@@ -389,7 +389,9 @@ class PostgresStore(SharedStore):
 
     @guarded
     def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
-               deletes: list[str], *, create: bool) -> bool:
+               deletes: list[str], *, create: bool, expect_text: str | None = None) -> bool:
+        # (expect_text is for stores that keep the version as text: here it is a bigint, and even a
+        # foreign one read leniently is matched by its value, `expect`)
         conn = self._data()
         try:
             with _deadline(conn, self.statement_deadline), conn.transaction():

@@ -168,7 +168,6 @@ class RedisStore(SharedStore):
         self._scripts: dict[str, Any] = {}
         self._ready = False
         self._note: tuple[str | None] | None = None
-        self._odd_version: str | None = None  # a foreign version read leniently (see _parse_reply)
         self.lease_lost = False  # set when this run's lease ran out while it held the lock
 
     # -- the URL -------------------------------------------------------------------
@@ -459,13 +458,13 @@ class RedisStore(SharedStore):
                 f"knows {STORE_SCHEMA}).",
                 hint="Upgrade procore-setup (pip install -U 'procore-setup[redis]'). Nothing was changed.",
             )
-        self._odd_version = None
         version = version_of(version_text) if version_text else 0
+        odd: str | None = None
         if version is None:
             if not self._lenient_version:
                 raise self._bad_version(repr(version_text), f"redis-cli -n DB HSET {shell_quote(self.key('document'))} "
                                         "version 1000000  (then run the command again)")
-            version, self._odd_version = -1, version_text  # matched as text by the save over it
+            version, odd = -1, version_text  # matched as text by the save over it (see _write)
         settings = self._object(settings_text, self.key("document")) if settings_text else None
         profiles: dict[str, dict[str, Any]] = {}
         for i in range(4, len(reply), 2):
@@ -473,7 +472,7 @@ class RedisStore(SharedStore):
             if value is None:
                 continue  # listed, but its key is gone (evicted, deleted by hand): a profile that vanished
             profiles[name] = self._object(_text(value), self.key("profile:" + name))
-        return Revision(version, settings, profiles)
+        return Revision(version, settings, profiles, odd)
 
     def _object(self, text: str, key: str) -> dict[str, Any]:
         try:
@@ -487,9 +486,9 @@ class RedisStore(SharedStore):
 
     @guarded
     def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
-               deletes: list[str], *, create: bool) -> bool:
+               deletes: list[str], *, create: bool, expect_text: str | None = None) -> bool:
         client = self._data()
-        expected = self._odd_version if expect == -1 and self._odd_version is not None else str(expect)
+        expected = expect_text if expect_text is not None else str(expect)
         args: list[Any] = [self.prefix, expected, str(new), STORE_SCHEMA, encode(settings), secrets.token_hex(16),
                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), len(upserts)]
         for name, fields in upserts.items():

@@ -52,11 +52,16 @@ MIN_SCRUB_WORD = 8
 
 class Revision(NamedTuple):
     """What the store held when a document was read: its version (0: nothing yet), the settings
-    row (None: none yet) and each profile's fields, as decoded values."""
+    row (None: none yet) and each profile's fields, as decoded values. `version_text`: a version
+    this program never writes, as the store holds it (only from the lenient read of
+    save_last_resort, whose save must match exactly that text); None otherwise. It travels with
+    the revision, never as the store's state, so another thread's read cannot change what a save
+    compares against."""
 
     version: int
     settings: dict[str, Any] | None
     profiles: dict[str, dict[str, Any]]
+    version_text: str | None = None
 
 
 EMPTY = Revision(0, None, {})
@@ -495,10 +500,12 @@ class SharedStore(StoreCommon):
         raise NotImplementedError
 
     def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
-               deletes: list[str], *, create: bool) -> bool:
+               deletes: list[str], *, create: bool, expect_text: str | None = None) -> bool:
         """Atomically: if the version is still `expect`, write the rows and set it to `new` (True);
         else change nothing (False). `create`: there was no document row (insert it, if there is
-        still none). Raises StoreUnavailable if the connection is lost."""
+        still none). `expect_text`: the Revision's version_text, for a store that keeps versions
+        as text (a foreign one is matched as written). Raises StoreUnavailable if the connection
+        is lost."""
         raise NotImplementedError
 
     def _hold_lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
@@ -635,7 +642,7 @@ class SharedStore(StoreCommon):
             time.sleep(delay)
             try:
                 if self._write(base.version, wanted.version, settings, upserts, deletes,
-                               create=base.settings is None):
+                               create=base.settings is None, expect_text=base.version_text):
                     return wanted
             except StoreUnavailable as exc:  # the connection dropped: a new one, and again
                 lost = exc
