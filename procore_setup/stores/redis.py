@@ -508,21 +508,27 @@ class RedisStore(SharedStore):
 
     @contextlib.contextmanager
     def _hold_lock(self, timeout: float) -> Iterator[None]:
-        client = self._connect()  # its own connections: the extending thread uses them too
+        # Its own connections (the renewal thread uses them too), ended here when the block ends, or by
+        # close() from this thread; never by another thread's close(), which would cut them under this
+        # one mid-command.
+        client = self._connect()
         key, token, lease_ms = self.key("lock"), secrets.token_hex(16), max(1, int(self.lease * 1000))
-        with self._closing_lock(client.connection_pool.disconnect):
+        try:
             self._acquire(client, key, token, lease_ms, timeout)
-            stop = threading.Event()
-            keeper = threading.Thread(target=self._keep, args=(client, key, token, lease_ms, stop),
-                                      name="procore-setup lease", daemon=True)
-            keeper.start()
-            try:
-                yield
-            finally:
-                stop.set()
-                keeper.join(READ_TIMEOUT)
-                with contextlib.suppress(Exception):  # unreachable: the lease runs out on its own
-                    self._run(client, "release", _RELEASE, [key], [token], "releasing the lock")
+            with self._held(client.connection_pool.disconnect) as ended:  # set at the block's end, or close()
+                keeper = threading.Thread(target=self._keep, args=(client, key, token, lease_ms, ended),
+                                          name="procore-setup lease", daemon=True)
+                keeper.start()
+                try:
+                    yield
+                finally:
+                    ended.set()
+                    keeper.join(READ_TIMEOUT)
+                    with contextlib.suppress(Exception):  # unreachable: the lease runs out on its own
+                        self._run(client, "release", _RELEASE, [key], [token], "releasing the lock")
+        finally:
+            with contextlib.suppress(Exception):
+                client.connection_pool.disconnect()
 
     def _acquire(self, client: Any, key: str, token: str, lease_ms: int, timeout: float) -> None:
         """Take the lock, polling with backoff for at most `timeout` seconds. A server that is down
@@ -538,6 +544,8 @@ class RedisStore(SharedStore):
                 lost = self._error(exc, "waiting for the lock")
                 if not isinstance(lost, StoreUnavailable):
                     raise lost from None
+            except _TORN as exc:
+                lost = self._torn(exc, "waiting for the lock")
             if lost is None:
                 self._check_lock_key(client, key)
             left = deadline - time.monotonic()
@@ -548,6 +556,13 @@ class RedisStore(SharedStore):
             time.sleep(min(left, delay * random.uniform(0.5, 1.0)))
             delay = min(delay * 1.5, 0.25)
 
+    def _torn(self, exc: BaseException, doing: str) -> StoreUnavailable:
+        """What redis-py raising a builtin error means (a connection closed under the command: a
+        socket gone, a reader set to None): a dropped connection, said as one (exit 5)."""
+        error = self._say("unreachable", f"the connection was closed during the command ({type(exc).__name__})", doing)
+        assert isinstance(error, StoreUnavailable)
+        return error
+
     def _check_lock_key(self, client: Any, key: str) -> None:
         """The lock is taken: refuse now (exit 6, naming the key and how to remove it) if what holds
         it is no lease of this program's: a key without an expiry (another client's SET, a PERSIST)
@@ -555,7 +570,7 @@ class RedisStore(SharedStore):
         try:
             ttl = client.pttl(key)
             value = _text(client.get(key)) if ttl == -1 else ""
-        except self._redis.RedisError:
+        except (self._redis.RedisError, *_TORN):
             return  # the wait goes on; an unreachable server is said by the next try
         if ttl != -1:
             return  # a lease that runs out (or gone already): wait for it
@@ -569,17 +584,29 @@ class RedisStore(SharedStore):
             f"{shell_quote(key)} (with the store's host, port and password). Nothing was changed.",
         )
 
-    def _keep(self, client: Any, key: str, token: str, lease_ms: int, stop: threading.Event) -> None:
-        """While the lock is held: extend the lease every third of it. Stops when the lease turns
-        out to be gone (another run has the lock now: the version check of each save protects the
-        store from what this run still holds)."""
-        while not stop.wait(self.lease / 3):
+    def _keep(self, client: Any, key: str, token: str, lease_ms: int, ended: threading.Event) -> None:
+        """While the lock is held: extend the lease every third of it, until the block ends or the
+        store is closed (then the lease runs out on its own unless the block releases it first).
+        Stops early when the lease turns out to be gone (another run has the lock now: the version
+        check of each save protects the store from what this run still holds). Never dies on an
+        error: a renewal that fails is tried again at the next tick, and if none succeeds the lease
+        runs out, so the holder's save is refused by the fence."""
+        import logging
+
+        while not ended.wait(self.lease / 3):
             try:
                 if not self._script(client, "extend", _EXTEND)(keys=[key], args=[token, lease_ms], client=client):
                     self.lease_lost = True
                     return
-            except self._redis.RedisError:
-                continue  # the server is unreachable for now: try again at the next tick
+            except (self._redis.RedisError, *_TORN):
+                continue  # the server is unreachable for now, or the connection was cut: the next tick
+            except Exception as exc:  # noqa: BLE001 - no thread may end on a traceback, unsaid
+                self.lease_lost = True
+                logging.getLogger("procore_setup.stores").warning(
+                    "procore-setup: the lease on the lock of the Redis store %s could not be renewed (%s): it runs "
+                    "out in at most %g s, and a save after that is refused.", self.describe(), type(exc).__name__,
+                    self.lease)
+                return
 
     @guarded
     def server_identity(self) -> tuple[str, ...]:
@@ -687,6 +714,9 @@ def _text(value: Any) -> str:
 # own parser also tells apart only by its words (its EXCEPTION_CLASSES["ERR"]).
 # What _READ returns: one flat list of at most this many values (bytes, integers, nil).
 _READ_ITEMS = 4 + 2 * MAX_ROWS
+# What redis-py raises, besides its own errors, when a connection is closed under a command (its
+# socket file closed: ValueError; its reader gone: AttributeError; the socket itself: OSError).
+_TORN: tuple[type[Exception], ...] = (ValueError, AttributeError, OSError)
 _SCALARS = (bytes, int, type(None))
 
 _ERRORS: tuple[tuple[str, str, str], ...] = (
