@@ -389,7 +389,9 @@ class PostgresStore(SharedStore):
 
     @guarded
     def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
-               deletes: list[str], *, create: bool) -> bool:
+               deletes: list[str], *, create: bool, expect_text: str | None = None) -> bool:
+        # (expect_text is for stores that keep the version as text: here it is a bigint, and even a
+        # foreign one read leniently is matched by its value, `expect`)
         conn = self._data()
         try:
             with _deadline(conn, self.statement_deadline), conn.transaction():
@@ -425,8 +427,12 @@ class PostgresStore(SharedStore):
 
     @contextlib.contextmanager
     def _hold_lock(self, timeout: float) -> Iterator[None]:
-        conn = self._connect(autocommit=False)  # its own connection: the lock lives in its transaction
-        with self._closing_lock(conn.close):  # closing it ends the transaction: the lock is released
+        # Its own connection: the lock lives in its transaction, and closing it (here, when the block
+        # ends, or when this thread calls close() inside it) releases the lock. close() from another
+        # thread leaves it alone: cut under the thread waiting on it, the wait would fail (libpq's
+        # "connection pointer is NULL").
+        conn = self._connect(autocommit=False)
+        try:
             try:
                 key = (LOCK_CLASS, TABLE)
                 # first: the lock's own statement stays the session's last (what an operator sees)
@@ -443,7 +449,11 @@ class PostgresStore(SharedStore):
                 raise self._lock_timeout(timeout) from None
             except self._pg.Error as exc:
                 raise self._error(exc, "waiting for the lock") from None
-            yield
+            with self._held(conn.close):
+                yield
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     @guarded
     def _prepare_write(self) -> None:

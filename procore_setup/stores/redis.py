@@ -168,7 +168,6 @@ class RedisStore(SharedStore):
         self._scripts: dict[str, Any] = {}
         self._ready = False
         self._note: tuple[str | None] | None = None
-        self._odd_version: str | None = None  # a foreign version read leniently (see _parse_reply)
         self.lease_lost = False  # set when this run's lease ran out while it held the lock
 
     # -- the URL -------------------------------------------------------------------
@@ -459,13 +458,13 @@ class RedisStore(SharedStore):
                 f"knows {STORE_SCHEMA}).",
                 hint="Upgrade procore-setup (pip install -U 'procore-setup[redis]'). Nothing was changed.",
             )
-        self._odd_version = None
         version = version_of(version_text) if version_text else 0
+        odd: str | None = None
         if version is None:
             if not self._lenient_version:
                 raise self._bad_version(repr(version_text), f"redis-cli -n DB HSET {shell_quote(self.key('document'))} "
                                         "version 1000000  (then run the command again)")
-            version, self._odd_version = -1, version_text  # matched as text by the save over it
+            version, odd = -1, version_text  # matched as text by the save over it (see _write)
         settings = self._object(settings_text, self.key("document")) if settings_text else None
         profiles: dict[str, dict[str, Any]] = {}
         for i in range(4, len(reply), 2):
@@ -473,7 +472,7 @@ class RedisStore(SharedStore):
             if value is None:
                 continue  # listed, but its key is gone (evicted, deleted by hand): a profile that vanished
             profiles[name] = self._object(_text(value), self.key("profile:" + name))
-        return Revision(version, settings, profiles)
+        return Revision(version, settings, profiles, odd)
 
     def _object(self, text: str, key: str) -> dict[str, Any]:
         try:
@@ -487,9 +486,9 @@ class RedisStore(SharedStore):
 
     @guarded
     def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
-               deletes: list[str], *, create: bool) -> bool:
+               deletes: list[str], *, create: bool, expect_text: str | None = None) -> bool:
         client = self._data()
-        expected = self._odd_version if expect == -1 and self._odd_version is not None else str(expect)
+        expected = expect_text if expect_text is not None else str(expect)
         args: list[Any] = [self.prefix, expected, str(new), STORE_SCHEMA, encode(settings), secrets.token_hex(16),
                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), len(upserts)]
         for name, fields in upserts.items():
@@ -509,21 +508,27 @@ class RedisStore(SharedStore):
 
     @contextlib.contextmanager
     def _hold_lock(self, timeout: float) -> Iterator[None]:
-        client = self._connect()  # its own connections: the extending thread uses them too
+        # Its own connections (the renewal thread uses them too), ended here when the block ends, or by
+        # close() from this thread; never by another thread's close(), which would cut them under this
+        # one mid-command.
+        client = self._connect()
         key, token, lease_ms = self.key("lock"), secrets.token_hex(16), max(1, int(self.lease * 1000))
-        with self._closing_lock(client.connection_pool.disconnect):
+        try:
             self._acquire(client, key, token, lease_ms, timeout)
-            stop = threading.Event()
-            keeper = threading.Thread(target=self._keep, args=(client, key, token, lease_ms, stop),
-                                      name="procore-setup lease", daemon=True)
-            keeper.start()
-            try:
-                yield
-            finally:
-                stop.set()
-                keeper.join(READ_TIMEOUT)
-                with contextlib.suppress(Exception):  # unreachable: the lease runs out on its own
-                    self._run(client, "release", _RELEASE, [key], [token], "releasing the lock")
+            with self._held(client.connection_pool.disconnect) as ended:  # set at the block's end, or close()
+                keeper = threading.Thread(target=self._keep, args=(client, key, token, lease_ms, ended),
+                                          name="procore-setup lease", daemon=True)
+                keeper.start()
+                try:
+                    yield
+                finally:
+                    ended.set()
+                    keeper.join(READ_TIMEOUT)
+                    with contextlib.suppress(Exception):  # unreachable: the lease runs out on its own
+                        self._run(client, "release", _RELEASE, [key], [token], "releasing the lock")
+        finally:
+            with contextlib.suppress(Exception):
+                client.connection_pool.disconnect()
 
     def _acquire(self, client: Any, key: str, token: str, lease_ms: int, timeout: float) -> None:
         """Take the lock, polling with backoff for at most `timeout` seconds. A server that is down
@@ -539,6 +544,8 @@ class RedisStore(SharedStore):
                 lost = self._error(exc, "waiting for the lock")
                 if not isinstance(lost, StoreUnavailable):
                     raise lost from None
+            except _TORN as exc:
+                lost = self._torn(exc, "waiting for the lock")
             if lost is None:
                 self._check_lock_key(client, key)
             left = deadline - time.monotonic()
@@ -549,6 +556,13 @@ class RedisStore(SharedStore):
             time.sleep(min(left, delay * random.uniform(0.5, 1.0)))
             delay = min(delay * 1.5, 0.25)
 
+    def _torn(self, exc: BaseException, doing: str) -> StoreUnavailable:
+        """What redis-py raising a builtin error means (a connection closed under the command: a
+        socket gone, a reader set to None): a dropped connection, said as one (exit 5)."""
+        error = self._say("unreachable", f"the connection was closed during the command ({type(exc).__name__})", doing)
+        assert isinstance(error, StoreUnavailable)
+        return error
+
     def _check_lock_key(self, client: Any, key: str) -> None:
         """The lock is taken: refuse now (exit 6, naming the key and how to remove it) if what holds
         it is no lease of this program's: a key without an expiry (another client's SET, a PERSIST)
@@ -556,7 +570,7 @@ class RedisStore(SharedStore):
         try:
             ttl = client.pttl(key)
             value = _text(client.get(key)) if ttl == -1 else ""
-        except self._redis.RedisError:
+        except (self._redis.RedisError, *_TORN):
             return  # the wait goes on; an unreachable server is said by the next try
         if ttl != -1:
             return  # a lease that runs out (or gone already): wait for it
@@ -570,17 +584,29 @@ class RedisStore(SharedStore):
             f"{shell_quote(key)} (with the store's host, port and password). Nothing was changed.",
         )
 
-    def _keep(self, client: Any, key: str, token: str, lease_ms: int, stop: threading.Event) -> None:
-        """While the lock is held: extend the lease every third of it. Stops when the lease turns
-        out to be gone (another run has the lock now: the version check of each save protects the
-        store from what this run still holds)."""
-        while not stop.wait(self.lease / 3):
+    def _keep(self, client: Any, key: str, token: str, lease_ms: int, ended: threading.Event) -> None:
+        """While the lock is held: extend the lease every third of it, until the block ends or the
+        store is closed (then the lease runs out on its own unless the block releases it first).
+        Stops early when the lease turns out to be gone (another run has the lock now: the version
+        check of each save protects the store from what this run still holds). Never dies on an
+        error: a renewal that fails is tried again at the next tick, and if none succeeds the lease
+        runs out, so the holder's save is refused by the fence."""
+        import logging
+
+        while not ended.wait(self.lease / 3):
             try:
                 if not self._script(client, "extend", _EXTEND)(keys=[key], args=[token, lease_ms], client=client):
                     self.lease_lost = True
                     return
-            except self._redis.RedisError:
-                continue  # the server is unreachable for now: try again at the next tick
+            except (self._redis.RedisError, *_TORN):
+                continue  # the server is unreachable for now, or the connection was cut: the next tick
+            except Exception as exc:  # noqa: BLE001 - no thread may end on a traceback, unsaid
+                self.lease_lost = True
+                logging.getLogger("procore_setup.stores").warning(
+                    "procore-setup: the lease on the lock of the Redis store %s could not be renewed (%s): it runs "
+                    "out in at most %g s, and a save after that is refused.", self.describe(), type(exc).__name__,
+                    self.lease)
+                return
 
     @guarded
     def server_identity(self) -> tuple[str, ...]:
@@ -688,6 +714,9 @@ def _text(value: Any) -> str:
 # own parser also tells apart only by its words (its EXCEPTION_CLASSES["ERR"]).
 # What _READ returns: one flat list of at most this many values (bytes, integers, nil).
 _READ_ITEMS = 4 + 2 * MAX_ROWS
+# What redis-py raises, besides its own errors, when a connection is closed under a command (its
+# socket file closed: ValueError; its reader gone: AttributeError; the socket itself: OSError).
+_TORN: tuple[type[Exception], ...] = (ValueError, AttributeError, OSError)
 _SCALARS = (bytes, int, type(None))
 
 _ERRORS: tuple[tuple[str, str, str], ...] = (

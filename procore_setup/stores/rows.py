@@ -52,11 +52,16 @@ MIN_SCRUB_WORD = 8
 
 class Revision(NamedTuple):
     """What the store held when a document was read: its version (0: nothing yet), the settings
-    row (None: none yet) and each profile's fields, as decoded values."""
+    row (None: none yet) and each profile's fields, as decoded values. `version_text`: a version
+    this program never writes, as the store holds it (only from the lenient read of
+    save_last_resort, whose save must match exactly that text); None otherwise. It travels with
+    the revision, never as the store's state, so another thread's read cannot change what a save
+    compares against."""
 
     version: int
     settings: dict[str, Any] | None
     profiles: dict[str, dict[str, Any]]
+    version_text: str | None = None
 
 
 EMPTY = Revision(0, None, {})
@@ -400,9 +405,9 @@ class SharedStore(StoreCommon):
         self._driver: Any = None
         self._lenient_version = False  # only save_last_resort reads a version this program did not write
         # The data connection is one thread's at a time (see `guarded`); reentrant, as the store's
-        # methods call each other. The lock connections open now, so that close() ends them too.
+        # methods call each other. The locks held now, each told when close() is called (see `_held`).
         self._guard = threading.RLock()
-        self._lock_closers: list[Callable[[], None]] = []
+        self._held_locks: list[tuple[threading.Event, int, Callable[[], None]]] = []
 
     @property
     def driver(self) -> Any:
@@ -493,10 +498,12 @@ class SharedStore(StoreCommon):
         raise NotImplementedError
 
     def _write(self, expect: int, new: int, settings: dict[str, Any], upserts: dict[str, dict[str, Any]],
-               deletes: list[str], *, create: bool) -> bool:
+               deletes: list[str], *, create: bool, expect_text: str | None = None) -> bool:
         """Atomically: if the version is still `expect`, write the rows and set it to `new` (True);
         else change nothing (False). `create`: there was no document row (insert it, if there is
-        still none). Raises StoreUnavailable if the connection is lost."""
+        still none). `expect_text`: the Revision's version_text, for a store that keeps versions
+        as text (a foreign one is matched as written). Raises StoreUnavailable if the connection
+        is lost."""
         raise NotImplementedError
 
     def _hold_lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
@@ -512,31 +519,39 @@ class SharedStore(StoreCommon):
         raise NotImplementedError
 
     def close(self) -> None:
-        """Close every connection this store holds: the data connection (redis-py's pool), and the
-        connection of any lock held now (which ends that lock: the version fence keeps whatever its
-        holder still saves from overwriting a newer pair). Idempotent; a store used again after
-        this connects again."""
+        """Close the data connection, and tell each lock held now that its store is closed: a Redis
+        lease is no longer renewed, so a holder that never ends its block loses the lock when the
+        lease runs out (the version fence then refuses what it still saves). A lock held by the
+        thread that calls this ends now, with its connection (that thread is here, not in a command
+        on it); one that another thread holds or waits for is never cut under that thread
+        mid-command: its block ends it when it ends. Other threads that use the store meanwhile
+        connect again, as a store used after this does. Idempotent."""
+        me = threading.get_ident()
         with self._guard:
-            closers, self._lock_closers = self._lock_closers, []
+            held, self._held_locks = self._held_locks, []
             self._drop_connection()
-        for close in closers:
-            with contextlib.suppress(Exception):
-                close()
+        for ended, owner, end_now in held:
+            ended.set()
+            if owner == me:
+                with contextlib.suppress(Exception):
+                    end_now()
 
     @contextlib.contextmanager
-    def _closing_lock(self, close: Callable[[], None]) -> Iterator[None]:
-        """Around the life of a lock's own connection: `close` ends it when the block ends, or when
-        close() is called before that."""
+    def _held(self, end_now: Callable[[], None]) -> Iterator[threading.Event]:
+        """While a lock is held by this thread: an event set when the block ends, or when close() is
+        called first (a lease's renewal stops on it); `end_now` ends the lock's connection, which
+        close() calls only when it is called from this thread (inside the block)."""
+        ended = threading.Event()
+        entry = (ended, threading.get_ident(), end_now)
         with self._guard:
-            self._lock_closers.append(close)
+            self._held_locks.append(entry)
         try:
-            yield
+            yield ended
         finally:
+            ended.set()
             with self._guard:
                 with contextlib.suppress(ValueError):
-                    self._lock_closers.remove(close)
-            with contextlib.suppress(Exception):
-                close()
+                    self._held_locks.remove(entry)
 
     # -- reading -------------------------------------------------------------------
     def exists(self) -> bool:
@@ -633,7 +648,7 @@ class SharedStore(StoreCommon):
             time.sleep(delay)
             try:
                 if self._write(base.version, wanted.version, settings, upserts, deletes,
-                               create=base.settings is None):
+                               create=base.settings is None, expect_text=base.version_text):
                     return wanted
             except StoreUnavailable as exc:  # the connection dropped: a new one, and again
                 lost = exc
