@@ -18,7 +18,7 @@ import pytest
 
 from procore_setup.testing import Fault
 from helpers.cli import CLIENT_SECRET
-from helpers.engine import Engine, load, mode_of, rewrite, set_expiry, Snapshot, temp_files, wait_for
+from helpers.engine import MARK, Engine, load, mode_of, rewrite, set_expiry, Snapshot, temp_files, wait_for
 
 TOKEN_PATH = ["/oauth/token"]
 
@@ -184,7 +184,7 @@ def test_server_errors_beyond_the_retries_exit_5_and_lose_nothing(eng: Engine) -
     # in-flight mark stays (the next run then explains a refusal) and every stored value is kept.
     after = eng.profile()
     assert "refresh_started_at" in after
-    assert {k: v for k, v in after.items() if k != "refresh_started_at"} == before
+    assert {k: v for k, v in after.items() if k not in MARK} == before
     assert eng.fake.refresh_token_state(refresh_token) == "active"
     assert 2 <= eng.fake.counts["faults"] <= 5  # retried, a bounded number of times
     eng.fake.clear_faults()

@@ -571,7 +571,7 @@ def _execute(row: Row, ctx: Ctx) -> None:
         after = ctx.stored(kept)
         assert stored_before is not None  # read above for these rows
         assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600
-        volatile = {"refresh_started_at", "last_error", "reauth_required"}
+        volatile = {"refresh_started_at", "refresh_budget", "refresh_step", "last_error", "reauth_required"}
         assert {k: v for k, v in after.items() if k not in volatile} == \
                {k: v for k, v in stored_before.items() if k not in volatile}, "a stored value changed"
         assert ctx.fake.refresh_token_state(after["refresh_token"]) == "active", "the chain was used up"

@@ -33,6 +33,9 @@ __all__ = [
 
 FIRST_COMPANY = 8675309
 SECOND_COMPANY = 562949953421313  # more than 32 bits
+# The in-flight mark a refresh writes before it sends the token (and leaves when the answer is
+# lost): when it started, and the holder's own limits that waiters on other hosts wait on.
+MARK = frozenset({"refresh_started_at", "refresh_budget", "refresh_step"})
 WINDOW = 16  # a leak of any 16 consecutive characters of a secret counts as a leak
 
 
