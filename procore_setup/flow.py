@@ -579,7 +579,7 @@ def usage_examples(store: Store, profile: str, company_id: int | None, api_url: 
         "import httpx\n"
         "from procore_setup import ProcoreAuth\n"
         f"auth = ProcoreAuth(profile={profile!r}, {key}={value!r})\n"
-        f"with httpx.Client(base_url={api_url!r}, auth=auth) as api:\n"
+        f"with auth, httpx.Client(base_url={api_url!r}, auth=auth) as api:  # closes both\n"
         '    print(api.get("/rest/v1.0/me").json())'
     )
     return curl, python
