@@ -144,3 +144,13 @@ def test_a_libpq_older_than_12_is_not_given_tcp_user_timeout() -> None:
         assert keepalives(old) == {k: v for k, v in KEEPALIVES.items() if k != "tcp_user_timeout"}
     for new in (120000, 170002):
         assert keepalives(new) == KEEPALIVES and KEEPALIVES["tcp_user_timeout"] == 30000
+
+
+def test_the_fast_reads_sha_is_the_sha_of_its_script() -> None:
+    """EVALSHA names the script by a SHA-1 written down in redis.py (hashlib stays off `token`'s
+    path); an edit of the script without its SHA would send every read to the slow fallback."""
+    import hashlib
+
+    from procore_setup.stores import redis
+
+    assert redis._READ_SHA == hashlib.sha1(redis._READ.encode()).hexdigest()

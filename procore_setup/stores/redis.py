@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
-import secrets
 import threading
 import time
 from typing import Any, Iterator
@@ -412,7 +410,7 @@ class RedisStore(SharedStore):
             try:
                 reply = resp.run_script(**self._fast, timeout=CONNECT_TIMEOUT, wait=READ_TIMEOUT,
                                         deadline=self.read_deadline,
-                                        script=_READ, keys=[self.key("document"), self.key("profiles")],
+                                        script=_READ, sha=_READ_SHA, keys=[self.key("document"), self.key("profiles")],
                                         args=[self.prefix, MAX_DOCUMENT_BYTES, MAX_ROWS], max_items=_READ_ITEMS)
             except RespFailure as exc:
                 failed = self._fast_error(exc)
@@ -489,7 +487,7 @@ class RedisStore(SharedStore):
                deletes: list[str], *, create: bool, expect_text: str | None = None) -> bool:
         client = self._data()
         expected = expect_text if expect_text is not None else str(expect)
-        args: list[Any] = [self.prefix, expected, str(new), STORE_SCHEMA, encode(settings), secrets.token_hex(16),
+        args: list[Any] = [self.prefix, expected, str(new), STORE_SCHEMA, encode(settings), _token(),
                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), len(upserts)]
         for name, fields in upserts.items():
             args += [name, encode(fields)]
@@ -512,7 +510,7 @@ class RedisStore(SharedStore):
         # close() from this thread; never by another thread's close(), which would cut them under this
         # one mid-command.
         client = self._connect()
-        key, token, lease_ms = self.key("lock"), secrets.token_hex(16), max(1, int(self.lease * 1000))
+        key, token, lease_ms = self.key("lock"), _token(), max(1, int(self.lease * 1000))
         try:
             self._acquire(client, key, token, lease_ms, timeout)
             with self._held(client.connection_pool.disconnect) as ended:  # set at the block's end, or close()
@@ -553,6 +551,8 @@ class RedisStore(SharedStore):
                 if lost is not None:
                     raise lost
                 raise self._lock_timeout(timeout)
+            import random  # here, not on the fast path of `token`
+
             time.sleep(min(left, delay * random.uniform(0.5, 1.0)))
             delay = min(delay * 1.5, 0.25)
 
@@ -714,6 +714,15 @@ def _text(value: Any) -> str:
 # own parser also tells apart only by its words (its EXCEPTION_CLASSES["ERR"]).
 # What _READ returns: one flat list of at most this many values (bytes, integers, nil).
 _READ_ITEMS = 4 + 2 * MAX_ROWS
+# SHA-1 of _READ, for EVALSHA on the fast path without importing hashlib there (tests check it).
+_READ_SHA = "f663fb64e053b8dc011d2da74eaedcda77a0d25e"
+
+
+def _token() -> str:
+    """A random value naming this writer (lock owner, save): `secrets` only when writing."""
+    import secrets
+
+    return secrets.token_hex(16)
 # What redis-py raises, besides its own errors, when a connection is closed under a command (its
 # socket file closed: ValueError; its reader gone: AttributeError; the socket itself: OSError).
 _TORN: tuple[type[Exception], ...] = (ValueError, AttributeError, OSError)

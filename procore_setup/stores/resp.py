@@ -27,7 +27,6 @@ the script's one flat array, of at most `max_items` elements.
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import time
 from typing import Any
@@ -151,11 +150,15 @@ class _Replies:
 
 
 def run_script(host: str, port: int, *, username: str | None, password: str | None, db: int, timeout: float,
-               wait: float, deadline: float, script: str, keys: list[str], args: list[Any], max_items: int) -> Any:
+               wait: float, deadline: float, script: str, keys: list[str], args: list[Any], max_items: int,
+               sha: str | None = None) -> Any:
     """The script's reply (bytes, ints, None, or one flat list of them), or RespFailure. `timeout`
     bounds the connect, `wait` each silence of the server, `deadline` the whole call, however the
     server trickles its bytes; `max_items` the length of the one list the script may return."""
-    sha = hashlib.sha1(script.encode()).hexdigest()
+    if sha is None:  # the caller may give it, keeping hashlib off `token`'s path
+        import hashlib
+
+        sha = hashlib.sha1(script.encode()).hexdigest()
     end = time.monotonic() + deadline
     try:
         sock = socket.create_connection((host, port), timeout=min(timeout, deadline))
