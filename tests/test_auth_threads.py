@@ -12,22 +12,16 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable
 
 import httpx
 import pytest
 
 from helpers.engine import wait_for
-from helpers.stores import Shared, pg_activity, redis_dump
+from helpers.stores import shared_on
 from procore_setup.testing import FakeProcore
 
 THREADS = 16
 REQUESTS = 3  # each thread's
-
-
-def _redis_clients(server: Any, url: str) -> int:
-    db = url.rsplit("/", 1)[1]
-    return sum(1 for line in str(server.cli("CLIENT", "LIST")).splitlines() if f" db={db} " in f" {line} ")
 
 
 @pytest.mark.parametrize("kind", ["postgres", "redis"])
@@ -35,17 +29,8 @@ def test_one_auth_in_sixteen_threads_after_expiry_refreshes_once(kind: str, requ
                                                                  tmp_path: Path, fake: FakeProcore) -> None:
     from procore_setup import ProcoreAuth
 
-    count: Callable[[], int]
-    if kind == "postgres":
-        server = request.getfixturevalue("pg_server")
-        url = request.getfixturevalue("pg_store_url")
-        shared = Shared(kind, url, fake, tmp_path, lambda: server.dump(url), [server.app_password])
-        count = lambda: len(pg_activity(server, url, "true"))  # noqa: E731
-    else:
-        server = request.getfixturevalue("redis_server")
-        url = request.getfixturevalue("redis_store_url")
-        shared = Shared(kind, url, fake, tmp_path, lambda: redis_dump(url), [server.password])
-        count = lambda: _redis_clients(server, url)  # noqa: E731
+    shared, url, connections = shared_on(kind, request, fake, tmp_path)
+    count = lambda: len(connections())  # noqa: E731
     try:
         shared.hosts[0].login()
         old = shared.profile()["access_token"]

@@ -21,34 +21,18 @@ import pytest
 
 from helpers.cli import base_env
 from helpers.engine import wait_for
-from helpers.stores import Shared, pg_activity, redis_dump
+from helpers.stores import Shared, shared_on
 from procore_setup.stores import open_store
 from procore_setup.testing import FakeProcore
 
 Count = Callable[[], int]
 
 
-def redis_clients(server: Any, url: str) -> int:
-    """Clients of the Redis server on the store's logical database (the fixture's own admin
-    connection sits on database 0, which no store URL of the fixtures uses)."""
-    db = url.rsplit("/", 1)[1]
-    listing = server.cli("CLIENT", "LIST")
-    return sum(1 for line in str(listing).splitlines() if f" db={db} " in f" {line} ")
-
-
 @pytest.fixture(params=["postgres", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path, fake: FakeProcore) -> Iterator[tuple[Shared, Count]]:
     """A shared store with a logged-in profile, and how many connections its server has to it now."""
-    if request.param == "postgres":
-        server = request.getfixturevalue("pg_server")
-        url = request.getfixturevalue("pg_store_url")
-        shared = Shared("postgres", url, fake, tmp_path, lambda: server.dump(url), [server.app_password])
-        count: Count = lambda: len(pg_activity(server, url, "true"))  # noqa: E731
-    else:
-        server = request.getfixturevalue("redis_server")
-        url = request.getfixturevalue("redis_store_url")
-        shared = Shared("redis", url, fake, tmp_path, lambda: redis_dump(url), [server.password])
-        count = lambda: redis_clients(server, url)  # noqa: E731
+    shared, _url, connections = shared_on(request.param, request, fake, tmp_path)
+    count: Count = lambda: len(connections())  # noqa: E731
     shared.hosts[0].login()
     yield shared, count
     shared.finish()

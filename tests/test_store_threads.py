@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from helpers.engine import wait_for
-from helpers.stores import Shared, pg_activity, pg_advisory_waiters, redis_dump
+from helpers.stores import Shared, pg_activity, pg_advisory_waiters, redis_client_ids, redis_dump, shared_on
 from procore_setup.errors import ProcoreSetupError
 from procore_setup.stores import open_store
 from procore_setup.testing import FakeProcore
@@ -38,13 +38,6 @@ def rs(tmp_path: Path, fake: FakeProcore, redis_server: Any, redis_store_url: st
     s = Shared("redis", redis_store_url, fake, tmp_path, lambda: redis_dump(redis_store_url), [redis_server.password])
     yield s
     s.finish()
-
-
-def _redis_clients(server: Any, url: str) -> set[str]:
-    """The ids of the clients connected to the store's database (CLIENT LIST)."""
-    db = url.rsplit("/", 1)[1]
-    return {line.split(" ", 1)[0] for line in str(server.cli("CLIENT", "LIST")).splitlines()
-            if f" db={db} " in f" {line} "}
 
 
 def _none_left(connections: Callable[[], set[Any]], before: set[Any]) -> None:
@@ -103,17 +96,7 @@ def test_one_auth_closed_over_and_over_while_sixteen_threads_use_it(kind: str, r
     auth is closed for the last time the server holds none of its connections."""
     from procore_setup import ProcoreAuth
 
-    connections: Callable[[], set[Any]]
-    if kind == "postgres":
-        server = request.getfixturevalue("pg_server")
-        url = request.getfixturevalue("pg_store_url")
-        shared = Shared(kind, url, fake, tmp_path, lambda: server.dump(url), [server.app_password])
-        connections = lambda: set(pg_activity(server, url, "true"))  # noqa: E731
-    else:
-        server = request.getfixturevalue("redis_server")
-        url = request.getfixturevalue("redis_store_url")
-        shared = Shared(kind, url, fake, tmp_path, lambda: redis_dump(url), [server.password])
-        connections = lambda: _redis_clients(server, url)  # noqa: E731
+    shared, url, connections = shared_on(kind, request, fake, tmp_path)
     try:
         shared.hosts[0].login()
         old = shared.profile()["access_token"]
@@ -219,7 +202,7 @@ def test_a_redis_lease_is_not_renewed_once_its_store_is_closed(rs: Shared, redis
     keep it for as long as the block ran), so another host gets the lock when it runs out, and what the
     old holder then saves is refused by the fence; its block still ends cleanly, leaving no connection."""
     rs.hosts[0].login()
-    before = _redis_clients(redis_server, rs.url)
+    before = redis_client_ids(redis_server, rs.url)
     monkeypatch.setenv("PROCORE_SETUP_REDIS_LEASE", "1")  # read by the store when it is opened
     holder = open_store(store=rs.url)
     other = rs.store()
@@ -258,4 +241,4 @@ def test_a_redis_lease_is_not_renewed_once_its_store_is_closed(rs: Shared, redis
     assert rs.profile()["client_id"] == "changed-by-the-next-holder"
     holder.close()
     other.close()
-    _none_left(lambda: _redis_clients(redis_server, rs.url), before)
+    _none_left(lambda: redis_client_ids(redis_server, rs.url), before)

@@ -235,3 +235,28 @@ BLOCK_SQL = """
 CREATE FUNCTION pg_temp_block() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN COALESCE(NEW, OLD); END $$;
 """
+
+
+def redis_client_ids(server: Any, url: str) -> set[str]:
+    """The ids of the clients connected to the store's logical database (CLIENT LIST; the
+    fixture's own admin connection sits on database 0, which no store URL of the fixtures uses)."""
+    db = url.rsplit("/", 1)[1]
+    return {line.split(" ", 1)[0] for line in str(server.cli("CLIENT", "LIST")).splitlines()
+            if f" db={db} " in f" {line} "}
+
+
+def shared_on(kind: str, request: Any, fake: Any, tmp_path: Path) -> tuple[Shared, str, Callable[[], set[Any]]]:
+    """A `Shared` on the conftest server of `kind` ("postgres" or "redis"), its store URL, and the
+    connections its server holds to that store now (pids or client ids: count them with len)."""
+    connections: Callable[[], set[Any]]
+    if kind == "postgres":
+        server = request.getfixturevalue("pg_server")
+        url = request.getfixturevalue("pg_store_url")
+        shared = Shared(kind, url, fake, tmp_path, lambda: server.dump(url), [server.app_password])
+        connections = lambda: set(pg_activity(server, url, "true"))  # noqa: E731
+    else:
+        server = request.getfixturevalue("redis_server")
+        url = request.getfixturevalue("redis_store_url")
+        shared = Shared(kind, url, fake, tmp_path, lambda: redis_dump(url), [server.password])
+        connections = lambda: redis_client_ids(server, url)  # noqa: E731
+    return shared, url, connections
