@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from textual.worker import Worker, WorkerState
 
@@ -69,8 +68,7 @@ def browser_problem(environ: dict[str, str] | None = None, platform: str | None 
     return "there is no graphical display here (DISPLAY is not set)"
 
 
-@dataclass(frozen=True)
-class StoreFacts:
+class StoreFacts(NamedTuple):
     """What the Saved screen says about the store, read in the worker that saved to it."""
 
     permissions: str | None

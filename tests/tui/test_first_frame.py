@@ -1,5 +1,5 @@
 """What the first frame leaves for later still arrives: the first screen's footer with its keys,
-the later steps' styles, the Profiles list.
+the later steps' styles, the Profiles list (mounted and filled once the frame is drawn).
 
 The first frame is drawn without them (issue 21: the wizard's first frame against a bare
 Textual app); these tests hold that nothing a person uses went missing on the way.
@@ -56,23 +56,40 @@ async def test_the_first_question_gets_its_footer_and_the_next_step_has_one_at_o
         assert buttons.styles.dock == "bottom" and buttons.styles.margin.bottom == 1  # later.tcss's rule
 
 
-async def test_the_profiles_list_is_read_after_the_first_frame_and_its_keys_follow(make_app: Any,
-                                                                                  config: Path) -> None:
+async def test_the_profiles_list_is_mounted_and_read_after_the_first_frame_and_its_keys_follow(
+        config: Path, clock: Any) -> None:
+    """The list is an OptionList, which was a fifth of the Profiles screen's work before its first
+    frame while empty: it is mounted once that frame is drawn, then filled, focused, and answers."""
+    from procore_setup.stores.file import FileStore
+    from procore_setup.tui.app import ProcoreSetupApp
+
     config.parent.mkdir(mode=0o700)
     config.write_text(ONE_PROFILE)
     config.chmod(0o600)
-    app = make_app()
+    at_ready: list[int] = []
+
+    class Watched(ProcoreSetupApp):
+        async def on_ready(self) -> None:  # the first frame is drawn; what waited for it comes next
+            at_ready.append(len(self.screen.query(OptionList)))
+            await super().on_ready()
+
+    app = Watched(FileStore(config), clock=clock)
     async with app.run_test(size=SIZE) as pilot:
         assert screen_name(app) == "ProfilesScreen"
         keys = await wait_for_footer_keys(pilot)
         assert keys[:2] == ["Add", "Reconfigure"]
-        listing = app.screen.query_one("#profiles", OptionList)
         for _ in range(100):
-            if listing.option_count:
+            if app.screen.query("#profiles") and app.screen.query_one("#profiles", OptionList).option_count:
                 break
             await pilot.pause()
-        assert listing.option_count == 1
+        listing = app.screen.query_one("#profiles", OptionList)
+        assert at_ready == [0]  # no list in the first frame
+        assert not app.screen.query("#profiles-wait")  # its placeholder is gone
+        assert listing.option_count == 1 and app.focused is listing
         assert "default" in str(app.screen.query_one("#details", Static).render())
+        await pilot.press("enter")  # Enter on the list reconfigures the highlighted profile
+        await settle(pilot)
+        assert screen_name(app) == "KindScreen"  # reconfiguring starts at the first question
 
 
 async def test_the_first_question_answers_to_the_keys_and_clicks_an_option_list_did(make_app: Any) -> None:

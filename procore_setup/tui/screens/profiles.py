@@ -3,16 +3,14 @@ set the default, remove."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
-from textual import on, work
+from textual import work
 from textual.binding import Binding
 from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import OptionList, Static
-from textual.widgets.option_list import Option
+from textual.widgets import Static
 
 from ...errors import PassphraseNeeded
 from ...text import NAME_LIMIT, clean, duration
@@ -24,20 +22,10 @@ from ..screenkit import ADD, BACKGROUND, NEW, PROFILES, REAUTHORIZE, RECONFIGURE
 from .base import WizardScreen
 
 if TYPE_CHECKING:
+    from textual.widgets import OptionList
+
     from ...profile import Credentials
     from ...flow import SetupFlow
-
-# The list's rows start 2 columns further right than the header (border and padding), and after the ★.
-class ProfileList(OptionList):
-    """The profiles of the file. Rows are plain text: names in the file are Procore's or anyone's
-    who edited it, never markup (`[/nope]` would crash the screen at every launch)."""
-
-    BINDINGS = [Binding("enter", "select", "Reconfigure", show=False)]  # `r` in the footer says it already
-
-    def __init__(self, *content: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("markup", False)
-        super().__init__(*content, **kwargs)
-
 
 def plain(value: Any, limit: int = NAME_LIMIT) -> str:
     """A value read from the file, fit to show: printable and capped."""
@@ -70,8 +58,7 @@ def token_state(info: dict[str, Any], seconds_left: float | None) -> str:
     return _left(seconds_left)
 
 
-@dataclass(frozen=True)
-class Listing:
+class Listing(NamedTuple):
     """The file as the list shows it, read by a worker: the document, each profile's status, the mode."""
 
     doc: Credentials
@@ -100,9 +87,6 @@ class ProfilesScreen(WizardScreen):
     derive a key, is a worker with a busy line, while Esc and Ctrl+Q keep working.
     """
 
-    DEFAULT_CSS = """
-    #profiles { height: auto; max-height: 8; }
-    """
     STEP = PROFILES
     NUMBER = 0
     AUTO_FOCUS = "#profiles"
@@ -134,7 +118,15 @@ class ProfilesScreen(WizardScreen):
     def compose_body(self) -> Iterable[Widget]:
         yield Static(f"Credentials file: {self.wizard.store.address.describe()}", id="file", classes="gap", markup=False)
         yield Static(HEADER, id="profiles-header", classes="dim", markup=False)
-        yield ProfileList(id="profiles", classes="gap")
+        if self.wizard.first_frame_drawn:
+            from ..widgets.lists import ProfileList
+
+            yield ProfileList(id="profiles", classes="gap")
+        else:
+            # The first screen: the list (an OptionList: it scrolls, and holds any number of
+            # profiles) is mounted here once the first frame is drawn, as its rows are read. It would
+            # be empty in that frame, and building and styling it was a fifth of the work before it.
+            yield Static("", id="profiles-wait", classes="gap", markup=False)
         yield Static("", id="details", markup=False)
 
     def on_mount(self) -> None:
@@ -143,10 +135,25 @@ class ProfilesScreen(WizardScreen):
         # interpreter. Until it ends the list is empty and the actions are greyed out, as they
         # are while any read is on its way.
         self._reading = True
-        self.wizard.after_first_frame(lambda: self.reload(keep_message=True))
+        self.wizard.after_first_frame(self._show_list)
         # A refresh by cron or a script, a revoke in another terminal: the list follows the store
         # rather than showing what it held when the wizard started.
         self.set_interval(WATCH_EVERY, self._watch)
+
+    def _show_list(self) -> None:
+        """Put the list in its place (the first frame is drawn) and read the file into it."""
+        from ..widgets.lists import ProfileList
+
+        if not self.query("#profiles-wait"):  # not the first screen: the list was composed with it
+            self.reload(keep_message=True)
+            return
+        wait = self.query_one("#profiles-wait")
+        listing = ProfileList(id="profiles", classes="gap", disabled=self.busy)
+        self.query_one("#body").mount(listing, before=wait)
+        wait.remove()
+        if self.focused is None and not self.busy:
+            listing.focus()
+        self.reload(keep_message=True)
 
     def _watch(self) -> None:
         if not self.is_current or self.busy or self._reading:
@@ -175,7 +182,7 @@ class ProfilesScreen(WizardScreen):
         if select is not None:
             self.selected = select
         elif not self._reading:  # while a read is on its way, the list on screen is older than `selected`
-            current = self.query_one("#profiles", OptionList).highlighted_option
+            current = self._list().highlighted_option
             if current is not None and current.id:
                 self.selected = current.id
         self._reading = True
@@ -199,7 +206,9 @@ class ProfilesScreen(WizardScreen):
         doc = listing.doc
         self.doc = doc
         self.infos = listing.infos
-        listing_widget = self.query_one("#profiles", OptionList)
+        from textual.widgets.option_list import Option
+
+        listing_widget = self._list()
         listing_widget.clear_options()
         encrypted = ", secrets encrypted" if doc.encrypted else ""
         self.query_one("#file", Static).update(
@@ -227,7 +236,7 @@ class ProfilesScreen(WizardScreen):
     def _unreadable(self, error: BaseException) -> None:
         self.doc = None
         self.infos = {}
-        self.query_one("#profiles", OptionList).clear_options()
+        self._list().clear_options()
         self.query_one("#file", Static).update(f"Credentials file: {self.wizard.store.address.describe()}")
         self.query_one("#details", Static).update("")
         self.show_error("The file cannot be used: " + describe(error))
@@ -269,17 +278,23 @@ class ProfilesScreen(WizardScreen):
         company = info["company"]
         return f"{plain(company['name'])} ({company['id']})" if company else "none"
 
-    @on(OptionList.OptionHighlighted, "#profiles")
-    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        self._show_details(event.option.id)
+    # (Handlers by name: a decorator would import OptionList with this module, before the first frame.)
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_list.id == "profiles":
+            self._show_details(event.option.id)
 
-    @on(OptionList.OptionSelected, "#profiles")
-    def _selected(self) -> None:
-        self.action_reconfigure()
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id == "profiles":
+            self.action_reconfigure()
 
     def _current(self) -> str | None:
-        option = self.query_one("#profiles", OptionList).highlighted_option
+        if not self.query("#profiles"):
+            return None  # not mounted yet: the first frame is not drawn
+        option = self._list().highlighted_option
         return option.id if option is not None else None
+
+    def _list(self) -> OptionList:
+        return self.query_one("#profiles")  # type: ignore[return-value]  # a ProfileList, mounted after the first frame
 
     # -- actions ---------------------------------------------------------------------------------------
     def action_back(self) -> None:
