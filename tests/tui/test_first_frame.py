@@ -133,6 +133,31 @@ async def test_the_first_question_answers_to_the_keys_and_clicks_an_option_list_
         assert app.kind == "user"
 
 
+async def test_the_line_under_the_mouse_is_lit_as_in_an_option_list(make_app: Any) -> None:
+    """OptionList lights the option under the mouse (not the highlighted one: its own colour wins);
+    the first question's light list does the same, and lets go when the mouse leaves."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        kinds = app.screen.query_one("#kinds")
+        await settle(pilot)
+
+        def line_styles() -> list[str]:
+            """Each line's styles as rendered (the text of the lines never changes)."""
+            return [" ".join(str(span.style) for span in line.spans) for line in kinds.render().split("\n")]
+
+        plain = line_styles()
+        await pilot.hover("#kinds", offset=(5, 2))  # the second line (below the border)
+        assert kinds.hovered == 1
+        lit = line_styles()
+        assert lit[0] == plain[0] and lit[1] != plain[1]  # only the line under the mouse changes
+        await pilot.hover("#kinds", offset=(5, 1))  # onto the highlighted line: its look stays
+        assert kinds.hovered == 0
+        assert line_styles() == plain
+        await pilot.hover("#titlebar")  # away from the list
+        assert kinds.hovered is None
+        assert line_styles() == plain
+
+
 async def test_a_screen_is_laid_out_again_when_the_terminal_changes_size(make_app: Any) -> None:
     """Resizes of the size a screen already has are not laid out again (three arrive at start-up);
     a real change of size is, both ways, on the screen shown and on the one under it."""

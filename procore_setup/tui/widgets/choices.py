@@ -47,7 +47,8 @@ class ChoiceLines(Widget, can_focus=True):
         }
     }
     """
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"choices--highlighted"}
+    # choices--hover's rule is in later.tcss: no mouse is over the list before the first frame.
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"choices--highlighted", "choices--hover"}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select", "Continue"),
         Binding("down", "move(1)", "Down", show=False),
@@ -75,6 +76,7 @@ class ChoiceLines(Widget, can_focus=True):
         super().__init__(id=id, classes=classes)
         self.choices: Sequence[Choice] = choices
         self.set_reactive(ChoiceLines.highlighted, self._clamp(highlighted))
+        self.hovered: int | None = None  # the line under the mouse, if any
 
     def _clamp(self, index: int) -> int:
         return max(0, min(index, len(self.choices) - 1))
@@ -96,11 +98,14 @@ class ChoiceLines(Widget, can_focus=True):
 
     def render(self) -> Content:
         width = self.content_size.width
-        style = self.get_visual_style("choices--highlighted")
         lines = []
         for index, choice in enumerate(self.choices):
             line = Content(choice.prompt.ljust(width))
-            lines.append(line.stylize(style) if index == self.highlighted else line)
+            if index == self.highlighted:  # the highlight wins over the hover, as in OptionList
+                line = line.stylize(self.get_visual_style("choices--highlighted"))
+            elif index == self.hovered:
+                line = line.stylize(self.get_visual_style("choices--hover"))
+            lines.append(line)
         return Content("\n").join(lines)
 
     def action_move(self, step: int) -> None:
@@ -114,10 +119,27 @@ class ChoiceLines(Widget, can_focus=True):
         if choice is not None:
             self.post_message(self.Selected(self, choice))
 
-    def on_click(self, event: events.Click) -> None:
+    def _line_at(self, event: events.MouseEvent) -> int | None:
         offset = event.get_content_offset(self)
         if offset is None or not 0 <= offset.y < len(self.choices):
+            return None
+        return offset.y
+
+    def _hover(self, line: int | None) -> None:
+        if line != self.hovered:
+            self.hovered = line
+            self.refresh()
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        self._hover(self._line_at(event))
+
+    def on_leave(self, event: events.Leave) -> None:
+        self._hover(None)
+
+    def on_click(self, event: events.Click) -> None:
+        line = self._line_at(event)
+        if line is None:
             return
         event.stop()
-        self.highlighted = offset.y
+        self.highlighted = line
         self.action_select()
