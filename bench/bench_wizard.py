@@ -78,8 +78,9 @@ user_name = "Bench User"
 """
 
 
-def one_run(code: str, env: dict[str, str], timeout: float = 30.0) -> float:
-    """Seconds from spawning `python -c code` in an 80x24 pty to its first frame."""
+def run_to_ready(code: str, env: dict[str, str], timeout: float = 30.0) -> tuple[float, str]:
+    """Spawn `python -c code` in an 80x24 pty; wait for its first frame. Returns the seconds from
+    the spawn to the marker and what the child wrote after "ready" (count_wizard_calls.py's counts)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     ready_r, ready_w = os.pipe()
@@ -101,11 +102,11 @@ def one_run(code: str, env: dict[str, str], timeout: float = 30.0) -> float:
     try:
         readable, _, _ = select.select([ready_r], [], [], timeout)  # the marker, or EOF if the child died
         elapsed = time.perf_counter() - start
-        got = os.read(ready_r, 16) if readable else b""
-        if got != b"ready":
+        got = os.read(ready_r, 4096).decode() if readable else ""
+        if not got.startswith("ready"):
             raise RuntimeError(f"no first frame (exit code {proc.poll()})")
         proc.wait(timeout=timeout)
-        return elapsed
+        return elapsed, got.removeprefix("ready").strip()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -113,6 +114,11 @@ def one_run(code: str, env: dict[str, str], timeout: float = 30.0) -> float:
         os.close(ready_r)
         os.close(master)
         drainer.join(timeout=5)
+
+
+def one_run(code: str, env: dict[str, str], timeout: float = 30.0) -> float:
+    """Seconds from spawning `python -c code` in an 80x24 pty to its first frame."""
+    return run_to_ready(code, env, timeout)[0]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,39 +42,7 @@ def counted(code: str) -> str:
 
 
 def run(code: str, env: dict[str, str]) -> str:
-    import fcntl, pty, select, struct, subprocess, termios, threading  # noqa: E401
-
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    ready_r, ready_w = os.pipe()
-
-    def drain() -> None:
-        try:
-            while os.read(master, 65536):
-                pass
-        except OSError:
-            pass
-
-    drainer = threading.Thread(target=drain, daemon=True)
-    drainer.start()
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave,
-                            env=dict(env, BENCH_FD=str(ready_w)), pass_fds=(ready_w,), start_new_session=True)
-    os.close(slave)
-    os.close(ready_w)
-    try:
-        readable, _, _ = select.select([ready_r], [], [], 60)
-        got = os.read(ready_r, 4096).decode() if readable else ""
-        if not got.startswith("ready"):
-            raise RuntimeError(f"no first frame (exit code {proc.poll()})")
-        proc.wait(timeout=60)
-        return got.removeprefix("ready ")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(ready_r)
-        os.close(master)
-        drainer.join(timeout=5)
+    return bw.run_to_ready(code, env, timeout=60)[1]
 
 
 def main(argv: list[str] | None = None) -> int:
