@@ -10,6 +10,8 @@ from typing import Any
 
 from textual.widgets import Input, OptionList
 
+from procore_setup.tui.widgets.choices import ChoiceLines
+
 from procore_setup.demo import _login
 from procore_setup.stores.file import FileStore
 from procore_setup.testing import FakeProcore
@@ -50,8 +52,8 @@ async def test_adding_a_profile_in_the_demo_starts_on_the_fake_server_only() -> 
             await pilot.press("a")
             await pilot.pause()
             await answer_kind(pilot)
-            envs = app.screen.query_one("#envs", OptionList)
-            offered = [envs.get_option_at_index(i).id for i in range(envs.option_count)]
+            envs = app.screen.query_one("#envs", ChoiceLines)
+            offered = [choice.id for choice in envs.choices]
             assert offered == ["custom"]  # no production, sandbox or federal host to pick
             assert app.screen.query_one("#login_url", Input).value == session.url
             assert app.screen.query_one("#login_url", Input).disabled

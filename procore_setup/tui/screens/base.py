@@ -166,7 +166,8 @@ class WizardScreen(WorkReporting, Screen[None]):
             self._focus_after_busy = self.focused
             self._message(text or "", "busy")
         # Only what takes input: each change of `disabled` restyles that widget's subtree.
-        for widget in self.query("#body Input, #body OptionList, #body Checkbox, #body Link, #buttons Button"):
+        for widget in self.query("#body Input, #body OptionList, #body ChoiceLines, #body Checkbox, #body Link, "
+                                 "#buttons Button"):
             widget.disabled = busy
         if not busy:
             self.clear_message()

@@ -27,8 +27,8 @@ class ChoiceList(OptionList):
 
     Its entries are plain text, never markup: they hold names from Procore (a company called
     `Smith [/] Sons` would crash the screen, `[@click=app.quit]` would become a live action).
-    (Here rather than beside ContinueList: each Textual widget class costs about a millisecond
-    to create, and the first screen needs only that one.)
+    (Here rather than in widgets/lists.py: each Textual widget class costs about a millisecond
+    to create, and only the Verify steps need this one.)
     """
 
     BINDINGS = [Binding("enter", "select", "Choose and save")]  # one Enter: the company lists save on it

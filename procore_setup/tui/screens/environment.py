@@ -9,15 +9,14 @@ from textual import on, work
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import Input, OptionList, Static
-from textual.widgets.option_list import Option
+from textual.widgets import Input, Static
 
 from ... import environments
 from ...errors import ProcoreSetupError
 from ...flow import ENVIRONMENT, FlowError, SetupFlow, validate_profile_name
 from ..screenkit import describe
 from ..widgets.inputs import FieldInput
-from ..widgets.lists import ContinueList
+from ..widgets.choices import Choice, ChoiceLines
 from .base import WizardScreen
 
 SAME_ENVIRONMENT = (
@@ -38,7 +37,6 @@ class EnvironmentScreen(WizardScreen):
     """
 
     DEFAULT_CSS = """
-    #envs { height: auto; max-height: 7; }
     #custom { height: auto; }
     """
     STEP = ENVIRONMENT
@@ -62,10 +60,13 @@ class EnvironmentScreen(WizardScreen):
         demo = app.demo
         if demo is not None:
             # the demo never reaches real Procore: its fake server is the only environment offered
-            options = [Option(f"{'Demo: fake Procore':<24}custom", id="custom")]
+            choices = [Choice("custom", f"{'Demo: fake Procore':<24}custom")]
         else:
-            options = [Option(f"{env.label:<24}{env.id}", id=env.id) for env in environments.ENVIRONMENTS.values()]
-        yield ContinueList(*options, id="envs")
+            choices = [Choice(env.id, f"{env.label:<24}{env.id}") for env in environments.ENVIRONMENTS.values()]
+        # A few fixed lines that all fit: a ChoiceLines, as the first question (an OptionList cost
+        # this screen, the first one of `login --service-account`, a third more work before its frame).
+        ids = [choice.id for choice in choices]
+        yield ChoiceLines(*choices, id="envs", highlighted=ids.index(env_id) if env_id in ids else 0)
         yield Static("", id="env-note", classes="dim gap", markup=False)
         if demo is not None:
             yield self._custom_fields(demo.url, demo.url, fixed=True)
@@ -97,11 +98,7 @@ class EnvironmentScreen(WizardScreen):
         return flow.environment if flow is not None else "production"
 
     def on_mount(self) -> None:
-        env_id = self._initial()
-        envs = self.query_one("#envs", OptionList)
-        ids = [envs.get_option_at_index(i).id for i in range(envs.option_count)]
-        envs.highlighted = ids.index(env_id) if env_id in ids else 0
-        self._show_environment(env_id)
+        self._show_environment(self._selected())
 
     def _url(self, field: str) -> str:
         found = self.query(f"#{field}")
@@ -109,9 +106,8 @@ class EnvironmentScreen(WizardScreen):
 
     # -- what the person sees while choosing ------------------------------------------------------
     def _selected(self) -> str:
-        envs = self.query_one("#envs", OptionList)
-        option = envs.highlighted_option
-        return option.id if option is not None and option.id else "production"
+        option = self.query_one("#envs", ChoiceLines).highlighted_option
+        return option.id if option is not None else "production"
 
     def _show_environment(self, env_id: str) -> None:
         env = environments.get(env_id)
@@ -133,17 +129,17 @@ class EnvironmentScreen(WizardScreen):
             f"Hosts used: login {_host(_hostname(login))}, API {_host(_hostname(api))}"
         )
 
-    @on(OptionList.OptionHighlighted, "#envs")
-    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        self._show_environment(event.option.id or "production")
+    @on(ChoiceLines.Highlighted, "#envs")
+    def _highlighted(self, event: ChoiceLines.Highlighted) -> None:
+        self._show_environment(event.choice.id)
 
     @on(Input.Changed, "#login_url, #api_url")
     def _url_changed(self) -> None:
         self._show_environment(self._selected())
 
-    @on(OptionList.OptionSelected, "#envs")
-    def _selected_by_enter(self, event: OptionList.OptionSelected) -> None:
-        if event.option.id == "custom" and not self._url("login_url").strip():
+    @on(ChoiceLines.Selected, "#envs")
+    def _selected_by_enter(self, event: ChoiceLines.Selected) -> None:
+        if event.choice.id == "custom" and not self._url("login_url").strip():
             self.call_after_refresh(lambda: self.query_one("#login_url", Input).focus())  # mounted just now
             return
         self.action_next()

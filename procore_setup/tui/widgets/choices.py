@@ -1,4 +1,5 @@
-"""A short fixed list of choices drawn as plain lines: the first screen's answer, lighter than an OptionList.
+"""A short fixed list of choices drawn as plain lines (how scripts sign in, the environment), lighter
+than an OptionList.
 
 Textual's OptionList is a scroll view with a line cache, per-option visuals and a second layout
 pass once it has measured its lines (its virtual size changes in its first render); for two
@@ -59,8 +60,21 @@ class ChoiceLines(Widget, can_focus=True):
 
     highlighted: reactive[int] = reactive(0)
 
+    class Highlighted(Message):
+        """Another choice is highlighted (a key, a click, or the program setting `highlighted`)."""
+
+        def __init__(self, choices: ChoiceLines, choice: Choice) -> None:
+            super().__init__()
+            self.choices = choices
+            self.choice = choice
+
+        @property
+        def control(self) -> ChoiceLines:
+            return self.choices
+
     class Selected(Message):
-        """A choice was made (Enter, or a click on it)."""
+        """A choice was made (Enter, or a click on it). (Not a Highlighted: handlers of a message
+        class hear its subclasses too.)"""
 
         def __init__(self, choices: ChoiceLines, choice: Choice) -> None:
             super().__init__()
@@ -92,6 +106,10 @@ class ChoiceLines(Widget, can_focus=True):
 
     def validate_highlighted(self, index: int) -> int:
         return self._clamp(index)
+
+    def watch_highlighted(self, index: int) -> None:  # not called for the value given to __init__
+        if self.choices:
+            self.post_message(self.Highlighted(self, self.choices[index]))
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
         return len(self.choices)

@@ -1,9 +1,8 @@
-"""The wizard's OptionLists: the one whose Enter key shows in the footer (Textual's own hides it)
-and continues, and the Profiles screen's list.
+"""The Profiles screen's list, an OptionList: it scrolls and holds any number of profiles.
 
 No first frame waits for this module (each Textual widget class costs about a millisecond to
-create): the first question is a ChoiceLines, and the Profiles screen mounts its list after its
-first frame. The company lists' ChoiceList is in screens/companies.py.
+create): the Profiles screen mounts its list after its first frame; the first question and the
+environments are ChoiceLines. The company lists' ChoiceList is in screens/companies.py.
 """
 
 from __future__ import annotations
@@ -12,13 +11,6 @@ from typing import Any
 
 from textual.binding import Binding
 from textual.widgets import OptionList
-
-
-class ContinueList(OptionList):
-    """A list whose choice is the answer to the step (an environment, how scripts sign in), so
-    Enter continues. Its entries are the program's own text."""
-
-    BINDINGS = [Binding("enter", "select", "Continue")]
 
 
 class ProfileList(OptionList):
