@@ -5,11 +5,12 @@ with its real terminal driver, and `procore-setup` sees a terminal), and stops t
 clock when the app's `Ready` event arrives: Textual posts it after the first frame
 has been drawn. The two kinds of run alternate, so a busy machine slows both alike.
 
-    .venv/bin/python bench/bench_wizard.py [--runs 15] [--profiles]
+    .venv/bin/python bench/bench_wizard.py [--runs 15] [--profiles | --service-account]
 
 The wizard sample is the real command line: `procore_setup.cli.main(["--config", ...])`
 with a config path that does not exist yet (the first screen a new user sees: how the scripts
-will sign in), or with --profiles, a file with one profile (the Profiles screen). The target is
+will sign in), or with --profiles, a file with one profile (the Profiles screen), or with
+--service-account, `login --service-account` with no file (the Environment step first). The target is
 1.1x or less (issue 21).
 """
 
@@ -57,7 +58,7 @@ WIZARD = textwrap.dedent("""
             self.exit()
 
     wizard.ProcoreSetupApp = Bench  # run_wizard builds the app by this name
-    sys.exit(cli.main(["--config", os.environ["BENCH_CONFIG"]]))
+    sys.exit(cli.main(os.environ["BENCH_ARGS"].split() + ["--config", os.environ["BENCH_CONFIG"]]))
 """)
 
 PROFILE_FILE = """schema_version = 1
@@ -121,10 +122,31 @@ def one_run(code: str, env: dict[str, str], timeout: float = 30.0) -> float:
     return run_to_ready(code, env, timeout)[0]
 
 
+def add_scenarios(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--profiles", action="store_true", help="start on the Profiles screen (a file exists)")
+    which.add_argument("--service-account", action="store_true",
+                       help="`login --service-account`, no file: the Environment step first")
+
+
+def set_scenario(args: argparse.Namespace, env: dict[str, str], config: str) -> str:
+    """Write what the scenario needs (the file, for --profiles) and set the wizard's arguments in
+    `env`; returns the name of the first screen."""
+    env["BENCH_CONFIG"] = config
+    env["BENCH_ARGS"] = "login --service-account" if args.service_account else ""
+    if args.profiles:
+        with open(os.open(config, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(PROFILE_FILE)
+        return "Profiles screen"
+    if args.service_account:
+        return "Environment (login --service-account, no file yet)"
+    return "How your scripts sign in (no file yet)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=21, help="samples of each (default 21)")
-    parser.add_argument("--profiles", action="store_true", help="start on the Profiles screen (a file exists)")
+    add_scenarios(parser)
     args = parser.parse_args(argv)
 
     # PYTHONDONTWRITEBYTECODE would make every run compile procore_setup from source, which no
@@ -134,10 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-wizard-") as tmp:
         os.chmod(tmp, 0o700)
         config = os.path.join(tmp, "credentials.toml")
-        if args.profiles:
-            with open(os.open(config, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-                f.write(PROFILE_FILE)
-        env["BENCH_CONFIG"] = config
+        first = set_scenario(args, env, config)
         one_run(BARE, env)  # warm the disk cache and write the .pyc files of both, untimed
         one_run(WIZARD, env)
         bare: list[float] = []
@@ -152,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     # changes during the benchmark does not tilt the result; the median of those ratios is
     # the figure to judge by.
     pair = statistics.median(wz / br for br, wz in zip(bare, wizard, strict=True))
-    first = "Profiles screen" if args.profiles else "How your scripts sign in (no file yet)"
     print(f"launch to first frame, median of {args.runs} runs each (80x24 pty, {sys.executable}):")
     print(f"  bare Textual app : {b * 1000:7.1f} ms  (min {min(bare) * 1000:.1f}, max {max(bare) * 1000:.1f})")
     print(f"  procore-setup    : {w * 1000:7.1f} ms  (min {min(wizard) * 1000:.1f}, max {max(wizard) * 1000:.1f})"

@@ -2,7 +2,7 @@
 bare Textual app. Unlike a timing, the count does not move with the machine's load, so a change
 of a few thousand calls shows in one run (docs/performance.md).
 
-    .venv/bin/python bench/count_wizard_calls.py [--profiles]
+    .venv/bin/python bench/count_wizard_calls.py [--profiles | --service-account]
 
 Each app runs in an 80x24 pty, as in bench_wizard.py, with `sys.setprofile` counting every
 Python-level call until its `on_ready`; it also prints how often Textual laid the screen out
@@ -47,22 +47,17 @@ def run(code: str, env: dict[str, str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profiles", action="store_true", help="start on the Profiles screen (a file exists)")
+    bw.add_scenarios(parser)
     args = parser.parse_args(argv)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROCORE_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(TERM="xterm-256color", COLUMNS="80", LINES="24")
     with tempfile.TemporaryDirectory(prefix="bench-calls-") as tmp:
         os.chmod(tmp, 0o700)
-        config = os.path.join(tmp, "credentials.toml")
-        if args.profiles:
-            with open(os.open(config, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-                f.write(bw.PROFILE_FILE)
-        env["BENCH_CONFIG"] = config
+        first = bw.set_scenario(args, env, os.path.join(tmp, "credentials.toml"))
         bw.one_run(bw.BARE, env)  # write the .pyc files first: compiling is not the app's work
         bw.one_run(bw.WIZARD, env)
         bare = run(counted(bw.BARE), env)
         wizard = run(counted(bw.WIZARD), env)
-    first = "Profiles screen" if args.profiles else "How your scripts sign in (no file yet)"
     b, w = int(bare.split()[0]), int(wizard.split()[0])
     print(f"function calls, launch to Ready (80x24 pty, {sys.executable}):")
     print(f"  bare Textual app : {b:>9,}  ({' '.join(bare.split()[1:])})")
