@@ -26,7 +26,7 @@ from .checks import shown
 from .encryption import Outcome
 from .passphrase import open_secrets
 from .errors import NotConfigured, ProcoreSetupError, TemporaryFailure, UsageError
-from .hints import shell_quote, store_flag
+from .hints import program, shell_quote, store_flag
 from .profile import Credentials, Profile, env_hint
 from .settings import UNATTENDED, Unlock
 
@@ -97,12 +97,12 @@ def run_move(source: ManagedStore, destination: ManagedStore, name: str | None, 
     out.say(f"{source.address.describe()} keeps a tombstone: a job still pointing at it fails (exit 3), names the new "
             "store, and refreshes nothing.")
     flag = store_flag(dst_where)
-    out.say(f"Point the jobs at the new store: procore-setup{flag} token"
+    out.say(f"Point the jobs at the new store: {program()}{flag} token"
             + (f" --profile {shell_quote(names[0])}" if len(names) == 1 else "")
             + env_hint(source.address.option == "config", dst_where))
     if src.encrypted and not dst.encrypted:
         out.warnings.append(f"{source.address.describe()} was encrypted, and {destination.address.describe()} is not: encrypt it "
-                            f"with: procore-setup{flag} encrypt")
+                            f"with: {program()}{flag} encrypt")
     return out
 
 
@@ -155,7 +155,7 @@ def _after_failed_tombstones(source: Store, destination: Store, dst: Credentials
         raise exc
     if state == "moved" and isinstance(exc, Exception):
         return
-    finish = ("procore-setup" + store_flag(src_where) + " store move --to " + shell_quote(dst_where)
+    finish = (program() + store_flag(src_where) + " store move --to " + shell_quote(dst_where)
               + (" --profile " + shell_quote(fresh[0]) if name is not None else " --all"))
     what = "holds the tombstones" if state == "moved" else "could not be read again to know whether it holds them"
     text = (f"The move from {source.address.describe()} to {destination.address.describe()} stopped after the tombstones were "
