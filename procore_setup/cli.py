@@ -302,8 +302,7 @@ def cmd_store(args: argparse.Namespace) -> int:
     destination = open_store(store=args.to)
     _opened.append(destination)
     source, _ = _open(args)
-    return _report(run_move(source, destination, None if args.all else _profile(args),
-                            unlock=unlock, http_timeout=settings.http_timeout()))
+    return _report(run_move(source, destination, None if args.all else _profile(args), unlock=unlock))
 
 
 def cmd_api(args: argparse.Namespace) -> int:

@@ -435,17 +435,17 @@ class SetupFlow:
         try:
             return self._write(tokens=not self.grant_saved, finish=True)
         except ProcoreSetupError as exc:
+            # what went wrong, in the words of the error that says it, then what it means here
             if not self.grant_saved:
-                raise GrantNotSaved(
-                    f"Procore issued new tokens for profile {self.profile_name!r}, but they could not be "
-                    f"saved to {self.store.address.describe()}: {exc.message} The authorization code is used up.",
-                    hint="Fix that, then log in again: "
-                    + reauth_command(self.store, self.profile_name),
+                raise exc.as_a(
+                    GrantNotSaved,
+                    note=f"Procore issued new tokens for profile {self.profile_name!r}, but they could not be "
+                    f"saved to {self.store.address.describe()}: the authorization code is used up.",
+                    hint="Fix that, then log in again: " + reauth_command(self.store, self.profile_name),
                 ) from None
-            raise LoginIncomplete(
-                f"{exc.message} The profile {self.profile_name!r} is saved with its new tokens; only the "
-                "user and company details could not be recorded.",
-                hint=exc.hint, exit_code=exc.exit_code,
+            raise LoginIncomplete.after(
+                exc, f"The profile {self.profile_name!r} is saved with its new tokens; only the user and "
+                "company details could not be recorded.",
             ) from None
 
     def _write(self, *, tokens: bool, finish: bool = False) -> Profile:

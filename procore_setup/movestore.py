@@ -36,13 +36,13 @@ if TYPE_CHECKING:
 MOVING_FROM = "moving_from"
 
 
-def run_move(source: ManagedStore, destination: ManagedStore, name: str | None, *, unlock: Unlock = UNATTENDED,
-             http_timeout: float | None = None) -> Outcome:
+def run_move(source: ManagedStore, destination: ManagedStore, name: str | None, *,
+             unlock: Unlock = UNATTENDED) -> Outcome:
     """Move profile `name` (None: every profile) from `source` to `destination`.
 
-    `unlock`: this run's passphrase sources, for the secrets of both stores.
-    `http_timeout`: this run's $PROCORE_SETUP_HTTP_TIMEOUT. Unused: how long a refresh in flight
-    on the source may still be running is the holder's to say, in its mark (_check_not_in_flight)."""
+    `unlock`: this run's passphrase sources, for the secrets of both stores. How long a refresh in
+    flight on the source may still be running is the holder's to say, in its mark
+    (_check_not_in_flight): this run's HTTP timeout plays no part."""
     src_where, dst_where = source.address.locator()[1], destination.address.locator()[1]
     if same_store(source, destination):
         # Before any lock: the second lock of one store is never granted to the holder of the first.
@@ -165,8 +165,9 @@ def _after_failed_tombstones(source: Store, destination: Store, dst: Credentials
     if isinstance(exc, KeyboardInterrupt):
         sys.stderr.write(f"procore-setup: {text}\n{hint}\n")
         raise exc
-    err = TemporaryFailure(text + (f" ({exc.message.rstrip('.')}.)" if isinstance(exc, ProcoreSetupError) else ""),
-                           hint=hint)
+    err = TemporaryFailure(text, hint=hint)
+    if isinstance(exc, ProcoreSetupError):  # what stopped the save, in its own words, once; its hint gives way to this one
+        err = err.given(note=exc.message)
     raise err from None
 
 
