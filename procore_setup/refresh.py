@@ -423,12 +423,12 @@ def _pair_lost(store: Store, doc: Credentials, profile: Profile, first: Credenti
         ("Bring the store back (check that it is up and reachable from here)" if shared else
          "Fix the problem (free some space, or check the file system)")
     hint = f"{fix.rstrip('.')}, then log in again: " + reauth_command(doc.store, profile.name)
-    lost = "new tokens are lost, and Procore has used up the stored refresh token, so this profile needs a new login."
+    lost = "The new tokens are lost, and Procore has used up the stored refresh token, so this profile needs a new login."
     saved_to = f"Procore issued new tokens for profile {profile.name!r}, but they could not be saved to " \
                f"{store.address.describe()}"
     if cause is None:
-        return CredentialsFileError(f"{saved_to}: {why}. {late_said}The {lost}", hint=hint)
-    return cause.as_a(CredentialsFileError, note=f"{late_said}{saved_to}: the {lost}", hint=hint)
+        return CredentialsFileError(f"{saved_to}: {why}. {late_said}{lost}", hint=hint)
+    return cause.as_a(CredentialsFileError, note=f"{late_said}{saved_to}. {lost}", hint=hint)
 
 
 def _record_reauth(store: Store, doc: Credentials, profile: Profile, exc: ReauthRequired,

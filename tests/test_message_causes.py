@@ -62,7 +62,7 @@ def test_a_new_pair_no_save_took_says_why_once_then_that_it_is_lost(cli: CLI, tm
     assert r.returncode == 6, r.stderr
     assert r.stderr == (
         f"procore-setup: Cannot write {cli.config}: No space left on device. Procore issued new tokens for profile "
-        f"'default', but they could not be saved to {cli.config}: the new tokens are lost, and Procore has used up "
+        f"'default', but they could not be saved to {cli.config}. The new tokens are lost, and Procore has used up "
         "the stored refresh token, so this profile needs a new login.\n"
         "Fix the problem (free some space, or check the file system), then log in again: "
         f"procore-setup --config {cli.config} login --profile default\n")
