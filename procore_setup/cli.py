@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from . import settings
 from .errors import EXIT_OK, ProcoreSetupError, UsageError
-from .hints import add_command
+from .hints import add_command, program
 from .refresh import DEFAULT_TOKEN_MIN_VALID
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ def _wizard(args: argparse.Namespace, *, reauthorize: bool, service_account: boo
     if not _interactive() or not sys.stdout.isatty():
         raise UsageError(
             "The setup wizard needs a terminal, and this one is not (stdin or stdout is redirected).",
-            hint="Use the line-prompt version instead: procore-setup login --plain",
+            hint=f"Use the line-prompt version instead: {program()} login --plain",
         )
     from .tui.app import run_wizard
 
@@ -256,7 +256,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     where = "locally" if args.local_only else "at Procore and locally"
     if prof.is_service_account:
         print(f"{prof.name}: token revoked {where}; client settings kept.")
-        print("The next `procore-setup token` requests a new one with the stored client credentials.")
+        print(f"The next `{program()} token` requests a new one with the stored client credentials.")
         return EXIT_OK
     print(f"{prof.name}: tokens revoked {where}; client settings kept.")
     print(f"Log in again with: {reauth_command(store, prof.name)}")
@@ -302,8 +302,7 @@ def cmd_store(args: argparse.Namespace) -> int:
     destination = open_store(store=args.to)
     _opened.append(destination)
     source, _ = _open(args)
-    return _report(run_move(source, destination, None if args.all else _profile(args),
-                            unlock=unlock, http_timeout=settings.http_timeout()))
+    return _report(run_move(source, destination, None if args.all else _profile(args), unlock=unlock))
 
 
 def cmd_api(args: argparse.Namespace) -> int:

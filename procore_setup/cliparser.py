@@ -88,6 +88,17 @@ class _Parser(argparse.ArgumentParser):
     The argument's name and the valid choices stay; every value argparse quotes becomes `…`.
     """
 
+    def format_help(self) -> str:
+        """The help, where the commands its description and epilog tell a person to run name the
+        program as `hints.program()` does (a cron line as `hints.executable()`: cron's PATH is
+        another), so that they work as printed; worked out only when help is shown."""
+        saved = self.description, self.epilog
+        try:
+            self.description, self.epilog = (_named(t) if t else t for t in saved)
+            return super().format_help()
+        finally:
+            self.description, self.epilog = saved
+
     def error(self, message: str) -> Any:
         prefix = "unrecognized arguments: "
         if message.startswith(prefix):
@@ -147,6 +158,20 @@ class _Parser(argparse.ArgumentParser):
         message = re.sub(r"'(?:[^'\\]|\\.)*'" "|" r'"(?:[^"\\]|\\.)*"', "…", message)
         message = re.sub(r"(?<![\w-])(--?[A-Za-z0-9][\w-]*)=\S*", r"\1=…", message)
         return message + choices
+
+
+def _named(text: str) -> str:
+    """`text` with each `procore-setup` that starts a command (not a path's or a file's last part:
+    ~/.zfunc/_procore-setup) naming the program as it can be run from here."""
+    from .hints import PROGRAM, executable, program
+
+    name = program()
+    if name == PROGRAM or PROGRAM not in text:
+        return text
+    import re
+
+    text = re.sub(r"(\* \* \* \* )procore-setup(?= )", lambda m: m.group(1) + executable(), text)
+    return re.sub(r"(?<![\w/.~-])procore-setup(?=[ )`]|$)", lambda m: name, text, flags=re.M)
 
 
 def build_parser(only: str | None, handlers: Mapping[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:

@@ -122,26 +122,26 @@ class Cipher:
         profile, _, field = aad.rpartition("/")
         where = f"{path}: the encrypted {field} of profile {profile!r}"
         if not is_encrypted_value(token):
-            raise CredentialsFileError(f"{where} is not an encrypted value.", hint=_DAMAGED)
+            raise CredentialsFileError(f"{where} is not an encrypted value.", hint=_damaged())
         body = token[len(PREFIX):]
         try:
             blob = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except (binascii.Error, ValueError):
-            raise CredentialsFileError(f"{where} is not valid base64.", hint=_DAMAGED) from None
+            raise CredentialsFileError(f"{where} is not valid base64.", hint=_damaged()) from None
         if len(blob) < NONCE_BYTES + 16:
-            raise CredentialsFileError(f"{where} is truncated.", hint=_DAMAGED)
+            raise CredentialsFileError(f"{where} is truncated.", hint=_damaged())
         try:
             plain = self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], (_AAD_PREFIX + aad).encode("utf-8"))
         except InvalidTag:
             raise CredentialsFileError(
                 f"{where} does not decrypt although the passphrase is right: it was altered, damaged, "
                 "or copied from another field, profile or file.",
-                hint=_DAMAGED,
+                hint=_damaged(),
             ) from None
         try:
             return plain.decode("utf-8")
         except UnicodeDecodeError:
-            raise CredentialsFileError(f"{where} is not UTF-8 text.", hint=_DAMAGED) from None
+            raise CredentialsFileError(f"{where} is not UTF-8 text.", hint=_damaged()) from None
 
     def seal(self, bound: str) -> str:
         """The seal of a profile's bound fields (`bound`: their encoding, see profile.bound_text)."""
@@ -174,7 +174,10 @@ class Cipher:
         return plain
 
 
-_DAMAGED = "The file was left as it is. Set the profile up again with `procore-setup login`, or restore a backup."
+def _damaged() -> str:
+    from .hints import program
+
+    return f"The file was left as it is. Set the profile up again with `{program()} login`, or restore a backup."
 
 
 # -- key derivation -----------------------------------------------------------------------------
@@ -211,7 +214,7 @@ def new_encryption_table(passphrase: str, *, passphrase_command: str | None = No
 def table_params(path: str, table: dict[str, Any]) -> tuple[bytes, int, int, int]:
     """(salt, n, r, p) from the table, refusing anything unknown or out of bounds."""
     def bad(what: str) -> CredentialsFileError:
-        return CredentialsFileError(f"{path}: [encryption] {what}.", hint=_DAMAGED)
+        return CredentialsFileError(f"{path}: [encryption] {what}.", hint=_damaged())
 
     version = table.get("version")
     if isinstance(version, bool) or version not in READ_VERSIONS or table.get("cipher") != CIPHER \

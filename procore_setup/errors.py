@@ -178,6 +178,14 @@ class LoginIncomplete(ProcoreSetupError):
         super().__init__(message, hint=hint)
         self.exit_code = exit_code
 
+    @classmethod
+    def after(cls, step: ProcoreSetupError, note: str) -> LoginIncomplete:
+        """The failed step's error, every field of it kept (its words said once, its hint), with
+        `note` after its text and its exit code."""
+        new = step.as_a(cls, note=note)
+        new.exit_code = step.exit_code
+        return new
+
 
 class PassphraseNeeded(CredentialsFileError):
     """The file is encrypted and no passphrase source answered (no env, command, keyring or terminal)."""

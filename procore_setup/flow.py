@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from . import environments
-from .hints import reauth_command, shell_quote
+from .hints import executable, program, reauth_command, shell_quote
 from .profile import SERVICE_ACCOUNT, USER, Credentials, Profile
 from .settings import UNATTENDED, Unlock
 
@@ -435,17 +435,17 @@ class SetupFlow:
         try:
             return self._write(tokens=not self.grant_saved, finish=True)
         except ProcoreSetupError as exc:
+            # what went wrong, in the words of the error that says it, then what it means here
             if not self.grant_saved:
-                raise GrantNotSaved(
-                    f"Procore issued new tokens for profile {self.profile_name!r}, but they could not be "
-                    f"saved to {self.store.address.describe()}: {exc.message} The authorization code is used up.",
-                    hint="Fix that, then log in again: "
-                    + reauth_command(self.store, self.profile_name),
+                raise exc.as_a(
+                    GrantNotSaved,
+                    note=f"Procore issued new tokens for profile {self.profile_name!r}, but they could not be "
+                    f"saved to {self.store.address.describe()}: the authorization code is used up.",
+                    hint="Fix that, then log in again: " + reauth_command(self.store, self.profile_name),
                 ) from None
-            raise LoginIncomplete(
-                f"{exc.message} The profile {self.profile_name!r} is saved with its new tokens; only the "
-                "user and company details could not be recorded.",
-                hint=exc.hint, exit_code=exc.exit_code,
+            raise LoginIncomplete.after(
+                exc, f"The profile {self.profile_name!r} is saved with its new tokens; only the user and "
+                "company details could not be recorded.",
             ) from None
 
     def _write(self, *, tokens: bool, finish: bool = False) -> Profile:
@@ -530,41 +530,11 @@ def _str_or_none(v: Any) -> str | None:
     return str(v) if v is not None else None
 
 
-def executable() -> str:
-    """The installed `procore-setup` command by its absolute path, shell-quoted (for cron lines)."""
-    import os
-    import shlex
-    import shutil
-    import sys
-
-    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
-    if os.path.basename(argv0) == "procore-setup" and os.path.exists(argv0):
-        return shlex.quote(os.path.abspath(argv0))
-    found = shutil.which("procore-setup")
-    if found:
-        return shlex.quote(os.path.abspath(found))
-    return f"{shlex.quote(sys.executable)} -m procore_setup"
-
-
 def cron_line(store: Store, profile: str, *, every_minutes: int = 20) -> str:
     """A crontab line that keeps this profile's tokens fresh (naming the store: cron's HOME differs)."""
     # crontab turns an unescaped % into a line break: escape it after the shell quoting
     line = f"{executable()}{store.address.cli_flag(explicit=True)} refresh --profile {shell_quote(profile)} --quiet"
     return f"*/{every_minutes} * * * * " + line.replace("%", "\\%")
-
-
-def program() -> str:
-    """`procore-setup` where that name finds this program on PATH, else its absolute path: the
-    commands the wizard prints must work as printed (scripts/run, a venv not on PATH)."""
-    import os
-    import shlex
-    import shutil
-
-    exe = executable()
-    found = shutil.which("procore-setup")
-    if found and shlex.quote(os.path.abspath(found)) == exe:
-        return "procore-setup"
-    return exe
 
 
 def usage_examples(store: Store, profile: str, company_id: int | None, api_url: str) -> tuple[str, str]:

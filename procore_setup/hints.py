@@ -31,10 +31,60 @@ def shell_quote(s: str) -> str:
     return "$'" + "".join(out) + "'"
 
 
+PROGRAM = "procore-setup"
+
+
+def _this_program() -> str | None:
+    """The absolute path of the `procore-setup` script that runs this process: the one it was
+    started as, else (`python -m procore_setup`, or the library inside someone's program) the one
+    installed beside this interpreter; None when there is neither."""
+    import os
+    import sys
+
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if os.path.basename(argv0) == PROGRAM and os.path.isfile(argv0):
+        return os.path.abspath(argv0)
+    beside = os.path.join(os.path.dirname(sys.executable), PROGRAM) if sys.executable else ""
+    if beside and os.path.isfile(beside) and os.access(beside, os.X_OK):
+        return beside
+    return None
+
+
+def executable() -> str:
+    """This program by its absolute path, shell-quoted: for a line run where PATH is another (cron),
+    or `PYTHON -m procore_setup` where no `procore-setup` script belongs to this interpreter."""
+    import sys
+
+    found = _this_program()
+    if found is not None:
+        return shell_quote(found)
+    return f"{shell_quote(sys.executable)} -m procore_setup"
+
+
+def program() -> str:
+    """The first word(s) of a command a message tells a person to type: `procore-setup` where that
+    name on PATH finds this very program (the same file), else `executable()`, which works as
+    printed (a venv not on PATH, scripts/run, `python -m procore_setup`). Worked out only when a
+    message is made: never on the token fast path."""
+    import os
+    import shutil
+
+    found = _this_program()
+    on_path = shutil.which(PROGRAM)
+    if found is not None and on_path is not None:
+        try:
+            if os.path.samefile(on_path, found):
+                return PROGRAM
+        except OSError:
+            pass
+    return executable()
+
+
 def command(store: Store | None, *words: str) -> str:
-    """`procore-setup [the store's flag] WORDS...`: what to type to act on `store`."""
+    """`procore-setup [the store's flag] WORDS...`: what to type to act on `store`, the program
+    named as `program()` names it."""
     flag = store.address.cli_flag() if store is not None else ""
-    return " ".join(["procore-setup" + flag, *words])
+    return " ".join([program() + flag, *words])
 
 
 def add_command(store: Store | None) -> str:

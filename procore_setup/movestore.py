@@ -26,7 +26,7 @@ from .checks import shown
 from .encryption import Outcome
 from .passphrase import open_secrets
 from .errors import NotConfigured, ProcoreSetupError, TemporaryFailure, UsageError
-from .hints import shell_quote, store_flag
+from .hints import program, shell_quote, store_flag
 from .profile import Credentials, Profile, env_hint
 from .settings import UNATTENDED, Unlock
 
@@ -36,13 +36,13 @@ if TYPE_CHECKING:
 MOVING_FROM = "moving_from"
 
 
-def run_move(source: ManagedStore, destination: ManagedStore, name: str | None, *, unlock: Unlock = UNATTENDED,
-             http_timeout: float | None = None) -> Outcome:
+def run_move(source: ManagedStore, destination: ManagedStore, name: str | None, *,
+             unlock: Unlock = UNATTENDED) -> Outcome:
     """Move profile `name` (None: every profile) from `source` to `destination`.
 
-    `unlock`: this run's passphrase sources, for the secrets of both stores.
-    `http_timeout`: this run's $PROCORE_SETUP_HTTP_TIMEOUT. Unused: how long a refresh in flight
-    on the source may still be running is the holder's to say, in its mark (_check_not_in_flight)."""
+    `unlock`: this run's passphrase sources, for the secrets of both stores. How long a refresh in
+    flight on the source may still be running is the holder's to say, in its mark
+    (_check_not_in_flight): this run's HTTP timeout plays no part."""
     src_where, dst_where = source.address.locator()[1], destination.address.locator()[1]
     if same_store(source, destination):
         # Before any lock: the second lock of one store is never granted to the holder of the first.
@@ -97,12 +97,12 @@ def run_move(source: ManagedStore, destination: ManagedStore, name: str | None, 
     out.say(f"{source.address.describe()} keeps a tombstone: a job still pointing at it fails (exit 3), names the new "
             "store, and refreshes nothing.")
     flag = store_flag(dst_where)
-    out.say(f"Point the jobs at the new store: procore-setup{flag} token"
+    out.say(f"Point the jobs at the new store: {program()}{flag} token"
             + (f" --profile {shell_quote(names[0])}" if len(names) == 1 else "")
             + env_hint(source.address.option == "config", dst_where))
     if src.encrypted and not dst.encrypted:
         out.warnings.append(f"{source.address.describe()} was encrypted, and {destination.address.describe()} is not: encrypt it "
-                            f"with: procore-setup{flag} encrypt")
+                            f"with: {program()}{flag} encrypt")
     return out
 
 
@@ -155,7 +155,7 @@ def _after_failed_tombstones(source: Store, destination: Store, dst: Credentials
         raise exc
     if state == "moved" and isinstance(exc, Exception):
         return
-    finish = ("procore-setup" + store_flag(src_where) + " store move --to " + shell_quote(dst_where)
+    finish = (program() + store_flag(src_where) + " store move --to " + shell_quote(dst_where)
               + (" --profile " + shell_quote(fresh[0]) if name is not None else " --all"))
     what = "holds the tombstones" if state == "moved" else "could not be read again to know whether it holds them"
     text = (f"The move from {source.address.describe()} to {destination.address.describe()} stopped after the tombstones were "
@@ -165,8 +165,9 @@ def _after_failed_tombstones(source: Store, destination: Store, dst: Credentials
     if isinstance(exc, KeyboardInterrupt):
         sys.stderr.write(f"procore-setup: {text}\n{hint}\n")
         raise exc
-    err = TemporaryFailure(text + (f" ({exc.message.rstrip('.')}.)" if isinstance(exc, ProcoreSetupError) else ""),
-                           hint=hint)
+    err = TemporaryFailure(text, hint=hint)
+    if isinstance(exc, ProcoreSetupError):  # what stopped the save, in its own words, once; its hint gives way to this one
+        err = err.given(note=exc.message)
     raise err from None
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .crypto import Cipher, derive_key, set_back, table_params, verify_key
 from .errors import ChangedWithoutPassphrase, CredentialsFileError, PassphraseNeeded, UsageError, env_seconds
+from .hints import program
 
 if TYPE_CHECKING:
     import subprocess
@@ -274,7 +275,7 @@ def _find_passphrase(path: str, command: str | None, *, interactive: bool, new: 
     raise PassphraseNeeded(
         f"{path} has encrypted secrets, and no passphrase was given (stdin is not a terminal, "
         f"so none can be asked for; OS keyring: {why}).",
-        hint=_HOW_TO_GIVE.format(cmd=prefix or f"procore-setup --config {shlex.quote(path)}", env=ENV_PASSPHRASE),
+        hint=_HOW_TO_GIVE.format(cmd=prefix or f"{program()} --config {shlex.quote(path)}", env=ENV_PASSPHRASE),
     )
 
 
@@ -342,7 +343,7 @@ def _cipher_and_source(doc: Credentials, *, interactive: bool, passphrase_comman
             _refuse_set_back(doc, cipher, table)
     command = passphrase_command or stored_cmd or None
     source = _find_passphrase(doc.where, command, interactive=interactive, new=False,
-                              prefix="procore-setup" + doc.store.address.cli_flag(explicit=True) if doc.store else None)
+                              prefix=program() + doc.store.address.cli_flag(explicit=True) if doc.store else None)
     attempts = 3 if source.retry else 1
     passphrase = source.passphrase
     for attempt in range(attempts):

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .errors import CredentialsFileError, InvalidURL, NotConfigured, ProfileMoved
-from .hints import add_command, command, reauth_command, shell_quote, store_flag
+from .hints import add_command, command, program, reauth_command, shell_quote, store_flag
 
 if TYPE_CHECKING:
     from .stores.base import Store
@@ -365,7 +365,7 @@ class Credentials:
                 raise NotConfigured(
                     f"Profile {shown(name, 64)!r} in {self.where} is the copy of an unfinished move from "
                     f"{shown(source, 200)}: it is not used until the move is done (the original is still live).",
-                    hint="Finish the move with: procore-setup" + store_flag(source)
+                    hint="Finish the move with: " + program() + store_flag(source)
                     + f" store move --to {shell_quote(self.where)} --profile {shell_quote(name)}",
                 )
         return prof
@@ -403,7 +403,7 @@ class Credentials:
         return ProfileMoved(
             f"Profile {shown(name, 64)!r} was moved from {self.where} to {shown(to, MOVED_TO_LIMIT)}{when}; this copy "
             "is no longer used, and nothing was refreshed.",
-            hint=f"Point the job at the new store: procore-setup{store_flag(to)} {words}" + env_hint(from_file, to),
+            hint=f"Point the job at the new store: {program()}{store_flag(to)} {words}" + env_hint(from_file, to),
         )
 
     # -- what opening the secrets (passphrase.unlock_with) records ------------------------
@@ -613,7 +613,7 @@ def check_document(raw: dict[str, Any], store: Store | None) -> None:
 def _check_types(path: str, raw: dict[str, Any], store: Store | None) -> None:
     version = raw.get("schema_version")
     if version is None:
-        raise CredentialsFileError(f"{path}: missing field schema_version.", hint=_FIX_BY_LOGIN)
+        raise CredentialsFileError(f"{path}: missing field schema_version.", hint=fix_by_login())
     if not isinstance(version, int) or isinstance(version, bool):
         raise CredentialsFileError(f"{path}: schema_version must be an integer, not {type(version).__name__}.")
     if version > SCHEMA_VERSION:
@@ -676,7 +676,8 @@ def _check_types(path: str, raw: dict[str, Any], store: Store | None) -> None:
                 )
 
 
-_FIX_BY_LOGIN = "Set it up again with: procore-setup login (the broken file is left as it is)."
+def fix_by_login() -> str:
+    return f"Set it up again with: {command(None, 'login')} (the broken file is left as it is)."
 
 
 def _shown(text: str) -> str:

@@ -374,6 +374,7 @@ def _save_new_pair(store: Store, doc: Credentials, profile: Profile) -> str | No
     import time
 
     first: CredentialsFileError | None = None
+    cause: ProcoreSetupError | None = None  # what stopped the atomic save, when it said so itself
     why = ""
     for delay in (0.0, *SAVE_RETRY_DELAYS):
         time.sleep(delay)
@@ -381,38 +382,53 @@ def _save_new_pair(store: Store, doc: Credentials, profile: Profile) -> str | No
             store.save(doc)
             return None
         except StoreConflict as exc:  # changed under us (by hand): no retry will change that
-            first, why = exc, f"{store.address.describe()} changed while the refresh ran"
+            first, cause, why = exc, exc, f"{store.address.describe()} changed while the refresh ran"
             break
         except StoreUnavailable as exc:  # a shared store that retried its own reconnects already
-            why = exc.message.rstrip(".")
+            cause, why = exc, exc.message.rstrip(".")
             break
         except CredentialsFileError as exc:  # StoreWriteError, or the directory check of ensure_dir
             first = first or exc
+            cause = cause or exc
             why = exc.reason if isinstance(exc, StoreWriteError) else exc.message.rstrip(".")
         except Exception as exc:  # noqa: BLE001 - e.g. an fsync that fails after the rename: try again
             why = (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
-    shared = store.address.networked  # a server that may come back, not a disk that is full
     try:
         how = store.save_last_resort(doc)
     except NewerTokensInStore:
         raise  # not lost: the store's tokens are newer, and live
     except Exception as exc:  # noqa: BLE001 - whatever it is, the pair is lost: say so, and what to do
-        failed = (exc.strerror if isinstance(exc, OSError) else None) or \
-            (exc.message.rstrip(".") if isinstance(exc, ProcoreSetupError) else type(exc).__name__)
-        fix = first.hint if first is not None and not isinstance(first, StoreWriteError) and first.hint else \
-            ("Bring the store back (check that it is up and reachable from here)" if shared else
-             "Fix the problem (free some space, or check the file system)")
-        last = "the retries after that failed too" if shared else "writing over the old file failed too"
-        said = why if failed == why else f"{why} ({last}: {failed})"
-        raise CredentialsFileError(
-            f"Procore issued new tokens for profile {profile.name!r}, but they could not be saved to "
-            f"{store.address.describe()}: {said}. The new tokens are "
-            "lost, and Procore has used up the stored refresh token, so this profile needs a new login.",
-            hint=f"{fix.rstrip('.')}, then log in again: " + reauth_command(doc.store, profile.name),
-        ) from None
+        raise _pair_lost(store, doc, profile, first, cause, why, exc) from None
     if isinstance(first, StoreConflict):
         return f"the new tokens are saved {how} ({why}): an edit made to it during the refresh is lost."
     return f"the new tokens are saved, but only {how} ({why}). Fix that before the next refresh."
+
+
+def _pair_lost(store: Store, doc: Credentials, profile: Profile, first: CredentialsFileError | None,
+               cause: ProcoreSetupError | None, why: str, late: Exception) -> CredentialsFileError:
+    """The error for a new pair that no way of saving took: what stopped the atomic save in its own
+    words (`cause`, kept whole through `as_a`; else `why`), what the last resort met (`late`) unless
+    that is the same, that the pair is lost, and one hint."""
+    shared = store.address.networked  # a server that may come back, not a disk that is full
+    if isinstance(late, ProcoreSetupError):
+        late_said = late.message
+    else:
+        late_said = ((late.strerror if isinstance(late, OSError) else None) or type(late).__name__) + "."
+    if late_said.rstrip(".") == why or (cause is not None and late_said == cause.message):
+        late_said = ""
+    else:
+        late_said = ("The retries after that failed too: " if shared else
+                     "Writing over the old file failed too: ") + late_said + " "
+    fix = first.hint if first is not None and not isinstance(first, StoreWriteError) and first.hint else \
+        ("Bring the store back (check that it is up and reachable from here)" if shared else
+         "Fix the problem (free some space, or check the file system)")
+    hint = f"{fix.rstrip('.')}, then log in again: " + reauth_command(doc.store, profile.name)
+    lost = "The new tokens are lost, and Procore has used up the stored refresh token, so this profile needs a new login."
+    saved_to = f"Procore issued new tokens for profile {profile.name!r}, but they could not be saved to " \
+               f"{store.address.describe()}"
+    if cause is None:
+        return CredentialsFileError(f"{saved_to}: {why}. {late_said}{lost}", hint=hint)
+    return cause.as_a(CredentialsFileError, note=f"{late_said}{saved_to}. {lost}", hint=hint)
 
 
 def _record_reauth(store: Store, doc: Credentials, profile: Profile, exc: ReauthRequired,

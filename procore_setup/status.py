@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .hints import add_command
+from .hints import add_command, program
 from .profile import Credentials, Profile, login_command, mask, moved_to
 from .stores.base import access_note, file_mode, readable_by
 from .text import time_left
@@ -47,7 +47,7 @@ def problems(doc: Credentials, prof: Profile) -> list[str]:
     elif not prof.reauth_required:
         left = prof.seconds_left()
         if left is not None and left <= 0:
-            out.append("access token expired; `procore-setup token` or `refresh` will renew it")
+            out.append(f"access token expired; `{program()} token` or `refresh` will renew it")
     if not prof.client_secret:
         out.append(f"no client secret stored; refreshes will fail; run: {fix}")
     return out
@@ -63,7 +63,7 @@ def _service_account_problems(prof: Profile, fix: str) -> list[str]:
     else:
         left = prof.seconds_left()
         if left is not None and left <= 0:
-            out.append("access token expired; `procore-setup token` or `refresh` requests a new one")
+            out.append(f"access token expired; `{program()} token` or `refresh` requests a new one")
     return out
 
 
@@ -121,7 +121,7 @@ def _online(doc: Credentials, prof: Profile, info: dict[str, Any], unlock: Unloc
         }
     except InvalidToken:
         info["online"] = {"ok": False, "error": "Procore refused the access token (expired or revoked); "
-                                                "`procore-setup refresh --force` renews it"}
+                                                f"`{program()} refresh --force` renews it"}
     except ProcoreSetupError as exc:
         info["online"] = {"ok": False, "error": exc.message}
 

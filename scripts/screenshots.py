@@ -77,15 +77,16 @@ def stage(display: bool = True) -> Iterator[Stage]:
         os.environ.pop(k, None)
     if display:
         os.environ["DISPLAY"] = ":0"  # a desktop: the browser can be opened
-    saved_exe = flowmod.executable
+    saved_exe, saved_program = flowmod.executable, flowmod.program
     flowmod.executable = lambda: EXECUTABLE  # type: ignore[assignment]
+    flowmod.program = lambda: EXECUTABLE  # type: ignore[assignment]  # (not on this PATH: named by its path)
     fake = FakeProcore(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, service_account_client_id=SA_CLIENT_ID,
                        service_account_client_secret=SA_CLIENT_SECRET).start()
     try:
         yield Stage(fake, Clock())
     finally:
         fake.stop()
-        flowmod.executable = saved_exe  # type: ignore[assignment]
+        flowmod.executable, flowmod.program = saved_exe, saved_program  # type: ignore[assignment]
         for k, v in saved_env.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -3,6 +3,7 @@ the store tests' two hosts on one store (the helpers they are built on are in te
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,11 +11,17 @@ from typing import Any
 
 import pytest
 
-from helpers.cli import CLI
+from helpers.cli import CLI, EXE
 from helpers.engine import Engine
 from helpers.stores import BLOCK_SQL, KINDS, Shared, redis_dump
 from helpers.secret_guard import SECRET_ENV_VARS, GuardLogHandler, SecretGuard
 from procore_setup.testing import FakeProcore
+
+# The program's directory on PATH, as for a person who installed it (an activated venv, pipx's
+# ~/.local/bin): its messages then name it `procore-setup`, as the tests' texts do, in a child
+# (which inherits this) and in this process alike. tests/test_hint_commands.py runs it off PATH.
+if os.path.dirname(EXE) not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.path.dirname(EXE) + os.pathsep + os.environ.get("PATH", "")
 
 # real PostgreSQL and Redis for the store tests; a copy of this file alone (test_reliability_secrets) runs without
 pytest_plugins = ["servers"] if Path(__file__).with_name("servers.py").exists() else []

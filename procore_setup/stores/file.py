@@ -31,8 +31,8 @@ from ..errors import (
     StoreWriteError,
     UsageError,
 )
-from ..hints import shell_quote
-from ..profile import Credentials, biggest_entry, check_document
+from ..hints import program, shell_quote
+from ..profile import Credentials, biggest_entry, check_document, fix_by_login
 from .base import DEFAULT_LOCK_TIMEOUT, StoreAddress, StoreCommon
 
 FILE_NAME = "credentials.toml"
@@ -42,7 +42,6 @@ MAX_FILE_BYTES = 1 << 20  # a credentials file is a few KB; anything this big is
 # fits (two tokens at their cap, encrypted, are ~44 KB), and the next refresh is refused before
 # it sends anything.
 SAVE_ROOM = 64 << 10
-_FIX_BY_LOGIN = "Set it up again with: procore-setup login (the broken file is left as it is)."
 
 
 def platform_default_path() -> str:
@@ -109,7 +108,7 @@ class FileStore(StoreCommon):
     # -- what `store init` and `store move` ask of a store's kind ---------------------------
     def init(self) -> str:
         raise UsageError("`store init` is for a shared store; a credentials file needs no set-up.",
-                         hint="Name the store: procore-setup --store postgresql://USER@HOST/DB store init")
+                         hint=f"Name the store: {program()} --store postgresql://USER@HOST/DB store init")
 
     def schema_sql(self) -> str:
         return self.init()  # nothing to print either: the same refusal
@@ -149,7 +148,7 @@ class FileStore(StoreCommon):
                 ) from None
             raise NotConfigured(
                 f"No credentials file at {path}.",
-                hint=f"Set one up with: procore-setup{self.address.cli_flag()} (or `login --plain` on a plain terminal).",
+                hint=f"Set one up with: {program()}{self.address.cli_flag()} (or `login --plain` on a plain terminal).",
             ) from None
         except IsADirectoryError:
             raise CredentialsFileError(
@@ -255,21 +254,21 @@ class FileStore(StoreCommon):
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise CredentialsFileError(
-                f"{self.path} is not UTF-8 text, so it is not a credentials file.", hint=_FIX_BY_LOGIN
+                f"{self.path} is not UTF-8 text, so it is not a credentials file.", hint=fix_by_login()
             ) from None
         if not text.strip():
-            raise CredentialsFileError(f"{self.path} is empty.", hint=_FIX_BY_LOGIN)
+            raise CredentialsFileError(f"{self.path} is empty.", hint=fix_by_login())
         import tomllib  # here, not at the top: the wizard's first run has no file to read
 
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             # tomllib's message names the line and column, never the value
-            raise CredentialsFileError(f"{self.path} does not parse as TOML: {exc}.", hint=_FIX_BY_LOGIN) from None
+            raise CredentialsFileError(f"{self.path} does not parse as TOML: {exc}.", hint=fix_by_login()) from None
         except RecursionError:  # tomllib recurses into nested arrays: a thousand `[` exhaust it
             raise CredentialsFileError(
                 f"{self.path} holds values nested thousands of levels deep, which no credentials file does.",
-                hint=_FIX_BY_LOGIN,
+                hint=fix_by_login(),
             ) from None
         check_document(raw, self)
         return Credentials(raw, store=self, revision=data)
