@@ -68,10 +68,14 @@ def _login(session: Any, store: Any) -> dict[str, Any]:
     return out
 
 
-def guide(session: Any, store: Any, made: dict[str, Any]) -> str:
-    """What to try, as commands that work as printed in the demo shell."""
+def guide(session: Any, store: Any, made: dict[str, Any], *, shell: bool = True) -> str:
+    """What to try, as commands that work as printed: in the demo shell (whose PATH starts with the
+    program's directory, when it was run as `procore-setup`), or, without a shell, in another
+    terminal (the program named as hints.program() names it: by its path where PATH does not find it)."""
     from .flow import cron_line
+    from .hints import program
 
+    prog = "procore-setup" if shell and _program_dir() else program()
     url = session.url
     company = made.get("company_id")
     lines = [
@@ -83,18 +87,18 @@ def guide(session: Any, store: Any, made: dict[str, Any]) -> str:
         lines.append("  profile 'reports': a service account (client credentials, no refresh token)")
     lines += [
         "Try:",
-        "  procore-setup status",
-        "  procore-setup token",
-        "  procore-setup refresh --force",
-        f"  curl -s -H \"Authorization: Bearer $(procore-setup token)\" '{url}/rest/v1.0/me'",
+        f"  {prog} status",
+        f"  {prog} token",
+        f"  {prog} refresh --force",
+        f"  curl -s -H \"Authorization: Bearer $({prog} token)\" '{url}/rest/v1.0/me'",
     ]
     if made.get("service_account"):
-        lines.append("  procore-setup token --profile reports")
-    lines.append("  procore-setup api /rest/v1.0/me")
+        lines.append(f"  {prog} token --profile reports")
+    lines.append(f"  {prog} api /rest/v1.0/me")
     lines += [
         f"  {shlex.quote(sys.executable)} -c 'from procore_setup import get_token; "
         "print(len(get_token()), \"characters of token\")'",
-        "  procore-setup   # the wizard on this demo file (add, re-authorize, remove profiles)",
+        f"  {prog}   # the wizard on this demo file (add, re-authorize, remove profiles)",
         "The cron line that would keep it fresh:",
         f"  {cron_line(store, 'default')}",
     ]
@@ -126,7 +130,7 @@ def run_demo(*, shell: bool) -> int:
         session.start()
         store = open_store(session.config_path)
         made = _login(session, store)
-        text = guide(session, store, made)
+        text = guide(session, store, made, shell=shell)
         if not shell:
             print(text)
             print("Without a shell: in another terminal, run")
