@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from procore_setup import flow as flowmod  # noqa: E402
+from procore_setup import hints  # noqa: E402
 from procore_setup.profile import Credentials, Profile  # noqa: E402
 from procore_setup.stores.file import FileStore  # noqa: E402
 from procore_setup.testing import FakeProcore, Fault  # noqa: E402
@@ -78,8 +79,10 @@ def stage(display: bool = True) -> Iterator[Stage]:
     if display:
         os.environ["DISPLAY"] = ":0"  # a desktop: the browser can be opened
     saved_exe, saved_program = flowmod.executable, flowmod.program
+    saved_hints = hints.executable, hints.program
     flowmod.executable = lambda: EXECUTABLE  # type: ignore[assignment]
     flowmod.program = lambda: EXECUTABLE  # type: ignore[assignment]  # (not on this PATH: named by its path)
+    hints.executable = hints.program = lambda: EXECUTABLE  # type: ignore[assignment]  # (hints.command uses it)
     fake = FakeProcore(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, service_account_client_id=SA_CLIENT_ID,
                        service_account_client_secret=SA_CLIENT_SECRET).start()
     try:
@@ -87,6 +90,7 @@ def stage(display: bool = True) -> Iterator[Stage]:
     finally:
         fake.stop()
         flowmod.executable, flowmod.program = saved_exe, saved_program  # type: ignore[assignment]
+        hints.executable, hints.program = saved_hints  # type: ignore[assignment]
         for k, v in saved_env.items():
             if v is None:
                 os.environ.pop(k, None)

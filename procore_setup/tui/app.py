@@ -452,7 +452,7 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
             if session is not None:
                 print("Demo mode: that file and the fake server are gone now.")
             elif saved.is_service_account:
-                print("A service account needs no cron job: `procore-setup token` requests a new token "
+                print(f"A service account needs no cron job: `{flowmod.program()} token` requests a new token "
                       "when the stored one is about to expire.")
             else:
                 print("Keep it fresh from cron with:")

@@ -12,6 +12,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
+from ... import hints
 from ...errors import PassphraseNeeded
 from ...text import NAME_LIMIT, clean, duration
 from ...flow import read_profiles, remove_profile, set_default_profile
@@ -355,7 +356,8 @@ class ProfilesScreen(WizardScreen):
             ConfirmDialog(
                 f"Remove profile {name!r}?",
                 f"Its client settings and tokens are deleted from {self.wizard.store.address.describe()}. The tokens are "
-                f"not revoked at Procore (`procore-setup revoke --profile {name}` does that first). Scripts "
+                f"not revoked at Procore (`{hints.command(self.wizard.store, 'revoke', '--profile', name)}` does "
+                "that first). Scripts "
                 "and cron lines that use this profile will stop working.",
                 yes="Remove", no="Keep it",
             ),

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Button, Static
 
+from ... import flow as flowmod
 from ...flow import SAVED, cron_line, usage_examples
 from ..screenkit import StoreFacts
 from .base import WizardScreen
@@ -63,7 +64,7 @@ class SavedScreen(WizardScreen):
                      id="saved-head", classes="ok gap", markup=False)
         if self.service_account:
             yield Static("No cron job needed: a service account has no refresh token to keep alive. "
-                         "`procore-setup token` requests a new token with the client id and secret when the "
+                         f"`{flowmod.program()} token` requests a new token with the client id and secret when the "
                          "stored one expires within 5 minutes.", id="no-cron", classes="gap", markup=False)
         else:
             yield Static("Keep the tokens fresh from cron (crontab -e):", classes="question", markup=False)

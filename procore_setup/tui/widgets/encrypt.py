@@ -8,6 +8,7 @@ from textual import on, work
 from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 
+from ... import hints
 from ...stores.base import Store
 from ...errors import ProcoreSetupError
 from .dialogs import Dialog
@@ -96,7 +97,7 @@ class EncryptDialog(Dialog[bool]):
             self.dismiss(True)  # the file was written before the failure: the secrets are encrypted
             return
         # Only the class name: the exception's text could hold anything, a passphrase included.
-        command = "procore-setup" + self.store.address.cli_flag(explicit=True)
+        command = hints.program() + self.store.address.cli_flag(explicit=True)
         state = ("the secrets in the file are still stored plainly" if encrypted is False
                  else f"check the file with `{command} status`")
         self.refuse(f"Unexpected error while encrypting ({type(error).__name__}): {state}. "
