@@ -165,12 +165,15 @@ def _named(text: str) -> str:
     ~/.zfunc/_procore-setup) naming the program as it can be run from here."""
     from .hints import PROGRAM, executable, program
 
-    name = program()
-    if name == PROGRAM or PROGRAM not in text:
+    if PROGRAM not in text:
         return text
     import re
 
+    # A cron line always by the path: cron's PATH is not the person's (often no ~/.local/bin).
     text = re.sub(r"(\* \* \* \* )procore-setup(?= )", lambda m: m.group(1) + executable(), text)
+    name = program()
+    if name == PROGRAM:
+        return text
     return re.sub(r"(?<![\w/.~-])procore-setup(?=[ )`]|$)", lambda m: name, text, flags=re.M)
 
 

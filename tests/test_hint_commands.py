@@ -90,6 +90,10 @@ def test_help_names_the_program_as_it_runs(tmp_path: Path) -> None:
                           timeout=60)
     assert f"Cron example: */20 * * * * {exe} refresh --all --quiet" in cron.stdout
     assert f"({exe} --help says more)" in cron.stdout
+    # On PATH too the cron line names the program by its path (cron's PATH is another), and only it.
+    cron_on = subprocess.run([EXE, "refresh", "--help"], capture_output=True, text=True, env=base_env(), timeout=60)
+    assert f"Cron example: */20 * * * * {exe} refresh --all --quiet" in cron_on.stdout
+    assert "(procore-setup --help says more)" in cron_on.stdout
 
     completion = subprocess.run([EXE, "completion", "--help"], capture_output=True, text=True,
                                 env=base_env(PATH=OFF, HOME=str(tmp_path)), timeout=60)
