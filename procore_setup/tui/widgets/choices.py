@@ -5,7 +5,8 @@ Textual's OptionList is a scroll view with a line cache, per-option visuals and 
 pass once it has measured its lines (its virtual size changes in its first render); for two
 choices known in advance that was a fifth of the first screen's work before its first frame
 (docs/performance.md). This widget is one render of a few lines, with the same keys (up, down,
-home, end, Enter), a click that chooses, and the same look.
+home, end, page up, page down, Enter), a click that chooses, and the same look; a choice longer
+than the list is wide wraps onto more lines, as in an OptionList.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class ChoiceLines(Widget, can_focus=True):
         Binding("up", "move(-1)", "Up", show=False),
         Binding("home", "jump(0)", "First", show=False),
         Binding("end", "jump(-1)", "Last", show=False),
+        # OptionList moves a page of lines; every line of this list is on screen, so a page is all of them.
+        Binding("pagedown", "jump(-1)", "Last", show=False),
+        Binding("pageup", "jump(0)", "First", show=False),
     ]
 
     highlighted: reactive[int] = reactive(0)
@@ -90,7 +94,8 @@ class ChoiceLines(Widget, can_focus=True):
         super().__init__(id=id, classes=classes)
         self.choices: Sequence[Choice] = choices
         self.set_reactive(ChoiceLines.highlighted, self._clamp(highlighted))
-        self.hovered: int | None = None  # the line under the mouse, if any
+        self.hovered: int | None = None  # the choice under the mouse, if any
+        self._rows_at: tuple[int, list[tuple[int, Content]]] | None = None  # (width, rows) last laid out
 
     def _clamp(self, index: int) -> int:
         return max(0, min(index, len(self.choices) - 1))
@@ -111,14 +116,29 @@ class ChoiceLines(Widget, can_focus=True):
         if self.choices:
             self.post_message(self.Highlighted(self, self.choices[index]))
 
+    def _rows(self, width: int) -> list[tuple[int, Content]]:
+        """The lines drawn at `width`, each with the index of its choice: one per choice that
+        fits, more for one that does not (wrapped at spaces, as an OptionList wraps it)."""
+        if self._rows_at is not None and self._rows_at[0] == width:
+            return self._rows_at[1]
+        rows: list[tuple[int, Content]] = []
+        for index, choice in enumerate(self.choices):
+            prompt = Content(choice.prompt)
+            if width <= 0 or prompt.cell_length <= width:
+                rows.append((index, prompt))
+            else:
+                rows.extend((index, line) for line in prompt.wrap(width))
+        self._rows_at = (width, rows)
+        return rows
+
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
-        return len(self.choices)
+        return len(self._rows(width))
 
     def render(self) -> Content:
         width = self.content_size.width
         lines = []
-        for index, choice in enumerate(self.choices):
-            line = Content(choice.prompt.ljust(width))
+        for index, line in self._rows(width):
+            line = line.pad_right(max(0, width - line.cell_length))  # lit to the edge
             if index == self.highlighted:  # the highlight wins over the hover, as in OptionList
                 line = line.stylize(self.get_visual_style("choices--highlighted"))
             elif index == self.hovered:
@@ -138,10 +158,12 @@ class ChoiceLines(Widget, can_focus=True):
             self.post_message(self.Selected(self, choice))
 
     def _line_at(self, event: events.MouseEvent) -> int | None:
+        """The choice drawn where the mouse is (None: on the frame, the padding, or below the lines)."""
         offset = event.get_content_offset(self)
-        if offset is None or not 0 <= offset.y < len(self.choices):
+        rows = self._rows(self.content_size.width)
+        if offset is None or not 0 <= offset.y < len(rows):
             return None
-        return offset.y
+        return rows[offset.y][0]
 
     def _hover(self, line: int | None) -> None:
         if line != self.hovered:

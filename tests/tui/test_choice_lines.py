@@ -1,0 +1,244 @@
+"""The light choice lists (ChoiceLines: the first question, the environments) against the
+OptionList they replaced: what a person sees and can do with them in a narrow terminal, with
+the page keys, while the screen is busy, and when the Environment step is shown again."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from procore_setup.testing import FakeProcore
+
+from helpers.cli import EXE, base_env
+from helpers.terminal import Terminal
+from helpers.wizard import (
+    SIZE,
+    GatedCommand,
+    answer_kind,
+    message,
+    message_kind,
+    save_profile,
+    screen_name,
+    settle,
+    type_into,
+)
+
+KIND_LINES = ("A person's login      authorize once in a browser, as yourself",
+              "A service account     client id and secret only, no browser")
+ENV_WORDS = ("Production", "Developer sandbox", "Monthly sandbox", "monthly-sandbox", "Procore for Government",
+             "federal", "Custom hosts")
+
+
+def drawn(app: Any) -> str:
+    """The screen as drawn, as text (what Textual's own export_screenshot records, without styles)."""
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True,
+                      legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text(styles=False)
+
+
+def flat(text: str) -> str:
+    """Drawn text with its frame and blanks gone, words run together: a label wrapped over two
+    lines of a list reads whole again."""
+    return " ".join(text.replace("│", " ").split())
+
+
+def lines_of(screen: str, selector: str, app: Any) -> list[str]:
+    """The drawn rows of one widget's content region."""
+    region = app.screen.query_one(selector).content_region
+    rows = screen.splitlines()
+    return [rows[y][region.x:region.right] for y in range(region.y, region.bottom)]
+
+
+# -- a terminal narrower than a line -------------------------------------------------------------------
+
+async def test_the_first_question_wraps_its_choices_in_a_narrow_terminal(make_app: Any) -> None:
+    """At 50 columns each choice is longer than the list is wide. An OptionList wraps each one
+    over two lines and grows; the light list must too, or the second choice is not on screen at
+    all (its lines were cut to the list's height of two)."""
+    app = make_app()
+    async with app.run_test(size=(50, 24)) as pilot:
+        await settle(pilot)
+        kinds = app.screen.query_one("#kinds")
+        screen = drawn(app)
+        rows = lines_of(screen, "#kinds", app)
+        assert len(rows) == 4, rows  # two choices, two lines each
+        assert flat(" ".join(rows[:2])) == flat(KIND_LINES[0])
+        assert flat(" ".join(rows[2:])) == flat(KIND_LINES[1])
+        # The mouse finds each choice on its own lines: the second line of the first choice is
+        # still the first choice; the third line is the second choice.
+        await pilot.hover("#kinds", offset=(5, 2))
+        assert kinds.hovered == 0
+        await pilot.hover("#kinds", offset=(5, 4))
+        assert kinds.hovered == 1
+        await pilot.click("#kinds", offset=(5, 4))
+        await settle(pilot)
+        assert screen_name(app) == "EnvironmentScreen" and app.kind == "service_account"
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.click("#kinds", offset=(5, 2))  # the first choice's second line
+        await settle(pilot)
+        assert screen_name(app) == "EnvironmentScreen" and app.kind == "user"
+
+
+async def test_the_highlight_covers_every_line_of_a_wrapped_choice_and_only_those(make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=(50, 24)) as pilot:
+        await settle(pilot)
+        kinds = app.screen.query_one("#kinds")
+        lines = kinds.render().split("\n")
+        assert len(lines) == 4
+        styles = [{str(span.style) for span in line.spans} for line in lines]
+        assert styles[0] == styles[1] and styles[0] != {""} and styles[0]  # the highlighted choice, both lines
+        assert not styles[2] and not styles[3]
+        assert all(line.cell_length == kinds.content_size.width for line in lines)  # lit to the edge
+
+
+async def test_the_environments_wrap_in_a_terminal_narrower_than_their_lines(make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=(40, 30)) as pilot:
+        await answer_kind(pilot)
+        await settle(pilot)
+        screen = drawn(app)
+        listed = flat(" ".join(lines_of(screen, "#envs", app)))
+        for words in ENV_WORDS:
+            assert words in listed, (words, screen)
+        envs = app.screen.query_one("#envs")
+        await pilot.press("end")
+        assert envs.highlighted_option.id == "custom"
+        assert "Login URL" in drawn(app)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed; this test needs a real terminal")
+def test_a_terminal_narrowed_while_the_first_question_is_shown_keeps_both_choices(tmp_path: Path) -> None:
+    """A real terminal made narrower under the wizard (a split pane, a smaller window): both
+    choices are still there to read, and the arrow keys and Enter still reach the second."""
+    config = tmp_path / "conf" / "credentials.toml"
+    env = base_env(TERM="xterm-256color", HOME=str(tmp_path))
+    # pytest-xdist's workers have COLUMNS and LINES set, and Textual (shutil.get_terminal_size)
+    # then takes them over the terminal's own size: the wizard would never see the resize.
+    env.pop("COLUMNS", None)
+    env.pop("LINES", None)
+    term = Terminal(tmp_path, f"{EXE} --config {config}; echo WIZARD-EXIT=$?; sleep 60", env)
+    try:
+        term.wait_for("How will your scripts sign in")
+        term.wait_for("Continue")  # the footer: the first frame is behind us
+        term.tmux("resize-window", "-t", "wizard", "-x", "50", "-y", "24")
+        top = "╭" + "─" * 46 + "╮"  # the list's frame, drawn again 50 columns wide
+        screen = term.wait_for(top)
+        rows = screen.splitlines()
+        first = next(y for y, row in enumerate(rows) if top in row)
+        last = next(y for y, row in enumerate(rows) if "╰" in row)
+        listed = flat(" ".join(rows[first + 1:last]))
+        assert flat(KIND_LINES[0]) in listed and flat(KIND_LINES[1]) in listed, screen
+        term.keys("Down", "Enter")
+        term.wait_for("Step 1 of 4")  # a service account's steps
+    finally:
+        term.close()
+
+
+# -- the page keys -------------------------------------------------------------------------------------
+
+async def test_page_down_and_page_up_move_the_highlight_as_in_an_option_list(make_app: Any) -> None:
+    """OptionList moves a page of lines with PageDown / PageUp; every line of these lists is on
+    screen, so a page takes the highlight to the last and the first choice."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        kinds = app.screen.query_one("#kinds")
+        await pilot.press("pagedown")
+        assert kinds.highlighted_option.id == "service_account"
+        await pilot.press("pageup")
+        assert kinds.highlighted_option.id == "user"
+        await answer_kind(pilot)
+        envs = app.screen.query_one("#envs")
+        assert app.focused is envs
+        await pilot.press("pagedown")
+        assert envs.highlighted_option.id == "custom"
+        assert "Login URL" in drawn(app)
+        await pilot.press("pageup")
+        assert envs.highlighted_option.id == "production"
+
+
+# -- busy: adding a profile reads the file first ------------------------------------------------------------
+
+async def test_keys_and_clicks_on_the_environments_do_nothing_while_the_file_is_read(
+        make_app: Any, fake: FakeProcore, config: Path, tmp_path: Path) -> None:
+    """Adding a profile to an encrypted file: the file is opened (the passphrase command runs) in
+    a worker while the list is disabled. Nothing typed or clicked on the list then changes the
+    environment the step goes on with; afterwards the step goes on with the one chosen before."""
+    save_profile(config, fake)
+    command = GatedCommand(tmp_path, "correct horse battery")
+    command.encrypt(config)
+    app = make_app()
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("a")
+            await settle(pilot)
+            await answer_kind(pilot)
+            await type_into(pilot, "#name", "second")
+            envs = app.screen.query_one("#envs")
+            envs.focus()
+            await pilot.press("down")  # Developer sandbox
+            await pilot.pause()
+            assert envs.highlighted_option.id == "sandbox"
+            await pilot.press("enter")
+            for _ in range(200):
+                if command.started.exists():
+                    break
+                await pilot.pause(0.02)
+            assert command.started.exists(), message(app)
+            assert app.screen.busy and message_kind(app) == "busy"
+            assert envs.disabled
+            await pilot.press("down", "end", "pagedown", "home", "enter")
+            await pilot.click("#envs", offset=(5, 5))  # Procore for Government
+            await pilot.hover("#envs", offset=(5, 3))
+            assert envs.highlighted_option.id == "sandbox"
+            assert "sandbox" in str(app.screen.query_one("#hosts").render())
+            assert screen_name(app) == "EnvironmentScreen"
+            command.release()
+            await settle(pilot)
+            assert screen_name(app) == "ClientScreen", message(app)
+            assert app.flow is not None and app.flow.environment == "sandbox"
+    finally:
+        command.release()
+
+
+# -- shown again: Esc from the Client step -----------------------------------------------------------------
+
+async def test_back_from_the_client_step_the_environment_step_is_as_it_was_left(make_app: Any,
+                                                                                fake: FakeProcore) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await answer_kind(pilot)
+        envs = app.screen.query_one("#envs")
+        await pilot.press("end")  # Custom hosts
+        await pilot.pause()
+        await type_into(pilot, "#login_url", fake.url)
+        await type_into(pilot, "#api_url", fake.url)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert screen_name(app) == "ClientScreen", message(app)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert screen_name(app) == "EnvironmentScreen"
+        assert envs.highlighted_option.id == "custom"
+        screen = drawn(app)
+        assert f"Login URL      {fake.url}" in screen and f"API URL        {fake.url}" in screen
+        assert f"Hosts used: login {fake.url}, API {fake.url}" in screen
+        envs.focus()
+        await pilot.press("home")  # production: the fields hide, the hosts follow
+        await pilot.pause()
+        screen = drawn(app)
+        assert "Login URL" not in screen and "Hosts used: login https://login.procore.com" in screen
+        await pilot.press("end")  # and custom again: what was typed is still there
+        await pilot.pause()
+        assert f"Login URL      {fake.url}" in drawn(app)
