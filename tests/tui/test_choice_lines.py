@@ -144,6 +144,28 @@ def test_a_terminal_narrowed_while_the_first_question_is_shown_keeps_both_choice
         term.close()
 
 
+# -- a terminal shorter than the list -----------------------------------------------------------------
+
+async def test_the_highlighted_choice_stays_on_screen_in_a_terminal_shorter_than_the_list(make_app: Any) -> None:
+    """Seven rows (a small split pane): the five environments and their frame do not fit between
+    the title and the footer. An OptionList (at most as high as the screen's body) scrolls its
+    highlight into view; the light list must bring it into view too, or End lights a line nobody
+    can see."""
+    app = make_app()
+    async with app.run_test(size=(80, 7)) as pilot:
+        await answer_kind(pilot)
+        await settle(pilot)
+        envs = app.screen.query_one("#envs")
+        for key, label in (("end", "Custom hosts"), ("home", "Production"), ("pagedown", "Custom hosts"),
+                           ("up", "Procore for Government"), ("pageup", "Production")):
+            await pilot.press(key)
+            await pilot.pause()
+            rows = drawn(app).splitlines()
+            lit = [row for row in rows if label in row]
+            assert lit, (key, label, "\n".join(rows))
+            assert envs.highlighted_option.id in lit[0]
+
+
 # -- the page keys -------------------------------------------------------------------------------------
 
 async def test_page_down_and_page_up_move_the_highlight_as_in_an_option_list(make_app: Any) -> None:

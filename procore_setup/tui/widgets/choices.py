@@ -16,6 +16,7 @@ from typing import ClassVar, NamedTuple, Sequence
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.content import Content
+from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -114,7 +115,20 @@ class ChoiceLines(Widget, can_focus=True):
 
     def watch_highlighted(self, index: int) -> None:  # not called for the value given to __init__
         if self.choices:
+            self._scroll_to_highlight()
             self.post_message(self.Highlighted(self, self.choices[index]))
+
+    def _scroll_to_highlight(self) -> None:
+        """Bring the highlighted choice's lines into view when the list is taller than what holds
+        it (a terminal of a few rows): an OptionList, at most that high, scrolls its own lines."""
+        container = self.parent
+        if not isinstance(container, Widget) or not container.allow_vertical_scroll:
+            return  # everything is on screen: the usual case, nothing to do
+        rows = [y for y, (index, _) in enumerate(self._rows(self.content_size.width)) if index == self.highlighted]
+        if rows:
+            box = self.virtual_region
+            top = box.y + self.styles.gutter.top + rows[0]
+            container.scroll_to_region(Region(box.x, top, box.width, len(rows)), animate=False, immediate=True)
 
     def _rows(self, width: int) -> list[tuple[int, Content]]:
         """The lines drawn at `width`, each with the index of its choice: one per choice that
