@@ -144,6 +144,26 @@ def test_a_terminal_narrowed_while_the_first_question_is_shown_keeps_both_choice
         term.close()
 
 
+# -- the mouse ----------------------------------------------------------------------------------------
+
+async def test_dragging_across_the_choices_selects_no_text_as_in_an_option_list(make_app: Any) -> None:
+    """An OptionList takes no text selection (ALLOW_SELECT = False): a press that slides along a
+    line (a trackpad's click, often) leaves the list as it was. The light list drew a selection
+    band over its lines instead, and offered that text to copy."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.mouse_down("#kinds", offset=(3, 1))
+        await pilot.hover("#kinds", offset=(30, 1))
+        await pilot.mouse_up("#kinds", offset=(30, 1))
+        await pilot.pause()
+        assert not app.screen.selections and app.screen.get_selected_text() is None
+        assert screen_name(app) == "KindScreen"
+        await pilot.click("#kinds", offset=(5, 2))  # a plain click still chooses
+        await settle(pilot)
+        assert screen_name(app) == "EnvironmentScreen" and app.kind == "service_account"
+
+
 # -- a terminal shorter than the list -----------------------------------------------------------------
 
 async def test_the_highlighted_choice_stays_on_screen_in_a_terminal_shorter_than_the_list(make_app: Any) -> None:
@@ -230,6 +250,12 @@ async def test_keys_and_clicks_on_the_environments_do_nothing_while_the_file_is_
             await settle(pilot)
             assert screen_name(app) == "ClientScreen", message(app)
             assert app.flow is not None and app.flow.environment == "sandbox"
+            await pilot.press("escape")  # back: the list has the focus again, and keys move it
+            await settle(pilot)
+            assert screen_name(app) == "EnvironmentScreen"
+            assert app.focused is envs and not envs.disabled
+            await pilot.press("down")
+            assert envs.highlighted_option.id == "monthly-sandbox"
     finally:
         command.release()
 

@@ -32,6 +32,8 @@ class Choice(NamedTuple):
 class ChoiceLines(Widget, can_focus=True):
     """A list of a few choices that all fit on the screen; Enter (or a click) chooses the highlighted one."""
 
+    ALLOW_SELECT = False  # as OptionList: a press that slides along a line selects no text
+
     DEFAULT_CSS = """
     ChoiceLines {
         height: auto;
