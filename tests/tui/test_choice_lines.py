@@ -164,6 +164,59 @@ async def test_dragging_across_the_choices_selects_no_text_as_in_an_option_list(
         assert screen_name(app) == "EnvironmentScreen" and app.kind == "service_account"
 
 
+async def test_a_click_on_custom_hosts_opens_its_empty_login_url_field(make_app: Any) -> None:
+    """A click highlights and chooses at once: the custom fields, mounted on the highlight, had not
+    mounted their inputs yet when the choice asked for the Login URL field, and the wizard crashed
+    (NoMatches '#login_url'). Now the field takes the focus, empty, and nothing moves on."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await answer_kind(pilot)
+        await settle(pilot)
+        await pilot.click("#envs", offset=(5, 5))  # Custom hosts, the last line
+        await settle(pilot)
+        assert screen_name(app) == "EnvironmentScreen"
+        login_url = app.screen.query_one("#login_url")
+        assert app.focused is login_url and login_url.value == ""
+        assert "Hosts used: login (not set), API (not set)" in drawn(app)
+
+
+async def test_end_and_enter_typed_at_once_open_the_login_url_field(make_app: Any) -> None:
+    """The same with the keys, typed ahead (End, Enter in one burst, before a frame is drawn)."""
+    from textual import events
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await answer_kind(pilot)
+        await settle(pilot)
+        assert app.focused is app.screen.query_one("#envs")
+        app.post_message(events.Key("end", None))  # as the terminal driver posts a burst of input
+        app.post_message(events.Key("enter", "\r"))
+        await settle(pilot)
+        assert screen_name(app) == "EnvironmentScreen"
+        assert app.focused is app.screen.query_one("#login_url")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed; this test needs a real terminal")
+def test_end_and_enter_in_one_burst_in_a_real_terminal_open_the_login_url_field(tmp_path: Path) -> None:
+    """tmux writes both keys at once, as a quick typist or a key macro does: the wizard used to
+    die there with a traceback (exit 1)."""
+    config = tmp_path / "conf" / "credentials.toml"
+    term = Terminal(tmp_path, f"{EXE} --config {config}; echo WIZARD-EXIT=$?; sleep 60",
+                    base_env(TERM="xterm-256color", HOME=str(tmp_path)))
+    try:
+        term.wait_for("How will your scripts sign in")
+        term.keys("Enter")
+        term.wait_for("Step 1 of 6")
+        term.wait_for("Continue")
+        term.tmux("send-keys", "-t", "wizard", "End", "Enter")  # one write: both keys in one read
+        term.wait_for("Login URL")
+        term.type("https://login.example.com")  # typed into the field that has the focus
+        screen = term.wait_for("Hosts used: login https://login.example.com")
+        assert "Traceback" not in screen and "WIZARD-EXIT" not in screen
+    finally:
+        term.close()
+
+
 # -- a terminal shorter than the list -----------------------------------------------------------------
 
 async def test_the_highlighted_choice_stays_on_screen_in_a_terminal_shorter_than_the_list(make_app: Any) -> None:
