@@ -144,6 +144,65 @@ def test_a_terminal_narrowed_while_the_first_question_is_shown_keeps_both_choice
         term.close()
 
 
+# -- the look -----------------------------------------------------------------------------------------
+
+def cell_look(app: Any, x: int, y: int) -> tuple[Any, Any, Any]:
+    """The colours and boldness of the cell drawn at (x, y)."""
+    position = 0
+    for segment in app.screen._compositor.render_strips()[y]:
+        if position <= x < position + len(segment.text):
+            style = segment.style
+            return (style.color, style.bgcolor, style.bold) if style is not None else (None, None, None)
+        position += len(segment.text)
+    raise AssertionError(f"nothing drawn at {x},{y}")
+
+
+async def test_the_lines_look_as_an_option_lists_focused_unfocused_and_under_the_mouse(make_app: Any) -> None:
+    """An OptionList with the same two lines, mounted under the first question's list in the same
+    app: the highlighted line, the other line, the frame and the line under the mouse are drawn in
+    the same colours, whichever of the two has the focus."""
+    from textual.widgets import OptionList
+
+    app = make_app()
+    async with app.run_test(size=(80, 30)) as pilot:
+        await settle(pilot)
+        kinds = app.screen.query_one("#kinds")
+        options = OptionList(*KIND_LINES, id="reference")
+        await app.screen.query_one("#body").mount(options, after="#kinds")
+        options.highlighted = 0
+        await settle(pilot)
+
+        def look(widget: Any, line: int, dx: int = 2) -> tuple[Any, Any, Any]:
+            box = widget.content_region
+            return cell_look(app, box.x + dx, box.y + line)
+
+        def looks(widget: Any) -> list[tuple[Any, Any, Any]]:
+            """The highlighted line, the other line, the padding and the frame beside the first."""
+            return [look(widget, 0), look(widget, 1), look(widget, 0, -1), look(widget, 0, -2)]
+
+        async def hovered(widget: Any, selector: str) -> tuple[Any, Any, Any]:
+            await pilot.hover(selector, offset=(5, 2))  # the second line, not the highlighted one
+            await pilot.pause()
+            return look(widget, 1)
+
+        kinds.focus()
+        await pilot.pause()
+        ours_focused, theirs_blurred = looks(kinds), looks(options)
+        ours_lit_focused, theirs_lit_blurred = await hovered(kinds, "#kinds"), await hovered(options, "#reference")
+        options.focus()
+        await pilot.pause()
+        await pilot.hover("#titlebar")
+        await pilot.pause()
+        theirs_focused, ours_blurred = looks(options), looks(kinds)
+        theirs_lit_focused, ours_lit_blurred = await hovered(options, "#reference"), await hovered(kinds, "#kinds")
+
+        assert ours_focused == theirs_focused
+        assert ours_blurred == theirs_blurred
+        assert ours_focused[0] != ours_blurred[0]  # (the focus shows)
+        assert ours_lit_focused == theirs_lit_focused and ours_lit_focused != ours_focused[1]
+        assert ours_lit_blurred == theirs_lit_blurred and ours_lit_blurred != ours_blurred[1]
+
+
 # -- the mouse ----------------------------------------------------------------------------------------
 
 async def test_dragging_across_the_choices_selects_no_text_as_in_an_option_list(make_app: Any) -> None:
