@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from procore_setup import environments
 from procore_setup.testing import FakeProcore
 
 from helpers.cli import EXE, base_env
@@ -394,11 +395,13 @@ async def test_back_from_the_client_step_the_environment_step_is_as_it_was_left(
         screen = drawn(app)
         assert f"Login URL      {fake.url}" in screen and f"API URL        {fake.url}" in screen
         assert f"Hosts used: login {fake.url}, API {fake.url}" in screen
+        assert flat(environments.get("custom").note) in flat(screen)
         envs.focus()
-        await pilot.press("home")  # production: the fields hide, the hosts follow
+        await pilot.press("home")  # production: the fields hide, the note and the hosts follow
         await pilot.pause()
         screen = drawn(app)
         assert "Login URL" not in screen and "Hosts used: login https://login.procore.com" in screen
+        assert flat(environments.get("production").note) in flat(screen)
         await pilot.press("end")  # and custom again: what was typed is still there
         await pilot.pause()
         assert f"Login URL      {fake.url}" in drawn(app)
