@@ -405,3 +405,33 @@ async def test_back_from_the_client_step_the_environment_step_is_as_it_was_left(
         await pilot.press("end")  # and custom again: what was typed is still there
         await pilot.pause()
         assert f"Login URL      {fake.url}" in drawn(app)
+
+
+# -- the demo's single choice ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("choose", ["enter", "click"])
+async def test_the_demos_single_environment_stays_put_and_goes_on(choose: str) -> None:
+    """In the demo the fake server is the only environment: no key moves off it, and Enter or a
+    click on it goes on to the Client step with the demo's server set."""
+    from procore_setup.stores.file import FileStore
+    from procore_setup.testing.demo import DemoSession
+    from procore_setup.tui.app import ProcoreSetupApp
+    from procore_setup.tui.widgets.choices import ChoiceLines
+
+    with DemoSession() as session:
+        app = ProcoreSetupApp(FileStore(session.config_path), demo=session)
+        async with app.run_test(size=SIZE) as pilot:
+            await answer_kind(pilot)
+            await settle(pilot)
+            envs = app.screen.query_one("#envs", ChoiceLines)
+            await pilot.press("down", "end", "pagedown", "up", "home", "pageup")
+            assert envs.highlighted_option is not None and envs.highlighted_option.id == "custom"
+            assert len(envs.choices) == 1
+            assert f"Hosts used: login {session.url}, API {session.url}" in drawn(app)
+            if choose == "enter":
+                await pilot.press("enter")
+            else:
+                await pilot.click("#envs", offset=(5, 1))
+            await settle(pilot)
+            assert screen_name(app) == "ClientScreen", message(app)
+            assert app.flow is not None and app.flow.login_url == session.url
