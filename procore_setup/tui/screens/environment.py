@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from textual import on, work
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widget import Widget
+from textual.widget import AwaitMount, Widget
 from textual.widgets import Input, Static
 
 from ... import environments
@@ -41,6 +41,7 @@ class EnvironmentScreen(WizardScreen):
     """
     STEP = ENVIRONMENT
     NUMBER = 1
+    _fields_mounting: AwaitMount | None = None  # the custom fields, mounted when custom is first highlighted
     BINDINGS = [Binding("enter", "next", "Continue")]
 
     def compose_body(self) -> Iterable[Widget]:
@@ -118,7 +119,7 @@ class EnvironmentScreen(WizardScreen):
         custom = env_id == "custom"
         fields = self.query("#custom")
         if custom and not fields:
-            self.query_one("#body").mount(self._custom_fields(), after="#env-note")
+            self._fields_mounting = self.query_one("#body").mount(self._custom_fields(), after="#env-note")
         elif fields:
             fields.first().display = custom
         if custom:
@@ -138,10 +139,15 @@ class EnvironmentScreen(WizardScreen):
         self._show_environment(self._selected())
 
     @on(ChoiceLines.Selected, "#envs")
-    def _selected_by_enter(self, event: ChoiceLines.Selected) -> None:
-        if event.choice.id == "custom" and not self._url("login_url").strip():
-            self.call_after_refresh(lambda: self.query_one("#login_url", Input).focus())  # mounted just now
-            return
+    async def _selected_by_enter(self, event: ChoiceLines.Selected) -> None:
+        if event.choice.id == "custom":
+            if self._fields_mounting is not None:
+                # Highlighted and chosen at once (a click; End and Enter typed in one burst): the
+                # fields the highlight mounted may not have their inputs yet.
+                await self._fields_mounting
+            if not self._url("login_url").strip():
+                self.query_one("#login_url", Input).focus()
+                return
         self.action_next()
 
     @on(Input.Submitted)

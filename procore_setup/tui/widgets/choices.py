@@ -5,7 +5,8 @@ Textual's OptionList is a scroll view with a line cache, per-option visuals and 
 pass once it has measured its lines (its virtual size changes in its first render); for two
 choices known in advance that was a fifth of the first screen's work before its first frame
 (docs/performance.md). This widget is one render of a few lines, with the same keys (up, down,
-home, end, Enter), a click that chooses, and the same look.
+home, end, page up, page down, Enter), a click that chooses, and the same look; a choice longer
+than the list is wide wraps onto more lines, as in an OptionList.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import ClassVar, NamedTuple, Sequence
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.content import Content
+from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -29,6 +31,8 @@ class Choice(NamedTuple):
 
 class ChoiceLines(Widget, can_focus=True):
     """A list of a few choices that all fit on the screen; Enter (or a click) chooses the highlighted one."""
+
+    ALLOW_SELECT = False  # as OptionList: a press that slides along a line selects no text
 
     DEFAULT_CSS = """
     ChoiceLines {
@@ -56,6 +60,9 @@ class ChoiceLines(Widget, can_focus=True):
         Binding("up", "move(-1)", "Up", show=False),
         Binding("home", "jump(0)", "First", show=False),
         Binding("end", "jump(-1)", "Last", show=False),
+        # OptionList moves a page of lines; every line of this list is on screen, so a page is all of them.
+        Binding("pagedown", "jump(-1)", "Last", show=False),
+        Binding("pageup", "jump(0)", "First", show=False),
     ]
 
     highlighted: reactive[int] = reactive(0)
@@ -90,7 +97,8 @@ class ChoiceLines(Widget, can_focus=True):
         super().__init__(id=id, classes=classes)
         self.choices: Sequence[Choice] = choices
         self.set_reactive(ChoiceLines.highlighted, self._clamp(highlighted))
-        self.hovered: int | None = None  # the line under the mouse, if any
+        self.hovered: int | None = None  # the choice under the mouse, if any
+        self._rows_at: tuple[int, list[tuple[int, Content]]] | None = None  # (width, rows) last laid out
 
     def _clamp(self, index: int) -> int:
         return max(0, min(index, len(self.choices) - 1))
@@ -109,16 +117,44 @@ class ChoiceLines(Widget, can_focus=True):
 
     def watch_highlighted(self, index: int) -> None:  # not called for the value given to __init__
         if self.choices:
+            self._scroll_to_highlight()
             self.post_message(self.Highlighted(self, self.choices[index]))
 
+    def _scroll_to_highlight(self) -> None:
+        """Bring the highlighted choice's lines into view when the list is taller than what holds
+        it (a terminal of a few rows): an OptionList, at most that high, scrolls its own lines."""
+        container = self.parent
+        if not isinstance(container, Widget) or not container.allow_vertical_scroll:
+            return  # everything is on screen: the usual case, nothing to do
+        rows = [y for y, (index, _) in enumerate(self._rows(self.content_size.width)) if index == self.highlighted]
+        if rows:
+            box = self.virtual_region
+            top = box.y + self.styles.gutter.top + rows[0]
+            container.scroll_to_region(Region(box.x, top, box.width, len(rows)), animate=False, immediate=True)
+
+    def _rows(self, width: int) -> list[tuple[int, Content]]:
+        """The lines drawn at `width`, each with the index of its choice: one per choice that
+        fits, more for one that does not (wrapped at spaces, as an OptionList wraps it)."""
+        if self._rows_at is not None and self._rows_at[0] == width:
+            return self._rows_at[1]
+        rows: list[tuple[int, Content]] = []
+        for index, choice in enumerate(self.choices):
+            prompt = Content(choice.prompt)
+            if width <= 0 or prompt.cell_length <= width:
+                rows.append((index, prompt))
+            else:
+                rows.extend((index, line) for line in prompt.wrap(width))
+        self._rows_at = (width, rows)
+        return rows
+
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
-        return len(self.choices)
+        return len(self._rows(width))
 
     def render(self) -> Content:
         width = self.content_size.width
         lines = []
-        for index, choice in enumerate(self.choices):
-            line = Content(choice.prompt.ljust(width))
+        for index, line in self._rows(width):
+            line = line.pad_right(max(0, width - line.cell_length))  # lit to the edge
             if index == self.highlighted:  # the highlight wins over the hover, as in OptionList
                 line = line.stylize(self.get_visual_style("choices--highlighted"))
             elif index == self.hovered:
@@ -138,10 +174,12 @@ class ChoiceLines(Widget, can_focus=True):
             self.post_message(self.Selected(self, choice))
 
     def _line_at(self, event: events.MouseEvent) -> int | None:
+        """The choice drawn where the mouse is (None: on the frame, the padding, or below the lines)."""
         offset = event.get_content_offset(self)
-        if offset is None or not 0 <= offset.y < len(self.choices):
+        rows = self._rows(self.content_size.width)
+        if offset is None or not 0 <= offset.y < len(rows):
             return None
-        return offset.y
+        return rows[offset.y][0]
 
     def _hover(self, line: int | None) -> None:
         if line != self.hovered:
