@@ -228,11 +228,7 @@ class ProfilesScreen(WizardScreen):
             if name == self.selected:
                 chosen = i
         if doc.profiles:
-            listing_widget.highlighted = chosen
-            # On the first read the list has not been laid out with its rows yet (its height is
-            # auto), so that scroll stops at the top: a profile further down (--profile, or the one
-            # just saved) would be described below a list that does not show it. Again once laid out.
-            listing_widget.call_after_refresh(listing_widget.scroll_to_highlight)
+            listing_widget.highlighted = chosen  # in view once laid out: ProfileList.on_resize
             self._show_details(listing_widget.highlighted_option.id if listing_widget.highlighted_option else None)
         else:
             self.query_one("#details", Static).update("No profiles in this file yet: press a to add one.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import events
 from textual.binding import Binding
 from textual.widgets import OptionList
 
@@ -23,3 +24,9 @@ class ProfileList(OptionList):
     def __init__(self, *content: Any, **kwargs: Any) -> None:
         kwargs.setdefault("markup", False)
         super().__init__(*content, **kwargs)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Its height is auto: the first rows arrive before it is laid out with them, so a scroll to
+        # the highlighted row then stops at the top (`--profile` naming one further down). Each new
+        # size, once known, is the moment to bring it into view.
+        self.scroll_to_highlight()
