@@ -148,6 +148,7 @@ class ProcoreSetupApp(App[int]):
         self.dirty = False  # a step was completed and nothing saved since
         self.saved: Profile | None = None  # the last profile saved in this run
         self.first_frame_drawn = False  # until then, screens leave out what can come a frame later
+        self.resume_gc = False  # run_wizard: the collector is off for the start-up, on at the first frame
         self._after_first_frame: list[Callable[[], Any]] = []
 
     # -- start-up ------------------------------------------------------------------------
@@ -179,6 +180,12 @@ class ProcoreSetupApp(App[int]):
         # first screen waited for, and the HTTP client, loaded in the background now so that moving
         # on to the Authorize step (which builds its URL with it) does not stall the screen.
         self.first_frame_drawn = True
+        if self.resume_gc:
+            self.resume_gc = False
+            import gc
+
+            gc.freeze()  # what start-up made lives as long as the app: no collection need walk it again
+            gc.enable()
         self.stylesheet.read(LATER_CSS_PATH)
         self.stylesheet.update(self)  # parses only the new file: the others' rules are cached
         waiting, self._after_first_frame = self._after_first_frame, []
@@ -423,10 +430,11 @@ def _end_demo_on_signals(session: DemoSession, app: ProcoreSetupApp) -> None:
 
 def run_wizard(*, config: str | None = None, profile: str | None = None, demo: bool = False,
                login: bool = False, passphrase_command: str | None = None, service_account: bool = False,
-               store_url: str | None = None) -> int:
+               store_url: str | None = None, resume_gc: bool = False) -> int:
     """Run the wizard in this terminal; the exit code for the CLI (0 saved or nothing to do, 130 discarded).
     `service_account` (`login --service-account`): straight on to setting up a service account.
-    `store_url`: a shared store (--store), else `config`'s file."""
+    `store_url`: a shared store (--store), else `config`'s file. `resume_gc`: the caller turned the
+    garbage collector off for the start-up; the app turns it on again once its first frame is drawn."""
     from ..stores import open_store
 
     session = None
@@ -441,6 +449,7 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
         opened = open_store(config, store=store_url)
         app = ProcoreSetupApp(opened, profile=profile, demo=session, login=login, service_account=service_account,
                               unlock=unlock)
+        app.resume_gc = resume_gc
         if session is not None:
             _end_demo_on_signals(session, app)
         result = app.run()
