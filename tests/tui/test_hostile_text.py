@@ -65,7 +65,7 @@ async def test_names_in_the_file_are_plain_text_on_the_profiles_screen(make_app:
     save_profile(config, fake, "other")
     doc = tomllib.loads(config.read_text())
     doc["profiles"]["default"]["user_name"] = "[/nope]"  # as any editor (or an older version) may leave it
-    doc["profiles"]["other"]["user_name"] = "[@click=app.quit]x"
+    doc["profiles"]["other"]["user_name"] = "[@click=quit]x"  # within the list's user column (16)
     doc["profiles"]["other"]["company_name"] = "Co [/] \x1b[2J"
     config.write_text(tomli_w.dumps(doc))
     app = make_app()
@@ -74,12 +74,12 @@ async def test_names_in_the_file_are_plain_text_on_the_profiles_screen(make_app:
         assert screen_name(app) == "ProfilesScreen", message(app)
         listing = app.screen.query_one("#profiles")
         on_screen = shown(listing)
-        assert "[/nope]" in on_screen and "[@click=app.quit]x" in on_screen
+        assert "[/nope]" in on_screen and "[@click=quit]x" in on_screen
         assert actions(listing) == []
         listing.highlighted = 1
         await pilot.pause()
         details = str(app.screen.query_one("#details").render())
-        assert "user [@click=app.quit]x" in details and "company Co [/] \\x1b[2J" in details
+        assert "user [@click=quit]x" in details and "company Co [/] \\x1b[2J" in details
         await pilot.press("escape")
         await pilot.pause()
     assert app.return_code == 0

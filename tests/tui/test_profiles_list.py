@@ -60,3 +60,54 @@ async def test_the_named_profile_is_on_show_in_a_long_list(how: str, config: Pat
         assert app.focused is app.screen.query_one("#profiles")
         await pilot.press("down")  # the keys go on from there
         assert listing.highlighted_option.id == "site13" and "site13" in rows_on_show(app)
+
+
+WIDEST = """schema_version = 1
+default_profile = "a-long-profile-name"
+
+[profiles.a-long-profile-name]
+environment = "monthly-sandbox"
+login_url = "https://login-sandbox-monthly.procore.com"
+api_url = "https://api-sandbox-monthly.procore.com"
+client_id = "client-wide"
+client_secret = "secret-wide-0000"
+redirect_uri = "urn:ietf:wg:oauth:2.0:oob"
+access_token = "old-access-token-0000"
+refresh_token = "spent-refresh-token-0000"
+expires_at = 2031-10-17T10:00:00Z
+reauth_required = true
+user_name = "Alexandra Konstantinopoulou-Smythe"
+
+[profiles.valid-for-long]
+environment = "monthly-sandbox"
+login_url = "https://login-sandbox-monthly.procore.com"
+api_url = "https://api-sandbox-monthly.procore.com"
+client_id = "client-long"
+client_secret = "secret-long-0000"
+redirect_uri = "urn:ietf:wg:oauth:2.0:oob"
+access_token = "access-token-0000"
+refresh_token = "refresh-token-0000"
+expires_at = {expires}
+user_name = "Bartholomew Featherstonehaugh"
+"""
+
+
+async def test_each_profile_is_one_row_at_80_columns_whatever_its_state(config: Path, clock: Clock) -> None:
+    """A row that did not fit wrapped onto a second line ("needs a new login" after the longest
+    environment and a capped user name: 75 characters where the list has 74)."""
+    from datetime import datetime, timezone
+
+    expires = datetime.fromtimestamp(clock() + 47 * 3600 + 59 * 60 + 30, timezone.utc)  # "valid 47 h 59 min"
+    config.parent.mkdir(mode=0o700)
+    config.write_text(WIDEST.replace("{expires}", f"{expires:%Y-%m-%dT%H:%M:%SZ}"))
+    config.chmod(0o600)
+    app = ProcoreSetupApp(FileStore(config), clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        listing: Any = app.screen.query_one("#profiles")
+        assert listing.option_count == 2
+        rows = [str(listing.get_option_at_index(i).prompt) for i in range(2)]
+        assert rows[0].endswith("needs a new login") and rows[1].endswith("valid 47 h 59 min"), rows
+        assert listing.virtual_size.height == 2, rows  # one line each: nothing wrapped
+        header = str(app.screen.query_one("#profiles-header").render())
+        assert header.index("Access token") - 2 == rows[0].index("needs a new login")  # under its heading

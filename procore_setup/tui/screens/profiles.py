@@ -33,7 +33,10 @@ def plain(value: Any, limit: int = NAME_LIMIT) -> str:
     return clean(value, limit) if value is not None else ""
 
 
-HEADER = f"    {'Profile':<12}{'Kind':<9}{'Environment':<16}{'User':<19}Access token"
+# Columns of the list's rows: at 80 columns a row has 74 (the body's padding, the list's border and
+# padding); a wrapped row would draw as two. The last column holds the token's state, up to 18
+# ("needs a new login", "valid 11 h 59 min").
+HEADER = f"    {'Profile':<12}{'Kind':<9}{'Environment':<16}{'User':<17}Access token"
 # The kind in a word, for the list (the details below it say it in full).
 KIND_WORDS = {SERVICE_ACCOUNT: "service"}
 KIND_NAMES = {SERVICE_ACCOUNT: "a service account (client credentials, no refresh token)"}
@@ -220,9 +223,9 @@ class ProfilesScreen(WizardScreen):
         for i, (name, prof) in enumerate(doc.profiles.items()):
             info = self.infos[name]
             star = "★" if info["default"] else " "
-            user = plain(prof.user_name or prof.user_login or "-", 18)
+            user = plain(prof.user_name or prof.user_login or "-", 16)
             kind = KIND_WORDS.get(prof.kind, "person")  # two spaces after the longest: "service  custom"
-            row = f"{star} {plain(name, 11):<12}{kind:<9}{plain(prof.environment, 15):<16}{user:<19}" \
+            row = f"{star} {plain(name, 11):<12}{kind:<9}{plain(prof.environment, 15):<16}{user:<17}" \
                   f"{token_state(info, prof.seconds_left(now))}"
             listing_widget.add_option(Option(Content(row), id=name))
             if name == self.selected:
