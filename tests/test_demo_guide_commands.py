@@ -9,22 +9,15 @@ import signal
 import subprocess
 from pathlib import Path
 
-from helpers.first_hour import EXE, clean_env
+from helpers.first_hour import EXE, clean_env, demo_without_shell
 
 
 def test_without_a_shell_the_guide_names_the_program_by_its_path_when_path_does_not_find_it(tmp_path: Path) -> None:
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     off_path = clean_env(TMPDIR=str(tmp), PATH="/usr/bin:/bin")  # not the program's directory
-    proc = subprocess.Popen([EXE, "demo", "--no-shell"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, env=off_path)
+    proc, lines = demo_without_shell(off_path)
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        while not lines or not lines[-1].startswith("Serving until stopped"):
-            line = proc.stdout.readline()
-            assert line, f"demo ended early: {''.join(lines)}"
-            lines.append(line)
         tried = [line.strip() for line in lines if line.strip().endswith((" status", " token --profile reports"))]
         assert len(tried) == 2, lines
         for command in tried:

@@ -8,10 +8,9 @@ import os
 import re
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
-from helpers.first_hour import EXE, Tmux, clean_env, run, wait_for
+from helpers.first_hour import EXE, Tmux, clean_env, demo_without_shell, run, wait_for
 
 
 def _port_closed(url: str) -> bool:
@@ -26,15 +25,8 @@ def _port_closed(url: str) -> bool:
 def test_demo_without_a_shell_serves_until_sigterm_and_leaves_nothing(tmp_path: Path) -> None:
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    proc = subprocess.Popen([EXE, "demo", "--no-shell"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, env=clean_env(TMPDIR=str(tmp)))
+    proc, lines = demo_without_shell(clean_env(TMPDIR=str(tmp)))
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        while not lines or not lines[-1].startswith("Serving until stopped"):
-            line = proc.stdout.readline()
-            assert line, f"demo ended early: {''.join(lines)}"
-            lines.append(line)
         text = "".join(lines)
         for needed in ("procore-setup token", "procore-setup refresh", "procore-setup status",
                        "refresh --profile default --quiet", "from procore_setup import get_token"):

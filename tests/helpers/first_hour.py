@@ -98,3 +98,22 @@ class Tmux:
 
     def kill(self) -> None:
         self._tmux("kill-server")
+
+
+def demo_without_shell(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
+    """`procore-setup demo --no-shell` started, and what it prints up to "Serving until stopped"
+    (its guide and the export line). The caller stops it (SIGTERM) and kills it if it is left."""
+    proc = subprocess.Popen([EXE, "demo", "--no-shell"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, env=env)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        while not lines or not lines[-1].startswith("Serving until stopped"):
+            line = proc.stdout.readline()
+            assert line, f"demo ended early: {''.join(lines)}"
+            lines.append(line)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, lines

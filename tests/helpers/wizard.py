@@ -284,3 +284,24 @@ async def setup_profile(pilot: Any, fake: FakeProcore, *, name: str | None = Non
     await walk_to_authorize(pilot, fake, name=name)
     await paste_code(pilot, fake.issue_code())
     await save_on_verify(pilot, company_row)
+
+
+ONE_PROFILE = """schema_version = 1
+default_profile = "default"
+
+[profiles.default]
+environment = "production"
+login_url = "https://login.procore.com"
+api_url = "https://api.procore.com"
+client_id = "first-frame-client"
+client_secret = "first-frame-secret-0000"
+redirect_uri = "urn:ietf:wg:oauth:2.0:oob"
+"""
+
+
+def write_one_profile(config: Path) -> None:
+    """A credentials file with one profile (no tokens), written as the program would: mode 0600 in
+    a 0700 directory. The wizard then opens on its Profiles screen."""
+    config.parent.mkdir(mode=0o700)
+    config.write_text(ONE_PROFILE)
+    config.chmod(0o600)

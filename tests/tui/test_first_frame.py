@@ -12,19 +12,7 @@ from typing import Any
 
 from textual.widgets import Footer, OptionList, Static
 
-from helpers.wizard import SIZE, answer_kind, screen_name, settle
-
-ONE_PROFILE = """schema_version = 1
-default_profile = "default"
-
-[profiles.default]
-environment = "production"
-login_url = "https://login.procore.com"
-api_url = "https://api.procore.com"
-client_id = "first-frame-client"
-client_secret = "first-frame-secret-0000"
-redirect_uri = "urn:ietf:wg:oauth:2.0:oob"
-"""
+from helpers.wizard import SIZE, answer_kind, screen_name, settle, write_one_profile
 
 
 def footer_keys(app: Any) -> list[str]:
@@ -63,9 +51,7 @@ async def test_the_profiles_list_is_mounted_and_read_after_the_first_frame_and_i
     from procore_setup.stores.file import FileStore
     from procore_setup.tui.app import ProcoreSetupApp
 
-    config.parent.mkdir(mode=0o700)
-    config.write_text(ONE_PROFILE)
-    config.chmod(0o600)
+    write_one_profile(config)
     at_ready: list[int] = []
 
     class Watched(ProcoreSetupApp):

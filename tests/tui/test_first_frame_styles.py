@@ -13,22 +13,10 @@ from typing import Any
 
 import pytest
 
-from helpers.wizard import SIZE, Clock, screen_name, settle
+from helpers.wizard import SIZE, Clock, screen_name, settle, write_one_profile
 from procore_setup.stores.file import FileStore
 from procore_setup.testing.demo import DemoSession
 from procore_setup.tui.app import LATER_CSS_PATH, ProcoreSetupApp
-
-ONE_PROFILE = """schema_version = 1
-default_profile = "default"
-
-[profiles.default]
-environment = "production"
-login_url = "https://login.procore.com"
-api_url = "https://api.procore.com"
-client_id = "first-frame-client"
-client_secret = "first-frame-secret-0000"
-redirect_uri = "urn:ietf:wg:oauth:2.0:oob"
-"""
 
 
 class AtReady(ProcoreSetupApp):
@@ -92,9 +80,7 @@ async def test_no_first_screen_needs_a_later_rule_in_its_first_frame(start: str,
     demo = DemoSession().start() if start == "demo-kind" else None
     try:
         if start == "profiles":
-            config.parent.mkdir(mode=0o700)
-            config.write_text(ONE_PROFILE)
-            config.chmod(0o600)
+            write_one_profile(config)
         path = Path(demo.config_path) if demo is not None else config
         app = AtReady(FileStore(path), clock=clock, demo=demo, login=start == "environment",
                       service_account=start == "environment")

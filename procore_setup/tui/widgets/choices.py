@@ -29,6 +29,19 @@ class Choice(NamedTuple):
     prompt: str
 
 
+class _ChoiceMessage(Message):
+    """What both of ChoiceLines' messages carry: the list, and the choice."""
+
+    def __init__(self, choices: ChoiceLines, choice: Choice) -> None:
+        super().__init__()
+        self.choices = choices
+        self.choice = choice
+
+    @property
+    def control(self) -> ChoiceLines:
+        return self.choices
+
+
 class ChoiceLines(Widget, can_focus=True):
     """A list of a few choices that all fit on the screen; Enter (or a click) chooses the highlighted one."""
 
@@ -67,30 +80,12 @@ class ChoiceLines(Widget, can_focus=True):
 
     highlighted: reactive[int] = reactive(0)
 
-    class Highlighted(Message):
+    class Highlighted(_ChoiceMessage):
         """Another choice is highlighted (a key, a click, or the program setting `highlighted`)."""
 
-        def __init__(self, choices: ChoiceLines, choice: Choice) -> None:
-            super().__init__()
-            self.choices = choices
-            self.choice = choice
-
-        @property
-        def control(self) -> ChoiceLines:
-            return self.choices
-
-    class Selected(Message):
+    class Selected(_ChoiceMessage):
         """A choice was made (Enter, or a click on it). (Not a Highlighted: handlers of a message
         class hear its subclasses too.)"""
-
-        def __init__(self, choices: ChoiceLines, choice: Choice) -> None:
-            super().__init__()
-            self.choices = choices
-            self.choice = choice
-
-        @property
-        def control(self) -> ChoiceLines:
-            return self.choices
 
     def __init__(self, *choices: Choice, highlighted: int = 0, id: str | None = None,
                  classes: str | None = None) -> None:
