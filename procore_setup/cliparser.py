@@ -170,7 +170,8 @@ def _named(text: str) -> str:
     import re
 
     # A cron line always by the path: cron's PATH is not the person's (often no ~/.local/bin).
-    text = re.sub(r"(\* \* \* \* )procore-setup(?= )", lambda m: m.group(1) + executable(), text)
+    # (cron ends a command at an unescaped %: a path may hold one, as the wizard's cron line knows)
+    text = re.sub(r"(\* \* \* \* )procore-setup(?= )", lambda m: m.group(1) + executable().replace("%", "\\%"), text)
     name = program()
     if name == PROGRAM:
         return text

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .crypto import Cipher, derive_key, table_params, verify_key, new_encryption_table
 from .errors import CredentialsFileError, UsageError
-from .hints import program
+from . import hints
 from .transaction import transaction
 from .passphrase import (
     ENV_NEW_PASSPHRASE,
@@ -174,7 +174,7 @@ def _set_command(store: Store, doc: Credentials, command: str | None, out: Outco
     table = doc.encryption or {}
     if not command or command == table.get("passphrase_command"):
         out.say(f"{where}: the secrets are encrypted already; nothing to do.")
-        out.say(f"To change the passphrase: {program()} passphrase")
+        out.say(f"To change the passphrase: {hints.command(store, 'passphrase')}")
         return
     # The new command must open the store, or cron would be locked out.
     printed = run_passphrase_command(command, where)
@@ -210,7 +210,7 @@ def run_change_passphrase(store: Store, *, passphrase_command: str | None = None
             table = doc.encryption
             if table is None:
                 raise UsageError(f"{where}: the secrets are not encrypted, so there is no passphrase to change.",
-                                 hint=f"To encrypt them: {program()} encrypt")
+                                 hint=f"To encrypt them: {hints.command(store, 'encrypt')}")
             # the key this process may know is not enough: the new passphrase is compared to the old
             cipher, old = _cipher_and_source(doc, interactive=interactive, passphrase_command=passphrase_command,
                                              use_cache=False)

@@ -71,7 +71,9 @@ def program() -> str:
 
     found = _this_program()
     on_path = shutil.which(PROGRAM)
-    if found is not None and on_path is not None:
+    # Only an absolute PATH entry finds it from another directory (`bin` or an empty entry finds
+    # it from here only).
+    if found is not None and on_path is not None and os.path.isabs(on_path):
         try:
             if os.path.samefile(on_path, found):
                 return PROGRAM
@@ -95,6 +97,11 @@ def add_command(store: Store | None) -> str:
 def reauth_command(store: Store | None, profile: str) -> str:
     """The exact command that re-authorizes `profile` of `store`."""
     return command(store, "login", "--profile", shell_quote(profile))
+
+
+def token_command(store: Store | None, profile: str) -> str:
+    """The command that prints `profile`'s access token from `store` (renewing it when due)."""
+    return command(store, "token", "--profile", shell_quote(profile))
 
 
 def store_flag(where: str) -> str:

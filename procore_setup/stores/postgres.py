@@ -18,7 +18,7 @@ import contextlib
 from typing import Any, Iterator
 
 from ..errors import LibpqFailure, StoreRefused, StoreUnavailable, UsageError
-from ..hints import program
+from .. import hints
 from .rows import (
     host_addresses,
     EMPTY,
@@ -193,7 +193,7 @@ class PostgresStore(SharedStore):
                 "this role: procore-setup neither reads nor writes it. Nothing was sent to Procore.",
                 hint=f"If the table is meant to be the store, have a superuser run: ALTER TABLE {shown(table, 120)} "
                 "OWNER TO <this role>; else drop it, revoke CREATE on that schema from other roles, and run "
-                f"{program()} store init (or name a schema of this role's: ?options=-csearch_path%3DSCHEMA).",
+                f"{hints.command(self, 'store', 'init')} (or name a schema of this role's: ?options=-csearch_path%3DSCHEMA).",
             )
         self._table = table
         self._owner = str(owner)
@@ -254,7 +254,7 @@ class PostgresStore(SharedStore):
             return StoreRefused(
                 f"{where} refused {doing}: this role has no rights on the table {self._table} ({detail}).",
                 hint=f"As the table's owner, grant them: GRANT SELECT, INSERT, UPDATE, DELETE ON {self._table} TO <this role>; "
-                f"({program()} store init --print shows the SQL). Nothing was changed.",
+                f"({hints.command(self, 'store', 'init', '--print')} shows the SQL). Nothing was changed.",
             )
         if meaning == "bad url":  # libpq refused the URL itself (sslmode=bogus, an unknown parameter)
             return UsageError(f"{where}: the URL has something libpq refuses: {detail}.",
@@ -274,7 +274,7 @@ class PostgresStore(SharedStore):
                 hint="Check that the server is up and reachable from here, then try again. Nothing was lost.",
             )
         return StoreRefused(f"{where} failed while {doing}: {detail}.",
-                            hint=f"Check the store with: {program()} store init --print. Nothing was changed.")
+                            hint=f"Check the store with: {hints.command(self, 'store', 'init', '--print')}. Nothing was changed.")
 
     # -- the primitives ----------------------------------------------------------------
     @guarded
@@ -542,8 +542,8 @@ class PostgresStore(SharedStore):
         except self._pg.errors.InsufficientPrivilege:
             raise StoreRefused(
                 f"The PostgreSQL store {self.describe()} has no {TABLE} table yet, and this role may not create it.",
-                hint=f"Have the database's owner run the SQL that `{program()} store init --print` prints (or run "
-                f"`{program()} --store URL store init` as a role that may). Nothing was changed.",
+                hint=f"Have the database's owner run the SQL that `{hints.command(self, 'store', 'init', '--print')}` prints "
+                f"(or run `{hints.command(self, 'store', 'init')}` as a role that may). Nothing was changed.",
             ) from None
         except self._pg.Error as exc:
             raise self._error(exc, "creating the table") from None
