@@ -24,6 +24,7 @@ from textual.screen import Screen
 from .. import flow as flowmod
 from .. import settings
 from ..flow import AUTHORIZE, CLIENT, CODE, ENVIRONMENT, SAVED, VERIFY, SetupFlow
+from ..hints import token_command
 from ..profile import SERVICE_ACCOUNT, USER
 from ..stores.base import access_note
 from .screenkit import ADD, KIND, NEW, PROFILES, REAUTHORIZE, StoreFacts, browser_problem, describe
@@ -461,11 +462,14 @@ def run_wizard(*, config: str | None = None, profile: str | None = None, demo: b
             if session is not None:
                 print("Demo mode: that file and the fake server are gone now.")
             elif saved.is_service_account:
-                print(f"A service account needs no cron job: `{flowmod.program()} token` requests a new token "
+                print(f"A service account needs no cron job: `{token_command(store, saved.name)}` requests a new token "
                       "when the stored one is about to expire.")
             else:
                 print("Keep it fresh from cron with:")
                 print(f"  {flowmod.cron_line(store, saved.name)}")
+            note = store.address.password_note()  # a store URL's password, left out of the lines above
+            if note and session is None:
+                print(note)
     finally:
         if opened is not None:
             opened.close()  # a shared store's connections: the wizard is done with them

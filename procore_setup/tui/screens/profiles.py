@@ -28,6 +28,18 @@ if TYPE_CHECKING:
     from ...profile import Credentials
     from ...flow import SetupFlow
 
+def column(value: Any, width: int) -> str:
+    """A value from the file as one column of a row: printable, and exactly `width` terminal cells
+    wide (a Japanese name's characters take two; a row that does not fit wraps onto two lines),
+    cut with an ellipsis that leaves at least one blank cell before the next column."""
+    from rich.cells import cell_len, set_cell_size
+
+    text = plain(value, 4 * width)
+    if cell_len(text) >= width:
+        text = set_cell_size(text, width - 2) + "…"
+    return set_cell_size(text, width)
+
+
 def plain(value: Any, limit: int = NAME_LIMIT) -> str:
     """A value read from the file, fit to show: printable and capped."""
     return clean(value, limit) if value is not None else ""
@@ -223,9 +235,9 @@ class ProfilesScreen(WizardScreen):
         for i, (name, prof) in enumerate(doc.profiles.items()):
             info = self.infos[name]
             star = "★" if info["default"] else " "
-            user = plain(prof.user_name or prof.user_login or "-", 16)
+            user = column(prof.user_name or prof.user_login or "-", 17)
             kind = KIND_WORDS.get(prof.kind, "person")  # two spaces after the longest: "service  custom"
-            row = f"{star} {plain(name, 11):<12}{kind:<9}{plain(prof.environment, 15):<16}{user:<17}" \
+            row = f"{star} {column(name, 12)}{kind:<9}{column(prof.environment, 16)}{user}" \
                   f"{token_state(info, prof.seconds_left(now))}"
             listing_widget.add_option(Option(Content(row), id=name))
             if name == self.selected:
@@ -355,7 +367,7 @@ class ProfilesScreen(WizardScreen):
             ConfirmDialog(
                 f"Remove profile {name!r}?",
                 f"Its client settings and tokens are deleted from {self.wizard.store.address.describe()}. The tokens are "
-                f"not revoked at Procore (`{hints.command(self.wizard.store, 'revoke', '--profile', name)}` does "
+                f"not revoked at Procore (`{hints.command(self.wizard.store, 'revoke', '--profile', hints.shell_quote(name))}` does "
                 "that first). Scripts "
                 "and cron lines that use this profile will stop working.",
                 yes="Remove", no="Keep it",

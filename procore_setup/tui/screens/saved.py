@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Button, Static
 
-from ... import flow as flowmod
+from ...hints import token_command
 from ...flow import SAVED, cron_line, usage_examples
 from ..screenkit import StoreFacts
 from .base import WizardScreen
@@ -64,7 +64,7 @@ class SavedScreen(WizardScreen):
                      id="saved-head", classes="ok gap", markup=False)
         if self.service_account:
             yield Static("No cron job needed: a service account has no refresh token to keep alive. "
-                         f"`{flowmod.program()} token` requests a new token with the client id and secret when the "
+                         f"`{token_command(self.wizard.store, prof.name)}` requests a new token with the client id and secret when the "
                          "stored one expires within 5 minutes.", id="no-cron", classes="gap", markup=False)
         else:
             yield Static("Keep the tokens fresh from cron (crontab -e):", classes="question", markup=False)
@@ -73,6 +73,9 @@ class SavedScreen(WizardScreen):
                      "a wrapped line copies whole):", classes="question", markup=False)
         yield Static(self.curl, id="curl", classes="code gap", markup=False)
         yield Static(self.python, id="python", classes="code", markup=False)
+        password = self.wizard.store.address.password_note()  # a store URL's password, left out above
+        if password:
+            yield Static(password, id="password-note", classes="dim", markup=False)
 
     def compose_buttons(self) -> Iterable[Widget]:
         if not self.service_account:

@@ -17,7 +17,7 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, OptionList, Static
 
-from ... import flow as flowmod
+from ...hints import token_command
 from ...flow import VERIFY
 from ...text import NAME_LIMIT, clean, duration
 from ..widgets.inputs import FieldInput
@@ -108,7 +108,7 @@ class ServiceVerifyScreen(CompanyStep):
             until = datetime.fromtimestamp(flow.clock() + expires_in, timezone.utc)
             self.query_one("#expiry", Static).update(
                 f"Access token valid until {until:%Y-%m-%d %H:%M} UTC ({duration(expires_in)}); "
-                f"`{flowmod.program()} token` then requests a new one with the id and secret (no cron job needed).")
+                f"`{token_command(self.wizard.store, flow.profile_name)}` then requests a new one with the id and secret (no cron job needed).")
         question = self.query_one("#company-question", Static)
         question.display = True
         companies = self.query_one("#companies", OptionList)

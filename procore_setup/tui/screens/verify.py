@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Static
 
-from ... import flow as flowmod
+from ...hints import token_command
 from ...flow import VERIFY
 from ...text import duration
 from .companies import ChoiceList, CompanyStep
@@ -74,7 +74,7 @@ class VerifyScreen(CompanyStep):
             until = datetime.fromtimestamp(flow.clock() + expires_in, timezone.utc)
             self.query_one("#expiry", Static).update(
                 f"Access token valid until {until:%Y-%m-%d %H:%M} UTC ({duration(expires_in)}); "
-                f"`{flowmod.program()} token` and cron renew it with the stored refresh token."
+                f"`{token_command(self.wizard.store, flow.profile_name)}` and cron renew it with the stored refresh token."
             )
         for widget in ("#company-question", "#companies"):
             self.query_one(widget).display = True
