@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from . import settings
 from .errors import EXIT_OK, ProcoreSetupError, UsageError
-from .hints import add_command, program
+from .hints import add_command, program, token_command
 from .refresh import DEFAULT_TOKEN_MIN_VALID
 
 if TYPE_CHECKING:
@@ -269,7 +269,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     where = "locally" if args.local_only else "at Procore and locally"
     if prof.is_service_account:
         print(f"{prof.name}: token revoked {where}; client settings kept.")
-        print(f"The next `{program()} token` requests a new one with the stored client credentials.")
+        print(f"The next `{token_command(store, prof.name)}` requests a new one with the stored client credentials.")
         return EXIT_OK
     print(f"{prof.name}: tokens revoked {where}; client settings kept.")
     print(f"Log in again with: {reauth_command(store, prof.name)}")

@@ -19,7 +19,7 @@ from .stores.base import access_note
 if TYPE_CHECKING:
     from .stores.base import Store
 from .errors import EXIT_OK, ProcoreSetupError, TemporaryFailure, UsageError
-from .hints import program
+from .hints import program, token_command
 from .flow import AUTHORIZE, CODE, FlowError, SetupFlow, cron_line, step_for_error, usage_examples
 
 MAX_TRIES = 3
@@ -258,7 +258,7 @@ def _finish(flow: SetupFlow, args: argparse.Namespace, ask: Prompter, store: Sto
     print(f"Saved profile {prof.name!r} to {store.address.describe()} ({access_note(store.address)}).")
     left = prof.seconds_left()
     if left is not None:
-        print(f"The access token is valid for {int(left // 60)} min; `{program()} token` renews it as needed.")
+        print(f"The access token is valid for {int(left // 60)} min; `{token_command(store, prof.name)}` renews it as needed.")
     print("Keep it fresh from cron with:")
     print(f"  {cron_line(store, prof.name)}")
     note = store.address.password_note()
@@ -390,7 +390,7 @@ def _finish_service_account(flow: SetupFlow, args: argparse.Namespace, ask: Prom
     print(f"Saved service account profile {prof.name!r} to {store.address.describe()} ({access_note(store.address)}).")
     left = prof.seconds_left()
     if left is not None:
-        print(f"The access token is valid for {int(left // 60)} min; `{program()} token` requests a new one "
+        print(f"The access token is valid for {int(left // 60)} min; `{token_command(store, prof.name)}` requests a new one "
               "as needed (no refresh token, no cron job needed).")
     _use_it(store, prof)
     return code

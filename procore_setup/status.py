@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .hints import add_command, program
+from .hints import add_command, command, shell_quote, token_command
 from .profile import Credentials, Profile, login_command, mask, moved_to
 from .stores.base import access_note, file_mode, readable_by
 from .text import time_left
@@ -33,8 +33,9 @@ def problems(doc: Credentials, prof: Profile) -> list[str]:
     """Plain-language problems of a profile, each with what to do."""
     out: list[str] = []
     fix = login_command(doc.store, prof)
+    renew = token_command(doc.store, prof.name)  # what a job runs: this store's and this profile's token
     if prof.is_service_account:
-        return _service_account_problems(prof, fix)
+        return _service_account_problems(prof, fix, renew)
     if prof.reauth_required:
         out.append(f"needs a new login: {prof.last_error or 'Procore refused the refresh token'}; run: {fix}")
     elif prof.refresh_started_at is not None:
@@ -47,13 +48,13 @@ def problems(doc: Credentials, prof: Profile) -> list[str]:
     elif not prof.reauth_required:
         left = prof.seconds_left()
         if left is not None and left <= 0:
-            out.append(f"access token expired; `{program()} token` or `refresh` will renew it")
+            out.append(f"access token expired; `{renew}` or `refresh` will renew it")
     if not prof.client_secret:
         out.append(f"no client secret stored; refreshes will fail; run: {fix}")
     return out
 
 
-def _service_account_problems(prof: Profile, fix: str) -> list[str]:
+def _service_account_problems(prof: Profile, fix: str, renew: str) -> list[str]:
     out: list[str] = []
     if prof.reauth_required:
         out.append(f"needs its client secret entered again: {prof.last_error or 'Procore refused the client'}; "
@@ -63,7 +64,7 @@ def _service_account_problems(prof: Profile, fix: str) -> list[str]:
     else:
         left = prof.seconds_left()
         if left is not None and left <= 0:
-            out.append(f"access token expired; `{program()} token` or `refresh` requests a new one")
+            out.append(f"access token expired; `{renew}` or `refresh` requests a new one")
     return out
 
 
@@ -121,7 +122,7 @@ def _online(doc: Credentials, prof: Profile, info: dict[str, Any], unlock: Unloc
         }
     except InvalidToken:
         info["online"] = {"ok": False, "error": "Procore refused the access token (expired or revoked); "
-                                                f"`{program()} refresh --force` renews it"}
+                                                f"`{command(doc.store, 'refresh', '--force', '--profile', shell_quote(prof.name))}` renews it"}
     except ProcoreSetupError as exc:
         info["online"] = {"ok": False, "error": exc.message}
 

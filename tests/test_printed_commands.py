@@ -108,3 +108,19 @@ def test_refresh_help_escapes_a_percent_sign_in_its_cron_example(tmp_path: Path)
     command = cron_command(program)
     assert "%" in command
     assert "%" not in command.replace("\\%", ""), command
+
+
+def test_status_names_the_token_command_of_this_store_and_profile(cli: CLI) -> None:
+    """`status` on an expired token tells what renews it: a command that acts on the file status was
+    run on and on that profile, not on the default ones."""
+    from helpers.engine import set_expiry
+
+    cli.login("site-b")
+    set_expiry(cli.config, -60, profile="site-b")
+    flags = ["--config", str(cli.config)]
+    status = cli.run(*flags, "status", env={"PROCORE_SETUP_CONFIG": ""})
+    wanted = f"procore-setup --config {cli.config} token --profile site-b"
+    assert f"access token expired; `{wanted}` or `refresh` will renew it" in status.stdout, status.stdout
+    done = subprocess.run(["/bin/sh", "-c", wanted + " >/dev/null"], capture_output=True, text=True,
+                          env=base_env(PROCORE_SETUP_LOCK_TIMEOUT="30"), timeout=60)
+    assert done.returncode == 0, done.stderr  # as printed, it renews that profile's token
