@@ -22,7 +22,7 @@ def shell_quote(s: str) -> str:
             out.append("\\" + c)
         elif c.isprintable():
             out.append(c)
-        elif ord(c) < 0x100:
+        elif ord(c) < 0x80:  # \xHH is one byte to bash: only ASCII's controls are written so
             out.append(f"\\x{ord(c):02x}")
         elif ord(c) < 0x10000:
             out.append(f"\\u{ord(c):04x}")

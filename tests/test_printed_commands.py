@@ -44,6 +44,16 @@ def run_in(shell: str, command: str) -> subprocess.CompletedProcess[str]:
                           env=base_env(PATH=OFF, LANG="C.UTF-8"), timeout=60)
 
 
+def test_a_path_with_a_no_break_space_is_printed_as_a_command_that_runs_in_bash(tmp_path: Path) -> None:
+    """U+00A0 is no printable character to Python, so the path is printed in bash's $'...' form;
+    as \\xa0 that is one raw byte to bash (No such file), as \\u00a0 the character itself."""
+    program = linked_program(tmp_path, "My\u00a0Tools")
+    command = cron_command(program)
+    assert command.startswith("$'"), command
+    ran = run_in("bash", command)
+    assert ran.returncode == 0 and ran.stdout.startswith("procore-setup "), (command, ran.stderr)
+
+
 def test_encrypts_hint_to_change_the_passphrase_acts_on_the_file_encrypt_was_run_on(
         cli: CLI, tmp_path: Path) -> None:
     """`procore-setup --config FILE encrypt` on a file encrypted already says 'To change the
