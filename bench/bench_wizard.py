@@ -5,14 +5,15 @@ with its real terminal driver, and `procore-setup` sees a terminal), and stops t
 clock when the app's `Ready` event arrives: Textual posts it after the first frame
 has been drawn. The two kinds of run alternate, so a busy machine slows both alike.
 
-    .venv/bin/python bench/bench_wizard.py [--runs 15] [--profiles | --service-account] [--keep-gc]
+    .venv/bin/python bench/bench_wizard.py [--runs 15] [--profiles | --service-account] [--keep-gc | --pause-bare-gc]
 
 The wizard sample is the real command line: `procore_setup.cli.main(["--config", ...])`
 with a config path that does not exist yet (the first screen a new user sees: how the scripts
 will sign in), or with --profiles, a file with one profile (the Profiles screen), or with
 --service-account, `login --service-account` with no file (the Environment step first). The target is
 1.1x or less (issue 21). The wizard turns the garbage collector off for its start-up (cli._wizard)
-and on at its first frame; --keep-gc leaves it on, to show what the wizard's own work costs.
+and on at its first frame; --keep-gc leaves it on, to show what the wizard's own work costs, and
+--pause-bare-gc pauses the bare app's too (like for like, both paused).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ import time
 
 BARE = textwrap.dedent("""
     import os
+    if os.environ.get("BENCH_PAUSE_BARE_GC"):  # --pause-bare-gc: the bare app gets the wizard's pause too
+        import gc
+        gc.disable()
     from textual.app import App, ComposeResult
     from textual.widgets import Static
 
@@ -150,6 +154,8 @@ def add_scenarios(parser: argparse.ArgumentParser) -> None:
                        help="`login --service-account`, no file: the Environment step first")
     parser.add_argument("--keep-gc", action="store_true",
                         help="the wizard without its start-up pause of the garbage collector (what its own work costs)")
+    parser.add_argument("--pause-bare-gc", action="store_true",
+                        help="the bare app with the collector off to its first frame too (like for like with the wizard)")
 
 
 def set_scenario(args: argparse.Namespace, env: dict[str, str], config: str) -> str:
@@ -159,6 +165,8 @@ def set_scenario(args: argparse.Namespace, env: dict[str, str], config: str) -> 
     env["BENCH_ARGS"] = "login --service-account" if args.service_account else ""
     if args.keep_gc:
         env["BENCH_KEEP_GC"] = "1"
+    if args.pause_bare_gc:
+        env["BENCH_PAUSE_BARE_GC"] = "1"
     if args.profiles:
         with open(os.open(config, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
             f.write(PROFILE_FILE)
