@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 from helpers.cli import CLI, EXE, base_env
-from helpers.first_hour import clean_env
+from helpers.first_hour import clean_env, demo_without_shell
 
 OFF = "/usr/bin:/bin"  # the program is not on it
 PASS = "correct horse battery staple"
@@ -86,15 +86,8 @@ def test_demo_guide_for_another_terminal_does_not_lean_on_a_relative_path_entry(
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = clean_env(TMPDIR=str(tmp), PATH=f"{Path(EXE).parent.name}:{OFF}")
-    proc = subprocess.Popen([EXE, "demo", "--no-shell"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, env=env, cwd=venv)
-    assert proc.stdout is not None
-    lines: list[str] = []
+    proc, lines = demo_without_shell(env, cwd=venv)
     try:
-        while not lines or not lines[-1].startswith("Serving until stopped"):
-            line = proc.stdout.readline()
-            assert line, f"demo ended early: {''.join(lines)}"
-            lines.append(line)
         status = next(line.strip() for line in lines if line.strip().endswith(" status"))
         export = next(line.strip() for line in lines if line.strip().startswith("export PROCORE_SETUP_CONFIG="))
         other = tmp_path / "elsewhere"

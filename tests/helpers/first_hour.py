@@ -100,11 +100,11 @@ class Tmux:
         self._tmux("kill-server")
 
 
-def demo_without_shell(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
+def demo_without_shell(env: dict[str, str], cwd: Path | None = None) -> tuple[subprocess.Popen[str], list[str]]:
     """`procore-setup demo --no-shell` started, and what it prints up to "Serving until stopped"
     (its guide and the export line). The caller stops it (SIGTERM) and kills it if it is left."""
     proc = subprocess.Popen([EXE, "demo", "--no-shell"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, env=env)
+                            stdin=subprocess.DEVNULL, text=True, env=env, cwd=cwd)
     assert proc.stdout is not None
     lines: list[str] = []
     try:
