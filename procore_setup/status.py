@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .hints import add_command, command, shell_quote, token_command
 from .profile import Credentials, Profile, login_command, mask, moved_to
@@ -32,39 +32,46 @@ KIND_NAMES = {"user": "a person's login", "service_account": "a service account"
 def problems(doc: Credentials, prof: Profile) -> list[str]:
     """Plain-language problems of a profile, each with what to do."""
     out: list[str] = []
-    fix = login_command(doc.store, prof)
-    renew = token_command(doc.store, prof.name)  # what a job runs: this store's and this profile's token
+
+    # The commands that mend a problem, worked out only when there is one (each asks PATH where the
+    # program is): a new login, and the token command of this store and profile.
+    def fix() -> str:
+        return login_command(doc.store, prof)
+
+    def renew() -> str:
+        return token_command(doc.store, prof.name)
+
     if prof.is_service_account:
         return _service_account_problems(prof, fix, renew)
     if prof.reauth_required:
-        out.append(f"needs a new login: {prof.last_error or 'Procore refused the refresh token'}; run: {fix}")
+        out.append(f"needs a new login: {prof.last_error or 'Procore refused the refresh token'}; run: {fix()}")
     elif prof.refresh_started_at is not None:
         out.append(
             f"a refresh started at {prof.refresh_started_at.isoformat()} did not finish; the next refresh will "
-            f"tell whether the chain survived (if Procore refuses it, run: {fix})"
+            f"tell whether the chain survived (if Procore refuses it, run: {fix()})"
         )
     if not prof.refresh_token and not prof.reauth_required:
-        out.append(f"no tokens stored (never logged in, or revoked); run: {fix}")
+        out.append(f"no tokens stored (never logged in, or revoked); run: {fix()}")
     elif not prof.reauth_required:
         left = prof.seconds_left()
         if left is not None and left <= 0:
-            out.append(f"access token expired; `{renew}` or `refresh` will renew it")
+            out.append(f"access token expired; `{renew()}` or `refresh` will renew it")
     if not prof.client_secret:
-        out.append(f"no client secret stored; refreshes will fail; run: {fix}")
+        out.append(f"no client secret stored; refreshes will fail; run: {fix()}")
     return out
 
 
-def _service_account_problems(prof: Profile, fix: str, renew: str) -> list[str]:
+def _service_account_problems(prof: Profile, fix: Callable[[], str], renew: Callable[[], str]) -> list[str]:
     out: list[str] = []
     if prof.reauth_required:
         out.append(f"needs its client secret entered again: {prof.last_error or 'Procore refused the client'}; "
-                   f"run: {fix}")
+                   f"run: {fix()}")
     elif not prof.client_secret:
-        out.append(f"no client secret stored; no token can be requested; run: {fix}")
+        out.append(f"no client secret stored; no token can be requested; run: {fix()}")
     else:
         left = prof.seconds_left()
         if left is not None and left <= 0:
-            out.append(f"access token expired; `{renew}` or `refresh` requests a new one")
+            out.append(f"access token expired; `{renew()}` or `refresh` requests a new one")
     return out
 
 

@@ -76,6 +76,14 @@ def pg(tmp_path: Path, fake: FakeProcore, pg_server: Any, pg_store_url: str) -> 
 
 
 @pytest.fixture
+def rs(tmp_path: Path, fake: FakeProcore, redis_server: Any, redis_store_url: str) -> Iterator[Shared]:
+    """Two hosts sharing one fresh Redis database (the contract suite's Shared and Host)."""
+    s = Shared("redis", redis_store_url, fake, tmp_path, lambda: redis_dump(redis_store_url), [redis_server.password])
+    yield s
+    s.finish()
+
+
+@pytest.fixture
 def blocker(pg_server: Any, pg_store_url: str) -> Iterator[Callable[[str, str], Any]]:
     """A trigger on the store's table that makes one step of a move wait (on an advisory lock the
     test holds) inside the real server, so the test can SIGKILL the move right there."""

@@ -13,13 +13,11 @@ made short through PROCORE_SETUP_HTTP_TIMEOUT; nothing here sleeps.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Iterator, cast
+from typing import Any, cast
 
-import pytest
 
 from helpers.engine import wait_for
-from helpers.stores import TOKEN_PATH, Shared, redis_dump
+from helpers.stores import TOKEN_PATH, Shared
 from procore_setup.testing import FakeProcore
 
 HTTP_TIMEOUT = 6  # seconds: each attempt's read timeout (its whole deadline: twice that)
@@ -37,14 +35,6 @@ def inject(fake: FakeProcore, **fault: Any) -> None:
         cast(Any, fake).inject(make(**fault))
     else:
         cast(Any, fake).inject(**fault)
-
-
-@pytest.fixture
-def rs(tmp_path: Path, fake: FakeProcore, redis_server: Any, redis_store_url: str) -> Iterator[Shared]:
-    shared = Shared("redis", redis_store_url, fake, tmp_path, lambda: redis_dump(redis_store_url),
-                    [redis_server.password])
-    yield shared
-    shared.finish()
 
 
 def test_a_waiter_refused_after_the_holders_retries_waits_for_its_late_answer(rs: Shared, redis_server: Any) -> None:

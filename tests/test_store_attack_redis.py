@@ -11,24 +11,17 @@ import resource
 import secrets
 import subprocess
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from helpers.cli import EXE, base_env
 from helpers.engine import wait_for
-from helpers.stores import hold_answers, redis_dump, Shared
+from helpers.stores import hold_answers, Shared
 from helpers.hostile_stores import HostileRedis
 from procore_setup.testing import FakeProcore
 
 PREFIX = "procore-setup:"
-
-
-@pytest.fixture
-def rs(tmp_path: Path, fake: FakeProcore, redis_server: Any, redis_store_url: str) -> Iterator[Shared]:
-    s = Shared("redis", redis_store_url, fake, tmp_path, lambda: redis_dump(redis_store_url), [redis_server.password])
-    yield s
-    s.finish()
 
 
 def _hset(server: Any, url: str, field: str, value: str) -> None:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import httpx
 import pytest
 
 from helpers.engine import wait_for
-from helpers.stores import Shared, pg_activity, pg_advisory_waiters, redis_client_ids, redis_dump, shared_on
+from helpers.stores import Shared, pg_activity, pg_advisory_waiters, redis_client_ids, shared_on
 from procore_setup.errors import ProcoreSetupError
 from procore_setup.stores import open_store
 from procore_setup.testing import FakeProcore
@@ -31,13 +31,6 @@ from procore_setup.testing import FakeProcore
 PREFIX = "procore-setup:"
 THREADS = 16
 REQUESTS = 3  # each thread's
-
-
-@pytest.fixture
-def rs(tmp_path: Path, fake: FakeProcore, redis_server: Any, redis_store_url: str) -> Iterator[Shared]:
-    s = Shared("redis", redis_store_url, fake, tmp_path, lambda: redis_dump(redis_store_url), [redis_server.password])
-    yield s
-    s.finish()
 
 
 def _none_left(connections: Callable[[], set[Any]], before: set[Any]) -> None:

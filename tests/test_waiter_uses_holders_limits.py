@@ -13,25 +13,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from helpers.engine import wait_for
-from helpers.stores import TOKEN_PATH, Shared, redis_dump
-from procore_setup.testing import FakeProcore, Fault
+from helpers.stores import TOKEN_PATH, Shared
+from procore_setup.testing import Fault
 
 HOLDER_ENV = {"PROCORE_SETUP_HTTP_TIMEOUT": "15", "PROCORE_SETUP_LOCK_TIMEOUT": "90"}
 WAITER_ENV = {"PROCORE_SETUP_HTTP_TIMEOUT": "3", "PROCORE_SETUP_LOCK_TIMEOUT": "90"}
 HELD_AFTER_REFUSAL = 12.0  # seconds: < the holder's read timeout (15 s), > 2 x 3 + 5 s
-
-
-@pytest.fixture
-def rs(tmp_path: Path, fake: FakeProcore, redis_server: Any, redis_store_url: str) -> Iterator[Shared]:
-    shared = Shared("redis", redis_store_url, fake, tmp_path, lambda: redis_dump(redis_store_url),
-                    [redis_server.password])
-    yield shared
-    shared.finish()
 
 
 def test_a_waiter_with_a_shorter_http_timeout_waits_for_the_holders_late_answer(rs: Shared, redis_server: Any) -> None:

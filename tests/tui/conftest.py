@@ -11,6 +11,7 @@ import pytest
 
 from helpers.wizard import Clock
 from procore_setup.stores.file import FileStore
+from procore_setup.testing import SERVICE_ACCOUNT_CLIENT_SECRET
 from procore_setup.tui.app import ProcoreSetupApp
 
 
@@ -40,3 +41,10 @@ def make_app(config: Path, clock: Clock) -> Callable[..., ProcoreSetupApp]:
         return ProcoreSetupApp(FileStore(kw.pop("path", config)), **kw)
 
     return make
+
+
+@pytest.fixture
+def guard_service_account_secret(secret_guard: Any) -> None:
+    """The fake's service account secret joins the secrets no output may hold (for the modules that
+    type it: `pytestmark = pytest.mark.usefixtures("guard_service_account_secret")`)."""
+    secret_guard.add(SERVICE_ACCOUNT_CLIENT_SECRET, "the service account's client secret")

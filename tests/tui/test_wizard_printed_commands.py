@@ -39,9 +39,7 @@ from procore_setup.tui.app import ProcoreSetupApp
 COMPANY = 8675309  # the one company the fake's service account is installed in
 
 
-@pytest.fixture(autouse=True)
-def _guard_the_service_account_secret(secret_guard: Any) -> None:
-    secret_guard.add(SA_SECRET, "the service account's client secret")
+pytestmark = pytest.mark.usefixtures("guard_service_account_secret")
 
 
 def text_of(app: Any, selector: str) -> str:

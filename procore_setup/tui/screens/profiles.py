@@ -158,11 +158,11 @@ class ProfilesScreen(WizardScreen):
 
     def _show_list(self) -> None:
         """Put the list in its place (the first frame is drawn) and read the file into it."""
-        from ..widgets.lists import ProfileList
-
         if not self.query("#profiles-wait"):  # not the first screen: the list was composed with it
             self.reload(keep_message=True)
             return
+        from ..widgets.lists import ProfileList
+
         wait = self.query_one("#profiles-wait")
         listing = ProfileList(id="profiles", classes="gap", disabled=self.busy)
         self.query_one("#body").mount(listing, before=wait)
